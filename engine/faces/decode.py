@@ -1,0 +1,101 @@
+"""Image decoding that never crashes on what examiners actually have on disk.
+
+Scans, phone photos and exports arrive rotated by EXIF, in grayscale, CMYK, 16-bit or with alpha, and
+sometimes truncated or not images at all. Every failure becomes :class:`BadImage` with a reason a
+person can act on; the pixel limit is checked from the header, before any pixel is decoded, so a
+"decompression bomb" costs nothing.
+"""
+
+from __future__ import annotations
+
+import io
+import os
+import warnings
+from pathlib import Path
+
+import numpy as np
+from PIL import Image, ImageOps, UnidentifiedImageError
+
+from engine.errors import BadImage
+
+# 100 megapixels: more than any camera an examiner meets, far less than a bomb's gigapixels.
+MAX_PIXELS = 100_000_000
+IMAGE_SUFFIXES = frozenset({".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp", ".gif", ".jfif"})
+
+
+def is_image_name(path: str | os.PathLike[str]) -> bool:
+    return Path(path).suffix.lower() in IMAGE_SUFFIXES
+
+
+def _to_rgb(img: Image.Image) -> Image.Image:
+    mode = img.mode
+    if mode in ("I;16", "I;16B", "I;16L", "I"):
+        arr = np.asarray(img, dtype=np.float64)
+        hi = arr.max() if arr.size else 0.0
+        scale = 255.0 / (65535.0 if hi > 255 else max(hi, 1.0)) if hi > 255 else 1.0
+        return Image.fromarray(np.clip(arr * scale, 0, 255).astype(np.uint8), "L").convert("RGB")
+    if mode == "F":
+        arr = np.asarray(img, dtype=np.float64)
+        lo, hi = (float(arr.min()), float(arr.max())) if arr.size else (0.0, 1.0)
+        arr = (arr - lo) / (hi - lo or 1.0) * 255.0
+        return Image.fromarray(arr.astype(np.uint8), "L").convert("RGB")
+    if mode == "P" and "transparency" in img.info:
+        img = img.convert("RGBA")
+        mode = "RGBA"
+    if mode in ("RGBA", "LA", "PA", "RGBa", "La"):
+        rgba = img.convert("RGBA")
+        white = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
+        return Image.alpha_composite(white, rgba).convert("RGB")
+    return img.convert("RGB")
+
+
+def load_image(source: str | os.PathLike[str] | bytes, max_pixels: int = MAX_PIXELS) -> np.ndarray:
+    """Decode an image file (or bytes) to an upright BGR uint8 array (OpenCV/insightface order).
+
+    Raises:
+        BadImage: empty, truncated, not an image, or over ``max_pixels``.
+    """
+    name = "image data" if isinstance(source, bytes) else str(source)
+    try:
+        data = source if isinstance(source, bytes) else Path(source).read_bytes()
+    except OSError as exc:
+        raise BadImage(f"Cannot read {name}: {exc.strerror or exc}.") from exc
+    if not data:
+        raise BadImage(f"{name} is an empty file (0 bytes).")
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+            img = Image.open(io.BytesIO(data))
+            w, h = img.size
+            if w * h > max_pixels:
+                raise BadImage(
+                    f"{name} is {w}x{h} pixels ({w * h / 1e6:.0f} MP), over the {max_pixels / 1e6:.0f} MP limit.",
+                    hint="Downscale it before importing; such sizes are usually corrupt or hostile files.",
+                )
+            img.load()
+            img = ImageOps.exif_transpose(img) or img
+            rgb = _to_rgb(img)
+    except BadImage:
+        raise
+    except UnidentifiedImageError as exc:
+        raise BadImage(f"{name} is not an image file PIL can read (wrong extension or corrupt).") from exc
+    except (OSError, SyntaxError, ValueError, Image.DecompressionBombError) as exc:
+        msg = str(exc)
+        if "truncated" in msg.lower():
+            raise BadImage(f"{name} is truncated (the file ends before the image does).") from exc
+        raise BadImage(f"{name} could not be decoded: {msg}.") from exc
+    arr = np.asarray(rgb, dtype=np.uint8)
+    return np.ascontiguousarray(arr[:, :, ::-1])
+
+
+def encode_png(bgr: np.ndarray) -> bytes:
+    """PNG bytes of a BGR image (thumbnails, stored crops)."""
+    buf = io.BytesIO()
+    Image.fromarray(np.ascontiguousarray(bgr[:, :, ::-1])).save(buf, format="PNG", optimize=False)
+    return buf.getvalue()
+
+
+def encode_jpeg(bgr: np.ndarray, quality: int = 90) -> bytes:
+    buf = io.BytesIO()
+    Image.fromarray(np.ascontiguousarray(bgr[:, :, ::-1])).save(buf, format="JPEG", quality=quality)
+    return buf.getvalue()

@@ -1,0 +1,68 @@
+"""Where SketchFace keeps its data, configuration and logs (platformdirs; relocatable).
+
+``SKETCHFACE_HOME`` moves everything (data, config, logs) under one folder: tests, scripts and
+portable installs use it. Finer overrides: ``SKETCHFACE_DATA_DIR``, ``SKETCHFACE_CONFIG_DIR``,
+``SKETCHFACE_LOG_DIR``, ``SKETCHFACE_MODELS_DIR``, ``SKETCHFACE_CASES_DIR``.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import platformdirs
+
+APP_NAME = "SketchFace"
+
+
+def _home() -> Path | None:
+    home = os.environ.get("SKETCHFACE_HOME")
+    return Path(home).expanduser() if home else None
+
+
+def _pick(env: str, sub: str, default: str) -> Path:
+    explicit = os.environ.get(env)
+    if explicit:
+        path = Path(explicit).expanduser()
+    elif (home := _home()) is not None:
+        path = home / sub
+    else:
+        path = Path(default)
+    path.mkdir(parents=True, exist_ok=True)
+    return path
+
+
+def data_dir() -> Path:
+    return _pick("SKETCHFACE_DATA_DIR", "data", platformdirs.user_data_dir(APP_NAME, appauthor=False))
+
+
+def config_dir() -> Path:
+    return _pick("SKETCHFACE_CONFIG_DIR", "config", platformdirs.user_config_dir(APP_NAME, appauthor=False))
+
+
+def log_dir() -> Path:
+    return _pick("SKETCHFACE_LOG_DIR", "logs", platformdirs.user_log_dir(APP_NAME, appauthor=False))
+
+
+def cache_dir() -> Path:
+    return _pick("SKETCHFACE_CACHE_DIR", "cache", platformdirs.user_cache_dir(APP_NAME, appauthor=False))
+
+
+def models_dir() -> Path:
+    explicit = os.environ.get("SKETCHFACE_MODELS_DIR")
+    path = Path(explicit).expanduser() if explicit else data_dir() / "models"
+    path.mkdir(parents=True, exist_ok=True)
+    return path
+
+
+def galleries_dir() -> Path:
+    path = data_dir() / "galleries"
+    path.mkdir(parents=True, exist_ok=True)
+    return path
+
+
+def cases_dir() -> Path:
+    explicit = os.environ.get("SKETCHFACE_CASES_DIR")
+    path = Path(explicit).expanduser() if explicit else data_dir() / "cases"
+    path.mkdir(parents=True, exist_ok=True)
+    return path

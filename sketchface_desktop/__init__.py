@@ -1,0 +1,1 @@
+"""SketchFace Workstation desktop application (PySide6)."""

@@ -1,0 +1,46 @@
+"""Shared fixtures: an isolated SKETCHFACE_HOME per test and tiny models built once per session."""
+
+from __future__ import annotations
+
+import os
+import shutil
+from pathlib import Path
+
+import pytest
+
+os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
+os.environ.setdefault("SKETCHFACE_FORCE_CPU", "1")
+
+
+@pytest.fixture(autouse=True)
+def sketchface_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """Every test gets its own data/config/log folders, so no test sees another's galleries or cases."""
+    home = tmp_path / "sketchface_home"
+    home.mkdir()
+    monkeypatch.setenv("SKETCHFACE_HOME", str(home))
+    for var in ("SKETCHFACE_DATA_DIR", "SKETCHFACE_CONFIG_DIR", "SKETCHFACE_LOG_DIR",
+                "SKETCHFACE_MODELS_DIR", "SKETCHFACE_CASES_DIR", "SKETCHFACE_CACHE_DIR"):
+        monkeypatch.delenv(var, raising=False)
+    return home
+
+
+@pytest.fixture(scope="session")
+def tiny_models_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The tiny model set (real file formats and signatures), built once per test session."""
+    from tests.fixtures import tiny_models
+
+    out = tmp_path_factory.mktemp("tiny_models")
+    tiny_models.build(out)
+    return out
+
+
+@pytest.fixture
+def installed_models(tiny_models_dir: Path, sketchface_home: Path) -> Path:
+    """Install the tiny models into this test's models dir, as `sketchface models import` would place them."""
+    from engine import paths
+
+    dest = paths.models_dir()
+    for child in tiny_models_dir.iterdir():
+        if child.is_dir():
+            shutil.copytree(child, dest / child.name, dirs_exist_ok=True)
+    return dest
