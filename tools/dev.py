@@ -62,7 +62,7 @@ def _installed(py: Path, dist: str) -> bool:
 
 def setup() -> Path:
     """Create the virtual environment and install everything the project needs (idempotent)."""
-    if sys.version_info < (3, 11):
+    if sys.version_info < (3, 11):  # noqa: UP036 - this script may be started by an older python
         sys.exit("SketchFace needs Python 3.11 or newer.")
     py = _venv_python()
     stamp_file = VENV / ".sketchface-stamp"
@@ -76,9 +76,9 @@ def setup() -> Path:
     # The registry's regular torch build (CUDA-enabled; it runs on the CPU as well).
     _must([*pip, "torch", "torchvision"])
     # Exactly one ONNX Runtime: the GPU build where it installs, else the CPU build.
-    if not _installed(py, "onnxruntime-gpu") and not _installed(py, "onnxruntime"):
-        if _run([*pip, "onnxruntime-gpu"]) != 0:
-            _must([*pip, "onnxruntime"])
+    has_ort = _installed(py, "onnxruntime-gpu") or _installed(py, "onnxruntime")
+    if not has_ort and _run([*pip, "onnxruntime-gpu"]) != 0:
+        _must([*pip, "onnxruntime"])
     _must([*pip, "--no-deps", INSIGHTFACE])
     _must([*pip, "-e", f"{ROOT}[dev,train]"])
     both = _installed(py, "onnxruntime-gpu") and _installed(py, "onnxruntime")

@@ -49,6 +49,20 @@ def _to_rgb(img: Image.Image) -> Image.Image:
     return img.convert("RGB")
 
 
+def _png_header_size(data: bytes) -> tuple[int, int] | None:
+    """Width and height from a PNG's IHDR, read without decoding (PIL refuses data-less headers)."""
+    if len(data) >= 24 and data[:8] == b"\x89PNG\r\n\x1a\n" and data[12:16] == b"IHDR":
+        return int.from_bytes(data[16:20], "big"), int.from_bytes(data[20:24], "big")
+    return None
+
+
+def _too_large(name: str, w: int, h: int, max_pixels: int) -> BadImage:
+    return BadImage(
+        f"{name} is {w}x{h} pixels ({w * h / 1e6:.0f} MP), over the {max_pixels / 1e6:.0f} MP limit.",
+        hint="Downscale it before importing; such sizes are usually corrupt or hostile files.",
+    )
+
+
 def load_image(source: str | os.PathLike[str] | bytes, max_pixels: int = MAX_PIXELS) -> np.ndarray:
     """Decode an image file (or bytes) to an upright BGR uint8 array (OpenCV/insightface order).
 
@@ -68,18 +82,22 @@ def load_image(source: str | os.PathLike[str] | bytes, max_pixels: int = MAX_PIX
             img = Image.open(io.BytesIO(data))
             w, h = img.size
             if w * h > max_pixels:
-                raise BadImage(
-                    f"{name} is {w}x{h} pixels ({w * h / 1e6:.0f} MP), over the {max_pixels / 1e6:.0f} MP limit.",
-                    hint="Downscale it before importing; such sizes are usually corrupt or hostile files.",
-                )
+                raise _too_large(name, w, h, max_pixels)
             img.load()
             img = ImageOps.exif_transpose(img) or img
             rgb = _to_rgb(img)
     except BadImage:
         raise
-    except UnidentifiedImageError as exc:
+    except (UnidentifiedImageError, Image.DecompressionBombError) as exc:
+        size = _png_header_size(data)
+        if size and size[0] * size[1] > max_pixels:
+            raise _too_large(name, size[0], size[1], max_pixels) from exc
+        if isinstance(exc, Image.DecompressionBombError):
+            raise BadImage(f"{name} is too large to decode safely: {exc}") from exc
+        if size:
+            raise BadImage(f"{name} is a damaged PNG (its header reads {size[0]}x{size[1]}, the data is unreadable).") from exc
         raise BadImage(f"{name} is not an image file PIL can read (wrong extension or corrupt).") from exc
-    except (OSError, SyntaxError, ValueError, Image.DecompressionBombError) as exc:
+    except (OSError, SyntaxError, ValueError) as exc:
         msg = str(exc)
         if "truncated" in msg.lower():
             raise BadImage(f"{name} is truncated (the file ends before the image does).") from exc
