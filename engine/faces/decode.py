@@ -84,8 +84,8 @@ def load_image(source: str | os.PathLike[str] | bytes, max_pixels: int = MAX_PIX
             if w * h > max_pixels:
                 raise _too_large(name, w, h, max_pixels)
             img.load()
-            img = ImageOps.exif_transpose(img) or img
-            rgb = _to_rgb(img)
+            upright: Image.Image = ImageOps.exif_transpose(img) or img
+            rgb = _to_rgb(upright)
     except BadImage:
         raise
     except (UnidentifiedImageError, Image.DecompressionBombError) as exc:

@@ -7,12 +7,48 @@ the same way: which model, where it was looked for, and how to get it.
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 from engine import paths
 from engine.errors import ModelMissing
 from engine.models.manifest import MODELS, ModelFile, ModelSpec
 
-__all__ = ["MODELS", "ModelFile", "ModelSpec", "get_spec", "installed", "model_dir", "model_path"]
+__all__ = [
+    "MODELS", "BadBundle", "DownloadFailed", "FileCheck", "FileState", "ModelFile", "ModelSpec", "ModelStatus",
+    "ModelVerification", "download", "file_sha256", "get_spec", "import_bundle", "installed", "missing_files",
+    "model_dir", "model_path", "status", "verify",
+]
+
+if TYPE_CHECKING:  # what the lazy names below resolve to, for type checkers
+    from engine.models.bundle import BadBundle, import_bundle
+    from engine.models.fetch import DownloadFailed, download
+    from engine.models.store import (
+        FileCheck,
+        FileState,
+        ModelStatus,
+        ModelVerification,
+        file_sha256,
+        status,
+        verify,
+    )
+
+# Re-exported lazily: `import engine.models` stays light (no onnx, no httpx) for the app's fast start.
+_LAZY = {
+    "status": "engine.models.store", "verify": "engine.models.store", "file_sha256": "engine.models.store",
+    "ModelStatus": "engine.models.store", "ModelVerification": "engine.models.store",
+    "FileCheck": "engine.models.store", "FileState": "engine.models.store",
+    "import_bundle": "engine.models.bundle", "BadBundle": "engine.models.bundle",
+    "download": "engine.models.fetch", "DownloadFailed": "engine.models.fetch",
+}
+
+
+def __getattr__(name: str) -> Any:
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    import importlib
+
+    return getattr(importlib.import_module(module), name)
 
 
 def get_spec(model_id: str) -> ModelSpec:
@@ -51,10 +87,14 @@ def model_path(model_id: str, file: str | None = None) -> Path:
     base = model_dir(model_id)
     missing = missing_files(model_id)
     if missing:
+        downloadable = all(f.url or f.optional for f in spec.files)
+        get_it = (f"Import it with 'sketchface models import PATH' (a folder or zip), or download it with "
+                  f"'sketchface models download {model_id}' on a machine with internet"
+                  if downloadable else
+                  f"Import it with 'sketchface models import PATH' (a folder or zip holding a folder named "
+                  f"{model_id}; source: {spec.source})")
         raise ModelMissing(
             f"{spec.title} is not installed (looked for {', '.join(missing)} in {base}).",
-            hint=(f"Import it with 'sketchface models import PATH' (a folder or zip), or download it with "
-                  f"'sketchface models download {model_id}' on a machine with internet; "
-                  f"in the app: Settings > Models. Licence: {spec.licence}"),
+            hint=f"{get_it}; in the app: Settings > Models. Licence: {spec.licence}",
         )
     return base / (file or spec.primary.path)

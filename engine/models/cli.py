@@ -1,0 +1,169 @@
+"""``sketchface models status | verify [ID] | import PATH | download ID``: manage the models headless.
+
+Output for people goes to stdout, progress bars to stderr (so ``--json`` output stays parseable).
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from typing import Any
+
+from engine.cli import print_json
+from engine.progress import ProgressEvent
+
+
+class _Bar:
+    """Adapts engine progress events to a tqdm byte counter on stderr (hidden when stderr is not a terminal)."""
+
+    def __init__(self) -> None:
+        self._bar: Any = None
+        self._done = 0
+
+    def __call__(self, event: ProgressEvent) -> None:
+        from tqdm import tqdm
+
+        total = event.total or None
+        if self._bar is None or event.done < self._done or total != self._bar.total:
+            self.close()
+            self._bar = tqdm(total=total, unit="B", unit_scale=True, unit_divisor=1024, file=sys.stderr,
+                             disable=None, leave=False, dynamic_ncols=True)
+        self._bar.set_description_str(event.message[-40:], refresh=False)
+        self._bar.update(event.done - self._bar.n)
+        self._done = event.done
+
+    def close(self) -> None:
+        if self._bar is not None:
+            self._bar.close()
+            self._bar = None
+        self._done = 0
+
+
+def _status(args: argparse.Namespace) -> int:
+    from engine.models.store import status
+
+    rows = status(deep=args.deep)
+    if args.json:
+        print_json([row.to_dict() for row in rows])
+        return 0
+    width = max(len(r.id) for r in rows)
+    print(f"{'MODEL':<{width}}  {'TASK':<15} {'INSTALLED':<9}  VERIFIED")
+    for r in rows:
+        extra = f"  (missing: {', '.join(r.missing)})" if r.missing and r.verified != "not installed" else ""
+        print(f"{r.id:<{width}}  {r.task:<15} {'yes' if r.installed else 'no':<9}  {r.verified}{extra}")
+    missing = [r for r in rows if not r.installed]
+    if missing:
+        print("\nTo install a missing model:")
+        for r in missing:
+            print(f"  {r.id} (needed for {', '.join(r.required_for) or 'optional features'}):")
+            print(f"    {r.hint}")
+    if any(r.verified == "mismatch" for r in rows):
+        print("\nA file differs from its expected digest: run 'sketchface models verify' for details.")
+    return 0
+
+
+def _verify(args: argparse.Namespace) -> int:
+    from engine.models.store import verify
+
+    bar = _Bar()
+    try:
+        results = verify(args.model_id, progress=bar)
+    finally:
+        bar.close()
+    failed = any(r.state == "mismatch" for r in results) or bool(args.model_id and not results[0].ok)
+    if args.json:
+        print_json({"ok": not failed, "models": [r.to_dict() for r in results]})
+        return 1 if failed else 0
+    absent = [r.model_id for r in results if not r.present]
+    for r in results:
+        if not r.present and not args.model_id:
+            continue
+        print(f"{r.model_id}: {r.state.upper() if r.state == 'mismatch' else r.state}")
+        for f in r.files:
+            if f.state == "ok":
+                print(f"  ok        {f.path}  sha256 {f.actual} (matches the {f.expected_from})")
+            elif f.state == "mismatch":
+                print(f"  MISMATCH  {f.path}\n            expected {f.expected} ({f.expected_from})\n"
+                      f"            actual   {f.actual}")
+            elif f.state == "unpinned":
+                print(f"  unpinned  {f.path}  sha256 {f.actual} (no known digest: import it to pin one)")
+            elif not f.optional:
+                print(f"  missing   {f.path}")
+    if absent and not args.model_id:
+        print(f"not installed: {', '.join(absent)}")
+    if failed:
+        print("Verification FAILED: a model file is not the one installed or published. Do not use it for "
+              "casework; re-import it from a trusted copy.", file=sys.stderr)
+    return 1 if failed else 0
+
+
+def _import(args: argparse.Namespace) -> int:
+    from engine.models.bundle import import_bundle
+
+    bar = _Bar()
+    try:
+        ids = import_bundle(args.path, progress=bar, replace=args.replace)
+    finally:
+        bar.close()
+    if args.json:
+        print_json({"installed": ids})
+    else:
+        print(f"Installed: {', '.join(ids)}")
+    return 0
+
+
+def _download(args: argparse.Namespace) -> int:
+    from engine.models import get_spec
+    from engine.models.fetch import download
+
+    spec = get_spec(args.model_id)
+    print(f"{spec.title}\nLicence: {spec.licence}", file=sys.stderr)
+    bar = _Bar()
+    try:
+        files = download(args.model_id, progress=bar, base_url=args.mirror, retries=args.retries,
+                         replace=args.replace)
+    finally:
+        bar.close()
+    if args.json:
+        print_json({"model": args.model_id, "downloaded": files})
+    elif files:
+        print(f"Downloaded {args.model_id}: {', '.join(files)}")
+    else:
+        print(f"{args.model_id} is already installed and matches its known digests.")
+    return 0
+
+
+def register(subparsers: Any) -> None:
+    """Add the ``models`` command and its actions to the ``sketchface`` parser."""
+    parser = subparsers.add_parser(
+        "models", help="list, verify, import and download the models",
+        description="Models are installed under the models folder (SKETCHFACE_HOME moves it). Nothing is "
+                    "downloaded unless you run 'models download'.")
+    parser.set_defaults(func=lambda _args: parser.print_help() or 0)
+    sub = parser.add_subparsers(dest="models_command", metavar="ACTION")
+
+    p = sub.add_parser("status", help="which models are installed, and what to do about missing ones")
+    p.add_argument("--json", action="store_true", help="print JSON for scripts")
+    p.add_argument("--deep", action="store_true", help="hash files whose digest is not cached yet")
+    p.set_defaults(func=_status)
+
+    p = sub.add_parser("verify", help="check the SHA-256 of every installed model file")
+    p.add_argument("model_id", nargs="?", metavar="ID", help="one model (default: all)")
+    p.add_argument("--json", action="store_true", help="print JSON for scripts")
+    p.set_defaults(func=_verify)
+
+    p = sub.add_parser("import", help="install models from a folder, a .zip or a single file (offline bundle)")
+    p.add_argument("path", metavar="PATH")
+    p.add_argument("--replace", action="store_true",
+                   help="replace files whose pinned digest differs (e.g. a newly trained sketch encoder)")
+    p.add_argument("--json", action="store_true", help="print JSON for scripts")
+    p.set_defaults(func=_import)
+
+    p = sub.add_parser("download", help="download a model (needs internet or an internal mirror)")
+    p.add_argument("model_id", metavar="ID")
+    p.add_argument("--mirror", metavar="URL",
+                   help="internal mirror replacing the source's scheme and host (env SKETCHFACE_MODEL_MIRROR)")
+    p.add_argument("--retries", type=int, default=3, help="resuming retries after a network error")
+    p.add_argument("--replace", action="store_true", help="accept a file whose pinned digest differs")
+    p.add_argument("--json", action="store_true", help="print JSON for scripts")
+    p.set_defaults(func=_download)
