@@ -54,7 +54,9 @@ class Match:
     """One search result: a gallery face and its cosine similarity to the query.
 
     ``baseline`` marks results of a sketch query embedded by ArcFace itself (no trained sketch
-    encoder installed): a weak baseline that front-ends label as such.
+    encoder installed): a weak baseline that front-ends label as such. ``group_size`` is, when
+    results are grouped per subject, how many retrieved candidates belong to this subject.
+    ``quality`` and ``bbox`` describe the gallery face (bbox in the photo's pixels).
     """
 
     rank: int
@@ -68,6 +70,9 @@ class Match:
     metadata: dict[str, Any] = field(default_factory=dict)
     baseline: bool = False
     group_size: int = 1
+    gallery_name: str = ""
+    quality: float | None = None
+    bbox: tuple[float, float, float, float] | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -82,4 +87,7 @@ class Match:
             "metadata": self.metadata,
             "baseline": self.baseline,
             "group_size": self.group_size,
+            "gallery_name": self.gallery_name,
+            "quality": self.quality,
+            "bbox": list(self.bbox) if self.bbox is not None else None,
         }

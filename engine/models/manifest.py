@@ -122,36 +122,35 @@ _add(ModelSpec(
     mean=(0.48145466, 0.4578275, 0.40821073),
     std=(0.26862954, 0.26130258, 0.27577711),
 ))
+# --- generation models (engine.generate) ---------------------------------------------------------
+def _hf_files(repo: str, *paths: str, optional: tuple[str, ...] = ()) -> tuple[ModelFile, ...]:
+    """ModelFiles downloadable from a Hugging Face repository's main branch."""
+    return tuple(ModelFile(p, url=f"{_HF}/{repo}/resolve/main/{p}", optional=p in optional) for p in paths)
+
+
+_RV4 = "SG161222/Realistic_Vision_V4.0_noVAE"
 _add(ModelSpec(
     id="sd15.realistic_vision_v4",
     title="Realistic Vision V4.0 (noVAE), Stable Diffusion 1.5 base",
     task="diffusion-base",
-    files=(
-        ModelFile("model_index.json", url=f"{_HF}/SG161222/Realistic_Vision_V4.0_noVAE/resolve/main/model_index.json"),
-        ModelFile("unet/diffusion_pytorch_model.safetensors"),
-        ModelFile("unet/config.json"),
-        ModelFile("text_encoder/model.safetensors"),
-        ModelFile("text_encoder/config.json"),
-        ModelFile("tokenizer/vocab.json"),
-        ModelFile("tokenizer/merges.txt"),
-        ModelFile("tokenizer/tokenizer_config.json", optional=True),
-        ModelFile("tokenizer/special_tokens_map.json", optional=True),
-        ModelFile("scheduler/scheduler_config.json"),
+    files=_hf_files(
+        _RV4, "model_index.json", "unet/diffusion_pytorch_model.safetensors", "unet/config.json",
+        "text_encoder/model.safetensors", "text_encoder/config.json", "tokenizer/vocab.json",
+        "tokenizer/merges.txt", "tokenizer/tokenizer_config.json", "tokenizer/special_tokens_map.json",
+        "scheduler/scheduler_config.json",
+        optional=("tokenizer/tokenizer_config.json", "tokenizer/special_tokens_map.json"),
     ),
     licence="CreativeML Open RAIL-M (use restrictions apply).",
-    source=f"{_HF}/SG161222/Realistic_Vision_V4.0_noVAE",
+    source=f"{_HF}/{_RV4}",
     required_for=("reconstruction",),
     input_size=(512, 512),
+    notes="Its own VAE folder is not needed: reconstruction decodes with sd15.vae_ft_mse.",
 ))
 _add(ModelSpec(
     id="sd15.vae_ft_mse",
     title="Stable Diffusion VAE ft-MSE",
     task="vae",
-    files=(
-        ModelFile("diffusion_pytorch_model.safetensors",
-                  url=f"{_HF}/stabilityai/sd-vae-ft-mse/resolve/main/diffusion_pytorch_model.safetensors"),
-        ModelFile("config.json", url=f"{_HF}/stabilityai/sd-vae-ft-mse/resolve/main/config.json"),
-    ),
+    files=_hf_files("stabilityai/sd-vae-ft-mse", "diffusion_pytorch_model.safetensors", "config.json"),
     licence="MIT.",
     source=f"{_HF}/stabilityai/sd-vae-ft-mse",
     required_for=("reconstruction",),
@@ -160,18 +159,17 @@ _add(ModelSpec(
     id="ip_adapter.faceid_sd15",
     title="IP-Adapter FaceID (SD 1.5)",
     task="ip-adapter",
-    files=(ModelFile("ip-adapter-faceid_sd15.bin",
-                     url=f"{_HF}/h94/IP-Adapter-FaceID/resolve/main/ip-adapter-faceid_sd15.bin"),),
+    files=_hf_files("h94/IP-Adapter-FaceID", "ip-adapter-faceid_sd15.bin"),
     licence="Non-commercial research use (follows the InsightFace model licence).",
     source=f"{_HF}/h94/IP-Adapter-FaceID",
     required_for=("reconstruction",),
+    notes="Holds its LoRA in the same file; the 'peft' package must be installed for it to be applied.",
 ))
 _add(ModelSpec(
     id="ip_adapter.faceid_plusv2_sd15",
     title="IP-Adapter FaceID Plus v2 (SD 1.5)",
     task="ip-adapter",
-    files=(ModelFile("ip-adapter-faceid-plusv2_sd15.bin",
-                     url=f"{_HF}/h94/IP-Adapter-FaceID/resolve/main/ip-adapter-faceid-plusv2_sd15.bin"),),
+    files=_hf_files("h94/IP-Adapter-FaceID", "ip-adapter-faceid-plusv2_sd15.bin"),
     licence="Non-commercial research use (follows the InsightFace model licence).",
     source=f"{_HF}/h94/IP-Adapter-FaceID",
     required_for=("reconstruction with structure guidance (FaceID Plus)",),
@@ -180,24 +178,21 @@ _add(ModelSpec(
     id="clip.vit_h_14_image_encoder",
     title="CLIP ViT-H/14 image encoder (LAION-2B) for FaceID Plus",
     task="image-encoder",
-    files=(
-        ModelFile("model.safetensors",
-                  url=f"{_HF}/laion/CLIP-ViT-H-14-laion2B-s32B-b79K/resolve/main/model.safetensors"),
-        ModelFile("config.json", url=f"{_HF}/laion/CLIP-ViT-H-14-laion2B-s32B-b79K/resolve/main/config.json"),
-    ),
+    # The vision tower alone (2.5 GB) as IP-Adapter publishes it, not the full 3.9 GB CLIP model.
+    files=(ModelFile("model.safetensors", url=f"{_HF}/h94/IP-Adapter/resolve/main/models/image_encoder/model.safetensors"),
+           ModelFile("config.json", url=f"{_HF}/h94/IP-Adapter/resolve/main/models/image_encoder/config.json")),
     licence="MIT.",
-    source=f"{_HF}/laion/CLIP-ViT-H-14-laion2B-s32B-b79K",
+    source="https://huggingface.co/laion/CLIP-ViT-H-14-laion2B-s32B-b79K (as packaged in h94/IP-Adapter)",
     required_for=("reconstruction with structure guidance (FaceID Plus)",),
+    input_size=(224, 224),
+    mean=(0.48145466, 0.4578275, 0.40821073),
+    std=(0.26862954, 0.26130258, 0.27577711),
 ))
 _add(ModelSpec(
     id="controlnet.lineart_sd15",
     title="ControlNet v1.1 lineart (SD 1.5)",
     task="controlnet",
-    files=(
-        ModelFile("diffusion_pytorch_model.safetensors",
-                  url=f"{_HF}/lllyasviel/control_v11p_sd15_lineart/resolve/main/diffusion_pytorch_model.safetensors"),
-        ModelFile("config.json", url=f"{_HF}/lllyasviel/control_v11p_sd15_lineart/resolve/main/config.json"),
-    ),
+    files=_hf_files("lllyasviel/control_v11p_sd15_lineart", "diffusion_pytorch_model.safetensors", "config.json"),
     licence="CreativeML Open RAIL-M.",
     source=f"{_HF}/lllyasviel/control_v11p_sd15_lineart",
     required_for=("structure-following reconstruction",),
@@ -206,20 +201,29 @@ _add(ModelSpec(
     id="instruct_pix2pix",
     title="InstructPix2Pix instruction-based editor",
     task="editing",
-    files=(
-        ModelFile("model_index.json", url=f"{_HF}/timbrooks/instruct-pix2pix/resolve/main/model_index.json"),
-        ModelFile("unet/diffusion_pytorch_model.safetensors"),
-        ModelFile("unet/config.json"),
-        ModelFile("vae/diffusion_pytorch_model.safetensors"),
-        ModelFile("vae/config.json"),
-        ModelFile("text_encoder/model.safetensors"),
-        ModelFile("text_encoder/config.json"),
-        ModelFile("tokenizer/vocab.json"),
-        ModelFile("tokenizer/merges.txt"),
-        ModelFile("scheduler/scheduler_config.json"),
+    files=_hf_files(
+        "timbrooks/instruct-pix2pix", "model_index.json", "unet/diffusion_pytorch_model.safetensors",
+        "unet/config.json", "vae/diffusion_pytorch_model.safetensors", "vae/config.json",
+        "text_encoder/model.safetensors", "text_encoder/config.json", "tokenizer/vocab.json",
+        "tokenizer/merges.txt", "tokenizer/tokenizer_config.json", "tokenizer/special_tokens_map.json",
+        "scheduler/scheduler_config.json",
+        optional=("tokenizer/tokenizer_config.json", "tokenizer/special_tokens_map.json"),
     ),
     licence="MIT (weights: CreativeML Open RAIL-M).",
     source=f"{_HF}/timbrooks/instruct-pix2pix",
     required_for=("disguise and appearance variations",),
     input_size=(512, 512),
+))
+_add(ModelSpec(
+    id="open_clip.vit_b_32_laion2b",
+    title="OpenCLIP ViT-B/32 (LAION-2B) for sketch attributes",
+    task="attributes",
+    files=_hf_files("laion/CLIP-ViT-B-32-laion2B-s34B-b79K", "open_clip_pytorch_model.bin", "open_clip_config.json"),
+    licence=("MIT. LAION's model card puts surveillance and face recognition out of scope: here it only "
+             "describes a sketch (sex, age range, hair, facial hair, glasses) to pre-fill an editable prompt."),
+    source=f"{_HF}/laion/CLIP-ViT-B-32-laion2B-s34B-b79K",
+    required_for=("prompt suggestions from the sketch", "context-aware variations"),
+    input_size=(224, 224),
+    mean=(0.48145466, 0.4578275, 0.40821073),
+    std=(0.26862954, 0.26130258, 0.27577711),
 ))

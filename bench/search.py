@@ -1,0 +1,234 @@
+#!/usr/bin/env python
+"""Search benchmark: the gallery's HNSW index against an exact numpy scan, on synthetic 512-D embeddings.
+
+    python bench/search.py --n 100000 --queries 1000 --k 10 --json
+
+Three query sets, one JSON object (top-level keys: photo-like queries; ``sketch_queries`` and
+``isotropic`` carry the same keys):
+
+- photo-like: face embeddings lie near a low-dimensional manifold, so identities are codes in a
+  ``--latent``-D space mapped linearly to 512-D; each photo adds a low-rank "nuisance" part (pose,
+  light: ``--variation``-D) and a little isotropic noise, then is unit-normalised. Queries are new
+  photos of gallery identities. The generator's parameters and the measured same/different-identity
+  cosines are printed in ``data``.
+- sketch-like: the same identities seen through a shifted domain (a fixed offset plus a distorted
+  identity code and more noise), standing for sketch-encoder outputs: lower same-identity cosine,
+  out-of-distribution for the graph.
+- isotropic: uniform random unit vectors, the hopeless worst case of any ANN index (reported, never
+  tuned for).
+
+Timings are single-threaded on both sides (BLAS is pinned to one thread before numpy loads; hnswlib
+queries run with ``num_threads=1``); the index build uses every core (``--threads``).
+"""
+
+from __future__ import annotations
+
+import os
+
+for _var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
+    os.environ[_var] = "1"  # single-threaded exact scan: the fair baseline for a single-threaded query
+
+import argparse  # noqa: E402
+import json  # noqa: E402
+import platform  # noqa: E402
+import sys  # noqa: E402
+import tempfile  # noqa: E402
+import time  # noqa: E402
+from pathlib import Path  # noqa: E402
+from typing import Any  # noqa: E402
+
+import numpy as np  # noqa: E402
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from engine.gallery.index import HnswIndex  # noqa: E402
+
+DIM = 512
+CHUNK = 50_000
+
+
+def log(msg: str) -> None:
+    print(f"[search-bench {time.strftime('%H:%M:%S')}] {msg}", file=sys.stderr, flush=True)
+
+
+def unit(x: np.ndarray) -> np.ndarray:
+    return (x / np.linalg.norm(x, axis=1, keepdims=True)).astype(np.float32)
+
+
+class FaceLikeModel:
+    """Low-rank identity model: x = unit(a*unit(A z_id) + b*unit(B e) + c*noise/sqrt(512))."""
+
+    def __init__(self, latent: int, variation: int, a: float, b: float, c: float, seed: int) -> None:
+        rng = np.random.default_rng(seed)
+        self.latent, self.variation, self.a, self.b, self.c = latent, variation, a, b, c
+        self.A = rng.standard_normal((latent, DIM)).astype(np.float32)
+        self.B = rng.standard_normal((variation, DIM)).astype(np.float32)
+        self.shift = unit(rng.standard_normal((1, DIM)).astype(np.float32))[0]
+
+    def identities(self, n: int, rng: np.random.Generator) -> np.ndarray:
+        return rng.standard_normal((n, self.latent)).astype(np.float32)
+
+    def photos(self, codes: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+        ident = unit(codes @ self.A)
+        nuis = unit(rng.standard_normal((len(codes), self.variation)).astype(np.float32) @ self.B)
+        noise = rng.standard_normal((len(codes), DIM)).astype(np.float32) / np.sqrt(DIM)
+        return unit(self.a * ident + self.b * nuis + self.c * noise)
+
+    def sketches(self, codes: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+        """Shifted domain: the witness's distorted identity, a constant sketch offset, more noise."""
+        distorted = codes + 0.6 * rng.standard_normal(codes.shape).astype(np.float32)
+        ident = unit(distorted @ self.A)
+        nuis = unit(rng.standard_normal((len(codes), self.variation)).astype(np.float32) @ self.B)
+        noise = rng.standard_normal((len(codes), DIM)).astype(np.float32) / np.sqrt(DIM)
+        return unit(self.a * ident + 0.45 * self.shift + self.b * nuis + 1.6 * self.c * noise)
+
+
+def rss_bytes() -> int:
+    try:
+        with open("/proc/self/statm") as f:
+            return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
+    except OSError:  # not Linux: fall back to the peak (less exact)
+        import resource
+
+        return int(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss) * 1024
+
+
+def build(x: np.ndarray, m: int, efc: int, ef: int, threads: int) -> tuple[HnswIndex, dict[str, float]]:
+    before = rss_bytes()
+    t0 = time.perf_counter()
+    index = HnswIndex(DIM, M=m, ef_construction=efc, ef=ef, capacity=len(x))
+    for start in range(0, len(x), CHUNK):
+        index.add(x[start:start + CHUNK], np.arange(start, min(len(x), start + CHUNK)), num_threads=threads)
+        log(f"  built {min(len(x), start + CHUNK):,}/{len(x):,}")
+    build_s = time.perf_counter() - t0
+    mem = rss_bytes() - before
+    with tempfile.TemporaryDirectory() as tmp:
+        index.save(Path(tmp) / "i.hnsw")
+        file_bytes = (Path(tmp) / "i.hnsw").stat().st_size
+    return index, {"build_s": round(build_s, 2), "bytes_per_vector": round(mem / len(x), 1),
+                   "index_file_bytes_per_vector": round(file_bytes / len(x), 1)}
+
+
+def exact_topk(x: np.ndarray, q: np.ndarray, k: int) -> np.ndarray:
+    out = np.empty((len(q), k), np.int64)
+    for start in range(0, len(q), 256):
+        scores = q[start:start + 256] @ x.T
+        part = np.argpartition(-scores, k - 1, axis=1)[:, :k]
+        order = np.argsort(-np.take_along_axis(scores, part, axis=1), axis=1)
+        out[start:start + 256] = np.take_along_axis(part, order, axis=1)
+    return out
+
+
+def measure(index: HnswIndex, x: np.ndarray, q: np.ndarray, k: int, exact_timed: int) -> dict[str, float]:
+    truth = exact_topk(x, q, k)
+    times, hits = [], 0
+    for i in range(len(q)):
+        t0 = time.perf_counter()
+        labels, _ = index.query(q[i], k)
+        times.append(time.perf_counter() - t0)
+        hits += len(set(labels[0].tolist()) & set(truth[i].tolist()))
+    exact_times = []
+    for i in range(min(exact_timed, len(q))):
+        t0 = time.perf_counter()
+        scores = x @ q[i]
+        top = np.argpartition(-scores, k - 1)[:k]
+        top[np.argsort(-scores[top])]
+        exact_times.append(time.perf_counter() - t0)
+    p50 = float(np.percentile(times, 50)) * 1e3
+    exact_p50 = float(np.percentile(exact_times, 50)) * 1e3
+    return {"recall_at_k": round(hits / (len(q) * k), 4), "hnsw_p50_ms": round(p50, 3),
+            "hnsw_p99_ms": round(float(np.percentile(times, 99)) * 1e3, 3), "exact_p50_ms": round(exact_p50, 2),
+            "speedup_p50": round(exact_p50 / p50, 1)}
+
+
+def cosine_stats(model: FaceLikeModel, rng: np.random.Generator) -> dict[str, float]:
+    codes = model.identities(2000, rng)
+    p1, p2, s = model.photos(codes, rng), model.photos(codes, rng), model.sketches(codes, rng)
+    same = np.sum(p1 * p2, axis=1)
+    diff = np.sum(p1 * np.roll(p2, 1, axis=0), axis=1)
+    return {"same_identity_cos_mean": round(float(same.mean()), 3), "same_identity_cos_std": round(float(same.std()), 3),
+            "different_identity_cos_mean": round(float(diff.mean()), 3),
+            "different_identity_cos_std": round(float(diff.std()), 3),
+            "sketch_to_photo_same_identity_cos_mean": round(float(np.sum(s * p1, axis=1).mean()), 3)}
+
+
+def run(args: argparse.Namespace) -> dict[str, Any]:
+    rng = np.random.default_rng(args.seed)
+    model = FaceLikeModel(args.latent, args.variation, 0.8, 0.45, 0.3, args.seed)
+    n_ids = max(1, args.n // args.photos_per_identity)
+    codes = model.identities(n_ids, rng)
+    log(f"generating {args.n:,} face-like vectors ({n_ids:,} identities)")
+    x = np.empty((args.n, DIM), np.float32)
+    owner = np.arange(args.n) % n_ids
+    for start in range(0, args.n, CHUNK):
+        x[start:start + CHUNK] = model.photos(codes[owner[start:start + CHUNK]], rng)
+    query_ids = rng.choice(n_ids, size=args.queries, replace=args.queries > n_ids)
+    photo_q, sketch_q = model.photos(codes[query_ids], rng), model.sketches(codes[query_ids], rng)
+    log("building the face-like index")
+    index, built = build(x, args.m, args.ef_construction, args.ef, args.threads)
+    log("measuring photo-like and sketch-like queries")
+    out: dict[str, Any] = {"n": args.n, "queries": args.queries, "k": args.k, "dim": DIM, "M": args.m,
+                           "ef_construction": args.ef_construction, "ef": args.ef, "build_threads": args.threads,
+                           "query_threads": 1}
+    out.update(measure(index, x, photo_q, args.k, args.exact_timed))
+    out.update(built)
+    out["sketch_queries"] = {**measure(index, x, sketch_q, args.k, args.exact_timed), **built}
+    if args.ef_sweep:
+        sweep = []
+        for ef in (int(v) for v in args.ef_sweep.split(",")):
+            index.set_ef(ef)
+            m = measure(index, x, photo_q[:300], args.k, 0)
+            sweep.append({"ef": ef, "recall_at_k": m["recall_at_k"], "hnsw_p50_ms": m["hnsw_p50_ms"]})
+        out["ef_sweep_photo"] = sweep
+        index.set_ef(args.ef)
+    out["data"] = {"model": "identity code (latent) -> 512-D linear map, + low-rank nuisance + isotropic noise",
+                   "latent_dim": args.latent, "variation_dim": args.variation, "identity_weight": 0.8,
+                   "variation_weight": 0.45, "noise_weight": 0.3, "identities": n_ids,
+                   "photos_per_identity": args.photos_per_identity,
+                   "sketch": "identity code + N(0, 0.6^2) distortion, + 0.45 x fixed domain offset, 1.6x noise",
+                   **cosine_stats(model, rng)}
+    del index, x
+    iso_n = args.isotropic_n or args.n
+    log(f"isotropic set: {iso_n:,} random unit vectors")
+    xi = unit(rng.standard_normal((iso_n, DIM)).astype(np.float32))
+    qi = unit(rng.standard_normal((args.queries, DIM)).astype(np.float32))
+    index, built = build(xi, args.m, args.ef_construction, args.ef, args.threads)
+    out["isotropic"] = {"n": iso_n, **measure(index, xi, qi, args.k, args.exact_timed), **built}
+    out["goals_at_1M"] = {"recall_at_k>=0.99": out["recall_at_k"] >= 0.99, "hnsw_p50_ms<=2": out["hnsw_p50_ms"] <= 2,
+                          "speedup_p50>=50": out["speedup_p50"] >= 50,
+                          "bytes_per_vector<=2600": out["bytes_per_vector"] <= 2600}
+    out["machine"] = {"cpus": os.cpu_count(), "platform": platform.platform(), "python": platform.python_version()}
+    return out
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--n", type=int, default=100_000, help="gallery vectors")
+    p.add_argument("--queries", type=int, default=1000)
+    p.add_argument("--k", type=int, default=10)
+    p.add_argument("--json", action="store_true", help="print one JSON object (else a short summary)")
+    p.add_argument("--m", type=int, default=16)
+    p.add_argument("--ef-construction", type=int, default=200)
+    p.add_argument("--ef", type=int, default=200)
+    p.add_argument("--threads", type=int, default=os.cpu_count() or 1, help="index build threads")
+    p.add_argument("--latent", type=int, default=48, help="identity latent dimension")
+    p.add_argument("--variation", type=int, default=16, help="nuisance (pose/light) dimension")
+    p.add_argument("--photos-per-identity", type=int, default=4)
+    p.add_argument("--isotropic-n", type=int, default=0, help="size of the isotropic set (default: --n)")
+    p.add_argument("--exact-timed", type=int, default=100, help="queries timed on the exact scan")
+    p.add_argument("--ef-sweep", default="", help="also measure these ef values, e.g. 50,100,200,400")
+    p.add_argument("--seed", type=int, default=0)
+    args = p.parse_args()
+    t0 = time.perf_counter()
+    out = run(args)
+    out["elapsed_s"] = round(time.perf_counter() - t0, 1)
+    if args.json:
+        print(json.dumps(out, indent=2))
+    else:
+        for name, d in (("photo", out), ("sketch", out["sketch_queries"]), ("isotropic", out["isotropic"])):
+            print(f"{name:>9}: recall@{args.k} {d['recall_at_k']:.4f}  p50 {d['hnsw_p50_ms']:.3f} ms  "
+                  f"p99 {d['hnsw_p99_ms']:.3f} ms  exact {d['exact_p50_ms']:.1f} ms  x{d['speedup_p50']}  "
+                  f"{d['bytes_per_vector']:.0f} B/vector  build {d['build_s']} s")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,275 @@
+"""``sketchface case ...``: create, inspect, verify, re-run, review, sign off, report, export and import cases.
+
+Exit status: 0 success; 1 error; 3 when ``verify`` finds tampering or ``rerun`` finds a changed list,
+so scripts can act on the outcome without parsing text.
+"""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+from typing import Any
+
+from engine.cli import print_json
+from engine.errors import CaseError
+
+EXIT_CHANGED = 3
+
+
+def _open(ref: str) -> Any:
+    from engine.cases import open_case
+
+    return open_case(ref)
+
+
+def _cmd_new(args: argparse.Namespace) -> int:
+    from engine.cases import create_case
+
+    with create_case(args.number, args.title, examiner=args.examiner, witnesses=args.witness or [],
+                     incident_date=args.incident_date, notes=args.notes, location=args.location,
+                     user=args.user) as case:
+        info = case.info
+    if args.json:
+        print_json(info.to_dict())
+    else:
+        print(f"Created case {info.case_number} ({info.case_id}) in {info.folder}")
+    return 0
+
+
+def _cmd_list(args: argparse.Namespace) -> int:
+    from engine.cases import list_cases
+
+    rows = list_cases()
+    if args.json:
+        print_json(rows)
+        return 0
+    if not rows:
+        print("No cases yet. Create one with 'sketchface case new NUMBER --title TITLE'.")
+    for r in rows:
+        where = "" if r["available"] else "  [folder not available]"
+        print(f"{r['case_number']:<16} {r['case_id']:<28} {r.get('status', '?'):<8} {r['title']}{where}")
+    return 0
+
+
+def _show_search(case: Any, search_id: int, as_json: bool) -> int:
+    from engine.cases import candidates, get_search
+
+    rec = get_search(case, search_id)
+    rows = candidates(case, search_id)
+    if as_json:
+        print_json({"search": rec.to_dict(), "candidates": [c.to_dict() for c in rows]})
+        return 0
+    mode = "blind, scores hidden" if rows and rows[0].hidden else ("blind, revealed" if rec.blind else "open")
+    print(f"Search {rec.id} {rec.label!r} ({mode}), {rec.n_results} candidates, run {rec.created_at}")
+    for c in rows:
+        rank = f"#{c.position}" if c.hidden else f"{c.rank:>3}"
+        score = "  —   " if c.score is None else f"{c.score:.4f}"
+        print(f"  {rank:>4} {score}  {c.gallery_id}:{c.face_id:<8} {c.decision:<13} {c.note}")
+    return 0
+
+
+def _cmd_show(args: argparse.Namespace) -> int:
+    from engine.cases import list_generated, list_searches, list_signoffs, list_sketches
+
+    with _open(args.case) as case:
+        if args.search is not None:
+            return _show_search(case, args.search, args.json)
+        info = case.info
+        data = {"case": info.to_dict(), "sketches": [s.to_dict() for s in list_sketches(case)],
+                "searches": [{"id": s.id, "label": s.label, "created_at": s.created_at, "n_results": s.n_results,
+                              "blind": s.blind, "rerun_of": s.rerun_of} for s in list_searches(case)],
+                "generated_images": [g.to_dict() for g in list_generated(case)],
+                "signoffs": [s.to_dict() for s in list_signoffs(case)]}
+        if args.json:
+            print_json(data)
+            return 0
+        print(f"Case {info.case_number}: {info.title}  [{info.status}]  ({info.case_id})")
+        print(f"  examiner {info.examiner}; witnesses {', '.join(info.witnesses) or '—'}; opened {info.created_at}")
+        for s in data["sketches"]:
+            print(f"  sketch {s['sketch_id']} v{s['version']} ({s['witness']}) {s['sha256'][:16]}…")
+        for s in data["searches"]:
+            extra = f" re-run of {s['rerun_of']}" if s["rerun_of"] else ""
+            print(f"  search {s['id']}: {s['label'] or '(no label)'} — {s['n_results']} candidates"
+                  f"{' (blind)' if s['blind'] else ''}{extra}")
+        print(f"  {len(data['generated_images'])} generated image(s), {len(data['signoffs'])} sign-off(s)")
+    return 0
+
+
+def _parse_head(text: str | None) -> tuple[int, str] | None:
+    if not text:
+        return None
+    count, sep, head = text.partition(":")
+    if not sep or not count.isdigit() or len(head) != 64:
+        raise CaseError("--expect-head takes COUNT:HASH (as printed on a report or by 'case verify').")
+    return int(count), head.lower()
+
+
+def _cmd_verify(args: argparse.Namespace) -> int:
+    with _open(args.case) as case:
+        report = case.verify(_parse_head(args.expect_head))
+    if args.json:
+        print_json(report.to_dict())
+    else:
+        print(report.summary())
+        for f in report.findings:
+            print(f"  - {f.message}")
+        print(f"  anchors checked: {', '.join(report.anchors_checked) or 'none'}")
+        if report.ok:
+            print(f"  head for later checks: {report.count}:{report.head}")
+    return 0 if report.ok else EXIT_CHANGED
+
+
+def _cmd_rerun(args: argparse.Namespace) -> int:
+    from engine.cases import load_engine_rerunner, rerun_search
+
+    rerunner = load_engine_rerunner()
+    with _open(args.case) as case:
+        report = rerun_search(case, args.search, rerunner, store=not args.no_store, user=args.user)
+    if args.json:
+        print_json(report.to_dict())
+    else:
+        print(report.summary())
+        if report.identical and report.changes:
+            print("\n".join(f"  - {c}" for c in report.changes))
+        if report.new_search_id:
+            print(f"  stored as search {report.new_search_id}")
+    return 0 if report.identical else EXIT_CHANGED
+
+
+def _cmd_report(args: argparse.Namespace) -> int:
+    from engine.cases import export_report
+
+    with _open(args.case) as case:
+        path = export_report(case, args.format, args.out, top_n=args.top, user=args.user)
+    print(path)
+    return 0
+
+
+def _cmd_export(args: argparse.Namespace) -> int:
+    from engine.cases import export_case
+
+    with _open(args.case) as case:
+        res = export_case(case, args.out, allow_broken=args.allow_broken, user=args.user)
+    if args.json:
+        print_json({"path": str(res.path), "sha256": res.sha256, "files": res.files,
+                    "audit_count": res.audit_count, "audit_head": res.audit_head})
+    else:
+        print(f"Exported {res.files} files to {res.path}\n  SHA-256 {res.sha256}\n"
+              f"  give the receiver this hash: sketchface case import {res.path.name} --expect-sha256 {res.sha256}")
+    return 0
+
+
+def _cmd_import(args: argparse.Namespace) -> int:
+    from engine.cases import import_case
+
+    with import_case(args.archive, location=args.location, expected_sha256=args.expect_sha256,
+                     user=args.user) as case:
+        info = case.info
+    print(f"Imported case {info.case_number} ({info.case_id}) into {info.folder}")
+    return 0
+
+
+def _cmd_decide(args: argparse.Namespace) -> int:
+    from engine.cases import record_decision
+
+    gallery, _, face = args.face.rpartition(":")
+    if not face.isdigit():
+        raise CaseError(f"FACE must be a face id or GALLERY:FACE_ID, not {args.face!r}.")
+    with _open(args.case) as case:
+        c = record_decision(case, args.search, int(face), args.decision, gallery_id=gallery or None,
+                            note=args.note, user=args.user)
+    print(f"Search {args.search}, face {c.gallery_id}:{c.face_id}: {c.decision}")
+    return 0
+
+
+def _cmd_signoff(args: argparse.Namespace) -> int:
+    from engine.cases import sign_off
+
+    with _open(args.case) as case:
+        so = sign_off(case, args.examiner, role=args.role, statement=args.statement, search_id=args.search)
+    print(f"Signed off by {so.examiner} over audit entries 1–{so.audit_count} (head {so.audit_head}).")
+    return 0
+
+
+def _cmd_add_sketch(args: argparse.Namespace) -> int:
+    from engine.cases import add_sketch
+
+    with _open(args.case) as case:
+        v = add_sketch(case, Path(args.file).read_bytes(), witness=args.witness or "", name=args.name,
+                       sketch_id=args.sketch, note=args.note, user=args.user)
+    print(f"Stored sketch {v.sketch_id} version {v.version} ({v.sha256})")
+    return 0
+
+
+def _cmd_attach(args: argparse.Namespace) -> int:
+    from engine.cases import add_attachment
+
+    with _open(args.case) as case:
+        a = add_attachment(case, Path(args.file).read_bytes(), Path(args.file).name, note=args.note, user=args.user)
+    print(f"Attached {a.name} ({a.sha256})")
+    return 0
+
+
+def register(subparsers: Any) -> None:
+    """Add ``sketchface case ...`` to the main command line."""
+    p = subparsers.add_parser("case", help="cases: audit log, searches, decisions, reports, export/import")
+    sub = p.add_subparsers(dest="case_command", metavar="ACTION", required=True)
+
+    def add(name: str, func: Any, help_: str, *, case: bool = True, json_: bool = False,
+            user: bool = True) -> argparse.ArgumentParser:
+        sp = sub.add_parser(name, help=help_, description=help_)
+        if case:
+            sp.add_argument("case", metavar="CASE", help="case id, case number, or case folder")
+        if json_:
+            sp.add_argument("--json", action="store_true", help="machine-readable output")
+        if user:
+            sp.add_argument("--user", help="who is acting (default: settings examiner, else OS user)")
+        sp.set_defaults(func=func)
+        return sp
+
+    sp = add("new", _cmd_new, "create a case", case=False, json_=True)
+    sp.add_argument("number", help="case number")
+    sp.add_argument("--title", required=True)
+    sp.add_argument("--examiner")
+    sp.add_argument("--witness", action="append", help="witness name or code (repeatable)")
+    sp.add_argument("--incident-date", default="")
+    sp.add_argument("--notes", default="")
+    sp.add_argument("--location", help="parent folder for the case (e.g. an encrypted volume)")
+    add("list", _cmd_list, "list cases", case=False, json_=True, user=False)
+    sp = add("show", _cmd_show, "show a case, or one search's candidates", json_=True, user=False)
+    sp.add_argument("--search", type=int, help="show this search's candidates")
+    sp = add("verify", _cmd_verify, "verify the audit chain (exit 3 if tampered)", json_=True, user=False)
+    sp.add_argument("--expect-head", help="COUNT:HASH from a printed report or an earlier verify")
+    sp = add("rerun", _cmd_rerun, "re-run a stored search and compare (exit 3 if the list changed)", json_=True)
+    sp.add_argument("search", type=int)
+    sp.add_argument("--no-store", action="store_true", help="do not keep the re-run in the case")
+    sp = add("report", _cmd_report, "write a case report")
+    sp.add_argument("--format", choices=("pdf", "html", "json"), default="pdf")
+    sp.add_argument("--out", help="output file (default: the case's reports/ folder)")
+    sp.add_argument("--top", type=int, help="candidates per search (default: all)")
+    sp = add("export", _cmd_export, "export the case as one archive", json_=True)
+    sp.add_argument("--out", required=True)
+    sp.add_argument("--allow-broken", action="store_true", help="export even if the audit chain is broken")
+    sp = add("import", _cmd_import, "import a case archive", case=False)
+    sp.add_argument("archive")
+    sp.add_argument("--location", help="parent folder for the case")
+    sp.add_argument("--expect-sha256", help="the archive's SHA-256 as reported by the sender")
+    sp = add("decide", _cmd_decide, "record a decision on a candidate")
+    sp.add_argument("search", type=int)
+    sp.add_argument("face", help="face id, or GALLERY:FACE_ID")
+    sp.add_argument("--decision", required=True, choices=("possible", "excluded", "not_reviewed"))
+    sp.add_argument("--note", default="")
+    sp = add("signoff", _cmd_signoff, "record a second examiner's sign-off", user=False)
+    sp.add_argument("--examiner", required=True, help="the signing (second) examiner")
+    sp.add_argument("--role", default="second examiner")
+    sp.add_argument("--statement", default="")
+    sp.add_argument("--search", type=int, help="sign off one search only")
+    sp = add("add-sketch", _cmd_add_sketch, "store a sketch image (new sketch or new version)")
+    sp.add_argument("file")
+    sp.add_argument("--witness")
+    sp.add_argument("--name", default="")
+    sp.add_argument("--sketch", type=int, help="add a version to this sketch")
+    sp.add_argument("--note", default="")
+    sp = add("attach", _cmd_attach, "attach a file to the case")
+    sp.add_argument("file")
+    sp.add_argument("--note", default="")

@@ -1,0 +1,187 @@
+"""The case database: schema, connection settings (WAL) and canonical JSON used for every hash."""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+SCHEMA_VERSION = 1
+DB_NAME = "case.sqlite"
+SUBFOLDERS = ("sketches", "generated", "attachments", "reports", "queries", "thumbnails")
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS case_info (
+    id INTEGER PRIMARY KEY CHECK (id = 1),
+    case_number TEXT NOT NULL,
+    title TEXT NOT NULL,
+    examiner TEXT NOT NULL,
+    witnesses TEXT NOT NULL,
+    incident_date TEXT NOT NULL,
+    status TEXT NOT NULL,
+    notes TEXT NOT NULL,
+    created_at TEXT NOT NULL,
+    updated_at TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS sketches (
+    id INTEGER PRIMARY KEY,
+    name TEXT NOT NULL,
+    witness TEXT NOT NULL,
+    created_at TEXT NOT NULL,
+    created_by TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS sketch_versions (
+    id INTEGER PRIMARY KEY,
+    sketch_id INTEGER NOT NULL REFERENCES sketches(id),
+    version INTEGER NOT NULL,
+    path TEXT NOT NULL,
+    sha256 TEXT NOT NULL,
+    width INTEGER NOT NULL,
+    height INTEGER NOT NULL,
+    note TEXT NOT NULL,
+    created_at TEXT NOT NULL,
+    created_by TEXT NOT NULL,
+    UNIQUE (sketch_id, version)
+);
+CREATE TABLE IF NOT EXISTS searches (
+    id INTEGER PRIMARY KEY,
+    label TEXT NOT NULL,
+    manifest TEXT NOT NULL,
+    manifest_sha256 TEXT NOT NULL,
+    results_sha256 TEXT NOT NULL,
+    blind INTEGER NOT NULL,
+    revealed_at TEXT,
+    rerun_of INTEGER REFERENCES searches(id),
+    rerun_report TEXT,
+    created_at TEXT NOT NULL,
+    created_by TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS search_queries (
+    search_id INTEGER NOT NULL REFERENCES searches(id),
+    idx INTEGER NOT NULL,
+    kind TEXT NOT NULL,
+    sha256 TEXT NOT NULL,
+    weight REAL NOT NULL,
+    path TEXT NOT NULL,
+    PRIMARY KEY (search_id, idx)
+);
+CREATE TABLE IF NOT EXISTS results (
+    search_id INTEGER NOT NULL REFERENCES searches(id),
+    rank INTEGER NOT NULL,
+    blind_position INTEGER NOT NULL,
+    score REAL NOT NULL,
+    gallery_id TEXT NOT NULL,
+    face_id INTEGER NOT NULL,
+    photo_id INTEGER NOT NULL,
+    photo_path TEXT NOT NULL,
+    photo_sha256 TEXT NOT NULL,
+    subject_id TEXT,
+    metadata TEXT NOT NULL,
+    baseline INTEGER NOT NULL,
+    group_size INTEGER NOT NULL,
+    thumbnail_path TEXT,
+    thumbnail_sha256 TEXT,
+    row TEXT NOT NULL,
+    PRIMARY KEY (search_id, rank),
+    UNIQUE (search_id, gallery_id, face_id)
+);
+CREATE TABLE IF NOT EXISTS decisions (
+    id INTEGER PRIMARY KEY,
+    search_id INTEGER NOT NULL REFERENCES searches(id),
+    gallery_id TEXT NOT NULL,
+    face_id INTEGER NOT NULL,
+    decision TEXT NOT NULL,
+    note TEXT NOT NULL,
+    examiner TEXT NOT NULL,
+    decided_at TEXT NOT NULL,
+    scores_hidden INTEGER NOT NULL
+);
+CREATE INDEX IF NOT EXISTS decisions_by_candidate ON decisions (search_id, gallery_id, face_id, id);
+CREATE TABLE IF NOT EXISTS generated (
+    id INTEGER PRIMARY KEY,
+    path TEXT NOT NULL,
+    sha256 TEXT NOT NULL,
+    params TEXT NOT NULL,
+    params_sha256 TEXT NOT NULL,
+    parent TEXT,
+    note TEXT NOT NULL,
+    created_at TEXT NOT NULL,
+    created_by TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS attachments (
+    id INTEGER PRIMARY KEY,
+    name TEXT NOT NULL,
+    path TEXT NOT NULL,
+    sha256 TEXT NOT NULL,
+    size INTEGER NOT NULL,
+    note TEXT NOT NULL,
+    created_at TEXT NOT NULL,
+    created_by TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS signoffs (
+    id INTEGER PRIMARY KEY,
+    examiner TEXT NOT NULL,
+    role TEXT NOT NULL,
+    statement TEXT NOT NULL,
+    search_id INTEGER REFERENCES searches(id),
+    audit_count INTEGER NOT NULL,
+    audit_head TEXT NOT NULL,
+    signed_at TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS audit (
+    pos INTEGER PRIMARY KEY,
+    seq INTEGER NOT NULL,
+    ts TEXT NOT NULL,
+    user TEXT NOT NULL,
+    action TEXT NOT NULL,
+    object TEXT NOT NULL,
+    inputs TEXT NOT NULL,
+    outputs TEXT NOT NULL,
+    details TEXT NOT NULL,
+    prev_hash TEXT NOT NULL,
+    hash TEXT NOT NULL
+);
+"""
+
+
+def canonical_json(obj: Any) -> str:
+    """One fixed text for a JSON value (sorted keys, no spaces), so its hash never depends on formatting."""
+    return json.dumps(obj, sort_keys=True, separators=(",", ":"), ensure_ascii=False, allow_nan=False)
+
+
+def now_iso() -> str:
+    """The current time as ISO 8601 UTC to the second: what every record and audit entry carries."""
+    return datetime.now(UTC).replace(microsecond=0).isoformat().replace("+00:00", "Z")
+
+
+def connect(path: Path) -> sqlite3.Connection:
+    """Open a case database in WAL mode with full durability.
+
+    WAL lets the desktop app read a case while the engine thread writes it; ``synchronous=FULL``
+    because an audit entry that a crash can lose is worth less than the milliseconds it saves.
+    Transactions are explicit (``isolation_level=None``) so each change and its audit entry commit
+    together or not at all.
+    """
+    conn = sqlite3.connect(str(path), isolation_level=None, check_same_thread=False, timeout=30.0)
+    conn.row_factory = sqlite3.Row
+    conn.execute("PRAGMA journal_mode=WAL")
+    conn.execute("PRAGMA synchronous=FULL")
+    conn.execute("PRAGMA foreign_keys=ON")
+    return conn
+
+
+def init_schema(conn: sqlite3.Connection) -> None:
+    conn.executescript(SCHEMA)
+
+
+def get_meta(conn: sqlite3.Connection, key: str) -> str | None:
+    row = conn.execute("SELECT value FROM meta WHERE key = ?", (key,)).fetchone()
+    return None if row is None else str(row[0])
+
+
+def set_meta(conn: sqlite3.Connection, key: str, value: str) -> None:
+    conn.execute("INSERT INTO meta (key, value) VALUES (?, ?) "
+                 "ON CONFLICT(key) DO UPDATE SET value = excluded.value", (key, value))

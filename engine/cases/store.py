@@ -1,0 +1,379 @@
+"""The case store: creating, finding and opening cases; one write path that always audits.
+
+A case is a folder: ``case.sqlite`` (WAL) plus ``sketches/``, ``generated/``, ``attachments/``,
+``reports/``, ``queries/`` and ``thumbnails/``. Every change goes through :meth:`Case.write`, which
+commits the change and its audit entry in one transaction and then refreshes the audit anchors kept
+outside the log (sidecar file, registry).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import getpass
+import json
+import logging
+import os
+import re
+import secrets
+import shutil
+import sqlite3
+import threading
+from collections.abc import Iterator
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+from engine import paths
+from engine.cases import audit, db, registry
+from engine.errors import CaseError, ConfigError, EngineError
+from engine.fsutil import atomic_write_bytes, sha256_bytes
+
+log = logging.getLogger(__name__)
+
+STATUSES = ("open", "closed", "archived")
+SIDECAR_ANCHOR = "audit_anchor.json"
+
+
+def resolve_user(user: str | None) -> str:
+    """Who is acting: the given name, else the examiner from settings, else the OS account."""
+    if user and user.strip():
+        return user.strip()
+    try:
+        from engine import settings
+
+        name = settings.load().examiner
+    except (ConfigError, OSError):
+        name = ""
+    if name.strip():
+        return name.strip()
+    try:
+        return getpass.getuser()
+    except (KeyError, OSError):
+        return "unknown"
+
+
+@dataclass(frozen=True)
+class CaseInfo:
+    """The case's details as the examiner entered them."""
+
+    case_id: str
+    case_number: str
+    title: str
+    examiner: str
+    witnesses: tuple[str, ...]
+    incident_date: str
+    status: str
+    notes: str
+    created_at: str
+    updated_at: str
+    folder: str
+
+    def to_dict(self) -> dict[str, Any]:
+        d = asdict(self)
+        d["witnesses"] = list(self.witnesses)
+        return d
+
+
+class Case:
+    """An open case: its folder and database connection. Close it (or use ``with``) when done.
+
+    The connection may be used from another thread than the one that opened it (the desktop app's
+    engine thread); writes are serialised by a lock.
+    """
+
+    def __init__(self, folder: Path, conn: sqlite3.Connection, case_id: str) -> None:
+        self.folder = folder
+        self.conn = conn
+        self.case_id = case_id
+        self._lock = threading.RLock()
+        self._depth = 0
+
+    def __enter__(self) -> Case:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def close(self) -> None:
+        with contextlib.suppress(sqlite3.Error):
+            self.conn.close()
+
+    @property
+    def info(self) -> CaseInfo:
+        r = self.conn.execute("SELECT * FROM case_info WHERE id = 1").fetchone()
+        if r is None:
+            raise CaseError(f"The case in {self.folder} has no case details: its database is damaged.")
+        return CaseInfo(self.case_id, r["case_number"], r["title"], r["examiner"],
+                        tuple(json.loads(r["witnesses"])), r["incident_date"], r["status"], r["notes"],
+                        r["created_at"], r["updated_at"], str(self.folder))
+
+    def file(self, rel: str) -> Path:
+        """Absolute path of a file stored in the case, refusing paths that leave the case folder."""
+        p = (self.folder / rel).resolve()
+        if not p.is_relative_to(self.folder.resolve()):
+            raise CaseError(f"Stored path {rel!r} points outside the case folder; the case database was altered.")
+        return p
+
+    def read_file(self, rel: str, expected_sha256: str | None = None) -> bytes:
+        """Bytes of a stored file, checked against its recorded SHA-256 when one is given."""
+        try:
+            data = self.file(rel).read_bytes()
+        except OSError as exc:
+            raise CaseError(f"Case file {rel} cannot be read: {exc}.") from exc
+        if expected_sha256 and sha256_bytes(data) != expected_sha256:
+            raise CaseError(f"Case file {rel} was changed after it was stored (SHA-256 differs).",
+                            hint="Run 'sketchface case verify' and restore the file from an export.")
+        return data
+
+    def store_file(self, sub: str, name: str, data: bytes) -> str:
+        """Write a file atomically into a case subfolder; return its case-relative path."""
+        rel = f"{sub}/{name}"
+        target = self.file(rel)
+        if target.exists() and target.read_bytes() == data:
+            return rel
+        atomic_write_bytes(target, data)
+        return rel
+
+    @contextlib.contextmanager
+    def write(self) -> Iterator[sqlite3.Connection]:
+        """One transaction for a change and its audit entries; anchors refreshed after commit."""
+        with self._lock:
+            if self._depth:  # nested: part of the caller's transaction
+                self._depth += 1
+                try:
+                    yield self.conn
+                finally:
+                    self._depth -= 1
+                return
+            self.conn.execute("BEGIN IMMEDIATE")
+            self._depth = 1
+            try:
+                yield self.conn
+                self.conn.execute("COMMIT")
+            except BaseException:
+                self.conn.execute("ROLLBACK")
+                raise
+            finally:
+                self._depth = 0
+            self._refresh_anchors()
+
+    def log(self, action: str, obj: str, *, user: str, inputs: dict[str, Any] | None = None,
+            outputs: dict[str, Any] | None = None, details: dict[str, Any] | None = None) -> audit.AuditEntry:
+        """Append an audit entry; only valid inside :meth:`write`."""
+        if not self._depth:
+            raise RuntimeError("Case.log must be called inside Case.write()")
+        return audit.append(self.conn, self.case_id, user=user, action=action, obj=obj,
+                            inputs=inputs, outputs=outputs, details=details)
+
+    def _refresh_anchors(self) -> None:
+        a = audit.read_anchor(self.conn)
+        if a is None:
+            return
+        count, head = a
+        try:
+            sidecar = {"case_id": self.case_id, "count": count, "head": head}
+            registry.write_lagging(self.folder / SIDECAR_ANCHOR, json.dumps(sidecar, indent=2))
+            registry.update_anchor(self.case_id, count, head)
+        except (OSError, EngineError) as exc:  # the change is committed; a lagging anchor copy is allowed
+            log.warning("Could not update the audit anchor copies of case %s: %s", self.case_id, exc)
+
+    def anchors(self, expected: tuple[int, str] | None = None) -> list[audit.Anchor]:
+        """Every anchor available for this case: meta row (exact), sidecar, registry, and an expected one."""
+        out: list[audit.Anchor] = []
+        meta = audit.read_anchor(self.conn)
+        if meta is not None:
+            out.append(audit.Anchor("case meta record", meta[0], meta[1], exact=True))
+        sidecar = self.folder / SIDECAR_ANCHOR
+        if sidecar.exists():
+            try:
+                d = json.loads(sidecar.read_text(encoding="utf-8"))
+                out.append(audit.Anchor(f"anchor file {SIDECAR_ANCHOR}", int(d["count"]), str(d["head"])))
+            except (OSError, ValueError, KeyError, TypeError):
+                out.append(audit.Anchor(f"anchor file {SIDECAR_ANCHOR} (unreadable)", 0, ""))
+        reg = registry.anchor(self.case_id)
+        if reg is not None:
+            out.append(audit.Anchor("workstation case registry", reg[0], reg[1]))
+        if expected is not None:
+            out.append(audit.Anchor("expected head given", expected[0], expected[1]))
+        return out
+
+    def verify(self, expected: tuple[int, str] | None = None) -> audit.AuditReport:
+        """Verify the audit chain against all anchors, and every record and file against the chain.
+
+        Args:
+            expected: (count, head) from a printed report or an earlier verification, if at hand.
+        """
+        from engine.cases.integrity import verify_case
+
+        return verify_case(self, self.anchors(expected))
+
+    def audit_entries(self) -> list[audit.AuditEntry]:
+        return audit.read_entries(self.conn)
+
+    def snapshot(self, target: Path) -> tuple[int, str] | None:
+        """Copy the database consistently (SQLite backup API, not a file copy of a live WAL database).
+
+        The copy uses a rollback journal so it is one self-contained file; returns its audit anchor.
+        """
+        dest = sqlite3.connect(str(target))
+        try:
+            with self._lock:
+                self.conn.backup(dest)
+            dest.execute("PRAGMA journal_mode=DELETE")
+            return audit.read_anchor(dest)
+        finally:
+            dest.close()
+
+
+def _slug(text: str) -> str:
+    s = re.sub(r"[^A-Za-z0-9_-]+", "-", text).strip("-_")[:40]
+    return s or "case"
+
+
+def open_case_folder(folder: Path) -> Case:
+    """Open the case stored in ``folder`` (no registry involved)."""
+    dbp = folder / db.DB_NAME
+    if not dbp.is_file():
+        raise CaseError(f"{folder} is not a SketchFace case folder (no {db.DB_NAME}).")
+    try:
+        conn = db.connect(dbp)
+        version = db.get_meta(conn, "schema_version")
+        case_id = db.get_meta(conn, "case_id")
+    except sqlite3.DatabaseError as exc:
+        raise CaseError(f"The case database {dbp} cannot be read: {exc}.",
+                        hint="Restore the case from an exported archive.") from exc
+    if case_id is None or version is None:
+        conn.close()
+        raise CaseError(f"The case database {dbp} is incomplete (no case id or schema version).")
+    if int(version) > db.SCHEMA_VERSION:
+        conn.close()
+        raise CaseError(f"Case {case_id} was written by a newer SketchFace (format {version}).",
+                        hint="Update SketchFace to open it.")
+    return Case(folder, conn, case_id)
+
+
+def create_case(case_number: str, title: str, *, examiner: str | None = None,
+                witnesses: list[str] | tuple[str, ...] = (), incident_date: str = "", notes: str = "",
+                location: str | os.PathLike[str] | None = None, user: str | None = None) -> Case:
+    """Create a case folder and database, audit its creation, register it; return it open.
+
+    Args:
+        case_number: the agency's case number (unique on this workstation).
+        title: short description.
+        examiner: examiner in charge (default: the acting user).
+        witnesses: witness names or codes.
+        incident_date: free text (e.g. ISO date).
+        notes: free text.
+        location: parent folder to create the case in (e.g. an encrypted volume); default cases_dir().
+        user: who creates it (default: settings examiner, else OS user).
+    """
+    case_number = case_number.strip()
+    if not case_number:
+        raise CaseError("A case needs a case number.")
+    if any(e.get("case_number") == case_number for e in registry.load().values()):
+        raise CaseError(f"Case number {case_number} already exists on this workstation.",
+                        hint="Open the existing case, or use another number.")
+    user = resolve_user(user)
+    parent = Path(location).expanduser() if location else paths.cases_dir()
+    case_id = f"{_slug(case_number)}-{secrets.token_hex(3)}"
+    final = parent / case_id
+    staging = parent / f".{case_id}.creating"
+    staging.mkdir(parents=True)
+    try:
+        for sub in db.SUBFOLDERS:
+            (staging / sub).mkdir()
+        conn = db.connect(staging / db.DB_NAME)
+        db.init_schema(conn)
+        ts = db.now_iso()
+        info = {"case_number": case_number, "title": title, "examiner": examiner or user,
+                "witnesses": list(witnesses), "incident_date": incident_date, "status": "open", "notes": notes}
+        case = Case(staging, conn, case_id)
+        with case.write():
+            db.set_meta(conn, "schema_version", str(db.SCHEMA_VERSION))
+            db.set_meta(conn, "case_id", case_id)
+            conn.execute("INSERT INTO case_info VALUES (1, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                         (case_number, title, info["examiner"], json.dumps(info["witnesses"]),
+                          incident_date, "open", notes, ts, ts))
+            case.log("case.create", f"case:{case_id}", user=user, details=info)
+        conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+        conn.close()
+        os.replace(staging, final)
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise
+    registry.register(case_id, final, case_number, title)
+    case = open_case_folder(final)
+    case._refresh_anchors()
+    return case
+
+
+def update_case(case: Case, *, title: str | None = None, status: str | None = None, notes: str | None = None,
+                witnesses: list[str] | None = None, incident_date: str | None = None,
+                user: str | None = None) -> CaseInfo:
+    """Change case details; the audit entry records the values before and after."""
+    if status is not None and status not in STATUSES:
+        raise CaseError(f"Unknown case status {status!r}; use one of {', '.join(STATUSES)}.")
+    before = case.info.to_dict()
+    changes = {k: v for k, v in {"title": title, "status": status, "notes": notes,
+                                  "witnesses": witnesses, "incident_date": incident_date}.items() if v is not None}
+    if not changes:
+        return case.info
+    with case.write() as conn:
+        for key, value in changes.items():
+            stored = json.dumps(value) if key == "witnesses" else value
+            conn.execute(f"UPDATE case_info SET {key} = ?, updated_at = ? WHERE id = 1", (stored, db.now_iso()))
+        case.log("case.update", f"case:{case.case_id}", user=resolve_user(user),
+                 details={"before": {k: before[k] for k in changes}, "after": changes})
+    info = case.info
+    registry.update_fields(case.case_id, title=info.title)
+    return info
+
+
+def _find_folder(ref: str) -> Path:
+    p = Path(ref).expanduser()
+    if (p / db.DB_NAME).is_file():
+        return p
+    cases = registry.load()
+    if ref in cases:
+        return Path(cases[ref]["path"])
+    by_number = [e for e in cases.values() if e.get("case_number") == ref]
+    if len(by_number) == 1:
+        return Path(by_number[0]["path"])
+    local = paths.cases_dir() / ref
+    if (local / db.DB_NAME).is_file():
+        return local
+    raise CaseError(f"No case {ref!r} on this workstation.",
+                    hint="Give a case id or number from 'sketchface case list', or the case folder's path.")
+
+
+def open_case(ref: str | os.PathLike[str]) -> Case:
+    """Open a case by id, case number, or folder path."""
+    folder = _find_folder(str(ref))
+    if not folder.exists():
+        raise CaseError(f"Case {ref} is registered at {folder}, which is not available.",
+                        hint="Mount the volume that holds it, or import it again from an archive.")
+    case = open_case_folder(folder)
+    if case.case_id not in registry.load():
+        info = case.info
+        registry.register(case.case_id, folder, info.case_number, info.title)
+    return case
+
+
+def list_cases() -> list[dict[str, Any]]:
+    """Every known case (registry plus any case folder found under cases_dir()), newest first."""
+    for child in sorted(paths.cases_dir().iterdir()):
+        if (child / db.DB_NAME).is_file() and not child.name.startswith("."):
+            with contextlib.suppress(CaseError, sqlite3.Error), open_case_folder(child) as c:
+                if c.case_id not in registry.load():
+                    registry.register(c.case_id, child, c.info.case_number, c.info.title)
+    out: list[dict[str, Any]] = []
+    for case_id, entry in registry.load().items():
+        folder = Path(entry["path"])
+        row: dict[str, Any] = {"case_id": case_id, "folder": str(folder), "available": False,
+                               "case_number": entry.get("case_number", ""), "title": entry.get("title", "")}
+        if (folder / db.DB_NAME).is_file():
+            with contextlib.suppress(CaseError, sqlite3.Error), open_case_folder(folder) as c:
+                row.update(c.info.to_dict(), available=True)
+        out.append(row)
+    out.sort(key=lambda r: (r.get("created_at", ""), r["case_id"]), reverse=True)
+    return out

@@ -1,0 +1,310 @@
+"""A gallery: its SQLite store (the truth) and its derived HNSW index, with remove/rebuild/verify.
+
+Why the index is reconciled on load: ingest commits each photo to the database first and saves the
+index only now and then, so after a crash the index may lack the last faces (or still hold removed
+ones). The database is the truth: on load, faces stored but missing from the index are re-added
+from their stored embeddings and labels no longer in the store are marked deleted.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from engine import settings as settings_mod
+from engine.errors import GalleryError, IndexCorrupt
+from engine.gallery.index import MIN_CHUNK, HnswIndex
+from engine.gallery.store import GalleryStore
+from engine.progress import CancelToken, ProgressCallback, Reporter, check
+from engine.settings import Settings
+
+if TYPE_CHECKING:
+    from engine.faces import FacePipeline
+    from engine.gallery.ingest import IngestReport
+    from engine.gallery.metadata import MetadataReport
+
+log = logging.getLogger(__name__)
+
+DB_FILE = "gallery.sqlite"
+INDEX_FILE = "index.hnsw"
+DIM = 512
+_BATCH = 10_000
+
+
+@dataclass(frozen=True)
+class GalleryInfo:
+    """What front-ends show about a gallery (and what search manifests record)."""
+
+    id: str
+    name: str
+    created: str
+    path: str
+    model_sha256: str | None
+    content_version: int
+    photos: int
+    faces: int
+    ok: int
+    no_face: int
+    error: int
+    with_metadata: int
+    index: dict[str, int] = field(default_factory=dict)
+    index_file_bytes: int = 0
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+@dataclass(frozen=True)
+class VerifyReport:
+    """Index <-> store consistency. ``ok`` only when counts, labels and sampled vectors all agree."""
+
+    ok: bool
+    store_faces: int
+    index_live: int
+    index_deleted: int
+    missing_count: int
+    extra_count: int
+    missing: list[int]
+    extra: list[int]
+    sample_checked: int
+    sample_mismatched: int
+    problems: list[str]
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+@dataclass(frozen=True)
+class RemoveReport:
+    photos: int
+    faces: int
+
+
+class Gallery:
+    """One gallery folder: ``gallery.sqlite`` (truth) and ``index.hnsw`` (derived, rebuildable).
+
+    The index loads lazily on first use (search, ingest, verify), so listing galleries is cheap.
+    Mutations (ingest, remove, rebuild, metadata) are serialised by a gallery lock; searches run
+    beside them under the index's reader/writer lock.
+    """
+
+    def __init__(self, directory: Path, settings: Settings | None = None) -> None:
+        self.dir = Path(directory)
+        self.settings = settings or settings_mod.load()
+        self.store = GalleryStore(self.dir / DB_FILE)
+        meta = self.store.meta()
+        if "id" not in meta or "name" not in meta:
+            raise GalleryError(f"{self.dir} is not a complete gallery (its metadata is missing).")
+        self.id: str = meta["id"]
+        self.write_lock = threading.RLock()
+        self._index: HnswIndex | None = None
+        self._index_mutex = threading.Lock()
+        for stale in self.dir.glob(f".{INDEX_FILE}.*.tmp"):  # left by a crash during a save
+            stale.unlink(missing_ok=True)
+
+    def __enter__(self) -> Gallery:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def __repr__(self) -> str:
+        return f"Gallery({self.id!r}, {self.name!r})"
+
+    @property
+    def name(self) -> str:
+        return self.store.meta()["name"]
+
+    @property
+    def index_path(self) -> Path:
+        return self.dir / INDEX_FILE
+
+    @property
+    def model_sha256(self) -> str | None:
+        return self.store.meta().get("model_sha256")
+
+    @property
+    def content_version(self) -> int:
+        return self.store.content_version
+
+    def close(self) -> None:
+        self.store.close()
+
+    def info(self) -> GalleryInfo:
+        meta, counts = self.store.meta(), self.store.counts()
+        params = self._index.params if self._index is not None else {
+            "M": int(meta.get("hnsw_M", self.settings.hnsw_m)),
+            "ef_construction": int(meta.get("hnsw_ef_construction", self.settings.hnsw_ef_construction)),
+            "ef": self.settings.hnsw_ef}
+        size = self.index_path.stat().st_size if self.index_path.exists() else 0
+        return GalleryInfo(self.id, meta["name"], meta.get("created", ""), str(self.dir), meta.get("model_sha256"),
+                           int(meta.get("content_version", 0)), counts["photos"], counts["faces"], counts["ok"],
+                           counts["no_face"], counts["error"], counts["with_metadata"], params, size)
+
+    # -- the index ---------------------------------------------------------------------------
+    @property
+    def index(self) -> HnswIndex:
+        """The HNSW index, loaded (``ef`` restored) and reconciled with the store on first use."""
+        with self._index_mutex:
+            if self._index is None:
+                self._index = self._load_index()
+            return self._index
+
+    def _new_index(self, capacity: int, M: int | None = None, ef_construction: int | None = None) -> HnswIndex:
+        meta = self.store.meta()
+        return HnswIndex(DIM, M=M or int(meta.get("hnsw_M", self.settings.hnsw_m)),
+                         ef_construction=ef_construction or int(meta.get("hnsw_ef_construction",
+                                                                         self.settings.hnsw_ef_construction)),
+                         ef=self.settings.hnsw_ef, capacity=capacity)
+
+    def _load_index(self) -> HnswIndex:
+        index: HnswIndex | None = None
+        if self.index_path.exists():
+            try:
+                index = HnswIndex.load(self.index_path, DIM, ef=self.settings.hnsw_ef)
+            except IndexCorrupt as exc:
+                log.warning("%s; rebuilding it from the stored embeddings", exc)
+        if index is None:
+            index = self._new_index(self.store.face_count() + MIN_CHUNK)
+        if self._reconcile(index):
+            index.save(self.index_path)
+        return index
+
+    def _reconcile(self, index: HnswIndex) -> bool:
+        """Re-add stored faces the index lacks, mark deleted labels the store no longer has."""
+        db_ids = self.store.face_ids()
+        in_index = index.all_labels()
+        extra = np.setdiff1d(in_index, db_ids, assume_unique=True)
+        missing = np.setdiff1d(db_ids, in_index, assume_unique=True)
+        newly_deleted = index.remove(extra)
+        for start in range(0, len(missing), _BATCH):
+            chunk = missing[start:start + _BATCH]
+            index.add(self.store.embeddings(chunk, DIM), chunk)
+        if len(missing) or newly_deleted:
+            log.info("gallery %s: index reconciled (%d re-added, %d marked deleted)", self.id, len(missing),
+                     newly_deleted)
+        return bool(len(missing) or newly_deleted)
+
+    def save_index(self) -> None:
+        if self._index is not None:
+            self._index.save(self.index_path)
+
+    def set_model_sha256(self, sha: str) -> None:
+        """Adopt the ArcFace digest of the first import; refuse a different one once faces exist."""
+        current = self.model_sha256
+        if current == sha:
+            return
+        if current and self.store.face_count():
+            raise GalleryError(
+                f"Gallery '{self.name}' was embedded with ArcFace file {current[:12]}…, but the installed one is "
+                f"{sha[:12]}…; mixing them would make scores meaningless.",
+                hint="Install the ArcFace file the gallery was built with, or create a new gallery.")
+        self.store.set_meta("model_sha256", sha, bump=True)
+
+    # -- operations --------------------------------------------------------------------------
+    def add(self, folders: list[Path] | list[str], pipeline: FacePipeline | None = None,
+            progress: ProgressCallback | None = None, cancel: CancelToken | None = None,
+            workers: int | None = None, batch: int | None = None) -> IngestReport:
+        """Import image files and folders (recursively); see :func:`engine.gallery.ingest.ingest`."""
+        from engine.gallery.ingest import ingest
+
+        return ingest(self, [Path(f) for f in folders], pipeline=pipeline, progress=progress, cancel=cancel,
+                      workers=workers, batch=batch)
+
+    def remove(self, photo_paths: list[str] | list[Path]) -> RemoveReport:
+        """Forget photos (files, or every photo under a folder): store rows deleted, index labels marked."""
+        resolved = [str(Path(p).expanduser().resolve()) for p in photo_paths]
+        with self.write_lock:
+            photo_ids = self.store.photo_ids_for_paths(resolved)
+            faces = self.store.remove_photos(photo_ids)
+            if faces:
+                self.index.remove(faces)
+                self.save_index()
+        return RemoveReport(len(photo_ids), len(faces))
+
+    def rebuild(self, progress: ProgressCallback | None = None, cancel: CancelToken | None = None,
+                M: int | None = None, ef_construction: int | None = None) -> None:
+        """Build a fresh index from the stored embeddings (compacts deletions; may change M/ef_construction).
+
+        The old index keeps serving (and stays on disk) until the new one is complete and saved.
+        """
+        with self.write_lock:
+            total = self.store.face_count()
+            fresh = self._new_index(max(total, 1) + MIN_CHUNK, M, ef_construction)
+            reporter = Reporter(progress, total)
+            for ids, vecs in self.store.iter_embeddings(_BATCH, DIM):
+                check(cancel)
+                fresh.add(vecs, ids)
+                reporter.step(len(ids), "indexing stored embeddings")
+            check(cancel)
+            fresh.save(self.index_path)
+            if M or ef_construction:
+                self.store.set_meta("hnsw_M", str(fresh.params["M"]))
+                self.store.set_meta("hnsw_ef_construction", str(fresh.params["ef_construction"]))
+            with self._index_mutex:
+                self._index = fresh
+            reporter.emit("done", force=True)
+
+    def verify(self, sample: int = 256) -> VerifyReport:
+        """Compare the index with the store: counts, missing/extra labels, a sample of vectors.
+
+        Checks the in-memory index when one is loaded, else the saved file as it is (not repaired).
+        """
+        problems = self.store.integrity_problems()
+        index = self._index
+        if index is None:
+            if not self.index_path.exists():
+                index = self._new_index(1)
+                if self.store.face_count():
+                    problems.append("the index file is missing")
+            else:
+                try:
+                    index = HnswIndex.load(self.index_path, DIM, ef=self.settings.hnsw_ef)
+                except IndexCorrupt as exc:
+                    problems.append(str(exc))
+                    index = self._new_index(1)
+        db_ids = self.store.face_ids()
+        labels = index.all_labels()
+        missing = np.setdiff1d(db_ids, labels, assume_unique=True)
+        extra = [int(x) for x in np.setdiff1d(labels, db_ids, assume_unique=True) if not index.is_deleted(int(x))]
+        deleted = len(labels) - len(extra) - (len(db_ids) - len(missing))
+        present = np.intersect1d(db_ids, labels, assume_unique=True)
+        rng = np.random.default_rng(0)
+        picked = np.sort(rng.choice(present, size=min(sample, len(present)), replace=False)) if len(present) else present
+        mismatched = 0
+        if len(picked):
+            stored = self.store.embeddings(picked, DIM)
+            for row, label in enumerate(picked):
+                try:
+                    vec = index.get(np.asarray([label]))[0]
+                except IndexCorrupt:
+                    mismatched += 1
+                    continue
+                if not np.allclose(vec, stored[row], atol=1e-6):
+                    mismatched += 1
+        if len(missing):
+            problems.append(f"{len(missing)} stored face(s) missing from the index")
+        if extra:
+            problems.append(f"{len(extra)} index label(s) with no stored face")
+        if mismatched:
+            problems.append(f"{mismatched} of {len(picked)} sampled vectors differ between index and store")
+        live = len(labels) - deleted
+        return VerifyReport(not problems, len(db_ids), live, deleted, len(missing), len(extra),
+                            [int(x) for x in missing[:20]], extra[:20], len(picked), mismatched, problems)
+
+    def import_metadata(self, csv_path: Path | str, skip_bad: bool = False) -> MetadataReport:
+        from engine.gallery.metadata import import_metadata
+
+        return import_metadata(self, Path(csv_path), skip_bad=skip_bad)
+
+    def thumbnail(self, face_id: int) -> bytes | None:
+        """JPEG bytes of a face's aligned 112x112 crop (for result grids)."""
+        return self.store.thumbnail(face_id)
+
+    def bad_photos(self) -> list[tuple[str, str, str]]:
+        return self.store.bad_photos()

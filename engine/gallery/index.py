@@ -1,0 +1,251 @@
+"""The vector index behind galleries: a ``VectorIndex`` protocol and its hnswlib implementation.
+
+Why a protocol: the workstation embeds hnswlib, but a unit that shares galleries across machines
+serves the same calls from PostgreSQL + pgvector. Search and ingest only use this interface.
+
+Facts this module is built on (checked against hnswlib 0.8, see REFERENCE.md): ``ef`` is not saved
+(it comes back as 10, so it is set after every load); adding past ``max_elements`` raises *after*
+adding part of the batch (so capacity is grown before adding, in chunks); ``resize_index`` and
+concurrent add/query from Python threads are unsafe (so a reader/writer lock guards every call);
+``knn_query`` raises when fewer than ``k`` live elements exist (so ``k`` is clamped).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import threading
+from collections.abc import Callable, Iterable, Iterator
+from pathlib import Path
+from typing import Any, Protocol, runtime_checkable
+
+import hnswlib
+import numpy as np
+
+from engine.errors import IndexCorrupt
+from engine.fsutil import atomic_path
+
+# Growth step of the index capacity: at least this many elements, or half the current capacity.
+MIN_CHUNK = 4096
+# Fixed construction seed: the same inputs in the same order give the same graph.
+RANDOM_SEED = 100
+
+
+class RWLock:
+    """Many readers or one writer; a waiting writer blocks new readers (no writer starvation).
+
+    Not re-entrant: a thread holding the lock must not take it again.
+    """
+
+    def __init__(self) -> None:
+        self._cond = threading.Condition(threading.Lock())
+        self._readers = 0
+        self._writer = False
+        self._writers_waiting = 0
+
+    @contextlib.contextmanager
+    def read(self) -> Iterator[None]:
+        with self._cond:
+            while self._writer or self._writers_waiting:
+                self._cond.wait()
+            self._readers += 1
+        try:
+            yield
+        finally:
+            with self._cond:
+                self._readers -= 1
+                if not self._readers:
+                    self._cond.notify_all()
+
+    @contextlib.contextmanager
+    def write(self) -> Iterator[None]:
+        with self._cond:
+            self._writers_waiting += 1
+            while self._writer or self._readers:
+                self._cond.wait()
+            self._writers_waiting -= 1
+            self._writer = True
+        try:
+            yield
+        finally:
+            with self._cond:
+                self._writer = False
+                self._cond.notify_all()
+
+
+@runtime_checkable
+class VectorIndex(Protocol):
+    """Approximate nearest-neighbour index over unit vectors, labelled by face id.
+
+    Similarities are inner products (= cosine on unit vectors), larger is closer.
+    """
+
+    dim: int
+
+    def add(self, vectors: np.ndarray, labels: np.ndarray) -> None: ...
+
+    def remove(self, labels: Iterable[int]) -> int: ...
+
+    def query(self, vectors: np.ndarray, k: int,
+              allowed: Callable[[int], bool] | None = None) -> tuple[np.ndarray, np.ndarray]: ...
+
+    def get(self, labels: np.ndarray) -> np.ndarray: ...
+
+    def labels(self) -> np.ndarray: ...
+
+    def __len__(self) -> int: ...
+
+    def set_ef(self, ef: int) -> None: ...
+
+    def save(self, path: Path) -> None: ...
+
+    @property
+    def params(self) -> dict[str, int]: ...
+
+
+class HnswIndex:
+    """hnswlib HNSW in inner-product space, thread-safe through a reader/writer lock.
+
+    Args:
+        dim: vector dimension (512 for ArcFace).
+        M: graph degree (memory ~ 4*dim + 8*M + ~100 bytes per element).
+        ef_construction: build-time beam width (recall of the graph).
+        ef: query-time beam width; restored after every load.
+        capacity: initial ``max_elements``; grows in chunks as vectors are added.
+    """
+
+    def __init__(self, dim: int = 512, M: int = 16, ef_construction: int = 200, ef: int = 200,
+                 capacity: int = MIN_CHUNK, *, _index: Any = None) -> None:
+        self.dim = dim
+        self._lock = RWLock()
+        self._deleted: set[int] = set()
+        if _index is None:
+            _index = hnswlib.Index(space="ip", dim=dim)
+            _index.init_index(max_elements=max(1, capacity), M=M, ef_construction=ef_construction,
+                              random_seed=RANDOM_SEED)
+        self._index = _index
+        self._ef = ef
+        self._index.set_ef(ef)
+
+    # -- persistence -------------------------------------------------------------------------
+    @classmethod
+    def load(cls, path: Path, dim: int = 512, ef: int = 200, extra_capacity: int = 0) -> HnswIndex:
+        """Load a saved index and set ``ef`` (hnswlib does not save it); ``IndexCorrupt`` if unreadable."""
+        raw = hnswlib.Index(space="ip", dim=dim)
+        try:
+            raw.load_index(str(path), max_elements=0)
+            if extra_capacity > 0:
+                raw.resize_index(raw.get_max_elements() + extra_capacity)
+        except (RuntimeError, ValueError, OSError, MemoryError) as exc:
+            raise IndexCorrupt(f"The vector index {path} cannot be read ({exc}).",
+                               hint="Run 'sketchface gallery rebuild' to rebuild it from the stored embeddings.") from exc
+        return cls(dim=dim, ef=ef, _index=raw)
+
+    def save(self, path: Path) -> None:
+        """Write the index to a temporary file beside ``path``, fsync it, then rename: never half-written."""
+        with self._lock.read(), atomic_path(path) as tmp:
+            self._index.save_index(str(tmp))
+
+    # -- mutation ----------------------------------------------------------------------------
+    def add(self, vectors: np.ndarray, labels: np.ndarray, num_threads: int = -1) -> None:
+        """Add (or replace) vectors under integer labels; capacity grows in chunks first."""
+        vectors = np.ascontiguousarray(vectors, dtype=np.float32).reshape(-1, self.dim)
+        labels = np.asarray(labels, dtype=np.int64).reshape(-1)
+        if len(vectors) != len(labels):
+            raise ValueError(f"{len(vectors)} vectors but {len(labels)} labels")
+        if not len(labels):
+            return
+        with self._lock.write():
+            needed = self._index.element_count + len(labels)
+            cap = self._index.get_max_elements()
+            if needed > cap:
+                self._index.resize_index(max(needed, cap + max(MIN_CHUNK, cap // 2)))
+            self._index.add_items(vectors, labels, num_threads=num_threads)
+            self._deleted.difference_update(int(x) for x in labels)
+
+    def remove(self, labels: Iterable[int]) -> int:
+        """Mark labels deleted (they stay in the graph until a rebuild). Returns how many were live."""
+        removed = 0
+        with self._lock.write():
+            for label in labels:
+                label = int(label)
+                if label in self._deleted:
+                    continue
+                try:
+                    self._index.mark_deleted(label)
+                    removed += 1
+                except RuntimeError as exc:  # "already deleted" or "Label not found": not live either way
+                    if "already deleted" in str(exc):
+                        self._deleted.add(label)
+                    continue
+                self._deleted.add(label)
+        return removed
+
+    def set_ef(self, ef: int) -> None:
+        with self._lock.write():
+            self._ef = ef
+            self._index.set_ef(ef)
+
+    # -- reading -----------------------------------------------------------------------------
+    def query(self, vectors: np.ndarray, k: int,
+              allowed: Callable[[int], bool] | None = None) -> tuple[np.ndarray, np.ndarray]:
+        """Top-``k`` labels and inner-product similarities per query row (fewer when fewer live).
+
+        ``allowed`` is hnswlib's filter callback (a Python call per visited label): use it for loose
+        filters only; callers pre-filter selective ones with numpy over stored embeddings.
+        """
+        q = np.ascontiguousarray(vectors, dtype=np.float32).reshape(-1, self.dim)
+        with self._lock.read():
+            k = min(k, self._index.element_count - len(self._deleted))
+            if k <= 0 or not len(q):
+                return np.zeros((len(q), 0), np.int64), np.zeros((len(q), 0), np.float32)
+            labels, dist = self._index.knn_query(q, k=k, num_threads=1, filter=allowed)
+        return labels.astype(np.int64), (1.0 - dist).astype(np.float32)
+
+    def get(self, labels: np.ndarray) -> np.ndarray:
+        """Stored vectors of live labels (``IndexCorrupt`` if one is missing or deleted)."""
+        ids = [int(x) for x in np.asarray(labels).reshape(-1)]
+        if not ids:
+            return np.zeros((0, self.dim), np.float32)
+        with self._lock.read():
+            try:
+                return np.asarray(self._index.get_items(ids, return_type="numpy"), dtype=np.float32)
+            except RuntimeError as exc:
+                raise IndexCorrupt(f"The vector index lacks a face it should hold ({exc}).",
+                                   hint="Run 'sketchface gallery rebuild'.") from exc
+
+    def all_labels(self) -> np.ndarray:
+        """Every label in the graph, deleted ones included."""
+        with self._lock.read():
+            return np.asarray(self._index.get_ids_list(), dtype=np.int64)
+
+    def labels(self) -> np.ndarray:
+        """Live labels: all but those marked deleted through :meth:`remove` (which also learns old marks)."""
+        every = self.all_labels()
+        if not self._deleted:
+            return every
+        return every[~np.isin(every, np.fromiter(self._deleted, np.int64, len(self._deleted)))]
+
+    def is_deleted(self, label: int) -> bool:
+        """Whether a label present in the graph is marked deleted (probes hnswlib; for verification)."""
+        with self._lock.read():
+            try:
+                self._index.get_items([int(label)])
+            except RuntimeError:
+                return True
+        return False
+
+    def __len__(self) -> int:
+        with self._lock.read():
+            return int(self._index.element_count) - len(self._deleted)
+
+    @property
+    def deleted_count(self) -> int:
+        return len(self._deleted)
+
+    @property
+    def capacity(self) -> int:
+        return int(self._index.get_max_elements())
+
+    @property
+    def params(self) -> dict[str, int]:
+        return {"M": int(self._index.M), "ef_construction": int(self._index.ef_construction), "ef": int(self._ef)}

@@ -1,0 +1,297 @@
+"""Import folders of photos into a gallery: scan, skip unchanged, decode in parallel, detect, embed in batches.
+
+How the work flows: a thread pool reads each file, hashes it, decodes it, detects and aligns its faces
+(onnxruntime releases the GIL, so this overlaps with inference); the calling thread embeds the crops
+of several photos in one ArcFace batch and records each photo in its own transaction. Why: a
+SIGKILL at any moment leaves every photo either fully recorded or not at all, so running the import
+again finishes the job with no duplicate and no loss; the index, saved every so often and at the end,
+is reconciled with the store when next loaded.
+
+Files are skipped when path, size and mtime are unchanged; when only size/mtime changed the SHA-256
+decides. Bad files (empty, truncated, not an image, decompression bombs) and faceless images are
+recorded with their reason, so a re-run does not retry them until they change. Unexpected failures
+(a model error, out of memory) are reported but not recorded, so the next run retries them.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import time
+from collections import deque
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from engine.errors import BadImage, GalleryError
+from engine.faces import blur_score, encode_jpeg, face_quality, is_image_name, load_image
+from engine.fsutil import sha256_bytes
+from engine.gallery.modelhash import recognizer_sha256
+from engine.gallery.store import FaceRecord, PhotoRecord
+from engine.progress import CancelToken, ProgressCallback, ProgressEvent, check
+
+if TYPE_CHECKING:
+    from engine.faces import FacePipeline
+    from engine.gallery.gallery import Gallery
+    from engine.types import FaceBox
+
+log = logging.getLogger(__name__)
+
+MAX_FILE_BYTES = 512 * 1024 * 1024
+SAVE_EVERY_S = 30.0
+THUMB_QUALITY = 85
+
+
+@dataclass(frozen=True)
+class BadFile:
+    """A scanned file that is not indexed, and why."""
+
+    path: str
+    status: str  # "error" (could not be read/decoded) or "no_face"
+    reason: str
+
+
+@dataclass
+class IngestReport:
+    """What one ``gallery add`` did. ``bad`` lists every scanned file not indexed (this run or before)."""
+
+    scanned: int = 0
+    added: int = 0
+    updated: int = 0
+    unchanged: int = 0
+    no_face: int = 0
+    errors: int = 0
+    faces: int = 0
+    elapsed_s: float = 0.0
+    bad: list[BadFile] = field(default_factory=list)
+    failed: list[BadFile] = field(default_factory=list)
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+@dataclass
+class _Prepared:
+    path: str
+    size: int
+    mtime_ns: int
+    sha256: str | None = None
+    status: str = "ok"
+    error: str | None = None
+    width: int | None = None
+    height: int | None = None
+    boxes: list[FaceBox] = field(default_factory=list)
+    crops: list[np.ndarray] = field(default_factory=list)
+    touch_photo_id: int | None = None  # same content as recorded: only refresh size/mtime
+    replaces: bool = False
+    failure: str | None = None  # unexpected error: reported, not recorded
+
+
+def scan(folders: list[Path]) -> list[Path]:
+    """Image files under the folders (recursively, sorted) plus files named directly, resolved."""
+    found: list[Path] = []
+    for folder in folders:
+        folder = Path(folder).expanduser()
+        if folder.is_file():
+            found.append(folder.resolve())
+            continue
+        if not folder.is_dir():
+            raise GalleryError(f"{folder} is neither a folder nor a file.", hint="Check the path and try again.")
+        for root, dirs, files in os.walk(folder):
+            dirs.sort()
+            found += [Path(root, f).resolve() for f in sorted(files) if is_image_name(f)]
+    return list(dict.fromkeys(found))
+
+
+def _prepare(pipeline: FacePipeline, path: Path, known: tuple[int, int, int, str | None] | None) -> _Prepared:
+    """Worker: read, hash, decode, detect and align one file (no database access here)."""
+    try:
+        st = path.stat()
+    except OSError as exc:
+        return _Prepared(str(path), 0, 0, status="error", error=f"cannot read the file: {exc.strerror or exc}")
+    prep = _Prepared(str(path), st.st_size, st.st_mtime_ns, replaces=known is not None)
+    try:
+        if st.st_size > MAX_FILE_BYTES:
+            raise BadImage(f"the file is {st.st_size / 2**20:.0f} MB, over the {MAX_FILE_BYTES // 2**20} MB limit")
+        try:
+            data = path.read_bytes()
+        except OSError as exc:
+            raise BadImage(f"cannot read the file: {exc.strerror or exc}") from exc
+        prep.sha256 = sha256_bytes(data)
+        if known is not None and known[3] == prep.sha256:
+            prep.touch_photo_id = known[0]
+            return prep
+        bgr = load_image(data)  # decoded from the very bytes that were hashed
+        prep.height, prep.width = bgr.shape[:2]
+        prep.boxes = pipeline.detect(bgr)
+        prep.crops = [pipeline.align(bgr, b) for b in prep.boxes]
+        if not prep.boxes:
+            prep.status, prep.error = "no_face", "no face found"
+    except BadImage as exc:
+        prep.status, prep.error = "error", str(exc).replace("image data", "the file", 1)
+    except Exception as exc:  # a model or memory failure: not a property of the file, so retried next run
+        log.exception("unexpected failure on %s", path)
+        prep.failure = f"{type(exc).__name__}: {exc}"
+    return prep
+
+
+class _Run:
+    """State of one ingest run (kept out of the loop so each step stays short)."""
+
+    def __init__(self, gallery: Gallery, pipeline: FacePipeline | None, total: int, progress: ProgressCallback | None,
+                 batch: int) -> None:
+        self.gallery, self.pipeline, self.total, self.progress, self.batch = gallery, pipeline, total, progress, batch
+        self.report = IngestReport(scanned=total)
+        self.done = 0
+        self.dirty = False
+        self.last_save = time.monotonic()
+
+    def step(self, path: str) -> None:
+        self.done += 1
+        if self.progress is not None:
+            self.progress(ProgressEvent(self.done, self.total, path))
+
+    def record(self, prep: _Prepared, faces: list[FaceRecord]) -> list[int]:
+        store = self.gallery.store
+        new, old = store.record_photo(PhotoRecord(prep.path, prep.sha256, prep.size, prep.mtime_ns, prep.status,
+                                                  prep.error, prep.width, prep.height), faces)
+        if old:
+            self.gallery.index.remove(old)
+            self.dirty = True
+        r = self.report
+        if prep.status == "ok":
+            r.updated += prep.replaces
+            r.added += not prep.replaces
+            r.faces += len(faces)
+        elif prep.status == "no_face":
+            r.no_face += 1
+        else:
+            r.errors += 1
+        self.step(prep.path)
+        return new
+
+    def flush(self, items: list[_Prepared]) -> None:
+        """Embed the crops of several photos in one batch; record each photo in its own transaction."""
+        if not items:
+            return
+        assert self.pipeline is not None
+        crops = [c for it in items for c in it.crops]
+        embs = self.pipeline.embed(crops, batch_size=self.batch)
+        ids: list[int] = []
+        offset = 0
+        for it in items:
+            faces = []
+            for i, (box, crop) in enumerate(zip(it.boxes, it.crops, strict=True)):
+                blur = blur_score(crop)
+                faces.append(FaceRecord(box.bbox, box.kps, box.det_score, face_quality(box, blur), blur, i == 0,
+                                        embs[offset + i], encode_jpeg(crop, THUMB_QUALITY)))
+            ids += self.record(it, faces)
+            offset += len(it.crops)
+        self.gallery.index.add(embs, np.asarray(ids, dtype=np.int64))
+        self.dirty = True
+        items.clear()
+        if time.monotonic() - self.last_save > SAVE_EVERY_S:
+            self.save()
+
+    def save(self) -> None:
+        if self.dirty:
+            self.gallery.save_index()
+            self.dirty = False
+        self.last_save = time.monotonic()
+
+
+def ingest(gallery: Gallery, folders: list[Path], pipeline: FacePipeline | None = None,
+           progress: ProgressCallback | None = None, cancel: CancelToken | None = None,
+           workers: int | None = None, batch: int | None = None) -> IngestReport:
+    """Import image files under ``folders`` into ``gallery``; one :class:`ProgressEvent` per file.
+
+    Args:
+        pipeline: a loaded :class:`FacePipeline` (loaded from the installed models when None and needed).
+        progress: called once per file (done, total, path).
+        cancel: checked between files; raises :class:`engine.errors.Cancelled`, keeping what was recorded.
+        workers: decoding/detection threads (settings.ingest_workers by default).
+        batch: faces per ArcFace batch (settings.ingest_batch by default).
+    """
+    start = time.perf_counter()
+    settings = gallery.settings
+    workers, batch = workers or settings.ingest_workers, batch or settings.ingest_batch
+    files = scan(folders)
+    with gallery.write_lock:
+        known = gallery.store.photo_index()
+        todo: list[tuple[Path, tuple[int, int, int, str | None] | None]] = []
+        unchanged = 0
+        for path in files:
+            k = known.get(str(path))
+            try:
+                st = path.stat()
+            except OSError:
+                st = None
+            if k is not None and st is not None and k[1] == st.st_size and k[2] == st.st_mtime_ns:
+                unchanged += 1
+            else:
+                todo.append((path, k))
+        if todo and pipeline is None:
+            from engine.faces import FacePipeline
+
+            pipeline = FacePipeline.from_models(settings.device, settings.det_size)
+        run = _Run(gallery, pipeline, len(files), progress, batch)
+        run.report.unchanged = unchanged
+        run.done = unchanged
+        if unchanged and progress is not None:
+            progress(ProgressEvent(unchanged, len(files), f"{unchanged} unchanged file(s) skipped"))
+        if todo:
+            assert pipeline is not None
+            gallery.set_model_sha256(recognizer_sha256(pipeline))
+            gallery.index  # noqa: B018 - load and reconcile before the first add
+            try:
+                _process(run, pipeline, todo, cancel, workers, batch)
+            finally:
+                run.save()
+    report = run.report
+    scanned = {str(p) for p in files}
+    report.bad = [BadFile(p, s, r) for p, s, r in gallery.bad_photos() if p in scanned]
+    report.elapsed_s = round(time.perf_counter() - start, 3)
+    return report
+
+
+def _process(run: _Run, pipeline: FacePipeline, todo: list[tuple[Path, Any]], cancel: CancelToken | None,
+             workers: int, batch: int) -> None:
+    window = max(2 * workers, batch // 2, 4)
+    items = iter(todo)
+    pending: deque[Future[_Prepared]] = deque()
+    waiting: list[_Prepared] = []
+    waiting_faces = 0
+    with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="ingest") as pool:
+        try:
+            def top_up() -> None:
+                while len(pending) < window and (nxt := next(items, None)) is not None:
+                    pending.append(pool.submit(_prepare, pipeline, nxt[0], nxt[1]))
+
+            top_up()
+            while pending:
+                check(cancel)
+                prep = pending.popleft().result()
+                top_up()
+                if prep.failure:
+                    run.report.failed.append(BadFile(prep.path, "failed", prep.failure))
+                    run.step(prep.path)
+                elif prep.touch_photo_id is not None:
+                    run.gallery.store.touch_photo(prep.touch_photo_id, prep.size, prep.mtime_ns)
+                    run.report.unchanged += 1
+                    run.step(prep.path)
+                elif prep.crops:
+                    waiting.append(prep)
+                    waiting_faces += len(prep.crops)
+                    if waiting_faces >= batch:
+                        run.flush(waiting)
+                        waiting_faces = 0
+                else:
+                    run.record(prep, [])
+            run.flush(waiting)
+        except BaseException:
+            for f in pending:
+                f.cancel()
+            raise

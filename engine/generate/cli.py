@@ -1,0 +1,224 @@
+"""``sketchface reconstruct`` and ``sketchface vary``: generation headless.
+
+Outputs are PNGs with their provenance embedded; a table (or ``--json``) lists paths, seeds, identity
+scores and SHA-256s on stdout, progress goes to stderr. Replicate runs only with ``--enable-replicate``
+and after the upload warning is accepted (``--yes`` or an answer on the terminal).
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from engine.cli import print_json
+from engine.errors import BadImage
+from engine.progress import ProgressEvent
+
+
+class _Steps:
+    """Engine progress -> a tqdm step bar on stderr (hidden when stderr is not a terminal)."""
+
+    def __init__(self) -> None:
+        self._bar: Any = None
+
+    def __call__(self, event: ProgressEvent) -> None:
+        from tqdm import tqdm
+
+        if self._bar is None or (event.total and self._bar.total != event.total):
+            self.close()
+            self._bar = tqdm(total=event.total or None, unit="step", file=sys.stderr, disable=None, leave=False)
+        self._bar.set_description_str(event.message[-48:], refresh=False)
+        self._bar.update(max(0, event.done - self._bar.n))
+
+    def close(self) -> None:
+        if self._bar is not None:
+            self._bar.close()
+            self._bar = None
+
+
+def _image(path: str | None) -> np.ndarray | None:
+    if path is None:
+        return None
+    from engine.faces.decode import load_image
+
+    return load_image(path)
+
+
+def _embedding(path: str) -> np.ndarray:
+    try:
+        vec = np.load(path, allow_pickle=False)
+    except (OSError, ValueError) as exc:
+        raise BadImage(f"Cannot read the embedding {path}: {exc}",
+                       hint="Pass a .npy file holding the sketch's 512-D embedding.") from exc
+    vec = np.asarray(vec, dtype=np.float32).reshape(-1)
+    if vec.shape != (512,):
+        raise BadImage(f"{path} holds {vec.size} numbers, not a 512-D embedding.")
+    return vec / max(float(np.linalg.norm(vec)), 1e-12)
+
+
+def _runtime(args: argparse.Namespace) -> Any:
+    from engine.generate.types import RuntimeOptions
+
+    return RuntimeOptions(device=args.device, half_precision=not args.fp32, compile_unet=args.compile,
+                          cpu_offload=args.offload, vae_tiling=args.vae_tiling, allow_cpu=args.allow_cpu)
+
+
+def _attributes(sketch: np.ndarray | None, args: argparse.Namespace) -> Any:
+    from engine.generate.attributes import AttributeModel
+
+    if sketch is None:
+        return None
+    attrs = AttributeModel.from_models(device=args.device).predict(sketch)
+    overrides = dict(item.split("=", 1) for item in args.set or [])
+    return attrs.with_overrides(**overrides) if overrides else attrs
+
+
+def _reconstruct(args: argparse.Namespace) -> int:
+    from engine.fsutil import sha256_file
+    from engine.generate.attributes import prompt_from_attributes
+    from engine.generate.reconstruct import Reconstructor
+    from engine.generate.types import ReconstructionRequest
+
+    sketch = _image(args.sketch)
+    if args.structure and sketch is None:
+        raise BadImage("--structure needs --sketch (the drawing whose lines the face should follow).")
+    prompt = args.prompt or prompt_from_attributes(_attributes(sketch, args))
+    sources = {"sketch_sha256": sha256_file(args.sketch)} if args.sketch else {}
+    request = ReconstructionRequest(
+        embedding=_embedding(args.embedding), prompt=prompt, num_candidates=args.candidates, seed=args.seed,
+        steps=args.steps, guidance_scale=args.guidance, width=args.width, height=args.height,
+        likeness_strength=args.likeness, face_image=_image(args.face), face_strength=args.face_strength,
+        structure_image=sketch if args.structure else None, structure_strength=args.structure_strength,
+        mark=not args.no_mark, sources=sources,
+        **({"negative_prompt": args.negative_prompt} if args.negative_prompt else {}))
+    rec = Reconstructor(runtime=_runtime(args), identity=None if args.no_identity else "auto")
+    bar = _Steps()
+    try:
+        result = rec.reconstruct(request, progress=bar)
+    finally:
+        bar.close()
+    out = Path(args.out)
+    rows = []
+    for rank, cand in enumerate(result.candidates, 1):
+        path = out / f"candidate_{rank:02d}_seed{cand.seed}.png"
+        rows.append({"rank": rank, "path": str(path), "seed": cand.seed, "identity_score": cand.identity_score,
+                     "sha256": cand.save(path), "synthetic": True})
+    if args.json:
+        print_json({"prompt": prompt, "mode": result.mode, "structure": result.structure, "device": result.device,
+                    "seconds": round(result.seconds, 2), "identity_note": result.identity_note, "candidates": rows})
+        return 0
+    print(f"Prompt: {prompt}\nMode: {result.mode}{' + structure' if result.structure else ''} on {result.device}, "
+          f"{result.seconds:.1f} s. SYNTHETIC images: investigative aid only.")
+    if result.identity_note:
+        print(result.identity_note)
+    for r in rows:
+        score = "   -  " if r["identity_score"] is None else f"{r['identity_score']:.3f}"
+        print(f"{r['rank']:>3}  identity {score}  seed {r['seed']:<10}  {r['path']}")
+    return 0
+
+
+def _confirm(assume_yes: bool) -> Any:
+    def confirm(notice: Any) -> bool:
+        print(f"WARNING: {notice.message}", file=sys.stderr)
+        if assume_yes:
+            return True
+        if not sys.stdin.isatty():
+            print("Not confirmed (no terminal; pass --yes to accept).", file=sys.stderr)
+            return False
+        return input("Upload? [y/N] ").strip().lower() in ("y", "yes")
+
+    return confirm
+
+
+def _vary(args: argparse.Namespace) -> int:
+    from engine.fsutil import sha256_file
+    from engine.generate.variations import EditOptions, LocalEditor, edits_for, run_variations
+
+    image = _image(args.image)
+    edits = edits_for(_attributes(_image(args.sketch), args),
+                      include=args.edits.split(",") if args.edits else None)
+    if args.backend == "replicate":
+        from engine.generate.replicate_backend import ReplicateBackend, ReplicateConfig
+
+        config = ReplicateConfig(**({"model": args.replicate_model} if args.replicate_model else {}),
+                                 timeout_s=args.timeout)
+        backend: Any = ReplicateBackend(enabled=args.enable_replicate, confirm_upload=_confirm(args.yes),
+                                        config=config)
+    else:
+        backend = LocalEditor(runtime=_runtime(args), options=EditOptions(steps=args.steps))
+    sources = {"base_image_path_sha256": sha256_file(args.image)}
+    bar = _Steps()
+    try:
+        report = run_variations(image, edits, backend, seed=args.seed, progress=bar, mark=not args.no_mark,
+                                sources=sources)
+    finally:
+        bar.close()
+    out = Path(args.out)
+    rows = []
+    for r in report.results:
+        row: dict[str, Any] = {"edit": r.spec.name, "instruction": r.spec.instruction, "error": r.error}
+        if r.ok:
+            path = out / f"{r.spec.name}.png"
+            row.update(path=str(path), sha256=r.save(path), seed=r.provenance.get("seed"), synthetic=True)
+        rows.append(row)
+    if args.json:
+        print_json({"backend": report.backend, "remote": report.remote, "variations": rows})
+    else:
+        for row in rows:
+            print(f"{row['edit']:<15} " + (row.get("path") or f"FAILED: {row['error']}"))
+    return 0 if not report.failed else 2
+
+
+def _runtime_flags(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--device", default="auto", choices=("auto", "cuda", "cpu"))
+    p.add_argument("--allow-cpu", action="store_true", help="run even without a GPU (can take many minutes)")
+    p.add_argument("--fp32", action="store_true", help="full precision on CUDA (default fp16)")
+    p.add_argument("--compile", action="store_true", help="torch.compile the UNet (CUDA)")
+    p.add_argument("--offload", action="store_true", help="model CPU offload for 6-8 GB GPUs")
+    p.add_argument("--vae-tiling", action="store_true", help="decode in tiles (large sizes, small GPUs)")
+    p.add_argument("--no-mark", action="store_true", help="omit the visible SYNTHETIC band (metadata stays)")
+    p.add_argument("--set", action="append", metavar="ATTR=VALUE",
+                   help="correct a sketch attribute, e.g. --set glasses=glasses --set sex=female")
+    p.add_argument("--json", action="store_true", help="machine-readable output")
+    p.add_argument("--out", required=True, help="folder for the PNGs")
+
+
+def register(subparsers: Any) -> None:
+    """Add ``reconstruct`` and ``vary`` to the ``sketchface`` command."""
+    p = subparsers.add_parser("reconstruct", help="photorealistic candidates from a sketch embedding (FaceID)")
+    p.add_argument("--embedding", required=True, help=".npy file with the sketch's 512-D embedding")
+    p.add_argument("--sketch", help="the sketch image: pre-fills the prompt; with --structure, guides the lines")
+    p.add_argument("--face", help="a face image (the sketch or a matched photo) for FaceID Plus v2")
+    p.add_argument("--structure", action="store_true", help="follow the sketch's lines (ControlNet lineart)")
+    p.add_argument("--prompt", help="text prompt (default: from the sketch's attributes)")
+    p.add_argument("--negative-prompt")
+    p.add_argument("-n", "--candidates", type=int, default=4)
+    p.add_argument("--seed", type=int)
+    p.add_argument("--steps", type=int, default=30)
+    p.add_argument("--guidance", type=float, default=7.5)
+    p.add_argument("--width", type=int, default=512)
+    p.add_argument("--height", type=int, default=512)
+    p.add_argument("--likeness", type=float, default=1.1, help="IP-Adapter scale (likeness strength)")
+    p.add_argument("--face-strength", type=float, default=1.6, help="FaceID Plus v2 structure strength")
+    p.add_argument("--structure-strength", type=float, default=0.8, help="ControlNet conditioning scale")
+    p.add_argument("--no-identity", action="store_true", help="skip the ArcFace identity check")
+    _runtime_flags(p)
+    p.set_defaults(func=_reconstruct)
+
+    v = subparsers.add_parser("vary", help="disguise/appearance variations of a face (local by default)")
+    v.add_argument("image", help="the face to vary (a candidate or a matched photo)")
+    v.add_argument("--sketch", help="the sketch: chooses context-aware edits from its attributes")
+    v.add_argument("--edits", help="comma-separated edit names (default: chosen from the sketch)")
+    v.add_argument("--backend", choices=("local", "replicate"), default="local")
+    v.add_argument("--enable-replicate", action="store_true", help="switch the Replicate backend on (uploads!)")
+    v.add_argument("--yes", action="store_true", help="accept the upload warning without asking")
+    v.add_argument("--replicate-model", help="owner/name of the Replicate editing model")
+    v.add_argument("--timeout", type=float, default=180.0, help="seconds per remote edit")
+    v.add_argument("--seed", type=int)
+    v.add_argument("--steps", type=int, default=20)
+    _runtime_flags(v)
+    v.set_defaults(func=_vary)

@@ -1,0 +1,289 @@
+"""GalleryPanel: the galleries of this workstation and the photos of the chosen one, with their jobs.
+
+Listing and reading run in the io lane; adding folders, removing, rebuilding, verifying and importing
+metadata run in the engine lane (they load models or write the index) as cancellable jobs. While an
+import runs the photo grid refreshes every couple of seconds from the store, so the examiner watches
+the gallery fill without the GUI thread ever waiting on the database.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from PySide6.QtCore import QTimer, Signal
+from PySide6.QtWidgets import (
+    QComboBox,
+    QFileDialog,
+    QHBoxLayout,
+    QInputDialog,
+    QMenu,
+    QMessageBox,
+    QVBoxLayout,
+    QWidget,
+)
+
+from sketchface_desktop import assets
+from sketchface_desktop.engine_session import EngineSession
+from sketchface_desktop.gallery_view import GalleryModel, GalleryView, read_photo_rows
+from sketchface_desktop.thumbnails import ThumbnailLoader
+from sketchface_desktop.ui import button, label, primary_button
+from sketchface_desktop.workers import Job, JobHub
+
+REFRESH_DURING_IMPORT_MS = 2000
+FILTERS = (("All photos", None), ("Indexed", "ok"), ("No face", "no_face"), ("Errors", "error"))
+
+
+def gallery_infos(session: EngineSession) -> list[Any]:
+    return [g.info() for g in session.galleries()]
+
+
+class GalleryPanel(QWidget):
+    """The Gallery tab.
+
+    Signals:
+        galleries_changed(list): fresh GalleryInfo list (the navigator and search bar show it).
+        import_finished(object): an IngestReport after an add-folder job completed.
+    """
+
+    galleries_changed = Signal(object)
+    import_finished = Signal(object)
+
+    def __init__(self, hub: JobHub, session: EngineSession, loader: ThumbnailLoader,
+                 parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.setObjectName("GalleryPanel")
+        self.hub = hub
+        self.session = session
+        self.infos: list[Any] = []
+        self.current_id: str | None = None
+        self.import_job: Job | None = None
+        self.model = GalleryModel(loader, self)
+        self.view = GalleryView(self.model, self)
+        self.title = label("No gallery selected", "heading")
+        self.summary = label("Create a gallery, then add folders of photos to it.", "subtle", True)
+        self.chooser = QComboBox()
+        self.chooser.setObjectName("GalleryChooser")
+        self.chooser.setMinimumWidth(160)
+        self.chooser.setSizeAdjustPolicy(QComboBox.SizeAdjustPolicy.AdjustToMinimumContentsLengthWithIcon)
+        self.chooser.setMinimumContentsLength(14)
+        self.chooser.currentIndexChanged.connect(self._chosen)
+        self.status_filter = QComboBox()
+        for text, key in FILTERS:
+            self.status_filter.addItem(text, key)
+        self.status_filter.currentIndexChanged.connect(
+            lambda _i: self.model.set_status_filter(self.status_filter.currentData()))
+        self.add_button = primary_button("Add folder…", "folder-add")
+        self.add_button.clicked.connect(lambda: self.add_folder())
+        self.more_button = button("Manage", "settings")
+        menu = QMenu(self.more_button)
+        self.act_new = menu.addAction(assets.icon("gallery-new"), "New gallery…", lambda: self.create_gallery())
+        menu.addSeparator()
+        self.act_csv = menu.addAction(assets.icon("csv"), "Import metadata CSV…", lambda: self.import_csv())
+        self.act_verify = menu.addAction(assets.icon("verify"), "Verify index", self.verify)
+        self.act_rebuild = menu.addAction(assets.icon("rebuild"), "Rebuild index", self.rebuild)
+        menu.addSeparator()
+        self.act_remove = menu.addAction(assets.icon("remove"), "Remove selected photos", self.remove_selected)
+        self.act_delete = menu.addAction(assets.icon("clear"), "Delete gallery…", self.delete_gallery)
+        self.more_button.setMenu(menu)
+        top = QHBoxLayout()
+        top.addWidget(self.chooser)
+        top.addWidget(self.status_filter)
+        top.addStretch(1)
+        for b in (self.more_button, self.add_button):
+            top.addWidget(b)
+        layout = QVBoxLayout(self)
+        layout.setContentsMargins(8, 8, 8, 8)
+        layout.addLayout(top)
+        layout.addWidget(self.title)
+        layout.addWidget(self.summary)
+        layout.addWidget(self.view, 1)
+        self._refresh_timer = QTimer(self)
+        self._refresh_timer.setInterval(REFRESH_DURING_IMPORT_MS)
+        self._refresh_timer.timeout.connect(self.reload_rows)
+        self._rows_loading = False
+        self._update_actions()
+
+    # -- gallery list ------------------------------------------------------------------------
+    def refresh(self) -> Job:
+        return self.hub.submit("Listing galleries", lambda _p, _c: gallery_infos(self.session), lane="io",
+                               visible=False, on_result=self._set_infos)
+
+    def _set_infos(self, infos: list[Any]) -> None:
+        self.infos = infos
+        self.chooser.blockSignals(True)
+        self.chooser.clear()
+        for info in infos:
+            self.chooser.addItem(assets.icon("gallery"), info.name, info.id)
+        pick = self.current_id if any(i.id == self.current_id for i in infos) else (infos[0].id if infos else None)
+        self.chooser.setCurrentIndex(max(0, self.chooser.findData(pick)) if pick else -1)
+        self.chooser.blockSignals(False)
+        if pick != self.current_id or pick is None:
+            self.show_gallery(pick)
+        else:
+            self._show_summary()
+        self.galleries_changed.emit(infos)
+
+    def info(self, gallery_id: str | None = None) -> Any | None:
+        gid = gallery_id or self.current_id
+        return next((i for i in self.infos if i.id == gid), None)
+
+    def _chosen(self, _index: int) -> None:
+        self.show_gallery(self.chooser.currentData())
+
+    def show_gallery(self, gallery_id: str | None) -> None:
+        """Show a gallery's photos (read in the io lane)."""
+        self.current_id = gallery_id
+        idx = self.chooser.findData(gallery_id) if gallery_id else -1
+        if idx >= 0 and idx != self.chooser.currentIndex():
+            self.chooser.blockSignals(True)
+            self.chooser.setCurrentIndex(idx)
+            self.chooser.blockSignals(False)
+        self._update_actions()
+        if gallery_id is None:
+            self.model.set_gallery(None, [])
+            self._show_summary()
+            return
+        self.reload_rows(reset=True)
+
+    def reload_rows(self, reset: bool = False) -> None:
+        gid = self.current_id
+        if gid is None or self._rows_loading:
+            return
+        self._rows_loading = True
+
+        def work(_p: Any, _c: Any) -> tuple[Any, list[Any], Any]:
+            g = self.session.gallery(gid)
+            return g, read_photo_rows(g), g.info()
+
+        self.hub.submit("Reading gallery", work, lane="io", visible=False,
+                        on_result=lambda res: self._rows_read(gid, res, reset),
+                        on_finished=lambda _j: setattr(self, "_rows_loading", False))
+
+    def _rows_read(self, gid: str, result: tuple[Any, list[Any], Any], reset: bool) -> None:
+        if gid != self.current_id:
+            return
+        gallery, rows, info = result
+        if reset or self.model.gallery is not gallery:
+            self.model.set_gallery(gallery, rows)
+        else:
+            self.model.update_rows(rows)
+        self.infos = [info if i.id == info.id else i for i in self.infos]
+        self._show_summary()
+
+    def _show_summary(self) -> None:
+        info = self.info()
+        if info is None:
+            self.title.setText("No gallery selected" if self.infos else "No galleries yet")
+            self.summary.setText("Create a gallery, then add folders of photos to it.")
+            return
+        self.title.setText(info.name)
+        self.summary.setText(f"{info.photos:,} photos · {info.faces:,} faces indexed · {info.no_face:,} without a face"
+                             f" · {info.error:,} unreadable · {info.with_metadata:,} with metadata")
+
+    def _update_actions(self) -> None:
+        has = self.current_id is not None
+        busy = self.import_job is not None and self.import_job.active
+        self.add_button.setEnabled(has and not busy)
+        for action in (self.act_csv, self.act_verify, self.act_rebuild, self.act_remove, self.act_delete):
+            action.setEnabled(has)
+
+    # -- operations ---------------------------------------------------------------------------
+    def create_gallery(self, name: str | None = None) -> Job | None:
+        if name is None:
+            name, ok = QInputDialog.getText(self, "New gallery", "Name of the new gallery:")
+            if not ok or not name.strip():
+                return None
+
+        def work(_p: Any, _c: Any) -> str:
+            return str(self.session.create_gallery(name).id)
+
+        def created(gid: str) -> None:
+            self.current_id = gid
+            self.refresh()
+
+        # Engine lane: the engine's create_gallery opens every gallery, which must not race an import's index save.
+        return self.hub.submit(f"Creating gallery {name}", work, visible=False, on_result=created)
+
+    def add_folder(self, folder: str | None = None) -> Job | None:
+        """Import a folder of photos into the current gallery as a cancellable engine job."""
+        gid = self.current_id
+        if gid is None:
+            return None
+        if folder is None:
+            folder = QFileDialog.getExistingDirectory(self, "Add a folder of photos")
+            if not folder:
+                return None
+        session = self.session
+
+        def work(progress: Any, cancel: Any) -> Any:
+            g = session.gallery(gid)
+            s = session.settings
+            return g.add([Path(folder)], pipeline=session.pipeline(), progress=progress, cancel=cancel,
+                         workers=s.ingest_workers, batch=s.ingest_batch)
+
+        name = self.info(gid).name if self.info(gid) else "gallery"
+        self.import_job = self.hub.submit(f"Adding {Path(folder).name} to {name}", work,
+                                          on_result=self.import_finished.emit,
+                                          on_finished=lambda _j: self._import_done())
+        self._refresh_timer.start()
+        self._update_actions()
+        return self.import_job
+
+    def _import_done(self) -> None:
+        self._refresh_timer.stop()
+        self._update_actions()
+        self.refresh()
+        self.reload_rows()
+
+    def _engine_job(self, title: str, fn: Any, done: Any = None) -> Job | None:
+        gid = self.current_id
+        if gid is None:
+            return None
+        return self.hub.submit(title, lambda p, c: fn(self.session.gallery(gid), p, c),
+                               on_result=done, on_finished=lambda _j: (self.refresh(), self.reload_rows()))
+
+    def import_csv(self, path: str | None = None) -> Job | None:
+        if path is None:
+            path, _ = QFileDialog.getOpenFileName(self, "Import metadata CSV", "", "CSV files (*.csv)")
+            if not path:
+                return None
+        return self._engine_job("Importing metadata", lambda g, _p, _c: g.import_metadata(path),
+                                lambda rep: self._tell("Metadata", f"{rep.imported} of {rep.rows} rows imported."))
+
+    def verify(self) -> Job | None:
+        def done(rep: Any) -> None:
+            text = (f"Index and store agree: {rep.store_faces} faces, {rep.sample_checked} vectors sampled."
+                    if rep.ok else "Problems found:\n" + "\n".join(rep.problems) + "\n\nRebuild the index to fix them.")
+            self._tell("Verify gallery", text, warn=not rep.ok)
+        return self._engine_job("Verifying gallery index", lambda g, _p, _c: g.verify(), done)
+
+    def rebuild(self) -> Job | None:
+        return self._engine_job("Rebuilding gallery index", lambda g, p, c: g.rebuild(progress=p, cancel=c))
+
+    def remove_selected(self) -> Job | None:
+        rows = sorted({i.row() for i in self.view.selectionModel().selectedIndexes()})
+        paths = [self.model.photo(r).path for r in rows]
+        if not paths:
+            self._tell("Remove photos", "Select the photos to remove first.")
+            return None
+        return self._engine_job(f"Removing {len(paths)} photos", lambda g, _p, _c: g.remove(paths))
+
+    def delete_gallery(self, confirm: bool = True) -> Job | None:
+        info = self.info()
+        if info is None:
+            return None
+        if confirm and QMessageBox.question(
+                self, "Delete gallery", f"Delete the gallery '{info.name}'? Its index and thumbnails are removed; "
+                "the photos on disk are not touched.") != QMessageBox.StandardButton.Yes:
+            return None
+        gid = info.id
+        self.current_id = None
+        return self.hub.submit(f"Deleting gallery {info.name}", lambda _p, _c: self.session.delete_gallery(gid),
+                               on_finished=lambda _j: self.refresh())
+
+    def _tell(self, title: str, text: str, warn: bool = False) -> None:
+        box = QMessageBox(QMessageBox.Icon.Warning if warn else QMessageBox.Icon.Information, title, text,
+                          QMessageBox.StandardButton.Ok, self)
+        box.setObjectName("GalleryMessage")
+        box.open()

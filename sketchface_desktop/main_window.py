@@ -1,0 +1,257 @@
+"""MainWindow: navigator, sketch canvas, results and gallery tabs, jobs panel and status bar in one window.
+
+The window only lays things out, owns the menus and shortcuts and remembers its layout (QSettings in
+the SketchFace config dir, so a relocated SKETCHFACE_HOME carries it). What happens when the examiner
+searches, decides or saves lives in :mod:`sketchface_desktop.examiner_flow`.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+
+from PySide6.QtCore import QByteArray, Qt, QTimer, QUrl, Signal
+from PySide6.QtGui import QCloseEvent, QDesktopServices, QKeySequence, QPaintEvent, QShowEvent
+from PySide6.QtWidgets import QDockWidget, QMainWindow, QMessageBox, QSplitter, QTabWidget, QWidget
+
+from engine import paths
+from sketchface_desktop import assets
+from sketchface_desktop.canvas import SketchPanel
+from sketchface_desktop.case_controller import CaseController
+from sketchface_desktop.engine_session import EngineSession
+from sketchface_desktop.error_dialog import ErrorPresenter
+from sketchface_desktop.examiner_flow import ExaminerFlow
+from sketchface_desktop.gallery_panel import GalleryPanel
+from sketchface_desktop.jobs_panel import JobsPanel
+from sketchface_desktop.navigator import NavigatorPanel
+from sketchface_desktop.results_panel import ResultsPanel
+from sketchface_desktop.results_view import ResultsModel
+from sketchface_desktop.search_controller import SearchController
+from sketchface_desktop.status_bar import WorkstationStatusBar
+from sketchface_desktop.thumbnails import ThumbnailLoader
+from sketchface_desktop.ui import make_action
+from sketchface_desktop.window_state import window_settings
+from sketchface_desktop.workers import Job, JobHub
+
+log = logging.getLogger(__name__)
+LAYOUT_VERSION = 1
+DEVICE_PROBE_DELAY_MS = 300
+
+
+class MainWindow(QMainWindow):
+    """The workstation's main window.
+
+    Signals:
+        first_painted(float): emitted once, right after the first paint (time.monotonic() of that paint).
+    """
+
+    first_painted = Signal(float)
+
+    def __init__(self, hub: JobHub | None = None, session: EngineSession | None = None,
+                 show_guide: bool = True) -> None:
+        super().__init__()
+        self.setObjectName("MainWindow")
+        self.setWindowTitle("SketchFace Workstation")
+        self.setWindowIcon(assets.app_icon())
+        self.hub = hub or JobHub()
+        self.session = session or EngineSession()
+        self.errors = ErrorPresenter(self)
+        self.hub.job_failed.connect(self._job_failed)
+        self.first_paint_at: float | None = None
+        self.show_guide_at_start = show_guide
+        self.loader = ThumbnailLoader(self.hub, parent=self)
+        self.cases = CaseController(self.hub, self)
+        self.searches = SearchController(self.hub, self.session, self)
+        self._build_actions()
+        self.sketch = SketchPanel(self)
+        self.results_model = ResultsModel(self.loader, self.session, self)
+        self.results = ResultsPanel(self.results_model, self)
+        self.gallery = GalleryPanel(self.hub, self.session, self.loader, self)
+        self.navigator = NavigatorPanel([self.act_new_case, self.act_open_case, self.act_edit_case,
+                                         self.act_close_case], self)
+        self.jobs = JobsPanel(self.hub, self)
+        self.status = WorkstationStatusBar(self.hub, self)
+        self.setStatusBar(self.status)
+        self._build_layout()
+        self._build_menus()
+        self.flow = ExaminerFlow(self)
+        self.jobs.active_count_changed.connect(self.status.set_jobs)
+        self.status.models_clicked.connect(lambda: self.flow.open_settings("models"))
+        self._restore_layout()
+
+    # -- construction --------------------------------------------------------------------------
+    def _build_actions(self) -> None:
+        self.act_new_case = make_action(self, "case-new", "New case…", QKeySequence.StandardKey.New)
+        self.act_open_case = make_action(self, "case", "Open case…", QKeySequence.StandardKey.Open)
+        self.act_edit_case = make_action(self, "edit", "Case details…", "Ctrl+Shift+D")
+        self.act_close_case = make_action(self, "case-close", "Close case", "Ctrl+Shift+W")
+        self.act_search = make_action(self, "search", "Search with sketch", "Ctrl+Return",
+                                      "Search the ticked galleries with the current sketch")
+        self.act_search_photo = make_action(self, "photo", "Search with photo…", "Ctrl+Shift+Return")
+        self.act_new_gallery = make_action(self, "gallery-new", "New gallery…", "Ctrl+Shift+N")
+        self.act_add_folder = make_action(self, "folder-add", "Add folder to gallery…", "Ctrl+Shift+O")
+        self.act_settings = make_action(self, "settings", "Settings…", QKeySequence.StandardKey.Preferences)
+        if self.act_settings.shortcut().isEmpty():
+            self.act_settings.setShortcut(QKeySequence("Ctrl+,"))
+        self.act_models = make_action(self, "model", "Models…")
+        self.act_guide = make_action(self, "info", "Getting started…", "F1")
+        self.act_logs = make_action(self, "open", "Open log folder")
+        self.act_logs.triggered.connect(lambda: QDesktopServices.openUrl(QUrl.fromLocalFile(str(paths.log_dir()))))
+        self.act_quit = make_action(self, None, "Quit", QKeySequence.StandardKey.Quit)
+        self.act_quit.triggered.connect(self.close)
+        self.act_reset_layout = make_action(self, None, "Reset window layout")
+        self.act_reset_layout.triggered.connect(self.reset_layout)
+
+    def _build_layout(self) -> None:
+        self.tabs = QTabWidget()
+        self.tabs.setObjectName("MainTabs")
+        self.tabs.addTab(self.results, assets.icon("search"), "Results")
+        self.tabs.addTab(self.gallery, assets.icon("gallery"), "Gallery")
+        self.splitter = QSplitter(Qt.Orientation.Horizontal)
+        self.splitter.setObjectName("MainSplitter")
+        self.splitter.addWidget(self.sketch)
+        self.splitter.addWidget(self.tabs)
+        self.splitter.setStretchFactor(0, 2)
+        self.splitter.setStretchFactor(1, 3)
+        self.splitter.setChildrenCollapsible(False)
+        self.sketch.setMinimumWidth(400)
+        self.setCentralWidget(self.splitter)
+        self.nav_dock = self._dock("Case and galleries", "NavigatorDock", self.navigator,
+                                   Qt.DockWidgetArea.LeftDockWidgetArea)
+        self.jobs_dock = self._dock("Jobs", "JobsDock", self.jobs, Qt.DockWidgetArea.BottomDockWidgetArea)
+        self.resize(1440, 900)
+        self._layout_restored = False
+
+    def _dock(self, title: str, name: str, widget: QWidget, area: Qt.DockWidgetArea) -> QDockWidget:
+        dock = QDockWidget(title, self)
+        dock.setObjectName(name)
+        dock.setWidget(widget)
+        dock.setFeatures(QDockWidget.DockWidgetFeature.DockWidgetMovable
+                         | QDockWidget.DockWidgetFeature.DockWidgetClosable
+                         | QDockWidget.DockWidgetFeature.DockWidgetFloatable)
+        self.addDockWidget(area, dock)
+        return dock
+
+    def _build_menus(self) -> None:
+        bar = self.menuBar()
+        case = bar.addMenu("&Case")
+        for a in (self.act_new_case, self.act_open_case, self.act_edit_case, self.act_close_case):
+            case.addAction(a)
+        case.addSeparator()
+        case.addAction(self.act_quit)
+        sketch = bar.addMenu("&Sketch")
+        sp = self.sketch
+        for group in ((sp.act_pen, sp.act_eraser, sp.act_pan, sp.act_smaller, sp.act_bigger),
+                      (sp.act_undo, sp.act_redo, sp.act_clear), (sp.act_guide, sp.act_guide_tool),
+                      (sp.act_import, sp.act_export, sp.act_save)):
+            for a in group:
+                sketch.addAction(a)
+            sketch.addSeparator()
+        search = bar.addMenu("Sea&rch")
+        search.addAction(self.act_search)
+        search.addAction(self.act_search_photo)
+        gallery = bar.addMenu("&Gallery")
+        gallery.addAction(self.act_new_gallery)
+        gallery.addAction(self.act_add_folder)
+        gallery.addSeparator()
+        for a in (self.gallery.act_csv, self.gallery.act_verify, self.gallery.act_rebuild,
+                  self.gallery.act_remove, self.gallery.act_delete):
+            gallery.addAction(a)
+        view = bar.addMenu("&View")
+        for a in (sp.act_zoom_in, sp.act_zoom_out, sp.act_fit):
+            view.addAction(a)
+        view.addSeparator()
+        view.addAction(self.nav_dock.toggleViewAction())
+        view.addAction(self.jobs_dock.toggleViewAction())
+        view.addAction(self.act_reset_layout)
+        tools = bar.addMenu("&Tools")
+        tools.addAction(self.act_settings)
+        tools.addAction(self.act_models)
+        help_menu = bar.addMenu("&Help")
+        help_menu.addAction(self.act_guide)
+        help_menu.addAction(self.act_logs)
+        main = self.addToolBar("Main")
+        main.setObjectName("MainToolbar")
+        main.setToolButtonStyle(Qt.ToolButtonStyle.ToolButtonTextBesideIcon)
+        for a in (self.act_new_case, self.act_open_case, None, self.act_search, self.act_search_photo, None,
+                  self.act_new_gallery, self.act_add_folder, None, self.act_settings):
+            if a is None:
+                main.addSeparator()
+            else:
+                main.addAction(a)
+
+    # -- layout memory -------------------------------------------------------------------------
+    def _restore_layout(self) -> None:
+        s = window_settings()
+        if s.value("layout_version", 0, int) != LAYOUT_VERSION:
+            return
+        geometry, state, split = s.value("geometry"), s.value("state"), s.value("splitter")
+        if isinstance(geometry, QByteArray):
+            self.restoreGeometry(geometry)
+        if isinstance(state, QByteArray):
+            self.restoreState(state, LAYOUT_VERSION)
+        if isinstance(split, QByteArray):
+            self.splitter.restoreState(split)
+        self.tabs.setCurrentIndex(s.value("tab", 0, int))
+        self._layout_restored = True
+
+    def _default_proportions(self) -> None:
+        """First run (no saved layout): navigator narrow, sketch and results sharing the middle, jobs low."""
+        self.resizeDocks([self.nav_dock], [270], Qt.Orientation.Horizontal)
+        self.resizeDocks([self.jobs_dock], [120], Qt.Orientation.Vertical)
+        total = max(800, self.width() - 280)
+        self.splitter.setSizes([int(total * 0.46), total - int(total * 0.46)])
+
+    def save_layout(self) -> None:
+        s = window_settings()
+        s.setValue("layout_version", LAYOUT_VERSION)
+        s.setValue("geometry", self.saveGeometry())
+        s.setValue("state", self.saveState(LAYOUT_VERSION))
+        s.setValue("splitter", self.splitter.saveState())
+        s.setValue("tab", self.tabs.currentIndex())
+        s.sync()
+
+    def reset_layout(self) -> None:
+        for dock in (self.nav_dock, self.jobs_dock):
+            dock.setFloating(False)
+            dock.show()
+        self.addDockWidget(Qt.DockWidgetArea.LeftDockWidgetArea, self.nav_dock)
+        self.addDockWidget(Qt.DockWidgetArea.BottomDockWidgetArea, self.jobs_dock)
+        self._default_proportions()
+
+    # -- events --------------------------------------------------------------------------------
+    def showEvent(self, event: QShowEvent) -> None:
+        super().showEvent(event)
+        if not self._layout_restored:
+            self._layout_restored = True
+            QTimer.singleShot(0, self._default_proportions)
+
+    def paintEvent(self, event: QPaintEvent) -> None:
+        super().paintEvent(event)
+        if self.first_paint_at is None:
+            self.first_paint_at = time.monotonic()
+            QTimer.singleShot(0, lambda: self.first_painted.emit(self.first_paint_at))
+            QTimer.singleShot(DEVICE_PROBE_DELAY_MS, self.flow.after_first_paint)
+
+    def _job_failed(self, job: Job, exc: BaseException) -> None:
+        self.flow.job_failed(job, exc)
+
+    def closeEvent(self, event: QCloseEvent) -> None:
+        active = [j for j in self.hub.active_jobs() if j.visible]
+        if active and self.property("confirm_close") is not False:
+            answer = QMessageBox.question(
+                self, "Quit SketchFace", f"{len(active)} job(s) are still running. Cancel them and quit? "
+                "Work recorded so far is kept; an import can be resumed later.")
+            if answer != QMessageBox.StandardButton.Yes:
+                event.ignore()
+                return
+        self.save_layout()
+        self.errors.close_all()
+        self.hub.shutdown()
+        try:
+            self.flow.before_close()
+        except Exception as exc:  # an autosave failure must not keep the window open; it is logged
+            log.warning("autosave on exit failed: %s", exc)
+        self.cases.shutdown()
+        self.session.close()
+        event.accept()

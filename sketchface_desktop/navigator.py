@@ -1,0 +1,157 @@
+"""NavigatorPanel: the open case (details, sketch versions, searches) and the galleries to search.
+
+The left column answers "where am I": which case is open, which sketch versions and searches it holds,
+and which galleries the next search covers (the ticked ones).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from PySide6.QtCore import Qt, Signal
+from PySide6.QtGui import QAction
+from PySide6.QtWidgets import QFrame, QListWidget, QListWidgetItem, QToolBar, QVBoxLayout, QWidget
+
+from sketchface_desktop import assets
+from sketchface_desktop.ui import label
+
+ItemRole = Qt.ItemDataRole.UserRole
+
+
+class NavigatorPanel(QWidget):
+    """The navigator dock's contents.
+
+    Signals:
+        sketch_activated(object): a SketchVersion was double-clicked (load it on the canvas).
+        search_activated(object): a SearchRecord was chosen (show its results).
+        gallery_activated(str): a gallery was chosen (show its photos).
+        search_scope_changed(list): ids of the ticked galleries (what the next search covers).
+    """
+
+    sketch_activated = Signal(object)
+    search_activated = Signal(object)
+    gallery_activated = Signal(str)
+    search_scope_changed = Signal(object)
+
+    def __init__(self, case_actions: list[QAction], parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.setObjectName("NavigatorPanel")
+        bar = QToolBar("Case")
+        bar.setObjectName("CaseToolbar")
+        bar.setToolButtonStyle(Qt.ToolButtonStyle.ToolButtonIconOnly)
+        for action in case_actions:
+            bar.addAction(action)
+        self.card = QFrame()
+        self.card.setProperty("role", "card")
+        self.card.setObjectName("CaseCard")
+        card_lay = QVBoxLayout(self.card)
+        card_lay.setContentsMargins(10, 8, 10, 8)
+        card_lay.setSpacing(2)
+        self.case_title = label("No case open", "heading", True)
+        self.case_details = label("Create or open a case to keep sketches, searches and decisions together.",
+                                  "subtle", True)
+        card_lay.addWidget(self.case_title)
+        card_lay.addWidget(self.case_details)
+        self.sketch_list = self._list("SketchList")
+        self.sketch_list.itemDoubleClicked.connect(lambda it: self.sketch_activated.emit(it.data(ItemRole)))
+        self.search_list = self._list("SearchList")
+        self.search_list.itemClicked.connect(lambda it: self.search_activated.emit(it.data(ItemRole)))
+        self.gallery_list = self._list("GalleryList")
+        self.gallery_list.itemClicked.connect(lambda it: self.gallery_activated.emit(it.data(ItemRole)))
+        self.gallery_list.itemChanged.connect(lambda _it: self.search_scope_changed.emit(self.checked_galleries()))
+        layout = QVBoxLayout(self)
+        layout.setContentsMargins(6, 0, 6, 6)
+        layout.setSpacing(4)
+        layout.addWidget(bar)
+        layout.addWidget(self.card)
+        layout.addWidget(label("Sketch versions", "subtle"))
+        layout.addWidget(self.sketch_list, 2)
+        layout.addWidget(label("Searches", "subtle"))
+        layout.addWidget(self.search_list, 2)
+        layout.addWidget(label("Galleries (ticked ones are searched)", "subtle"))
+        layout.addWidget(self.gallery_list, 3)
+        self._unticked: set[str] = set()
+        self.set_sketches([])
+        self.set_searches([])
+
+    @staticmethod
+    def _list(name: str) -> QListWidget:
+        widget = QListWidget()
+        widget.setObjectName(name)
+        widget.setAlternatingRowColors(True)
+        widget.setMinimumHeight(60)
+        widget.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
+        widget.setTextElideMode(Qt.TextElideMode.ElideRight)
+        widget.setWordWrap(True)
+        return widget
+
+    @staticmethod
+    def _placeholder(widget: QListWidget, text: str) -> None:
+        item = QListWidgetItem(text)
+        item.setFlags(Qt.ItemFlag.NoItemFlags)
+        widget.addItem(item)
+
+    def set_case(self, info: Any) -> None:
+        if info is None:
+            self.case_title.setText("No case open")
+            self.case_details.setText("Create or open a case to keep sketches, searches and decisions together.")
+            return
+        self.case_title.setText(f"{info.case_number} — {info.title}" if info.title else info.case_number)
+        lines = [f"Examiner: {info.examiner}"]
+        if info.witnesses:
+            lines.append("Witnesses: " + ", ".join(info.witnesses))
+        if info.incident_date:
+            lines.append(f"Incident: {info.incident_date}")
+        lines.append(f"Opened {info.created_at[:10]} · {info.status}")
+        self.case_details.setText("\n".join(lines))
+
+    def set_sketches(self, versions: list[Any]) -> None:
+        self.sketch_list.clear()
+        for v in reversed(versions):
+            item = QListWidgetItem(assets.icon("pen"), f"{v.name} v{v.version} — {v.witness}")
+            item.setToolTip(f"Saved {v.created_at} by {v.created_by}\nSHA-256 {v.sha256}\n{v.note}".strip())
+            item.setData(ItemRole, v)
+            self.sketch_list.addItem(item)
+        if not versions:
+            self._placeholder(self.sketch_list, "No saved sketch yet (Ctrl+S saves one)")
+
+    def set_searches(self, records: list[Any]) -> None:
+        self.search_list.clear()
+        for r in reversed(records):
+            kinds = {q.kind for q in r.queries}
+            text = r.label or f"Search {r.id}"
+            item = QListWidgetItem(assets.icon("search"), f"{text} · {r.n_results} results · {r.created_at[5:16]}")
+            item.setToolTip(f"{', '.join(sorted(kinds))} query · {len(r.queries)} image(s)"
+                            + (" · blind review" if r.blind else ""))
+            item.setData(ItemRole, r)
+            self.search_list.addItem(item)
+        if not records:
+            self._placeholder(self.search_list, "No searches in this case yet")
+
+    def set_galleries(self, infos: list[Any]) -> None:
+        self.gallery_list.blockSignals(True)
+        self.gallery_list.clear()
+        for info in infos:
+            item = QListWidgetItem(assets.icon("gallery"), f"{info.name}  ({info.faces:,} faces)")
+            item.setData(ItemRole, info.id)
+            item.setFlags(item.flags() | Qt.ItemFlag.ItemIsUserCheckable)
+            item.setCheckState(Qt.CheckState.Unchecked if info.id in self._unticked else Qt.CheckState.Checked)
+            item.setToolTip(f"{info.photos:,} photos, {info.no_face:,} without a face, {info.error:,} unreadable")
+            self.gallery_list.addItem(item)
+        if not infos:
+            self._placeholder(self.gallery_list, "No galleries yet (Gallery > New gallery)")
+        self.gallery_list.blockSignals(False)
+        self.search_scope_changed.emit(self.checked_galleries())
+
+    def checked_galleries(self) -> list[str]:
+        ids, self._unticked = [], set()
+        for i in range(self.gallery_list.count()):
+            item = self.gallery_list.item(i)
+            gid = item.data(ItemRole)
+            if gid is None:
+                continue
+            if item.checkState() == Qt.CheckState.Checked:
+                ids.append(gid)
+            else:
+                self._unticked.add(gid)
+        return ids

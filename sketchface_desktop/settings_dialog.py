@@ -1,0 +1,172 @@
+"""SettingsDialog: compute device, search and import defaults, data locations, and the Models page.
+
+Settings are the engine's typed ``Settings`` (TOML in the config dir), loaded and saved through
+``engine.settings`` so the CLI and the app always agree; a bad value is refused with the engine's message.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+
+from PySide6.QtCore import QUrl, Signal
+from PySide6.QtGui import QDesktopServices
+from PySide6.QtWidgets import (
+    QCheckBox,
+    QComboBox,
+    QDialog,
+    QDialogButtonBox,
+    QFileDialog,
+    QFormLayout,
+    QGroupBox,
+    QHBoxLayout,
+    QLineEdit,
+    QSpinBox,
+    QTabWidget,
+    QVBoxLayout,
+    QWidget,
+)
+
+from engine import paths, settings
+from engine.errors import ConfigError
+from sketchface_desktop.models_page import ModelsPage
+from sketchface_desktop.ui import button, label
+from sketchface_desktop.workers import JobHub
+
+DEVICE_LABELS = {"auto": "Automatic (GPU when usable, else CPU)", "cuda": "GPU (CUDA)", "cpu": "CPU only"}
+
+
+def _folder_row(parent: QWidget, path: str, env: str) -> QWidget:
+    """A read-only location with an Open button and the environment variable that moves it."""
+    row = QWidget(parent)
+    lay = QHBoxLayout(row)
+    lay.setContentsMargins(0, 0, 0, 0)
+    edit = QLineEdit(path)
+    edit.setReadOnly(True)
+    edit.setToolTip(f"Move it with the environment variable {env} (or SKETCHFACE_HOME for everything).")
+    open_button = button("Open", "open")
+    open_button.clicked.connect(lambda: QDesktopServices.openUrl(QUrl.fromLocalFile(path)))
+    lay.addWidget(edit, 1)
+    lay.addWidget(open_button)
+    return row
+
+
+class SettingsDialog(QDialog):
+    """The settings window: General, Locations and Models tabs.
+
+    Signals:
+        settings_saved(object): the new :class:`engine.settings.Settings` after OK.
+    """
+
+    settings_saved = Signal(object)
+
+    def __init__(self, hub: JobHub, parent: QWidget | None = None, start_tab: str = "general") -> None:
+        super().__init__(parent)
+        self.setObjectName("SettingsDialog")
+        self.setWindowTitle("Settings")
+        self.error_label = label("", "badge-missing", True)
+        try:
+            self.current = settings.load()
+        except ConfigError as exc:
+            self.current = settings.Settings()
+            self.error_label.setText(f"{exc} Defaults are shown; saving replaces the file.")
+        self.tabs = QTabWidget()
+        self.tabs.addTab(self._general_tab(), "General")
+        self.tabs.addTab(self._locations_tab(), "Data locations")
+        self.models_page = ModelsPage(hub, self)
+        self.tabs.addTab(self.models_page, "Models")
+        self.tabs.setCurrentIndex({"general": 0, "locations": 1, "models": 2}.get(start_tab, 0))
+        buttons = QDialogButtonBox(QDialogButtonBox.StandardButton.Ok | QDialogButtonBox.StandardButton.Cancel)
+        buttons.accepted.connect(self.accept)
+        buttons.rejected.connect(self.reject)
+        layout = QVBoxLayout(self)
+        layout.addWidget(self.tabs, 1)
+        layout.addWidget(self.error_label)
+        layout.addWidget(buttons)
+        self.resize(860, 560)
+
+    def _general_tab(self) -> QWidget:
+        s = self.current
+        page = QWidget()
+        self.device = QComboBox()
+        self.device.setObjectName("DeviceCombo")
+        for key in settings.DEVICES:
+            self.device.addItem(DEVICE_LABELS.get(key, key), key)
+        self.device.setCurrentIndex(max(0, self.device.findData(s.device)))
+        self.examiner = QLineEdit(s.examiner)
+        self.examiner.setPlaceholderText("Written into every audit entry")
+        self.top_k = QSpinBox()
+        self.top_k.setRange(1, 1000)
+        self.top_k.setValue(s.search_top_k)
+        self.workers = QSpinBox()
+        self.workers.setRange(1, max(1, os.cpu_count() or 1))
+        self.workers.setValue(min(s.ingest_workers, self.workers.maximum()))
+        self.batch = QSpinBox()
+        self.batch.setRange(1, 512)
+        self.batch.setValue(s.ingest_batch)
+        self.cloud = QCheckBox("Allow the cloud generation backend (sends images off this machine)")
+        self.cloud.setChecked(s.cloud_backend_enabled)
+        compute = QGroupBox("Compute")
+        f1 = QFormLayout(compute)
+        f1.addRow("Device", self.device)
+        f1.addRow("", label("Takes effect for models loaded after saving.", "subtle"))
+        work = QGroupBox("Examiner and defaults")
+        f2 = QFormLayout(work)
+        f2.addRow("Examiner name", self.examiner)
+        f2.addRow("Candidates per search", self.top_k)
+        f2.addRow("Import threads", self.workers)
+        f2.addRow("Faces per batch", self.batch)
+        f2.addRow("", self.cloud)
+        lay = QVBoxLayout(page)
+        lay.addWidget(compute)
+        lay.addWidget(work)
+        lay.addStretch(1)
+        return page
+
+    def _locations_tab(self) -> QWidget:
+        page = QWidget()
+        form = QFormLayout()
+        self.cases_dir = QLineEdit(self.current.cases_dir)
+        self.cases_dir.setPlaceholderText(str(paths.cases_dir()))
+        choose = button("Choose…", "open")
+        choose.clicked.connect(self._choose_cases_dir)
+        row = QHBoxLayout()
+        row.addWidget(self.cases_dir, 1)
+        row.addWidget(choose)
+        form.addRow("Cases", row)
+        form.addRow("", label("New cases are created here, e.g. on an encrypted or network volume.", "subtle"))
+        for title, path, env in (("Data", paths.data_dir(), "SKETCHFACE_DATA_DIR"),
+                                 ("Models", paths.models_dir(), "SKETCHFACE_MODELS_DIR"),
+                                 ("Galleries", paths.galleries_dir(), "SKETCHFACE_DATA_DIR"),
+                                 ("Settings", paths.config_dir(), "SKETCHFACE_CONFIG_DIR"),
+                                 ("Logs", paths.log_dir(), "SKETCHFACE_LOG_DIR")):
+            form.addRow(title, _folder_row(page, str(path), env))
+        lay = QVBoxLayout(page)
+        box = QGroupBox("Where SketchFace keeps its data")
+        box.setLayout(form)
+        lay.addWidget(box)
+        lay.addStretch(1)
+        return page
+
+    def _choose_cases_dir(self) -> None:
+        path = QFileDialog.getExistingDirectory(self, "Folder for new cases", self.cases_dir.text() or "")
+        if path:
+            self.cases_dir.setText(path)
+
+    def edited(self) -> settings.Settings:
+        """The settings as edited in the dialog (not yet validated or saved)."""
+        return dataclasses.replace(
+            self.current, device=str(self.device.currentData()), examiner=self.examiner.text().strip(),
+            search_top_k=self.top_k.value(), ingest_workers=self.workers.value(), ingest_batch=self.batch.value(),
+            cloud_backend_enabled=self.cloud.isChecked(), cases_dir=self.cases_dir.text().strip())
+
+    def accept(self) -> None:
+        new = self.edited()
+        try:
+            settings.save(new)
+        except ConfigError as exc:
+            self.error_label.setText(str(exc))
+            return
+        self.current = new
+        self.settings_saved.emit(new)
+        super().accept()

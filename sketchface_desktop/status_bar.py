@@ -1,0 +1,100 @@
+"""WorkstationStatusBar: compute device, model status, running jobs and the open case, always in view.
+
+The device line comes from ``engine.runtime.describe``, which may import torch to ask CUDA: it is
+computed in the engine lane after the window has painted, never at start-up.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from PySide6.QtCore import Signal
+from PySide6.QtWidgets import QLabel, QStatusBar, QWidget
+
+from sketchface_desktop import assets
+from sketchface_desktop.workers import JobHub
+
+
+def _icon_label(icon: str, text: str, name: str) -> QLabel:
+    lab = QLabel(text)
+    lab.setObjectName(name)
+    return lab
+
+
+def model_summary(_progress: Any = None, _cancel: Any = None) -> dict[str, Any]:
+    """Which search models are installed and which sketch embedding will be used (file checks only)."""
+    from engine import models
+    from sketchface_desktop.first_run import REQUIRED
+
+    required = {m: models.installed(m) for m in REQUIRED}
+    return {"required_ok": all(required.values()), "missing": [m for m, ok in required.items() if not ok],
+            "sketch_encoder": models.installed("sketch_encoder")}
+
+
+def device_description(preference: str) -> str:
+    from engine import runtime
+
+    return runtime.describe(preference)
+
+
+class WorkstationStatusBar(QStatusBar):
+    """The window's status bar.
+
+    Signals:
+        models_clicked(): the model status was clicked (the window opens the Models page).
+    """
+
+    models_clicked = Signal()
+
+    def __init__(self, hub: JobHub, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.setObjectName("StatusBar")
+        self.hub = hub
+        self.case_label = _icon_label("case", "No case open", "CaseStatus")
+        self.jobs_label = _icon_label("jobs", "", "JobsStatus")
+        self.models_label = _icon_label("model", "Models: checking…", "ModelsStatus")
+        self.device_label = _icon_label("device", "Device: detecting…", "DeviceStatus")
+        self.device_label.setToolTip("Compute device used for the face and sketch models")
+        self.addWidget(self.case_label, 1)
+        for lab in (self.jobs_label, self.models_label, self.device_label):
+            self.addPermanentWidget(lab)
+        self.models_label.mousePressEvent = lambda _e: self.models_clicked.emit()  # type: ignore[method-assign]
+        self.model_state: dict[str, Any] = {}
+        self.device_text = ""
+
+    def set_case(self, text: str) -> None:
+        self.case_label.setText(text)
+
+    def set_jobs(self, active: int) -> None:
+        self.jobs_label.setText(f"{active} job{'s' if active != 1 else ''} running" if active else "")
+
+    def refresh_models(self) -> None:
+        self.hub.submit("Checking models", model_summary, lane="io", visible=False, on_result=self._models_read)
+
+    def _models_read(self, state: dict[str, Any]) -> None:
+        self.model_state = state
+        if not state["required_ok"]:
+            text, tip = "Models: missing — click to install", "Missing: " + ", ".join(state["missing"])
+        elif state["sketch_encoder"]:
+            text, tip = "Models: ready", "Face detector, recognizer and sketch encoder installed"
+        else:
+            text, tip = "Models: ready (baseline sketch search)", (
+                "No trained sketch encoder: sketch searches use ArcFace itself and are labelled 'baseline'")
+        self.models_label.setText(text)
+        self.models_label.setToolTip(tip)
+        self.models_label.setProperty("role", "badge-ok" if state["required_ok"] else "badge-missing")
+        self.models_label.style().polish(self.models_label)
+
+    def refresh_device(self, preference: str) -> None:
+        """Ask the engine lane which device the models will use (may import torch: never on the GUI thread)."""
+        self.hub.submit("Detecting compute device", lambda _p, _c: device_description(preference),
+                        visible=False, on_result=self._device_read,
+                        on_error=lambda exc: self._device_read(f"unknown ({exc})"))
+
+    def _device_read(self, text: str) -> None:
+        self.device_text = text
+        self.device_label.setText(f"Device: {text}")
+
+    @staticmethod
+    def icon_pixmap(name: str) -> Any:
+        return assets.svg_pixmap(name, 14)

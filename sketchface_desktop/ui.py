@@ -1,0 +1,42 @@
+"""Small shared widget helpers, so every window builds actions, headings and hints the same way."""
+
+from __future__ import annotations
+
+from PySide6.QtGui import QAction, QKeySequence
+from PySide6.QtWidgets import QLabel, QPushButton, QWidget
+
+from sketchface_desktop import assets
+
+
+def make_action(parent: QWidget, icon: str | None, text: str,
+                shortcut: str | QKeySequence.StandardKey | None = None, tip: str = "",
+                checkable: bool = False) -> QAction:
+    """A QAction with one of our icons, a shortcut, and a tooltip that names the shortcut."""
+    action = QAction(assets.icon(icon), text, parent) if icon else QAction(text, parent)
+    if shortcut is not None:
+        action.setShortcut(QKeySequence(shortcut))
+    seq = action.shortcut().toString(QKeySequence.SequenceFormat.NativeText)
+    action.setToolTip(f"{tip or text} ({seq})" if seq else (tip or text))
+    action.setStatusTip(tip or text)
+    action.setCheckable(checkable)
+    return action
+
+
+def label(text: str, role: str = "", wrap: bool = False, parent: QWidget | None = None) -> QLabel:
+    """A QLabel with a style role (heading, subtle, placeholder, baseline, badge-ok, badge-missing)."""
+    widget = QLabel(text, parent)
+    if role:
+        widget.setProperty("role", role)
+    widget.setWordWrap(wrap)
+    return widget
+
+
+def primary_button(text: str, icon: str | None = None, parent: QWidget | None = None) -> QPushButton:
+    """The one emphasised button of a panel (Search, Add folder…)."""
+    button = QPushButton(assets.icon(icon), text, parent) if icon else QPushButton(text, parent)
+    button.setProperty("primary", True)
+    return button
+
+
+def button(text: str, icon: str | None = None, parent: QWidget | None = None) -> QPushButton:
+    return QPushButton(assets.icon(icon), text, parent) if icon else QPushButton(text, parent)

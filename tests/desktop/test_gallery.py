@@ -1,0 +1,105 @@
+"""Galleries in the GUI: cancel an import midway, corrupt photos as error rows, thumbnails, missing models."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from PySide6.QtWidgets import QMessageBox
+
+from sketchface_desktop.first_run import FirstRunGuide
+from sketchface_desktop.gallery_view import PathRole, ReasonRole, StatusRole
+from sketchface_desktop.workers import JobState
+from tests.desktop.conftest import wait_idle, wait_job
+
+pytestmark = pytest.mark.gui
+
+
+def new_gallery(qtbot, w, name: str = "Mugshots") -> None:  # type: ignore[no-untyped-def]
+    wait_job(qtbot, w.hub, w.gallery.create_gallery(name))
+    wait_idle(qtbot, w.hub)
+    assert w.gallery.current_id is not None
+
+
+def test_add_folder_can_be_cancelled_midway(qtbot, window, installed_models, make_photos) -> None:
+    w = window
+    folder = make_photos(150)
+    new_gallery(qtbot, w)
+    job = w.gallery.add_folder(str(folder))
+    row = w.jobs.row_for(job)
+    assert row is not None, "the import is listed in the jobs panel"
+    qtbot.waitUntil(lambda: 10 <= job.last_progress.done, timeout=60_000)
+    row.cancel_button.click()
+    wait_idle(qtbot, w.hub, timeout=60_000)
+    assert job.state is JobState.CANCELLED
+    assert w.errors.shown == [], "cancelling is silent"
+    stored = w.gallery.info().photos
+    assert 10 <= stored < 150, f"{stored} photos stored: cancel must stop midway and keep what was done"
+    assert w.gallery.model.rowCount() == stored
+    assert "Cancelled" in row.message.text()
+    resumed = w.gallery.add_folder(str(folder))
+    wait_idle(qtbot, w.hub, timeout=120_000)
+    assert resumed.state is JobState.DONE and resumed.value.unchanged == stored and resumed.value.added == 150 - stored
+
+
+def test_corrupt_photo_is_an_error_row_not_a_crash(qtbot, window, installed_models, make_photos) -> None:
+    w = window
+    folder = make_photos(3)
+    (folder / "truncated.jpg").write_bytes((folder / "person_0000.jpg").read_bytes()[:200])
+    (folder / "empty.png").write_bytes(b"")
+    (folder / "notes.jpg").write_text("not an image at all")
+    flat = folder / "blank_wall.png"
+    import cv2
+    import numpy as np
+
+    cv2.imwrite(str(flat), np.full((120, 160, 3), 200, np.uint8))
+    new_gallery(qtbot, w)
+    job = w.gallery.add_folder(str(folder))
+    wait_idle(qtbot, w.hub, timeout=60_000)
+    assert job.state is JobState.DONE and w.errors.shown == []
+    model = w.gallery.model
+    qtbot.waitUntil(lambda: model.rowCount() == 7)
+    rows = {Path(model.index(i).data(PathRole)).name: (model.index(i).data(StatusRole), model.index(i).data(ReasonRole))
+            for i in range(model.rowCount())}
+    for name in ("truncated.jpg", "empty.png", "notes.jpg"):
+        status, reason = rows[name]
+        assert status == "error" and reason, f"{name}: {rows[name]}"
+    assert rows["empty.png"][1].find("empty") >= 0
+    assert rows["blank_wall.png"][0] == "no_face"
+    assert rows["person_0001.jpg"][0] == "ok"
+    w.gallery.status_filter.setCurrentIndex(3)  # "Errors"
+    assert model.rowCount() == 3
+    assert "truncated.jpg" in model.index(0, 0).data(0) or model.rowCount() == 3
+
+
+def test_gallery_view_loads_face_thumbnails_lazily(qtbot, window, installed_models, make_photos) -> None:
+    w = window
+    new_gallery(qtbot, w)
+    wait_job(qtbot, w.hub, w.gallery.add_folder(str(make_photos(5))))
+    wait_idle(qtbot, w.hub)
+    w.tabs.setCurrentWidget(w.gallery)
+    model = w.gallery.model
+    qtbot.waitUntil(lambda: model.rowCount() == 5)
+    w.gallery.view.viewport().repaint()
+    qtbot.waitUntil(lambda: model.data(model.index(0), 1) is not None, timeout=10_000)
+    pixmap = model.data(model.index(0), 1)
+    assert pixmap.width() == 112 and pixmap.height() == 112
+
+
+def test_missing_model_shows_the_guide_not_a_traceback(qtbot, window, make_photos, monkeypatch) -> None:
+    w = window
+    new_gallery(qtbot, w)
+    job = w.gallery.add_folder(str(make_photos(2)))  # no models installed in this test's home
+    wait_idle(qtbot, w.hub, timeout=60_000)
+    assert job.state is JobState.FAILED
+    guide = w.flow.guide
+    assert isinstance(guide, FirstRunGuide) and guide.isVisible()
+    assert "not installed" in guide.findChild(type(guide.cards[0].children()[1]), "GuideReason").text()
+    assert {c.objectName() for c in guide.cards} >= {"Missing:buffalo_l.det_10g", "Missing:buffalo_l.w600k_r50"}
+    assert not [b for b in w.findChildren(QMessageBox) if b.objectName() == "EngineErrorDialog" and b.isVisible()]
+    guide.close()
+    w.sketch.canvas.draw_stroke([(100, 100), (300, 300)])
+    w.flow.search_sketch()
+    assert w.flow.guide is not guide and w.flow.guide.isVisible(), "search without models opens the guide too"
+    assert w.errors.shown == []
+    assert "missing" in w.status.models_label.text()

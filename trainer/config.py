@@ -1,0 +1,290 @@
+"""Typed training configuration: dataclass defaults (seed 000's recipe) + a TOML/JSON file + ``--set`` overrides.
+
+Why not a ``class Config`` to edit: agencies train on their own data from the desktop app, which
+writes a config file and passes overrides; nobody edits source, and every run stores the exact
+config it used (in its checkpoints and in ``out_dir/config.json``).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import tomllib
+import types
+import typing
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from engine.errors import ConfigError
+from engine.sketch.transforms import AugmentConfig, strong_augment, weak_augment
+
+
+@dataclass
+class DataConfig:
+    """Dataset: ``root/real`` and ``root/sketch`` paired by file stem.
+
+    Attributes:
+        root: DATASET_ROOT.
+        val_fraction: share of identities held out for validation (split by a hash of id and seed).
+        split_seed: changes which identities are held out.
+        min_val_ids: at least this many validation identities.
+        num_workers: data-loader worker processes (0: load in the training process).
+        cache_images: keep prepared (cropped, resized) sketches in memory.
+        prototype_cache: ArcFace prototype cache file ("" = ``root/arcface_prototypes.npz``).
+    """
+
+    root: str = ""
+    val_fraction: float = 0.1
+    split_seed: int = 0
+    min_val_ids: int = 2
+    num_workers: int = 2
+    cache_images: bool = True
+    prototype_cache: str = ""
+
+
+@dataclass
+class TeacherConfig:
+    """The frozen ArcFace teacher that turns photos into class prototypes.
+
+    Attributes:
+        arcface_onnx / detector_onnx: model files ("" = the installed buffalo_l models).
+        det_size, det_thresh: detector input size and score threshold.
+        device: "auto", "cuda" or "cpu" for the teacher's onnxruntime sessions.
+    """
+
+    arcface_onnx: str = ""
+    detector_onnx: str = ""
+    det_size: int = 640
+    det_thresh: float = 0.5
+    device: str = "auto"
+
+
+@dataclass
+class ModelConfig:
+    """The student: an open_clip image tower + projection head.
+
+    Attributes:
+        architecture: open_clip name (default ViT-B-16).
+        model_cfg: custom open_clip config (dict or JSON path) overriding the name's.
+        pretrained: CLIP weights for the tower: a local file, or an open_clip tag ("" = random init).
+        head_hidden: hidden width of the head (0: linear).
+        margin, ink_threshold: face-region crop parameters of the shared preprocessing.
+    """
+
+    architecture: str = "ViT-B-16"
+    model_cfg: Any = None
+    pretrained: str = ""
+    head_hidden: int = 1024
+    margin: float = 0.08
+    ink_threshold: int = 200
+
+
+@dataclass
+class OptimConfig:
+    """Optimisation, schedules and progressive unfreezing."""
+
+    batch_size: int = 64
+    epochs: int = 30
+    accum_steps: int = 1
+    lr_head: float = 1e-3
+    lr_backbone: float = 2e-5
+    wd: float = 0.05
+    warmup_steps: int = 300
+    cosine_final_lr_mul: float = 0.05
+    grad_clip_norm: float = 1.0
+    amp: str = "auto"
+    unfreeze_after_steps: int = 1500
+    unfreeze_last_blocks: int = 4
+    backbone_warmup_steps: int = 100
+    train_tail: bool = True
+
+
+@dataclass
+class LossConfig:
+    """Loss weights and the schedules of margin, scale, EMA decay and consistency."""
+
+    scale_s: float = 32.0
+    scale_s_start: float = 16.0
+    margin_m: float = 0.3
+    margin_ramp_steps: int = 0
+    sampled_softmax_classes: int = 1024
+    semi_hard_fraction: float = 0.5
+    lambda_consistency: float = 1.0
+    consistency_final_mul: float = 0.1
+    consistency_decay_steps: int = 2000
+    lambda_reg: float = 1.0
+    lambda_coral: float = 1.0
+    coral_sample: int = 512
+    ema_decay_start: float = 0.996
+    ema_decay_end: float = 0.999
+    ema_ramp_epochs: float = 10.0
+
+
+@dataclass
+class EvalConfig:
+    """Evaluation: Recall@1 (full and val-only gallery), CMC, TPR at fixed FPR."""
+
+    eval_every_epochs: int = 1
+    eval_at_start: bool = False
+    val_negatives_per_query: int = 1000
+    cmc_max_rank: int = 50
+    model: str = "ema"
+    batch_size: int = 128
+
+
+@dataclass
+class RunConfig:
+    """Where and how the run executes.
+
+    Attributes:
+        out_dir: logs, TensorBoard events, last.pt/best.pt.
+        resume: "auto" (continue from out_dir/last.pt when present), "never", or a state file.
+        max_steps: stop after this many optimiser steps (0: train all epochs); schedules still span all epochs.
+        save_every_steps: also save last.pt every N steps (0: at epoch ends only).
+        threads: torch CPU threads (0: torch's default).
+        weights: which weights ``export`` writes by default ("ema" or "student").
+    """
+
+    out_dir: str = "runs/sketch_encoder"
+    seed: int = 0
+    device: str = "auto"
+    log_every: int = 20
+    save_best: bool = True
+    resume: str = "auto"
+    max_steps: int = 0
+    save_every_steps: int = 0
+    tensorboard: bool = True
+    threads: int = 0
+    weights: str = "ema"
+
+
+@dataclass
+class TrainConfig:
+    """The whole training configuration (sections as TOML tables)."""
+
+    data: DataConfig = field(default_factory=DataConfig)
+    teacher: TeacherConfig = field(default_factory=TeacherConfig)
+    model: ModelConfig = field(default_factory=ModelConfig)
+    optim: OptimConfig = field(default_factory=OptimConfig)
+    loss: LossConfig = field(default_factory=LossConfig)
+    eval: EvalConfig = field(default_factory=EvalConfig)
+    run: RunConfig = field(default_factory=RunConfig)
+    augment_weak: AugmentConfig = field(default_factory=weak_augment)
+    augment_strong: AugmentConfig = field(default_factory=strong_augment)
+
+    def validate(self) -> None:
+        o, lo = self.optim, self.loss
+        if o.batch_size < 2 or o.accum_steps < 1 or o.epochs < 1:
+            raise ConfigError("optim.batch_size must be >= 2, accum_steps and epochs >= 1.")
+        if o.amp not in ("auto", "bf16", "fp16", "off"):
+            raise ConfigError(f"optim.amp must be auto, bf16, fp16 or off (got {o.amp!r}).")
+        if not 0.0 <= lo.semi_hard_fraction <= 1.0 or lo.sampled_softmax_classes < 2:
+            raise ConfigError("loss.semi_hard_fraction must be in [0, 1] and sampled_softmax_classes >= 2.")
+        if not 0.0 < self.data.val_fraction < 1.0:
+            raise ConfigError("data.val_fraction must be between 0 and 1.")
+        if self.eval.model not in ("ema", "student") or self.run.weights not in ("ema", "student"):
+            raise ConfigError("eval.model and run.weights must be 'ema' or 'student'.")
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+
+def _coerce(value: Any, tp: Any, key: str) -> Any:
+    """Check/convert one value against a field's annotation (TOML gives ints where floats are meant)."""
+    origin = typing.get_origin(tp)
+    if tp is Any or tp is typing.Any:
+        return value
+    if origin in (typing.Union, types.UnionType):
+        for arg in typing.get_args(tp):
+            try:
+                return _coerce(value, arg, key)
+            except ConfigError:
+                continue
+        raise ConfigError(f"{key}: {value!r} has the wrong type.")
+    if tp is type(None):
+        if value is None:
+            return None
+        raise ConfigError(f"{key}: expected nothing, got {value!r}.")
+    if tp is float and isinstance(value, int | float) and not isinstance(value, bool):
+        return float(value)
+    if tp is int and isinstance(value, int) and not isinstance(value, bool):
+        return value
+    if tp is bool and isinstance(value, bool):
+        return value
+    if tp is str and isinstance(value, str):
+        return value
+    raise ConfigError(f"{key}: expected {getattr(tp, '__name__', tp)}, got {value!r}.")
+
+
+def _apply(obj: Any, doc: dict[str, Any], prefix: str = "") -> None:
+    hints = typing.get_type_hints(type(obj))
+    names = {f.name for f in dataclasses.fields(obj)}
+    for key, value in doc.items():
+        if key not in names:
+            raise ConfigError(f"Unknown config key {prefix}{key!r}.",
+                              hint=f"Known keys here: {', '.join(sorted(names))}.")
+        current = getattr(obj, key)
+        if dataclasses.is_dataclass(current):
+            if not isinstance(value, dict):
+                raise ConfigError(f"{prefix}{key} is a section; give a table.")
+            _apply(current, value, f"{prefix}{key}.")
+        else:
+            setattr(obj, key, _coerce(value, hints[key], f"{prefix}{key}"))
+
+
+def _parse_value(text: str) -> Any:
+    try:
+        return tomllib.loads(f"v = {text}")["v"]
+    except tomllib.TOMLDecodeError:
+        return text  # a bare word: a string
+
+
+def _resolve_key(cfg: TrainConfig, key: str) -> list[str]:
+    """``optim.lr_head`` as is; a bare ``lr_head`` when exactly one section has that field."""
+    if "." in key:
+        return key.split(".")
+    owners = [f.name for f in dataclasses.fields(cfg)
+              if key in {g.name for g in dataclasses.fields(getattr(cfg, f.name))}]
+    if len(owners) != 1:
+        where = f"it is in {', '.join(owners)}" if owners else "no section has it"
+        raise ConfigError(f"Config key {key!r} is ambiguous or unknown ({where}); write section.key.")
+    return [owners[0], key]
+
+
+def load_config(path: str | Path | None = None, overrides: list[str] | None = None) -> TrainConfig:
+    """Defaults, then the TOML/JSON file at ``path``, then ``key=value`` overrides (TOML values)."""
+    cfg = TrainConfig()
+    if path:
+        p = Path(path)
+        try:
+            text = p.read_text("utf-8")
+            doc = json.loads(text) if p.suffix == ".json" else tomllib.loads(text)
+        except (OSError, ValueError) as exc:
+            raise ConfigError(f"Cannot read the training config {p}: {exc}") from exc
+        _apply(cfg, doc)
+    for item in overrides or []:
+        key, sep, raw = item.partition("=")
+        if not sep:
+            raise ConfigError(f"Override {item!r} is not key=value.")
+        parts = _resolve_key(cfg, key.strip())
+        nested: dict[str, Any] = {parts[-1]: _parse_value(raw.strip())}
+        for part in reversed(parts[:-1]):
+            nested = {part: nested}
+        _apply(cfg, nested)
+    cfg.validate()
+    return cfg
+
+
+def to_toml(cfg: TrainConfig) -> str:
+    """The config as TOML (``None`` values are left out: TOML has no null)."""
+    import tomli_w
+
+    def strip(d: Any) -> Any:
+        if isinstance(d, dict):
+            return {k: strip(v) for k, v in d.items() if v is not None}
+        if isinstance(d, tuple):
+            return list(d)
+        return d
+
+    return tomli_w.dumps(strip(cfg.to_dict()))

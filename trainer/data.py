@@ -1,0 +1,169 @@
+"""Training data: photo/sketch pairing by file stem, identity split, and the two-view sketch dataset."""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch.utils.data import Dataset, Sampler
+
+from engine.faces import is_image_name, load_image
+from engine.sketch.config import PreprocessConfig
+from engine.sketch.preprocess import prepare_gray
+from engine.sketch.transforms import AugmentConfig, SketchAugment, gray_tensor, normalize_tensor
+
+
+@dataclass(frozen=True)
+class Pair:
+    """One identity: its photo and its sketch."""
+
+    id: str
+    real: Path
+    sketch: Path
+
+
+@dataclass
+class Pairing:
+    """Result of pairing ``real/`` with ``sketch/``; everything left out is listed, never dropped silently."""
+
+    pairs: list[Pair]
+    unpaired_real: list[str] = field(default_factory=list)
+    unpaired_sketch: list[str] = field(default_factory=list)
+    duplicate_stems: list[str] = field(default_factory=list)
+
+    def summary(self, limit: int = 20) -> dict[str, object]:
+        return {"pairs": len(self.pairs), "unpaired_real": len(self.unpaired_real),
+                "unpaired_sketch": len(self.unpaired_sketch), "duplicate_stems": len(self.duplicate_stems),
+                "unpaired_real_examples": self.unpaired_real[:limit],
+                "unpaired_sketch_examples": self.unpaired_sketch[:limit],
+                "duplicate_stem_examples": self.duplicate_stems[:limit]}
+
+
+def _by_stem(folder: Path) -> tuple[dict[str, Path], list[str]]:
+    found: dict[str, Path] = {}
+    dups: list[str] = []
+    for path in sorted(folder.iterdir()):
+        if not path.is_file() or not is_image_name(path):
+            continue
+        if path.stem in found:
+            dups.append(path.name)  # a.jpg and a.png: the first in sorted order is used
+            continue
+        found[path.stem] = path
+    return found, dups
+
+
+def pair_dataset(root: str | Path) -> Pairing:
+    """Pair ``root/real/<id>.*`` with ``root/sketch/<id>.*`` (extensions may differ)."""
+    from engine.errors import ConfigError
+
+    root = Path(root)
+    real_dir, sketch_dir = root / "real", root / "sketch"
+    for d in (real_dir, sketch_dir):
+        if not d.is_dir():
+            raise ConfigError(f"The dataset folder {d} does not exist.",
+                              hint="A dataset root holds real/ (photos) and sketch/ (sketches) with matching "
+                                   "file names; 'python -m trainer make-sketches' can create sketch/.")
+    real, dup_r = _by_stem(real_dir)
+    sketch, dup_s = _by_stem(sketch_dir)
+    ids = sorted(set(real) & set(sketch))
+    return Pairing(
+        pairs=[Pair(i, real[i], sketch[i]) for i in ids],
+        unpaired_real=sorted(real[s].name for s in set(real) - set(sketch)),
+        unpaired_sketch=sorted(sketch[s].name for s in set(sketch) - set(real)),
+        duplicate_stems=sorted(dup_r + dup_s),
+    )
+
+
+def split_by_identity(ids: list[str], val_fraction: float, seed: int = 0, min_val: int = 2) -> tuple[list[str], list[str]]:
+    """Deterministic train/val split of identities.
+
+    Each id is ranked by a hash of (seed, id), so adding identities later never moves an existing
+    one between train and val (a val identity stays unseen across dataset growth).
+    """
+    if len(ids) < min_val + 2:
+        from engine.errors import ConfigError
+
+        raise ConfigError(f"Only {len(ids)} paired identities: at least {min_val + 2} are needed to train "
+                          "and validate.")
+    ranked = sorted(ids, key=lambda i: hashlib.sha256(f"{seed}:{i}".encode()).hexdigest())
+    n_val = min(len(ids) - 2, max(min_val, int(round(len(ids) * val_fraction))))
+    val = set(ranked[:n_val])
+    return [i for i in ids if i not in val], [i for i in ids if i in val]
+
+
+def sample_seed(seed: int, epoch: int, index: int) -> int:
+    """A 63-bit seed for one sample's augmentations in one epoch (independent of workers and resume)."""
+    digest = hashlib.blake2b(f"{seed}/{epoch}/{index}".encode(), digest_size=8).digest()
+    return int.from_bytes(digest, "little") >> 1
+
+
+class SketchViews(Dataset[tuple[torch.Tensor, torch.Tensor, int]]):
+    """Each item: (weak view, strong view, class index) of one sketch, normalised for the encoder.
+
+    Args:
+        sketches: sketch files, one per class, in class-index order.
+        pre: the encoder's preprocessing (face-region crop, size, mean/std).
+        weak, strong: augmentation strengths of the teacher's and the student's view.
+        seed: run seed; with :meth:`set_epoch` it fixes every random draw.
+        cache: keep prepared uint8 sketches in memory.
+    """
+
+    def __init__(self, sketches: list[Path], pre: PreprocessConfig, weak: AugmentConfig, strong: AugmentConfig,
+                 seed: int = 0, cache: bool = True) -> None:
+        self.sketches = list(sketches)
+        self.pre = pre
+        self.weak, self.strong = SketchAugment(weak), SketchAugment(strong)
+        self.seed = seed
+        self.epoch = 0
+        self._cache: list[np.ndarray] | None = [self.load(i) for i in range(len(self.sketches))] if cache else None
+
+    def set_epoch(self, epoch: int) -> None:
+        self.epoch = epoch
+
+    def load(self, index: int) -> np.ndarray:
+        """The prepared (face-region, resized) uint8 sketch, exactly as the app prepares a query."""
+        return prepare_gray(load_image(self.sketches[index]), None, self.pre)
+
+    def __len__(self) -> int:
+        return len(self.sketches)
+
+    def __getitem__(self, index: int) -> tuple[torch.Tensor, torch.Tensor, int]:
+        gray = self._cache[index] if self._cache is not None else self.load(index)
+        x = gray_tensor(gray)
+        gen = torch.Generator().manual_seed(sample_seed(self.seed, self.epoch, index))
+        weak = normalize_tensor(self.weak(x, gen), self.pre)
+        strong = normalize_tensor(self.strong(x, gen), self.pre)
+        return weak, strong, index
+
+
+class EpochSampler(Sampler[int]):
+    """This rank's shuffled indices for an epoch, optionally skipping the first ones (mid-epoch resume).
+
+    The order is a function of (seed, epoch) only, like ``DistributedSampler`` (used underneath), so
+    a resumed run sees exactly the batches an uninterrupted one would have.
+    """
+
+    def __init__(self, size: int, world: int, rank: int, seed: int, batch_size: int) -> None:
+        from torch.utils.data.distributed import DistributedSampler
+
+        self._inner = DistributedSampler(range(size), num_replicas=world, rank=rank, shuffle=True,
+                                         seed=seed, drop_last=True)
+        self.batch_size = batch_size
+        self.skip = 0
+
+    def set_epoch(self, epoch: int, skip_batches: int = 0) -> None:
+        self._inner.set_epoch(epoch)
+        self.skip = skip_batches * self.batch_size
+
+    def __iter__(self):  # type: ignore[no-untyped-def]
+        return iter(list(self._inner)[self.skip:])
+
+    def __len__(self) -> int:
+        return max(0, len(self._inner) - self.skip)
+
+    def full_batches(self) -> int:
+        """Batches per epoch on this rank (incomplete last batch dropped)."""
+        return len(self._inner) // self.batch_size

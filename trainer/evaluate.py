@@ -1,0 +1,78 @@
+"""Retrieval and verification metrics: Recall@1 (full and val-only gallery), CMC, TPR at fixed FPR.
+
+The gallery is the identities' ArcFace photo prototypes, i.e. exactly what a real gallery holds; the
+queries are the validation identities' sketches, never seen in training.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+
+def cmc(queries: np.ndarray, gallery: np.ndarray, truth: np.ndarray, max_rank: int = 50) -> np.ndarray:
+    """Cumulative match characteristic: ``out[r-1]`` = share of queries whose match is in the top r.
+
+    Args:
+        queries: (Q, D) unit vectors.
+        gallery: (G, D) unit vectors.
+        truth: (Q,) index of each query's true match in ``gallery``.
+        max_rank: ranks 1..max_rank (clipped to G).
+    """
+    sims = queries @ gallery.T
+    true_sim = sims[np.arange(len(truth)), truth]
+    # rank = 1 + number of gallery items strictly more similar than the true one (ties favour the truth)
+    rank = 1 + (sims > true_sim[:, None]).sum(axis=1)
+    ranks = np.arange(1, min(max_rank, gallery.shape[0]) + 1)
+    return (rank[None, :] <= ranks[:, None]).mean(axis=1)
+
+
+def tpr_at_fpr(queries: np.ndarray, gallery: np.ndarray, truth: np.ndarray, negatives_per_query: int,
+               fprs: tuple[float, ...] = (1e-2, 1e-3), seed: int = 0) -> dict[str, float]:
+    """Verification: TPR of genuine (sketch, own photo) pairs at thresholds set on sampled impostor pairs.
+
+    Each query is paired with up to ``negatives_per_query`` random other identities; the threshold for
+    an FPR is the impostor-score quantile. Note the resolution: with N impostor pairs FPR steps are
+    1/N, so FPR 1e-3 needs well over 1,000 impostor pairs to mean anything.
+    """
+    rng = np.random.default_rng(seed)
+    n_q, n_g = len(truth), gallery.shape[0]
+    genuine = np.einsum("qd,qd->q", queries, gallery[truth])
+    impostors = []
+    for q in range(n_q):
+        k = min(negatives_per_query, n_g - 1)
+        cand = rng.choice(n_g - 1, size=k, replace=False)
+        cand = cand + (cand >= truth[q])  # skip the true identity
+        impostors.append(gallery[cand] @ queries[q])
+    imp = np.concatenate(impostors) if impostors else np.zeros(0)
+    out: dict[str, float] = {"impostor_pairs": float(imp.size)}
+    for fpr in fprs:
+        if imp.size == 0:
+            out[f"tpr@fpr={fpr:g}"] = float("nan")
+            continue
+        thr = float(np.quantile(imp, 1.0 - fpr, method="higher"))
+        out[f"tpr@fpr={fpr:g}"] = float((genuine > thr).mean())
+    return out
+
+
+def retrieval_report(val_emb: np.ndarray, val_ids: list[str], all_ids: list[str], all_protos: np.ndarray,
+                     max_rank: int = 50, negatives_per_query: int = 1000, seed: int = 0) -> dict[str, object]:
+    """All evaluation numbers for validation sketch embeddings against the prototype galleries."""
+    pos = {i: k for k, i in enumerate(all_ids)}
+    truth_full = np.array([pos[i] for i in val_ids])
+    val_protos = all_protos[truth_full]
+    curve = cmc(val_emb, all_protos, truth_full, max_rank)
+    val_curve = cmc(val_emb, val_protos, np.arange(len(val_ids)), max_rank)
+    report: dict[str, object] = {
+        "recall@1_full": float(curve[0]),
+        "recall@1_val": float(val_curve[0]),
+        "chance@1_val": 1.0 / max(1, len(val_ids)),
+        "queries": len(val_ids),
+        "gallery_full": len(all_ids),
+        "cmc_full": [round(float(v), 6) for v in curve],
+    }
+    for r in (5, 10, 20, 50):
+        if r <= len(curve):
+            report[f"recall@{r}_full"] = float(curve[r - 1])
+    report.update(tpr_at_fpr(val_emb, all_protos, truth_full, negatives_per_query, seed=seed))
+    report["mean_cos_true"] = float(np.mean(np.einsum("qd,qd->q", val_emb, val_protos)))
+    return report

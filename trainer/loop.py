@@ -1,0 +1,288 @@
+"""The training loop: student + EMA teacher, sampled ArcFace softmax and regularisers, eval, checkpoints.
+
+Set-up (data, prototypes, model) lives in :mod:`trainer.setup`; this module runs optimiser steps,
+evaluation, saving and exact resume.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import time
+from collections import defaultdict
+from pathlib import Path
+from typing import IO, Any
+
+import numpy as np
+import torch
+from torch.utils.data import DataLoader
+
+from engine.sketch.checkpoint import export_train_state
+from trainer import optim as optim_mod
+from trainer.config import TrainConfig
+from trainer.data import sample_seed
+from trainer.evaluate import retrieval_report
+from trainer.losses import consistency_loss, coral_loss, prototype_regression, sampled_arcface_loss
+from trainer.reporting import RunReporter
+from trainer.runtime import autocast, barrier, init_distributed, shutdown
+from trainer.schedules import consistency_weight, ema_decay, scale_and_margin
+from trainer.setup import Setup, build_setup
+from trainer.state import load_state, save_state, set_rng_state
+
+METRIC = "recall@1_val"
+
+
+class Trainer:
+    """One training run. ``fit()`` trains (resuming when configured) and returns a summary.
+
+    Args:
+        cfg: the run's configuration.
+        stream: where JSON-lines events go (stdout by default).
+    """
+
+    def __init__(self, cfg: TrainConfig, stream: IO[str] | None = None) -> None:
+        cfg.validate()
+        self.cfg = cfg
+        if cfg.run.threads > 0:
+            torch.set_num_threads(cfg.run.threads)
+        self.dist = init_distributed(cfg.run.device)
+        self.out = Path(cfg.run.out_dir)
+        self.reporter = RunReporter(self.out, enabled=self.dist.is_main, tensorboard=cfg.run.tensorboard,
+                                    stream=stream)
+        self.s: Setup | None = None
+        self.step = 0
+        self.epoch = 0
+        self.micro_done = 0
+        self.best_metric = float("-inf")
+        self.best_step = -1
+        self.unfreeze_step: int | None = None
+        self.metrics: dict[str, Any] = {}
+        self.ddp: Any = None
+
+    # -- set-up and resume -------------------------------------------------------------------
+    def setup(self) -> Setup:
+        if self.s is None:
+            self.s = build_setup(self.cfg, self.dist, self.reporter)
+            self._wrap()
+            self._maybe_resume()
+        return self.s
+
+    def _wrap(self) -> None:
+        """(Re-)wrap the student in DDP: needed again after unfreezing (DDP fixes its params at wrap time)."""
+        if not self.dist.distributed:
+            return
+        from torch.nn.parallel import DistributedDataParallel
+
+        assert self.s is not None
+        ids = [self.dist.device.index] if self.dist.device.type == "cuda" else None
+        self.ddp = DistributedDataParallel(self.s.model, device_ids=ids)
+
+    def _resume_path(self) -> Path | None:
+        r = self.cfg.run.resume
+        if r == "never":
+            return None
+        if r == "auto":
+            last = self.out / "last.pt"
+            return last if last.is_file() else None
+        return Path(r)
+
+    def _maybe_resume(self) -> None:
+        path = self._resume_path()
+        if path is None:
+            return
+        assert self.s is not None
+        st = load_state(path)
+        if st.get("class_ids") != self.s.train_ids or st.get("val_ids") != self.s.val_ids:
+            from engine.errors import ConfigError
+
+            raise ConfigError(f"{path} was trained on other identities than the current dataset split.",
+                              hint="Resume with the same dataset and split, or set run.resume='never'.")
+        self.s.model.load_state_dict(st["model"])
+        self.s.ema.load_state_dict(st["ema"])
+        if st.get("unfrozen"):
+            self._unfreeze(int(st["unfreeze_step"]), announce=False)
+        self.s.optimizer.load_state_dict(st["optimizer"])
+        self.s.scheduler.load_state_dict(st["scheduler"])
+        self.s.scaler.load_state_dict(st["scaler"])
+        self.step, self.epoch, self.micro_done = int(st["step"]), int(st["epoch"]), int(st["micro_done"])
+        self.best_metric, self.best_step = float(st["best_metric"]), int(st["best_step"])
+        self.metrics = dict(st.get("metrics") or {})
+        set_rng_state(st["rng"])
+        self.reporter.emit("resume", path=str(path), step=self.step, epoch=self.epoch, micro_done=self.micro_done)
+
+    def _unfreeze(self, step: int, announce: bool = True) -> None:
+        assert self.s is not None
+        added = optim_mod.unfreeze(self.s.model, self.s.optimizer, self.s.scheduler, self.cfg.optim, step)
+        self.unfreeze_step = step
+        self._wrap()
+        if announce:
+            self.reporter.emit("unfreeze", step=step, blocks=self.cfg.optim.unfreeze_last_blocks,
+                               params=int(sum(p.numel() for p in added)))
+
+    # -- one optimiser step ------------------------------------------------------------------
+    def _optimizer_step(self, micro: list[tuple[torch.Tensor, ...]]) -> dict[str, float]:
+        s = self.setup()
+        c, lc, dev = self.cfg, self.cfg.loss, self.dist.device
+        scale, margin = scale_and_margin(self.step, lc, c.optim.warmup_steps)
+        lam_cons = consistency_weight(self.step, self.unfreeze_step, lc)
+        net = self.ddp if self.ddp is not None else s.model
+        sums: dict[str, float] = defaultdict(float)
+        for j, (weak, strong, labels) in enumerate(micro):
+            weak, strong, labels = weak.to(dev), strong.to(dev), labels.to(dev)
+            last = j == len(micro) - 1
+            sync = contextlib.nullcontext() if (self.ddp is None or last) else self.ddp.no_sync()
+            gen = torch.Generator().manual_seed(sample_seed(c.run.seed + 7919, self.step, j * self.dist.world
+                                                            + self.dist.rank))
+            with sync:
+                with autocast(dev, s.amp):
+                    z = net(strong)
+                    with torch.no_grad():
+                        z_t = s.ema.model(weak)
+                arc, n_hard = sampled_arcface_loss(z, labels, s.protos, k=lc.sampled_softmax_classes, scale=scale,
+                                                   margin=margin, semi_hard_fraction=lc.semi_hard_fraction, gen=gen)
+                cons = consistency_loss(z, z_t)
+                reg = prototype_regression(z, s.protos[labels])
+                pick = torch.randperm(s.protos.shape[0], generator=gen)[:lc.coral_sample].to(dev)
+                coral = coral_loss(z, s.protos[pick])
+                total = arc + lam_cons * cons + lc.lambda_reg * reg + lc.lambda_coral * coral
+                s.scaler.scale(total / len(micro)).backward()
+            for key, val in (("loss", total), ("arcface", arc), ("consistency", cons), ("proto_reg", reg),
+                             ("coral", coral)):
+                sums[key] += float(val.detach()) / len(micro)
+            sums["semi_hard"] += n_hard / len(micro)
+        s.scaler.unscale_(s.optimizer)
+        params = [p for g in s.optimizer.param_groups for p in g["params"]]
+        grad_norm = torch.nn.utils.clip_grad_norm_(params, c.optim.grad_clip_norm) if c.optim.grad_clip_norm > 0 \
+            else torch.tensor(0.0)
+        s.scaler.step(s.optimizer)
+        s.scaler.update()
+        s.optimizer.zero_grad(set_to_none=True)
+        decay = ema_decay(self.step, s.steps_per_epoch, lc)
+        s.ema.update(s.model, decay)
+        sums.update(grad_norm=float(grad_norm), s=scale, m=margin, ema_decay=decay, lambda_consistency=lam_cons)
+        return dict(sums)
+
+    # -- evaluation and checkpoints ----------------------------------------------------------
+    @torch.no_grad()
+    def evaluate(self) -> dict[str, Any]:
+        """Metrics of the EMA teacher (or student) on the validation sketches."""
+        s = self.setup()
+        model = s.ema.model if self.cfg.eval.model == "ema" else s.model
+        was_training = model.training
+        model.eval()
+        outs = []
+        for start in range(0, s.val_inputs.shape[0], self.cfg.eval.batch_size):
+            batch = s.val_inputs[start:start + self.cfg.eval.batch_size].to(self.dist.device)
+            with autocast(self.dist.device, s.amp):
+                outs.append(model(batch).float().cpu())
+        model.train(was_training)
+        emb = torch.cat(outs).numpy()
+        return retrieval_report(emb, s.val_ids, s.all_ids, s.all_protos, self.cfg.eval.cmc_max_rank,
+                                self.cfg.eval.val_negatives_per_query, seed=self.cfg.run.seed)
+
+    def _payload(self) -> dict[str, Any]:
+        s = self.setup()
+        enc = s.encoder_config
+        enc.metrics = {k: v for k, v in self.metrics.items() if k != "cmc_full"}
+        return {"encoder_config": enc.to_dict(), "model": s.model.state_dict(), "ema": s.ema.state_dict(),
+                "optimizer": s.optimizer.state_dict(), "scheduler": s.scheduler.state_dict(),
+                "scaler": s.scaler.state_dict(), "step": self.step, "epoch": self.epoch,
+                "micro_done": self.micro_done, "best_metric": self.best_metric, "best_step": self.best_step,
+                "unfrozen": self.unfreeze_step is not None, "unfreeze_step": self.unfreeze_step or 0,
+                "class_ids": s.train_ids, "val_ids": s.val_ids, "metrics": self.metrics,
+                "config": self.cfg.to_dict(), "world_size": self.dist.world}
+
+    def save(self, kind: str) -> Path | None:
+        if not self.dist.is_main:
+            return None
+        path = save_state(self.out / f"{kind}.pt", self._payload())
+        self.reporter.emit("checkpoint", kind=kind, path=str(path), step=self.step)
+        return path
+
+    def _eval_and_save(self) -> None:
+        if self.dist.is_main:
+            self.metrics = self.evaluate()
+            self.reporter.emit("eval", step=self.step, epoch=self.epoch, **self.metrics)
+            self.reporter.scalars(self.step, {k: v for k, v in self.metrics.items() if isinstance(v, float)}, "val")
+            if self.cfg.run.save_best and float(self.metrics[METRIC]) > self.best_metric:
+                self.best_metric, self.best_step = float(self.metrics[METRIC]), self.step
+                self.save("best")
+        barrier(self.dist)
+
+    # -- the loop ----------------------------------------------------------------------------
+    def _loader(self) -> DataLoader[Any]:
+        s = self.setup()
+        s.dataset.set_epoch(self.epoch)
+        s.sampler.set_epoch(self.epoch, skip_batches=self.micro_done)
+        return DataLoader(s.dataset, batch_size=self.cfg.optim.batch_size, sampler=s.sampler, drop_last=True,
+                          num_workers=self.cfg.data.num_workers, pin_memory=self.dist.device.type == "cuda")
+
+    def _log(self, stats: dict[str, float], seen: int, t0: float) -> None:
+        s = self.setup()
+        lrs = {g.get("name", str(i)): g["lr"] for i, g in enumerate(s.optimizer.param_groups)}
+        rate = seen * self.dist.world / max(time.perf_counter() - t0, 1e-9)
+        self.reporter.emit("step", step=self.step, epoch=self.epoch, progress=self.step / s.total_steps,
+                           images_per_s=rate, lr_head=lrs.get("head", 0.0), lr_backbone=lrs.get("backbone", 0.0),
+                           **stats)
+        self.reporter.scalars(self.step, {**stats, "lr_head": lrs.get("head", 0.0),
+                                          "lr_backbone": lrs.get("backbone", 0.0), "images_per_s": rate}, "train")
+
+    def fit(self) -> dict[str, Any]:
+        """Train to the end (or ``run.max_steps``); returns best/last metrics and the export path."""
+        s = self.setup()
+        c = self.cfg
+        if c.eval.eval_at_start and self.step == 0:
+            self._eval_and_save()
+        stop = False
+        t0, seen = time.perf_counter(), 0
+        while self.epoch < c.optim.epochs and not stop:
+            buf: list[tuple[torch.Tensor, ...]] = []
+            for batch in self._loader():
+                buf.append(batch)
+                self.micro_done += 1
+                if len(buf) < c.optim.accum_steps:
+                    continue
+                if (self.unfreeze_step is None and c.optim.unfreeze_last_blocks > 0
+                        and self.step >= c.optim.unfreeze_after_steps):
+                    self._unfreeze(self.step)
+                s.scheduler.apply(self.step)
+                stats = self._optimizer_step(buf)
+                seen += sum(b[0].shape[0] for b in buf)
+                buf = []
+                self.step += 1
+                if self.step % c.run.log_every == 0 or self.step == 1:
+                    self._log(stats, seen, t0)
+                if c.run.save_every_steps and self.step % c.run.save_every_steps == 0:
+                    self.save("last")
+                if c.run.max_steps and self.step >= c.run.max_steps:
+                    stop = True
+                    break
+            if stop and self.micro_done < s.sampler.full_batches():
+                break
+            self.epoch += 1
+            self.micro_done = 0
+            if self.epoch % c.eval.eval_every_epochs == 0 or self.epoch == c.optim.epochs:
+                self._eval_and_save()
+            self.save("last")
+            self.reporter.emit("epoch", epoch=self.epoch, step=self.step)
+        if stop:
+            self.save("last")
+        return self._finish()
+
+    def _finish(self) -> dict[str, Any]:
+        export = None
+        if self.dist.is_main:
+            src = self.out / ("best.pt" if (self.out / "best.pt").is_file() else "last.pt")
+            if src.is_file():
+                export = export_train_state(src, self.out / "export", weights=self.cfg.run.weights)
+        summary = {"step": self.step, "epoch": self.epoch, "best_metric": self.best_metric,
+                   "best_step": self.best_step, "metrics": self.metrics, "export": str(export) if export else None}
+        self.reporter.emit("done", **summary)
+        self.reporter.close()
+        barrier(self.dist)
+        shutdown(self.dist)
+        return summary
+
+
+def losses_of(history: list[dict[str, Any]]) -> np.ndarray:
+    """Per-step total losses from a run's event history (for comparing runs)."""
+    return np.array([e["loss"] for e in history if e.get("event") == "step"], dtype=np.float64)

@@ -1,0 +1,110 @@
+"""Schedules as pure functions of the global optimiser step, plus a per-group LR scheduler.
+
+Pure functions of the step make exact resume trivial (nothing to restore but the step) and let tests
+pin every value by hand.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+
+from trainer.config import LossConfig, OptimConfig
+
+
+def ramp(step: int, start: float, end: float, steps: int) -> float:
+    """Linear from ``start`` (step 0) to ``end`` (step >= ``steps``)."""
+    if steps <= 0:
+        return end
+    t = min(max(step / steps, 0.0), 1.0)
+    return start + (end - start) * t
+
+
+def lr_factor(step: int, warmup: int, total: int, final_mul: float) -> float:
+    """Linear warmup to 1 over ``warmup`` steps, then cosine decay from 1 to ``final_mul`` at ``total``."""
+    if warmup > 0 and step < warmup:
+        return (step + 1) / warmup
+    span = max(1, total - warmup)
+    progress = min(max((step - warmup) / span, 0.0), 1.0)
+    return final_mul + (1.0 - final_mul) * 0.5 * (1.0 + math.cos(math.pi * progress))
+
+
+def scale_and_margin(step: int, loss: LossConfig, warmup: int) -> tuple[float, float]:
+    """ArcFace ``s``: scale_s_start -> scale_s and ``m``: 0 -> margin_m over ~2x warmup (or margin_ramp_steps).
+
+    Why: with a full margin at step 0 the randomly initialised head cannot reach any positive, and
+    the softmax saturates; ramping both lets the embedding organise first.
+    """
+    steps = loss.margin_ramp_steps or 2 * warmup
+    return ramp(step, loss.scale_s_start, loss.scale_s, steps), ramp(step, 0.0, loss.margin_m, steps)
+
+
+def ema_decay(step: int, steps_per_epoch: int, loss: LossConfig) -> float:
+    """EMA teacher decay: ema_decay_start -> ema_decay_end over ema_ramp_epochs epochs."""
+    return ramp(step, loss.ema_decay_start, loss.ema_decay_end, int(round(loss.ema_ramp_epochs * steps_per_epoch)))
+
+
+def consistency_weight(step: int, unfreeze_step: int | None, loss: LossConfig) -> float:
+    """lambda_consistency until the backbone unfreezes, then linear decay to consistency_final_mul of it.
+
+    Why: while only the head trains, agreement with the EMA teacher stabilises it; once the backbone
+    moves, a strong pull towards a lagging teacher slows learning.
+    """
+    base = loss.lambda_consistency
+    if unfreeze_step is None or step < unfreeze_step:
+        return base
+    return ramp(step - unfreeze_step, base, base * loss.consistency_final_mul, loss.consistency_decay_steps)
+
+
+@dataclass
+class GroupSchedule:
+    """One optimiser param group's schedule: base LR, the step it joined, its own warmup."""
+
+    base_lr: float
+    start_step: int = 0
+    warmup: int = 0
+
+
+class WarmupCosine:
+    """Sets every param group's LR from the global step: ``base * lr_factor(step) * group warmup``.
+
+    Groups added later (unfrozen blocks) follow the same global cosine from the step they join,
+    after a short warmup of their own, so adding them never shifts the other groups' schedule.
+    """
+
+    def __init__(self, optimizer: torch.optim.Optimizer, optim: OptimConfig, total_steps: int) -> None:
+        self.optimizer = optimizer
+        self.warmup = optim.warmup_steps
+        self.final_mul = optim.cosine_final_lr_mul
+        self.total = total_steps
+        self.groups = [GroupSchedule(float(g["lr"])) for g in optimizer.param_groups]
+        self.step_num = 0
+        self.apply(0)
+
+    def add_group(self, base_lr: float, start_step: int, warmup: int) -> None:
+        """Track a param group just appended to the optimizer."""
+        self.groups.append(GroupSchedule(base_lr, start_step, warmup))
+        self.apply(self.step_num)
+
+    def lr(self, group: int, step: int) -> float:
+        g = self.groups[group]
+        own = 1.0 if g.warmup <= 0 else min(1.0, (step - g.start_step + 1) / g.warmup)
+        return g.base_lr * lr_factor(step, self.warmup, self.total, self.final_mul) * max(own, 0.0)
+
+    def apply(self, step: int) -> None:
+        """Set the LRs for optimiser step ``step``."""
+        self.step_num = step
+        for i, pg in enumerate(self.optimizer.param_groups):
+            pg["lr"] = self.lr(i, step)
+
+    def state_dict(self) -> dict[str, Any]:
+        return {"step": self.step_num, "total": self.total,
+                "groups": [[g.base_lr, g.start_step, g.warmup] for g in self.groups]}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        self.total = int(state["total"])
+        self.groups = [GroupSchedule(float(b), int(s), int(w)) for b, s, w in state["groups"]]
+        self.apply(int(state["step"]))
