@@ -84,6 +84,7 @@ class AuditReport:
                 "findings": [asdict(f) for f in self.findings], "anchors_checked": self.anchors_checked}
 
     def summary(self) -> str:
+        """One line for people: intact with its head, or how many problems."""
         if self.ok:
             return f"Audit chain intact: {self.count} entries, head {self.head}."
         return f"Audit chain BROKEN: {len(self.findings)} problem(s) in {self.count} stored entries."
@@ -103,6 +104,7 @@ def entry_hash(case_id: str, seq: int, ts: str, user: str, action: str, obj: str
 
 
 def read_anchor(conn: sqlite3.Connection) -> tuple[int, str] | None:
+    """The (count, head) kept in the case's meta row, or None before the first entry."""
     raw = get_meta(conn, ANCHOR_META_KEY)
     if raw is None:
         return None

@@ -120,11 +120,11 @@ def _cmd_verify(args: argparse.Namespace) -> int:
 
 
 def _cmd_rerun(args: argparse.Namespace) -> int:
-    from engine.cases import load_engine_rerunner, rerun_search
+    from engine.cases import get_search, load_engine_rerunner, rerun_search
 
-    rerunner = load_engine_rerunner()
     with _open(args.case) as case:
-        report = rerun_search(case, args.search, rerunner, store=not args.no_store, user=args.user)
+        get_search(case, args.search)  # say "no such search" before loading the search engine's models
+        report = rerun_search(case, args.search, load_engine_rerunner(), store=not args.no_store, user=args.user)
     if args.json:
         print_json(report.to_dict())
     else:

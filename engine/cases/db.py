@@ -174,14 +174,17 @@ def connect(path: Path) -> sqlite3.Connection:
 
 
 def init_schema(conn: sqlite3.Connection) -> None:
+    """Create the tables of a new case (idempotent)."""
     conn.executescript(SCHEMA)
 
 
 def get_meta(conn: sqlite3.Connection, key: str) -> str | None:
+    """A value of the case's meta table (schema version, case id, audit anchor)."""
     row = conn.execute("SELECT value FROM meta WHERE key = ?", (key,)).fetchone()
     return None if row is None else str(row[0])
 
 
 def set_meta(conn: sqlite3.Connection, key: str, value: str) -> None:
+    """Set a meta value; call inside the write transaction it belongs to."""
     conn.execute("INSERT INTO meta (key, value) VALUES (?, ?) "
                  "ON CONFLICT(key) DO UPDATE SET value = excluded.value", (key, value))

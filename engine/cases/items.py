@@ -39,6 +39,7 @@ class SketchVersion:
 
     @property
     def ref(self) -> str:
+        """Reference string used as a ``parent`` of generated images."""
         return f"sketch_version:{self.id}"
 
     def to_dict(self) -> dict[str, Any]:
@@ -61,6 +62,7 @@ class GeneratedImage:
 
     @property
     def ref(self) -> str:
+        """Reference string used as a ``parent`` of generated images."""
         return f"generated:{self.id}"
 
     def to_dict(self) -> dict[str, Any]:
@@ -136,6 +138,7 @@ def add_sketch(case: Case, image: bytes, *, witness: str, name: str = "", sketch
 
 
 def get_sketch_version(case: Case, version_id: int) -> SketchVersion:
+    """One sketch version by id, or CaseError."""
     r = case.conn.execute(_SKETCH_SELECT + "WHERE v.id = ?", (version_id,)).fetchone()
     if r is None:
         raise CaseError(f"Case {case.case_id} has no sketch version {version_id}.")
@@ -206,6 +209,7 @@ def _gen_row(r: Any) -> GeneratedImage:
 
 
 def get_generated(case: Case, gen_id: int) -> GeneratedImage:
+    """One generated image by id, or CaseError."""
     r = case.conn.execute("SELECT * FROM generated WHERE id = ?", (gen_id,)).fetchone()
     if r is None:
         raise CaseError(f"Case {case.case_id} has no generated image {gen_id}.")
@@ -213,6 +217,7 @@ def get_generated(case: Case, gen_id: int) -> GeneratedImage:
 
 
 def list_generated(case: Case) -> list[GeneratedImage]:
+    """Every generated image of the case, oldest first."""
     return [_gen_row(r) for r in case.conn.execute("SELECT * FROM generated ORDER BY id").fetchall()]
 
 
@@ -240,6 +245,7 @@ def add_attachment(case: Case, data: bytes, name: str, *, note: str = "", user: 
 
 
 def list_attachments(case: Case) -> list[Attachment]:
+    """Every attachment of the case, oldest first."""
     rows = case.conn.execute("SELECT * FROM attachments ORDER BY id").fetchall()
     return [Attachment(r["id"], r["name"], r["path"], r["sha256"], r["size"], r["note"], r["created_at"],
                        r["created_by"]) for r in rows]

@@ -55,6 +55,7 @@ class ReportPDF(FPDF):
 
     # -- running header / footer -------------------------------------------------------------
     def header(self) -> None:
+        """Running header: product and case on every page."""
         self.set_font("DejaVu", "", 7.5)
         self.set_text_color(*GREY)
         case = self.data["case"]
@@ -67,6 +68,7 @@ class ReportPDF(FPDF):
         self.set_text_color(0, 0, 0)
 
     def footer(self) -> None:
+        """Running footer: the limitation in one line, the audit status and the page number."""
         self.set_y(-12)
         self.set_font("DejaVu", "", 7)
         self.set_text_color(*GREY)
@@ -91,6 +93,7 @@ class ReportPDF(FPDF):
         self.ln(2)
 
     def subsection(self, title: str, keep: float = 20) -> None:
+        """A smaller heading, kept with ``keep`` mm of what follows."""
         if self.will_page_break(keep + 8):
             self.add_page()
         self.ln(2)
@@ -98,6 +101,7 @@ class ReportPDF(FPDF):
         self.multi_cell(0, 6, title, align="L", new_x=XPos.LMARGIN, new_y=YPos.NEXT)
 
     def para(self, text: str, size: float = 9, color: tuple[int, int, int] = (0, 0, 0), bold: bool = False) -> None:
+        """A left-aligned paragraph across the page width."""
         self.set_font("DejaVu", "B" if bold else "", size)
         self.set_text_color(*color)
         self.multi_cell(0, size * 0.48, text, align="L", new_x=XPos.LMARGIN, new_y=YPos.NEXT)
@@ -158,6 +162,7 @@ class ReportPDF(FPDF):
         self.set_xy(self.l_margin, y + h)
 
     def key_values(self, pairs: Sequence[tuple[str, str]], mono_keys: Sequence[str] = ()) -> None:
+        """A two-column label/value table (values in ``mono_keys`` rows use the monospace font)."""
         for key, value in pairs:
             self.row([42, self.epw - 42], [key, value], size=8.5, mono=(1,) if key in mono_keys else (),
                      colors={0: GREY})

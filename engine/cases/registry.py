@@ -23,6 +23,7 @@ _LOCK = threading.Lock()
 
 
 def registry_path() -> Path:
+    """Where the registry file lives (data dir, outside every case folder)."""
     return paths.data_dir() / REGISTRY_NAME
 
 
@@ -86,6 +87,7 @@ def update_anchor(case_id: str, count: int, head: str) -> None:
 
 
 def update_fields(case_id: str, **fields: str) -> None:
+    """Update a registered case's listed fields (title, number) after an edit."""
     with _LOCK:
         cases = load()
         if case_id in cases:
@@ -94,6 +96,7 @@ def update_fields(case_id: str, **fields: str) -> None:
 
 
 def anchor(case_id: str) -> tuple[int, str] | None:
+    """The last audit (count, head) this workstation recorded for a case, if any."""
     entry = load().get(case_id, {})
     a = entry.get("anchor")
     if isinstance(a, dict) and "count" in a and "head" in a:

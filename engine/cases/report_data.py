@@ -105,7 +105,8 @@ def _search_section(case: Case, s: searches.SearchRecord, top_n: int | None) -> 
         "blind": s.blind, "scores_hidden": hidden, "revealed_at": s.revealed_at, "mode": mode,
         "manifest": s.manifest, "manifest_sha256": s.manifest_sha256, "results_sha256": s.results_sha256,
         "queries": [{"kind": q.kind, "sha256": q.sha256, "weight": q.weight, "path": q.path} for q in s.queries],
-        "baseline": emb.get("kind") == "arcface_baseline", "baseline_note": _BASELINE_NOTE,
+        "baseline": emb.get("kind") == "arcface_baseline" or any(c.baseline for c in rows),
+        "baseline_note": _BASELINE_NOTE,
         "rerun_of": s.rerun_of,
         "rerun": None if s.rerun_report is None else {
             "identical": s.rerun_report.get("identical"), "manifest_identical": s.rerun_report.get("manifest_identical"),

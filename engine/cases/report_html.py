@@ -58,7 +58,7 @@ def _search(case: Case | None, s: dict[str, Any]) -> str:
         ("Galleries", "\n".join(f"{g.get('name', g['id'])} ({g['id']}): content version {g.get('content_version')}, "
                                 f"{g.get('face_count')} faces" for g in m.get("galleries", []))),
         ("Index", f"HNSW M={idx.get('M')}, ef_construction={idx.get('ef_construction')}, ef={idx.get('ef')}"),
-        ("Filters", json.dumps(m.get("filters") or {}, sort_keys=True, ensure_ascii=False)),
+        ("Filters", json.dumps(m["filters"], sort_keys=True, ensure_ascii=False) if m.get("filters") else "none"),
         ("k / grouping", f"k={m.get('k')}, grouped by subject: {'yes' if m.get('group_by_subject') else 'no'}"),
         ("Engine version", m.get("engine_version")), ("Manifest SHA-256", s["manifest_sha256"]),
         ("Results SHA-256", s["results_sha256"]),
@@ -83,7 +83,7 @@ def _search(case: Case | None, s: dict[str, Any]) -> str:
             f"<tr><td>{c['position'] if hidden else c['rank']}</td>"
             f"<td>{_img(case, c['thumbnail_path'], c['thumbnail_sha256'], 96, cls='thumb')}</td>"
             f"<td>{'withheld' if hidden else format(c['score'], '.4f')}</td>"
-            f"<td>{_e(c['gallery_id'])} / {c['face_id']}</td><td>{_e(c['subject_id'] or '—')}</td>"
+            f"<td>{_e(c['gallery_name'] or c['gallery_id'])} / {c['face_id']}</td><td>{_e(c['subject_id'] or '—')}</td>"
             f"<td class=\"mono\">{_e(c['photo_path'])}<br>{_e(c['photo_sha256'])}</td>"
             f"<td class=\"{_e(c['decision'])}\">{_e(c['decision'].replace('_', ' '))}</td>"
             f"<td class=\"note\">{_e(c['note'])}{_e(by)}</td></tr>")

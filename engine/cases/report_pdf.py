@@ -18,7 +18,7 @@ def _candidate_table(pdf: ReportPDF, case: Case | None, s: dict[str, Any]) -> No
     has_thumbs = any(c["thumbnail_path"] for c in s["candidates"])
     face_w = 15.0 if has_thumbs else 0.01
     widths = [11, face_w, 14, 27, 52, 21, pdf.epw - 125 - face_w]
-    heads = ["Pos." if hidden else "Rank", "Face" if has_thumbs else "", "Score", "Gallery / face",
+    heads = ["Pos." if hidden else "Rank", "Face" if has_thumbs else "", "Score", "Gallery · face",
              "Photo file · SHA-256", "Decision", "Note · by"]
 
     def header_row() -> None:
@@ -34,7 +34,7 @@ def _candidate_table(pdf: ReportPDF, case: Case | None, s: dict[str, Any]) -> No
                 thumb = "altered"
         rank = f"{c['position']}" if hidden else f"{c['rank']}"
         score = "withheld" if hidden else f"{c['score']:.4f}"
-        who = f"{c['gallery_id']} / {c['face_id']}\nsubject {c['subject_id'] or '—'}" + (
+        who = f"{c['gallery_name'] or c['gallery_id']}\nface {c['face_id']}\nsubject {c['subject_id'] or '—'}" + (
             "\nArcFace baseline" if c["baseline"] else "")
         photo = f"{c['photo_path'].replace(chr(92), '/').rsplit('/', 1)[-1]}\n{c['photo_sha256']}"
         by = f"{c['decided_by']}, {c['decided_at']}" if c["decided_by"] else ""
@@ -63,7 +63,7 @@ def _search(pdf: ReportPDF, case: Case | None, s: dict[str, Any]) -> None:
         ("ArcFace model", str(m.get("arcface_sha256") or "—")),
         ("Galleries", galleries),
         ("Index", f"HNSW M={idx.get('M')}, ef_construction={idx.get('ef_construction')}, ef={idx.get('ef')}"),
-        ("Filters", json.dumps(m.get("filters") or {}, sort_keys=True, ensure_ascii=False)),
+        ("Filters", json.dumps(m["filters"], sort_keys=True, ensure_ascii=False) if m.get("filters") else "none"),
         ("k / grouping", f"k={m.get('k')}, grouped by subject: {'yes' if m.get('group_by_subject') else 'no'}"),
         ("Engine version", str(m.get("engine_version"))),
         ("Manifest SHA-256", s["manifest_sha256"]),
@@ -126,9 +126,10 @@ def _cover(pdf: ReportPDF) -> None:
 def _audit_status(pdf: ReportPDF) -> None:
     a = pdf.data["audit"]
     pdf.section("Audit chain")
-    pdf.para(("INTACT — every entry verified against its hash, its predecessor and the anchors kept outside "
-              "the log; every record and file verified against the log.") if a["ok"] else "BROKEN — the audit log was altered; see the problems below.",
-             10, GREEN if a["ok"] else RED, bold=True)
+    intact = ("INTACT — every entry verified against its hash, its predecessor and the anchors kept outside "
+              "the log; every record and file verified against the log.")
+    broken = "BROKEN — the case was altered after it was recorded; see the problems below."
+    pdf.para(intact if a["ok"] else broken, 10, GREEN if a["ok"] else RED, bold=True)
     pdf.ln(1)
     pdf.key_values([("Entries", str(a["count"])), ("Head hash", a["head"]),
                     ("Anchors checked", ", ".join(a["anchors_checked"]) or "—")], mono_keys=("Head hash",))

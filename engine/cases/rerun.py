@@ -52,6 +52,7 @@ class RerunReport:
         return asdict(self)
 
     def summary(self) -> str:
+        """The verdict and each change, as lines for a terminal."""
         if self.identical:
             return f"Search {self.search_id} re-run: identical result list."
         return f"Search {self.search_id} re-run: the list changed.\n" + "\n".join(f"  - {c}" for c in self.changes)

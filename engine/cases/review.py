@@ -50,6 +50,7 @@ class Candidate:
     decided_by: str | None
     decided_at: str | None
     hidden: bool
+    gallery_name: str = ""
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -117,7 +118,8 @@ def candidates(case: Case, search_id: int) -> list[Candidate]:
             r["gallery_id"], r["face_id"], r["photo_id"], r["photo_path"], r["photo_sha256"], r["subject_id"],
             json.loads(r["metadata"]), bool(r["baseline"]), r["group_size"], r["thumbnail_path"],
             r["thumbnail_sha256"], d["decision"] if d else "not_reviewed", d["note"] if d else "",
-            d["examiner"] if d else None, d["decided_at"] if d else None, hidden))
+            d["examiner"] if d else None, d["decided_at"] if d else None, hidden,
+            str(json.loads(r["row"]).get("gallery_name") or "")))
     return out
 
 
@@ -219,6 +221,7 @@ def sign_off(case: Case, examiner: str, *, role: str = "second examiner", statem
 
 
 def list_signoffs(case: Case) -> list[SignOff]:
+    """Every sign-off recorded on the case, oldest first."""
     rows = case.conn.execute("SELECT * FROM signoffs ORDER BY id").fetchall()
     return [SignOff(r["id"], r["examiner"], r["role"], r["statement"], r["search_id"], r["audit_count"],
                     r["audit_head"], r["signed_at"]) for r in rows]

@@ -173,15 +173,23 @@ def _store_queries(case: Case, manifest: Mapping[str, Any], images: Sequence[byt
     return out
 
 
-def _store_thumbnail(case: Case, data: bytes | None) -> tuple[str | None, str | None]:
-    if data is None:
-        return None, None
-    try:
-        ext, _, _ = inspect_image(data, "thumbnail")
-    except BadImage:
-        return None, None  # a broken thumbnail must not block storing the search; the report shows none
-    digest = sha256_bytes(data)
-    return case.store_file("thumbnails", f"{digest}{ext}", data), digest
+def _store_thumbnails(case: Case, thumbs: Sequence[bytes | None]) -> list[tuple[str | None, str | None]]:
+    """Store the usable thumbnails (content-addressed); (path, sha256) per row, (None, None) where none."""
+    named: dict[str, bytes] = {}
+    refs: list[str | None] = []
+    for data in thumbs:
+        try:
+            ext, _, _ = inspect_image(data, "thumbnail") if data is not None else ("", 0, 0)
+        except BadImage:
+            data = None  # a broken thumbnail must not block storing the search; the report shows none
+        if data is None:
+            refs.append(None)
+            continue
+        name = f"{sha256_bytes(data)}{ext}"
+        named[name] = data
+        refs.append(name)
+    paths = dict(zip(named, case.store_files("thumbnails", list(named.items())), strict=True))
+    return [(None, None) if r is None else (paths[r], r.rsplit(".", 1)[0]) for r in refs]
 
 
 def add_search(case: Case, manifest: Mapping[str, Any], matches: Sequence[Match], query_images: Sequence[bytes], *,
@@ -226,8 +234,8 @@ def add_search(case: Case, manifest: Mapping[str, Any], matches: Sequence[Match]
         for q in queries:
             conn.execute("INSERT INTO search_queries VALUES (?, ?, ?, ?, ?, ?)",
                          (sid, q.idx, q.kind, q.sha256, q.weight, q.path))
-        for r, m, pos, thumb in zip(rows, matches, positions, thumbs, strict=True):
-            tpath, tsha = _store_thumbnail(case, thumb)
+        stored_thumbs = _store_thumbnails(case, thumbs)
+        for r, m, pos, (tpath, tsha) in zip(rows, matches, positions, stored_thumbs, strict=True):
             conn.execute("INSERT INTO results VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                          (sid, r["rank"], pos, float(m.score), r["gallery_id"], r["face_id"], r["photo_id"],
                           r["photo_path"], r["photo_sha256"], r["subject_id"], canonical_json(r["metadata"]),
@@ -242,6 +250,7 @@ def add_search(case: Case, manifest: Mapping[str, Any], matches: Sequence[Match]
 
 
 def get_search(case: Case, search_id: int) -> SearchRecord:
+    """One stored search (manifest, hashes, review mode, query images), or CaseError."""
     r = case.conn.execute("SELECT * FROM searches WHERE id = ?", (search_id,)).fetchone()
     if r is None:
         raise CaseError(f"Case {case.case_id} has no search {search_id}.",
@@ -256,6 +265,7 @@ def get_search(case: Case, search_id: int) -> SearchRecord:
 
 
 def list_searches(case: Case) -> list[SearchRecord]:
+    """Every search of the case (re-runs included), oldest first."""
     ids = [r[0] for r in case.conn.execute("SELECT id FROM searches ORDER BY id").fetchall()]
     return [get_search(case, i) for i in ids]
 

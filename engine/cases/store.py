@@ -17,6 +17,7 @@ import re
 import secrets
 import shutil
 import sqlite3
+import tempfile
 import threading
 from collections.abc import Iterator
 from dataclasses import asdict, dataclass
@@ -26,7 +27,7 @@ from typing import Any
 from engine import paths
 from engine.cases import audit, db, registry
 from engine.errors import CaseError, ConfigError, EngineError
-from engine.fsutil import atomic_write_bytes, sha256_bytes
+from engine.fsutil import atomic_write_bytes, fsync_dir, sha256_bytes
 
 log = logging.getLogger(__name__)
 
@@ -95,11 +96,13 @@ class Case:
         self.close()
 
     def close(self) -> None:
+        """Close the database connection (safe to call twice)."""
         with contextlib.suppress(sqlite3.Error):
             self.conn.close()
 
     @property
     def info(self) -> CaseInfo:
+        """The case details, read fresh from the database."""
         r = self.conn.execute("SELECT * FROM case_info WHERE id = 1").fetchone()
         if r is None:
             raise CaseError(f"The case in {self.folder} has no case details: its database is damaged.")
@@ -133,6 +136,36 @@ class Case:
             return rel
         atomic_write_bytes(target, data)
         return rel
+
+    def store_files(self, sub: str, files: list[tuple[str, bytes]]) -> list[str]:
+        """Write many small files into one subfolder: each fsynced and renamed, the folder fsynced once.
+
+        Same guarantees as :meth:`store_file` for each file at half the fsyncs, which matters when a
+        search stores hundreds of candidate thumbnails.
+        """
+        folder = self.file(sub)
+        folder.mkdir(parents=True, exist_ok=True)
+        out, written = [], False
+        for name, data in files:
+            rel = f"{sub}/{name}"
+            target = self.file(rel)
+            out.append(rel)
+            if target.exists() and target.read_bytes() == data:
+                continue
+            fd, tmp = tempfile.mkstemp(prefix=f".{name}.", suffix=".tmp", dir=folder)
+            try:
+                with os.fdopen(fd, "wb") as f:
+                    f.write(data)
+                    f.flush()
+                    os.fsync(f.fileno())
+                os.replace(tmp, target)
+            except BaseException:
+                Path(tmp).unlink(missing_ok=True)
+                raise
+            written = True
+        if written:
+            fsync_dir(folder)
+        return out
 
     @contextlib.contextmanager
     def write(self) -> Iterator[sqlite3.Connection]:
@@ -208,6 +241,7 @@ class Case:
         return verify_case(self, self.anchors(expected))
 
     def audit_entries(self) -> list[audit.AuditEntry]:
+        """The stored audit entries in storage order."""
         return audit.read_entries(self.conn)
 
     def snapshot(self, target: Path) -> tuple[int, str] | None:

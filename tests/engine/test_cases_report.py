@@ -5,6 +5,7 @@ from __future__ import annotations
 import io
 import json
 import re
+from dataclasses import replace
 
 import pytest
 from pypdf import PdfReader
@@ -33,21 +34,22 @@ def _pdf_text(data: bytes) -> str:
     return "\n".join(page.extract_text() or "" for page in reader.pages)
 
 
-_ROW = re.compile(r"^(\d+)\s+(withheld|-?\d\.\d{4}) (\S+) / (\d+)$", re.M)
+_ROW = re.compile(r"^(\d+)\s+(withheld|-?\d\.\d{4}) [^\n]*\s+face (\d+)$", re.M)
 
 
 def _table_rows(text: str) -> dict[int, tuple[int, str, str]]:
     """face id -> (rank, score text, decision) for every candidate row found in the extracted text.
 
-    A row's cells come out in drawing order (rank, score, gallery / face, ..., decision), so the
+    A row's cells come out in drawing order (rank, score, gallery, face, ..., decision), so the
     decision is the first decision word after the row's start and before the next row.
     """
     starts = list(_ROW.finditer(text))
     out = {}
-    for m, nxt in zip(starts, [*starts[1:], None], strict=True):
-        block = " ".join(text[m.end(): nxt.start() if nxt else len(text)].split())
+    for i, m in enumerate(starts):
+        end = starts[i + 1].start() if i + 1 < len(starts) else len(text)
+        block = " ".join(text[m.end(): end].split())
         found = re.search(r"possible|excluded|not reviewed", block)
-        out[int(m.group(4))] = (int(m.group(1)), m.group(2), found.group(0) if found else "")
+        out[int(m.group(3))] = (int(m.group(1)), m.group(2), found.group(0) if found else "")
     return out
 
 
@@ -159,3 +161,25 @@ def test_export_report_writes_file_and_audits_its_hash(capsys: pytest.CaptureFix
         case_id = case.case_id
     assert main(["case", "report", case_id, "--format", "json", "--out", str(path.with_suffix(".json"))]) == 0
     assert json.loads(path.with_suffix(".json").read_text())["case"]["case_id"] == case_id
+
+
+def test_report_of_a_tampered_case_says_broken_and_where() -> None:
+    case, _, _ = populated_case(k=3)
+    with case:
+        case.conn.execute("UPDATE audit SET user = 'mallory' WHERE seq = 3")
+        text = _pdf_text(build_report(case, "pdf", generated_at=FIXED))
+        assert "BROKEN" in text and "INTACT" not in text
+        assert "Entry #3" in " ".join(text.split())
+        data = json.loads(build_report(case, "json", generated_at=FIXED))
+        assert data["audit"]["ok"] is False and data["audit"]["findings"][0]["seq"] == 3
+
+
+def test_baseline_search_is_labelled_as_such_in_the_report() -> None:
+    with new_case("2026-0004") as case:
+        fs = FakeSearch(n=10, thumbnails=False)
+        q = face_png(3)
+        manifest, matches = fs.search([q], k=3)
+        manifest["embedder"] = {"kind": "arcface_baseline", "sha256": fs.arcface_sha}
+        add_search(case, manifest, [replace(m, baseline=True) for m in matches], [q])
+        text = " ".join(_pdf_text(build_report(case, "pdf", generated_at=FIXED)).split())
+        assert "weak baseline" in text and text.count("ArcFace baseline") == 3

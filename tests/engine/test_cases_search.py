@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import sys
 import types
+from dataclasses import replace
 
 import pytest
 
@@ -22,6 +23,7 @@ from engine.cases import (
     rerun_search,
     scores_hidden,
     sign_off,
+    stored_matches,
 )
 from engine.cli import main
 from engine.errors import CaseError
@@ -44,6 +46,9 @@ def test_search_is_stored_with_manifest_query_images_results_and_thumbnails() ->
         assert "thumbnail" not in rows[0].metadata and rows[0].metadata["source"] == "fake"
         entry = [e for e in case.audit_entries() if e.action == "search.add"][0]
         assert entry.inputs["query1"] == stored.queries[0].sha256
+        back = stored_matches(case, rec.id)  # every Match field survives, thumbnails moved out of metadata
+        assert [replace(m, metadata={}) for m in back] == [replace(m, metadata={}) for m in expected]
+        assert rows[0].gallery_name == "Mugshots 2026" and back[0].bbox == (1.0, 2.0, 30.0, 40.0)
         assert entry.outputs["results"] == stored.results_sha256
 
 
@@ -106,8 +111,6 @@ def test_rerun_with_a_different_model_and_rescored_list_is_reported() -> None:
 
         def rescoring(manifest: dict, images: list[bytes]) -> tuple[dict, list]:
             new_manifest, matches = fs(manifest, images)
-            from dataclasses import replace
-
             return new_manifest, [replace(m, score=m.score + 0.01) for m in matches]
 
         report = rerun_search(case, rec.id, rescoring, store=False)

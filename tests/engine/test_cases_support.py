@@ -108,7 +108,8 @@ class FakeSearch:
             out.append(Match(rank=rank, score=float(scores[j]), gallery_id=self.gallery_id, face_id=fid,
                              photo_id=fid, photo_path=f"/photos/person_{fid}.jpg",
                              photo_sha256=hashlib.sha256(str(fid).encode()).hexdigest(),
-                             subject_id=f"S{fid % 97}", metadata=meta))
+                             subject_id=f"S{fid % 97}", metadata=meta, gallery_name="Mugshots 2026",
+                             quality=0.9, bbox=(1.0, 2.0, 30.0, 40.0)))
         return out
 
     def search(self, images: list[bytes], k: int = 10) -> tuple[dict[str, Any], list[Match]]:
