@@ -134,7 +134,7 @@ def measure(index: HnswIndex, x: np.ndarray, q: np.ndarray, k: int, exact_timed:
         top[np.argsort(-scores[top])]
         exact_times.append(time.perf_counter() - t0)
     p50 = float(np.percentile(times, 50)) * 1e3
-    exact_p50 = float(np.percentile(exact_times, 50)) * 1e3
+    exact_p50 = float(np.percentile(exact_times, 50)) * 1e3 if exact_times else float("nan")
     return {"recall_at_k": round(hits / (len(q) * k), 4), "hnsw_p50_ms": round(p50, 3),
             "hnsw_p99_ms": round(float(np.percentile(times, 99)) * 1e3, 3), "exact_p50_ms": round(exact_p50, 2),
             "speedup_p50": round(exact_p50 / p50, 1)}

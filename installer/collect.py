@@ -94,19 +94,31 @@ HIDDEN_IMPORTS: tuple[str, ...] = (
 # Distributions whose metadata (``*.dist-info``) is read at run time through importlib.metadata, mostly
 # by diffusers / transformers / huggingface_hub / accelerate / peft "is X available, which version"
 # checks. Without it those libraries decide torch or peft is missing, or refuse to import.
-# "onnxruntime" stands for whichever of onnxruntime / onnxruntime-gpu is installed.
+# "onnxruntime" stands for whichever of onnxruntime / onnxruntime-gpu is installed. Some libraries read
+# their own version this way at import (httpx2, superqt, click...). The CUDA wheels' names are read by
+# onnxruntime.preload_dlls; they are copied where installed (a CPU-only or Windows build has others).
 METADATA_PACKAGES: tuple[str, ...] = (
     "accelerate",
+    "click",
+    "cuda-bindings",
     "diffusers",
     "filelock",
     "ftfy",
     "hf-xet",
+    "httpcore2",
     "httpx2",
     "huggingface-hub",
     "imageio",
     "insightface",
     "jinja2",
+    "markupsafe",
     "numpy",
+    "nvidia-cublas",
+    "nvidia-cuda-cccl",
+    "nvidia-cuda-nvrtc",
+    "nvidia-cudnn-cu13",
+    "nvidia-nccl-cu13",
+    "nvidia-nvshmem-cu13",
     "onnx",
     "onnxruntime",
     "open-clip-torch",
@@ -124,6 +136,8 @@ METADATA_PACKAGES: tuple[str, ...] = (
     "rich",
     "safetensors",
     "scipy",
+    "setuptools",
+    "superqt",
     "timm",
     "tokenizers",
     "torch",
@@ -254,18 +268,29 @@ def resource_files(root: Path = ROOT) -> list[tuple[str, str]]:
 def onnxruntime_distribution() -> str:
     """Which onnxruntime distribution is installed (tools/dev.py installs exactly one of them)."""
     for name in ("onnxruntime-gpu", "onnxruntime", "onnxruntime-directml"):
-        try:
-            importlib.metadata.distribution(name)
-        except importlib.metadata.PackageNotFoundError:
-            continue
-        return name
+        if is_installed(name):
+            return name
     raise RuntimeError("Neither onnxruntime-gpu nor onnxruntime is installed")
 
 
-def metadata_distributions() -> list[str]:
-    """METADATA_PACKAGES with ``onnxruntime`` resolved to the installed variant, normalised."""
+def is_installed(distribution: str) -> bool:
+    """True if the distribution's metadata is present in this environment."""
+    try:
+        importlib.metadata.distribution(distribution)
+    except importlib.metadata.PackageNotFoundError:
+        return False
+    return True
+
+
+def metadata_distributions(installed_only: bool = False) -> list[str]:
+    """METADATA_PACKAGES with ``onnxruntime`` resolved to the installed variant, normalised.
+
+    Args:
+        installed_only: drop the distributions this environment lacks (what the build can copy).
+    """
     names = [onnxruntime_distribution() if n == "onnxruntime" else n for n in METADATA_PACKAGES]
-    return sorted({normalize_distribution(n) for n in names})
+    out = sorted({normalize_distribution(n) for n in names})
+    return [n for n in out if is_installed(n)] if installed_only else out
 
 
 def dynamic_library_files() -> list[tuple[str, str]]:
@@ -292,7 +317,7 @@ def analysis_inputs(excludes: bool = True) -> AnalysisInputs:
     for pkg in DATA_PACKAGES:
         inputs.datas += data_files(pkg)
     inputs.datas += resource_files()
-    for dist in metadata_distributions():
+    for dist in metadata_distributions(installed_only=True):
         inputs.datas += copy_metadata(dist)
     inputs.binaries += dynamic_library_files()
     skip = tuple(excluded_modules(excludes))

@@ -135,7 +135,7 @@ def check_contents(bundle: Path, exe: Path, step: Step) -> None:
         if not (internal / dest / Path(src).name).is_file():
             missing.append(f"{dest}/{Path(src).name}")
     infos = {collect.normalize_distribution(p.name.split("-")[0]) for p in internal.glob("*.dist-info")}
-    missing += [f"{d} metadata" for d in collect.metadata_distributions() if d not in infos]
+    missing += [f"{d} metadata" for d in collect.metadata_distributions(installed_only=True) if d not in infos]
     modules = pyz_modules(exe, internal)
     on_disk = {p.relative_to(internal).with_suffix("").as_posix().replace("/", ".")
                for p in internal.rglob("*.py")}

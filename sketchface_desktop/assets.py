@@ -13,8 +13,8 @@ import importlib.resources
 import sys
 from pathlib import Path
 
-from PySide6.QtCore import QByteArray, QRectF, QSize, Qt
-from PySide6.QtGui import QIcon, QPainter, QPixmap
+from PySide6.QtCore import QByteArray, QRect, QRectF, QSize, Qt
+from PySide6.QtGui import QIcon, QIconEngine, QPainter, QPixmap
 from PySide6.QtSvg import QSvgRenderer
 
 # The one ink colour of the line icons (``currentColor`` in the SVG files) and the disabled variant.
@@ -66,15 +66,47 @@ def svg_pixmap(name: str, size: int, colour: str = ICON_COLOUR, ratio: float = 1
     return pixmap
 
 
+class SvgIconEngine(QIconEngine):
+    """Renders one of our line icons on demand, in the colour of its mode and state.
+
+    Rendering every icon at every size up front cost about half a second of start-up; Qt asks an
+    engine only for the sizes it actually paints.
+    """
+
+    def __init__(self, name: str) -> None:
+        super().__init__()
+        self.name = name
+
+    def _colour(self, mode: QIcon.Mode, state: QIcon.State) -> str:
+        if mode == QIcon.Mode.Disabled:
+            return ICON_DISABLED_COLOUR
+        return ICON_ACTIVE_COLOUR if state == QIcon.State.On else ICON_COLOUR
+
+    def pixmap(self, size: QSize, mode: QIcon.Mode, state: QIcon.State) -> QPixmap:
+        return pixmap(self.name, max(1, min(size.width(), size.height())), self._colour(mode, state))
+
+    def scaledPixmap(self, size: QSize, mode: QIcon.Mode, state: QIcon.State, scale: float) -> QPixmap:
+        side = max(1, min(size.width(), size.height()))
+        return svg_pixmap(self.name, round(side / max(scale, 1e-6)), self._colour(mode, state), scale)
+
+    def paint(self, painter: QPainter, rect: QRect, mode: QIcon.Mode, state: QIcon.State) -> None:
+        side = min(rect.width(), rect.height())
+        painter.drawPixmap(rect.x() + (rect.width() - side) // 2, rect.y() + (rect.height() - side) // 2,
+                           self.pixmap(QSize(side, side), mode, state))
+
+    def actualSize(self, size: QSize, mode: QIcon.Mode, state: QIcon.State) -> QSize:
+        side = min(size.width(), size.height())
+        return QSize(side, side)
+
+    def clone(self) -> QIconEngine:
+        return SvgIconEngine(self.name)
+
+
 @functools.lru_cache(maxsize=256)
 def icon(name: str) -> QIcon:
-    """A QIcon with normal, active (checked tool) and disabled variants of the SVG icon ``name``."""
-    result = QIcon()
-    for size in (16, 20, 24, 32, 48):
-        result.addPixmap(svg_pixmap(name, size), QIcon.Mode.Normal, QIcon.State.Off)
-        result.addPixmap(svg_pixmap(name, size, ICON_ACTIVE_COLOUR), QIcon.Mode.Normal, QIcon.State.On)
-        result.addPixmap(svg_pixmap(name, size, ICON_DISABLED_COLOUR), QIcon.Mode.Disabled, QIcon.State.Off)
-    return result
+    """A QIcon of the SVG icon ``name``: normal, active (checked tool) and disabled colours, any size."""
+    _svg_text(name)  # fail now, not at first paint, if the file is missing
+    return QIcon(SvgIconEngine(name))
 
 
 def app_icon() -> QIcon:

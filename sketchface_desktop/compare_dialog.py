@@ -90,6 +90,7 @@ class CompareDialog(QDialog):
         group.addButton(side)
         group.addButton(over)
         over.toggled.connect(self._mode)
+        self.overlay_button = over
         self.opacity = QSlider(Qt.Orientation.Horizontal)
         self.opacity.setObjectName("OverlayOpacity")
         self.opacity.setRange(0, 100)

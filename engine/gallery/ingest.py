@@ -1,11 +1,12 @@
 """Import folders of photos into a gallery: scan, skip unchanged, decode in parallel, detect, embed in batches.
 
-How the work flows: a thread pool reads each file, hashes it, decodes it, detects and aligns its faces
-(onnxruntime releases the GIL, so this overlaps with inference); the calling thread embeds the crops
-of several photos in one ArcFace batch and records each photo in its own transaction. Why: a
-SIGKILL at any moment leaves every photo either fully recorded or not at all, so running the import
-again finishes the job with no duplicate and no loss; the index, saved every so often and at the end,
-is reconciled with the store when next loaded.
+How the work flows: a thread pool reads, hashes and decodes the next files while the calling thread
+runs the models: detection per photo, then one ArcFace batch over the crops of several photos, then
+one transaction per photo. The two onnxruntime sessions run one after the other, never side by side:
+each already uses every core, and two spinning thread pools on the same cores slow both down. Why a
+transaction per photo: a SIGKILL at any moment leaves every photo either fully recorded or not at
+all, so running the import again finishes the job with no duplicate and no loss; the index, saved
+every so often and at the end, is reconciled with the store when next loaded.
 
 Files are skipped when path, size and mtime are unchanged; when only size/mtime changed the SHA-256
 decides. Bad files (empty, truncated, not an image, decompression bombs) and faceless images are
@@ -85,6 +86,7 @@ class _Prepared:
     height: int | None = None
     boxes: list[FaceBox] = field(default_factory=list)
     crops: list[np.ndarray] = field(default_factory=list)
+    image: np.ndarray | None = None  # decoded BGR, until faces are detected
     touch_photo_id: int | None = None  # same content as recorded: only refresh size/mtime
     replaces: bool = False
     failure: str | None = None  # unexpected error: reported, not recorded
@@ -106,8 +108,8 @@ def scan(folders: list[Path]) -> list[Path]:
     return list(dict.fromkeys(found))
 
 
-def _prepare(pipeline: FacePipeline, path: Path, known: tuple[int, int, int, str | None] | None) -> _Prepared:
-    """Worker: read, hash, decode, detect and align one file (no database access here)."""
+def _read(path: Path, known: tuple[int, int, int, str | None] | None) -> _Prepared:
+    """Worker: read, hash and decode one file (no model, no database: those stay on the calling thread)."""
     try:
         st = path.stat()
     except OSError as exc:
@@ -124,18 +126,30 @@ def _prepare(pipeline: FacePipeline, path: Path, known: tuple[int, int, int, str
         if known is not None and known[3] == prep.sha256:
             prep.touch_photo_id = known[0]
             return prep
-        bgr = load_image(data)  # decoded from the very bytes that were hashed
-        prep.height, prep.width = bgr.shape[:2]
-        prep.boxes = pipeline.detect(bgr)
-        prep.crops = [pipeline.align(bgr, b) for b in prep.boxes]
-        if not prep.boxes:
-            prep.status, prep.error = "no_face", "no face found"
+        prep.image = load_image(data)  # decoded from the very bytes that were hashed
+        prep.height, prep.width = prep.image.shape[:2]
     except BadImage as exc:
         prep.status, prep.error = "error", str(exc).replace("image data", "the file", 1)
-    except Exception as exc:  # a model or memory failure: not a property of the file, so retried next run
-        log.exception("unexpected failure on %s", path)
+    except Exception as exc:  # out of memory, I/O trouble: not a property of the file, so retried next run
+        log.exception("unexpected failure reading %s", path)
         prep.failure = f"{type(exc).__name__}: {exc}"
     return prep
+
+
+def _detect(pipeline: FacePipeline, prep: _Prepared) -> None:
+    """Detect and align the faces of a decoded photo, then drop the full image (only crops are kept)."""
+    image, prep.image = prep.image, None
+    if image is None:
+        return
+    try:
+        prep.boxes = pipeline.detect(image)
+        prep.crops = [pipeline.align(image, b) for b in prep.boxes]
+    except Exception as exc:  # a model failure: reported, not recorded, retried next run
+        log.exception("unexpected failure detecting faces in %s", prep.path)
+        prep.failure = f"{type(exc).__name__}: {exc}"
+        return
+    if not prep.boxes:
+        prep.status, prep.error = "no_face", "no face found"
 
 
 class _Run:
@@ -259,7 +273,7 @@ def ingest(gallery: Gallery, folders: list[Path], pipeline: FacePipeline | None 
 
 def _process(run: _Run, pipeline: FacePipeline, todo: list[tuple[Path, Any]], cancel: CancelToken | None,
              workers: int, batch: int) -> None:
-    window = max(2 * workers, batch // 2, 4)
+    window = 2 * workers + 2  # decoded images waiting for the detector (bounded: they can be large)
     items = iter(todo)
     pending: deque[Future[_Prepared]] = deque()
     waiting: list[_Prepared] = []
@@ -268,13 +282,14 @@ def _process(run: _Run, pipeline: FacePipeline, todo: list[tuple[Path, Any]], ca
         try:
             def top_up() -> None:
                 while len(pending) < window and (nxt := next(items, None)) is not None:
-                    pending.append(pool.submit(_prepare, pipeline, nxt[0], nxt[1]))
+                    pending.append(pool.submit(_read, nxt[0], nxt[1]))
 
             top_up()
             while pending:
                 check(cancel)
                 prep = pending.popleft().result()
                 top_up()
+                _detect(pipeline, prep)
                 if prep.failure:
                     run.report.failed.append(BadFile(prep.path, "failed", prep.failure))
                     run.step(prep.path)

@@ -73,8 +73,27 @@ def _attributes(sketch: np.ndarray | None, args: argparse.Namespace) -> Any:
     if sketch is None:
         return None
     attrs = AttributeModel.from_models(device=args.device).predict(sketch)
-    overrides = dict(item.split("=", 1) for item in args.set or [])
+    overrides = dict(args.set or [])
     return attrs.with_overrides(**overrides) if overrides else attrs
+
+
+def _attr_pair(text: str) -> tuple[str, str]:
+    name, sep, value = text.partition("=")
+    if not sep or not name or not value:
+        raise argparse.ArgumentTypeError(f"expected ATTR=VALUE, got {text!r}")
+    return name.strip(), value.strip()
+
+
+def _usage_errors(handler: Any) -> Any:
+    """Report invalid values (size not a multiple of 8, unknown edit...) as a usage error, exit code 2."""
+    def run(args: argparse.Namespace) -> int:
+        try:
+            return int(handler(args))
+        except ValueError as exc:
+            print(f"error: {exc}", file=sys.stderr)
+            return 2
+
+    return run
 
 
 def _reconstruct(args: argparse.Namespace) -> int:
@@ -139,6 +158,7 @@ def _vary(args: argparse.Namespace) -> int:
     from engine.generate.variations import EditOptions, LocalEditor, edits_for, run_variations
 
     image = _image(args.image)
+    assert image is not None
     edits = edits_for(_attributes(_image(args.sketch), args),
                       include=args.edits.split(",") if args.edits else None)
     if args.backend == "replicate":
@@ -149,8 +169,8 @@ def _vary(args: argparse.Namespace) -> int:
         backend: Any = ReplicateBackend(enabled=args.enable_replicate, confirm_upload=_confirm(args.yes),
                                         config=config)
     else:
-        backend = LocalEditor(runtime=_runtime(args), options=EditOptions(steps=args.steps))
-    sources = {"base_image_path_sha256": sha256_file(args.image)}
+        backend = LocalEditor(runtime=_runtime(args), options=EditOptions(steps=args.steps, size=args.size))
+    sources = {"base_image_file_sha256": sha256_file(args.image)}
     bar = _Steps()
     try:
         report = run_variations(image, edits, backend, seed=args.seed, progress=bar, mark=not args.no_mark,
@@ -181,7 +201,7 @@ def _runtime_flags(p: argparse.ArgumentParser) -> None:
     p.add_argument("--offload", action="store_true", help="model CPU offload for 6-8 GB GPUs")
     p.add_argument("--vae-tiling", action="store_true", help="decode in tiles (large sizes, small GPUs)")
     p.add_argument("--no-mark", action="store_true", help="omit the visible SYNTHETIC band (metadata stays)")
-    p.add_argument("--set", action="append", metavar="ATTR=VALUE",
+    p.add_argument("--set", action="append", type=_attr_pair, metavar="ATTR=VALUE",
                    help="correct a sketch attribute, e.g. --set glasses=glasses --set sex=female")
     p.add_argument("--json", action="store_true", help="machine-readable output")
     p.add_argument("--out", required=True, help="folder for the PNGs")
@@ -207,7 +227,7 @@ def register(subparsers: Any) -> None:
     p.add_argument("--structure-strength", type=float, default=0.8, help="ControlNet conditioning scale")
     p.add_argument("--no-identity", action="store_true", help="skip the ArcFace identity check")
     _runtime_flags(p)
-    p.set_defaults(func=_reconstruct)
+    p.set_defaults(func=_usage_errors(_reconstruct))
 
     v = subparsers.add_parser("vary", help="disguise/appearance variations of a face (local by default)")
     v.add_argument("image", help="the face to vary (a candidate or a matched photo)")
@@ -220,5 +240,6 @@ def register(subparsers: Any) -> None:
     v.add_argument("--timeout", type=float, default=180.0, help="seconds per remote edit")
     v.add_argument("--seed", type=int)
     v.add_argument("--steps", type=int, default=20)
+    v.add_argument("--size", type=int, default=512, help="working size of the local editor (long side)")
     _runtime_flags(v)
-    v.set_defaults(func=_vary)
+    v.set_defaults(func=_usage_errors(_vary))

@@ -59,6 +59,16 @@ def dtype_kwargs(torch_dtype: Any) -> dict[str, Any]:
     return {"dtype": torch_dtype}
 
 
+def transformers_dtype_kwargs(torch_dtype: Any) -> dict[str, Any]:
+    """``from_pretrained`` dtype argument for transformers models (renamed to ``dtype`` in 4.56)."""
+    from importlib import metadata
+
+    from packaging.version import Version
+
+    new = Version(metadata.version("transformers")) >= Version("4.56")
+    return {"dtype": torch_dtype} if new else {"torch_dtype": torch_dtype}
+
+
 @contextlib.contextmanager
 def quiet_loading() -> Iterator[None]:
     """Silence diffusers/transformers info-level chatter while loading (our own checks report problems)."""
@@ -66,13 +76,17 @@ def quiet_loading() -> Iterator[None]:
     from transformers.utils import logging as tlog
 
     levels = dlog.get_verbosity(), tlog.get_verbosity()
-    dlog.set_verbosity_error()
-    tlog.set_verbosity_error()
+    bars = dlog.is_progress_bar_enabled(), tlog.is_progress_bar_enabled()
+    for lib in (dlog, tlog):
+        lib.set_verbosity_error()
+        lib.disable_progress_bar()
     try:
         yield
     finally:
-        dlog.set_verbosity(levels[0])
-        tlog.set_verbosity(levels[1])
+        for lib, level, bar in zip((dlog, tlog), levels, bars, strict=True):
+            lib.set_verbosity(level)
+            if bar:
+                lib.enable_progress_bar()
 
 
 def place(pipe: Any, rt: ResolvedRuntime) -> None:
@@ -121,6 +135,8 @@ def _flops(kind: str, config_json: str, width: int, height: int, batch: int) -> 
 
     config = json.loads(config_json)
     lw, lh = width // 8, height // 8
+    inputs: tuple[Any, ...]
+    kwargs: dict[str, Any]
     with torch.device("meta"):
         if kind == "unet":
             from diffusers import UNet2DConditionModel

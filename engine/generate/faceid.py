@@ -115,6 +115,7 @@ class FaceIDPipelines:
         self.rt = rt
         self._base: Any = None
         self._control: Any = None
+        self._controlnet: Any = None
         self._image_encoder: Any = None
         self._placed: Any = None
         self.adapter: Mode | None = None
@@ -153,7 +154,8 @@ class FaceIDPipelines:
 
             folder = self.locator.require(IMAGE_ENCODER, "FaceID Plus (reconstruction from a face image)")
             with dev.quiet_loading():
-                self._image_encoder = CLIPVisionModelWithProjection.from_pretrained(folder, dtype=self.rt.torch_dtype)
+                self._image_encoder = CLIPVisionModelWithProjection.from_pretrained(
+                    folder, **dev.transformers_dtype_kwargs(self.rt.torch_dtype))
         return self._image_encoder
 
     def use_adapter(self, mode: Mode) -> None:
@@ -199,15 +201,17 @@ class FaceIDPipelines:
         self.use_adapter(mode)
         pipe = self.base()
         if structure:
-            if self._control is None:
+            if self._control is None:  # rebuilt after an adapter switch: it must see the new image encoder
                 from diffusers import ControlNetModel, StableDiffusionControlNetPipeline
 
-                folder = self.locator.require(CONTROLNET, "structure-following reconstruction")
-                with dev.quiet_loading():
-                    net = ControlNetModel.from_pretrained(folder, **dev.dtype_kwargs(self.rt.torch_dtype))
+                if self._controlnet is None:
+                    folder = self.locator.require(CONTROLNET, "structure-following reconstruction")
+                    with dev.quiet_loading():
+                        self._controlnet = ControlNetModel.from_pretrained(
+                            folder, **dev.dtype_kwargs(self.rt.torch_dtype))
                 parts = {k: v for k, v in pipe.components.items() if k != "safety_checker"}
                 self._control = StableDiffusionControlNetPipeline(
-                    **parts, controlnet=net, safety_checker=None, requires_safety_checker=False)
+                    **parts, controlnet=self._controlnet, safety_checker=None, requires_safety_checker=False)
                 self._control.set_progress_bar_config(disable=True)
             pipe = self._control
         if self._placed is not pipe:

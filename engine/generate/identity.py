@@ -80,9 +80,20 @@ class FaceTools:
         boxes = fp.detect(bgr)
         if not boxes:
             return centre_crop(bgr, size)
+        import warnings
+
         from insightface.utils import face_align
 
-        return face_align.norm_crop(bgr, landmark=boxes[0].kps, image_size=size)
+        # insightface aligns only to multiples of 112 or 128: align there, then resize.
+        work = size if size % 112 == 0 or size % 128 == 0 else 112 * max(1, -(-size // 112))
+        with warnings.catch_warnings():  # insightface calls a deprecated scikit-image API
+            warnings.simplefilter("ignore", FutureWarning)
+            crop = face_align.norm_crop(bgr, landmark=boxes[0].kps, image_size=work)
+        if work == size:
+            return crop
+        import cv2
+
+        return cv2.resize(crop, (size, size), interpolation=cv2.INTER_AREA)
 
 
 def score(identity: IdentityFn | None, bgr: np.ndarray, reference: np.ndarray | None) -> tuple[float | None,

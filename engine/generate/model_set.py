@@ -35,8 +35,8 @@ def file_digest(path: Path) -> str:
     try:
         from engine.models.digests import sha256_cached
     except ImportError:  # pragma: no cover - the store ships with the engine
-        sha256_cached = None
-    if sha256_cached is not None:
+        pass
+    else:
         return str(sha256_cached(path))
     from engine.fsutil import sha256_file
 

@@ -96,13 +96,13 @@ def add_mark(image: Image.Image) -> Image.Image:
         size -= 1
         font = _font(size)
     gap = draw.textlength("m", font=font)
-    total = draw.textlength(left, font=font) + 3 * gap + draw.textlength(right, font=font)
+    total = draw.textlength(left, font=font) + 2 * gap + draw.textlength(right, font=font)
     x = (w - total) / 2
     y = h - band / 2
     draw.text((x, y), left, font=font, fill=(255, 255, 255, 255), anchor="lm")
-    x += draw.textlength(left, font=font) + gap * 0.5
-    draw.line((x, y, x + 2 * gap, y), fill=(255, 255, 255, 255), width=max(1, size // 10))
-    draw.text((x + 2.5 * gap, y), right, font=font, fill=(255, 255, 255, 255), anchor="lm")
+    x += draw.textlength(left, font=font) + gap * 0.4
+    draw.line((x, y, x + 1.2 * gap, y), fill=(255, 255, 255, 255), width=max(1, size // 10))
+    draw.text((x + 1.6 * gap, y), right, font=font, fill=(255, 255, 255, 255), anchor="lm")
     return out
 
 

@@ -30,6 +30,7 @@ from engine.generate.provenance import add_mark, build_record
 from engine.generate.steps import StepController, run_pipeline
 from engine.generate.types import (
     Candidate,
+    GenerationFailed,
     ReconstructionRequest,
     ReconstructionResult,
     RuntimeOptions,
@@ -48,6 +49,17 @@ def _seeds(request: ReconstructionRequest) -> list[int]:
         raise ValueError("num_candidates must be at least 1.")
     first = request.seed if request.seed is not None else secrets.randbelow(2**31)
     return [int(first) + i for i in range(request.num_candidates)]
+
+
+def _out_of_memory(exc: BaseException) -> GenerationFailed | None:
+    """A GPU out-of-memory error as a message a person can act on (None for other errors)."""
+    import torch
+
+    if not isinstance(exc, torch.cuda.OutOfMemoryError):
+        return None
+    return GenerationFailed("The GPU ran out of memory while generating.",
+                            hint="Turn on CPU offload (and VAE tiling) in Settings > Generation, reduce the "
+                                 "image size, or close other programs using the GPU.")
 
 
 class Reconstructor:
@@ -157,6 +169,8 @@ class Reconstructor:
                 progress(ProgressEvent(0, total, "Loading models"))
             check(cancel)
             pipe = self._pipes.pipeline(request.mode, structure)
+            if progress is not None:
+                progress(ProgressEvent(0, total, "Checking model files (SHA-256, once per file)"))
             digests = self.model_digests(request)
             check(cancel)
             call, sources, params = self._prepare(pipe, request, structure)
@@ -164,8 +178,14 @@ class Reconstructor:
             candidates = []
             for i, seed in enumerate(seeds):
                 check(cancel)
-                cand = self._one(pipe, request, call, i, seed, len(seeds), progress, cancel,
-                                 identity, digests, sources, params)
+                try:
+                    cand = self._one(pipe, request, call, i, seed, len(seeds), progress, cancel,
+                                     identity, digests, sources, params)
+                except Exception as exc:
+                    oom = _out_of_memory(exc)
+                    if oom is None:
+                        raise
+                    raise oom from exc
                 candidates.append(cand)
                 if on_candidate is not None:
                     on_candidate(cand)

@@ -50,14 +50,24 @@ def orient_ink(gray: np.ndarray) -> np.ndarray:
     return 255 - gray if float(np.median(border)) < 128 else gray
 
 
-def ink_box(gray: np.ndarray, threshold: int = 200, quantile: float = 0.002) -> Box | None:
-    """Bounding box (x1, y1, x2, y2) of the ink, ignoring a ``quantile`` of stray pixels at each end.
+def ink_box(gray: np.ndarray, threshold: int = 200, quantile: float = 0.002,
+            speck_area: float = 2e-5) -> Box | None:
+    """Bounding box (x1, y1, x2, y2) of the drawing's ink; None for a blank page.
 
-    Returns None for a blank page.
+    Scans carry dust and pencil specks far from the face; they would stretch a plain bounding box to
+    the page. So connected ink components smaller than ``speck_area`` of the page (at least 3 px)
+    are ignored, then a ``quantile`` of the remaining ink pixels is trimmed at each end.
     """
-    ys, xs = np.nonzero(gray < threshold)
-    if xs.size == 0:
+    mask = (gray < threshold).astype(np.uint8)
+    if not mask.any():
         return None
+    n, labels, stats, _ = cv2.connectedComponentsWithStats(mask, connectivity=8)
+    min_area = max(3, int(speck_area * gray.size))
+    keep = np.zeros(n, dtype=bool)
+    keep[1:] = stats[1:, cv2.CC_STAT_AREA] >= min_area
+    if not keep.any():  # only specks: use them all rather than call the page blank
+        keep[1:] = True
+    ys, xs = np.nonzero(keep[labels])
     if quantile > 0 and xs.size > 20:
         x1, x2 = np.quantile(xs, [quantile, 1.0 - quantile])
         y1, y2 = np.quantile(ys, [quantile, 1.0 - quantile])

@@ -6,7 +6,6 @@ repainting only the dirty rectangle of that image keeps drawing smooth at any zo
 
 from __future__ import annotations
 
-import numpy as np
 from PySide6.QtCore import QBuffer, QByteArray, QIODevice, QPointF, QRect, QRectF, QSize, Qt, Signal
 from PySide6.QtGui import (
     QColor,
@@ -136,6 +135,8 @@ class SketchCanvas(QWidget):
 
     def is_blank(self) -> bool:
         """True when the sheet has no ink (every pixel white)."""
+        import numpy as np  # not at module level: numpy is not needed for the first paint
+
         gray = self.image.convertToFormat(QImage.Format.Format_Grayscale8)  # keep a reference while reading
         rows = np.frombuffer(gray.constBits(), np.uint8).reshape(gray.height(), gray.bytesPerLine())
         return bool(rows[:, : gray.width()].min() == 255)

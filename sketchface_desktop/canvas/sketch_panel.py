@@ -23,7 +23,6 @@ from PySide6.QtWidgets import (
 )
 
 from sketchface_desktop import assets
-from sketchface_desktop.canvas.scan_import import ScanImportDialog, load_scan
 from sketchface_desktop.canvas.sketch_canvas import SketchCanvas
 from sketchface_desktop.canvas.strokes import fit_on_paper
 from sketchface_desktop.ui import label, make_action
@@ -176,6 +175,11 @@ class SketchPanel(QWidget):
 
     def import_scan(self, path: str | None = None) -> bool:
         """Ask for a scanned sketch, let the user adjust it, and place it on the sheet (undoable)."""
+        from sketchface_desktop.canvas.scan_import import (  # numpy: not at start-up
+            ScanImportDialog,
+            load_scan,
+        )
+
         if not path:
             path, _ = QFileDialog.getOpenFileName(self, "Import scanned sketch", "", IMAGE_FILTER)
             if not path:

@@ -27,6 +27,12 @@ def gen_models(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPath
     return tiny_diffusion.session_models(request, tmp_path_factory)
 
 
+@pytest.fixture(scope="module", autouse=True)
+def single_thread() -> Iterator[None]:
+    with tiny_diffusion.one_thread():
+        yield
+
+
 @pytest.fixture(autouse=True)
 def no_network(monkeypatch: pytest.MonkeyPatch) -> None:
     """Local generation must never open a connection (model hubs included)."""
@@ -176,6 +182,27 @@ def test_structure_mode_follows_the_sketch_through_controlnet(rec: Reconstructor
     assert not np.allclose(pixels(plain), pixels(on), atol=1.0)
 
 
+def test_plus_v2_and_structure_together(rec: Reconstructor) -> None:
+    sketch = np.full((64, 64), 255, np.uint8)
+    sketch[10:50, 30:33] = 0
+    face = (np.random.default_rng(4).random((48, 48, 3)) * 255).astype(np.uint8)
+    result = rec.reconstruct(request(face_image=face, structure_image=sketch))
+    assert result.mode == "faceid_plusv2" and result.structure
+    assert rec._pipes._control.image_encoder is rec._pipes.base().image_encoder is not None
+
+
+def test_gpu_out_of_memory_becomes_an_actionable_error(rec: Reconstructor, monkeypatch: pytest.MonkeyPatch) -> None:
+    import engine.generate.reconstruct as module
+
+    def oom(*a: object, **k: object) -> None:
+        raise torch.cuda.OutOfMemoryError("CUDA out of memory. Tried to allocate 2.00 GiB")
+
+    monkeypatch.setattr(module, "run_pipeline", oom)
+    with pytest.raises(GenerationFailed, match="ran out of memory") as info:
+        rec.reconstruct(request())
+    assert "CPU offload" in str(info.value)
+
+
 def test_candidates_are_ordered_by_identity_with_faceless_last(gen_models: Path) -> None:
     other = unit(99)
     answers = iter([other, None, EMB])  # candidate 0 weak, 1 no face, 2 the sketch's identity
@@ -259,3 +286,23 @@ def test_bad_requests_are_rejected_before_any_work(rec: Reconstructor) -> None:
         rec.reconstruct(request(width=30))
     with pytest.raises(ValueError, match="512-D"):
         rec.reconstruct(request(embedding=np.zeros(512, np.float32)))
+
+
+def test_identity_check_with_the_real_face_pipeline(gen_models: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    if not (gen_models / "buffalo_l.w600k_r50").is_dir():
+        pytest.skip("the face models are built by tests/fixtures/tiny_models.py, absent in this checkout")
+    monkeypatch.setenv("SKETCHFACE_MODELS_DIR", str(gen_models))
+    r = Reconstructor(models=ModelLocator(gen_models), runtime=RuntimeOptions(allow_cpu=True))
+    face = (np.random.default_rng(2).random((96, 96, 3)) * 255).astype(np.uint8)
+    result = r.reconstruct(request(num_candidates=2, width=64, height=64, face_image=face))
+    assert result.identity_note == ""
+    scores = [c.identity_score for c in result.candidates]
+    for cand in result.candidates:
+        if cand.identity_score is None:
+            assert cand.embedding is None
+        else:
+            assert -1.0 <= cand.identity_score <= 1.0
+            assert float(np.linalg.norm(cand.embedding)) == pytest.approx(1.0, abs=1e-4)
+    known = [s for s in scores if s is not None]
+    assert known and known == sorted(known, reverse=True)
+    assert result.candidates[0].provenance["parameters"]["face_aligned"] is True

@@ -39,47 +39,54 @@ class Identity:
 
 
 def random_identity(rng: np.random.Generator) -> Identity:
+    """Parameters in face units (the face box's side), wide ranges so identities differ at coarse scale."""
     u = rng.uniform
-    return Identity(face_w=u(0.16, 0.23), face_h=u(0.21, 0.29), eye_dx=u(0.045, 0.095), eye_y=u(0.40, 0.48),
-                    eye_r=u(0.010, 0.026), brow_dy=u(0.025, 0.055), brow_tilt=u(-0.02, 0.02),
-                    nose_len=u(0.035, 0.10), mouth_w=u(0.03, 0.095), mouth_y=u(0.56, 0.64),
-                    mouth_open=u(0.0, 0.025), hair_line=u(0.25, 0.38), glasses=bool(rng.random() < 0.3),
-                    beard=bool(rng.random() < 0.3), skin=int(rng.integers(165, 215)))
+    return Identity(face_w=u(0.30, 0.44), face_h=u(0.40, 0.55), eye_dx=u(0.10, 0.21), eye_y=u(-0.16, 0.0),
+                    eye_r=u(0.025, 0.06), brow_dy=u(0.05, 0.11), brow_tilt=u(-0.04, 0.04),
+                    nose_len=u(0.07, 0.20), mouth_w=u(0.06, 0.19), mouth_y=u(0.14, 0.28),
+                    mouth_open=u(0.0, 0.05), hair_line=u(-0.42, -0.18), glasses=bool(rng.random() < 0.35),
+                    beard=bool(rng.random() < 0.35), skin=int(rng.integers(185, 200)))
+
+
+# The face box's side as a fraction of the photo: the tiny detector's centred box (and so the aligned
+# ArcFace crop) covers the central 30 %, so the whole head (outline, hair, beard) lands in the crop.
+FACE_BOX = 0.34
 
 
 def render(ident: Identity, size: int = PHOTO, dx: float = 0.0, dy: float = 0.0) -> np.ndarray:
-    """The identity's face as an RGB uint8 image (``dx``, ``dy``: small shift as a fraction of size)."""
+    """The identity's face as an RGB uint8 image (``dx``, ``dy``: small shift in face units)."""
     s = float(size)
-    img = Image.new("RGB", (size, size), (120, 135, 150))
+    f = FACE_BOX * s
+    img = Image.new("RGB", (size, size), (150, 160, 170))
     d = ImageDraw.Draw(img)
-    cx, cy = (0.5 + dx) * s, (0.5 + dy) * s
-    fw, fh = ident.face_w * s, ident.face_h * s
+    cx, cy = 0.5 * s + dx * f, 0.5 * s + dy * f
+    fw, fh = ident.face_w * f, ident.face_h * f
     skin = (ident.skin, int(ident.skin * 0.8), int(ident.skin * 0.65))
-    d.ellipse([cx - fw * 1.08, cy - fh * 1.12, cx + fw * 1.08, cy + fh * 0.6], fill=(40, 30, 25))  # hair mass
+    hair = (40, 30, 25)
+    d.ellipse([cx - fw * 1.1, cy - fh * 1.12, cx + fw * 1.1, cy + fh * 0.5], fill=hair)  # hair mass
     d.ellipse([cx - fw, cy - fh, cx + fw, cy + fh], fill=skin)
     y0 = cy - fh * 1.12
-    top = max((ident.hair_line + dy) * s, y0 + 0.03 * s)  # the fringe's lower edge
-    d.chord([cx - fw * 1.02, y0, cx + fw * 1.02, 2 * top - y0], 180, 360, fill=(40, 30, 25))
+    top = max(cy + ident.hair_line * f, y0 + 0.05 * f)  # the fringe's lower edge
+    d.chord([cx - fw * 1.02, y0, cx + fw * 1.02, 2 * top - y0], 180, 360, fill=hair)
     if ident.beard:
-        d.chord([cx - fw * 0.95, cy - fh * 0.1, cx + fw * 0.95, cy + fh], 0, 180, fill=(70, 55, 45))
-    ey = (ident.eye_y + dy) * s
-    er = ident.eye_r * s
+        d.chord([cx - fw * 0.97, cy - fh * 0.15, cx + fw * 0.97, cy + fh], 0, 180, fill=(60, 45, 38))
+    ey, er = cy + ident.eye_y * f, ident.eye_r * f
+    line = max(1, size // 60)
     for side in (-1, 1):
-        ex = cx + side * ident.eye_dx * s
-        d.ellipse([ex - er * 1.6, ey - er, ex + er * 1.6, ey + er], fill=(240, 240, 240))
-        d.ellipse([ex - er * 0.7, ey - er * 0.7, ex + er * 0.7, ey + er * 0.7], fill=(30, 30, 30))
-        by = ey - ident.brow_dy * s
-        tilt = side * ident.brow_tilt * s
-        d.line([ex - er * 2.0, by + tilt, ex + er * 2.0, by - tilt], fill=(35, 25, 20), width=max(1, size // 55))
+        ex = cx + side * ident.eye_dx * f
+        d.ellipse([ex - er * 1.6, ey - er, ex + er * 1.6, ey + er], fill=(245, 245, 245))
+        d.ellipse([ex - er * 0.7, ey - er * 0.7, ex + er * 0.7, ey + er * 0.7], fill=(25, 25, 25))
+        by, tilt = ey - ident.brow_dy * f, side * ident.brow_tilt * f
+        d.line([ex - er * 2.0, by + tilt, ex + er * 2.0, by - tilt], fill=hair, width=2 * line)
         if ident.glasses:
-            g = er * 2.4
-            d.ellipse([ex - g, ey - g * 0.8, ex + g, ey + g * 0.8], outline=(20, 20, 20), width=max(1, size // 80))
-    nl = ident.nose_len * s
-    d.line([cx, ey + er, cx - nl * 0.15, ey + er + nl], fill=(120, 80, 60), width=max(1, size // 80))
-    d.line([cx - nl * 0.25, ey + er + nl, cx + nl * 0.2, ey + er + nl], fill=(110, 70, 55), width=max(1, size // 80))
-    my, mw, mo = (ident.mouth_y + dy) * s, ident.mouth_w * s, ident.mouth_open * s
-    d.ellipse([cx - mw, my - mo - 1.5, cx + mw, my + mo + 1.5], fill=(150, 50, 50))
-    img = img.filter(ImageFilter.GaussianBlur(0.6))
+            g = er * 2.5
+            d.ellipse([ex - g, ey - g * 0.8, ex + g, ey + g * 0.8], outline=(15, 15, 15), width=2 * line)
+    nl, nb = ident.nose_len * f, ey + er
+    d.line([cx, nb, cx - nl * 0.15, nb + nl], fill=(110, 70, 55), width=line)
+    d.line([cx - nl * 0.25, nb + nl, cx + nl * 0.2, nb + nl], fill=(110, 70, 55), width=line)
+    my, mw, mo = cy + ident.mouth_y * f, ident.mouth_w * f, ident.mouth_open * f
+    d.ellipse([cx - mw, my - mo - 0.02 * f, cx + mw, my + mo + 0.02 * f], fill=(140, 40, 40))
+    img = img.filter(ImageFilter.GaussianBlur(0.5))
     return np.asarray(img)
 
 
@@ -94,7 +101,7 @@ def sketch(ident: Identity, rng: np.random.Generator) -> np.ndarray:
     from trainer.sketches import xdog
 
     size = 2 * PHOTO
-    rgb = render(ident, size, dx=rng.uniform(-0.01, 0.01), dy=rng.uniform(-0.01, 0.01))
+    rgb = render(ident, size, dx=rng.uniform(-0.03, 0.03), dy=rng.uniform(-0.03, 0.03))
     gray = xdog(np.ascontiguousarray(rgb[:, :, ::-1]))
     angle, scale = rng.uniform(-4, 4), rng.uniform(0.95, 1.05)
     m = cv2.getRotationMatrix2D((size / 2, size / 2), angle, scale)

@@ -1,0 +1,236 @@
+#!/usr/bin/env python
+"""Reconstruction benchmark: SD 1.5 + IP-Adapter FaceID per image, against the same pipeline without it.
+
+    python bench/reconstruct.py --json                 # 512x512, 30 steps on CUDA (reduced on CPU)
+    python bench/reconstruct.py --json --compile       # with torch.compile of the UNet
+
+It runs the product's code path (``engine.generate.Reconstructor``: FaceID adapter + LoRA check, fp16 +
+SDPA on CUDA, per-step callback, latent decode) on the installed models, or, when they are not
+installed, on models of the real SD 1.5 sizes with random weights (same FLOPs and memory; images are
+noise). The baseline in the same run is a plain SD 1.5 pipeline (no adapter, no LoRA) with the same
+steps, size, seed and decode path, so ``ratio_vs_baseline`` is the adapter's cost.
+
+On a CPU-only machine the full 512x512 x 30 steps would take many minutes per image, so the run is
+reduced (``--cpu-size``, ``--cpu-steps``) and says so in the JSON (``reduced``); it also prints the
+engine's FLOP-based CPU estimate next to the measurement (the number the CPU refusal shows).
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import gc
+import json
+import platform
+import resource
+import sys
+import tempfile
+import time
+from importlib import metadata
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+SD15_UNET = {
+    "sample_size": 64, "in_channels": 4, "out_channels": 4, "layers_per_block": 2,
+    "block_out_channels": (320, 640, 1280, 1280), "cross_attention_dim": 768, "attention_head_dim": 8,
+    "down_block_types": ("CrossAttnDownBlock2D", "CrossAttnDownBlock2D", "CrossAttnDownBlock2D", "DownBlock2D"),
+    "up_block_types": ("UpBlock2D", "CrossAttnUpBlock2D", "CrossAttnUpBlock2D", "CrossAttnUpBlock2D"),
+}
+SD15_VAE = {
+    "in_channels": 3, "out_channels": 3, "latent_channels": 4, "layers_per_block": 2, "sample_size": 512,
+    "block_out_channels": (128, 256, 512, 512), "down_block_types": ("DownEncoderBlock2D",) * 4,
+    "up_block_types": ("UpDecoderBlock2D",) * 4,
+}
+ANCHORS = {"a100_sdpa_s_per_image": 1.18, "a100_compiled_s_per_image": 0.50, "goal_h100_eager_s_per_image": 1.0}
+
+
+def log(msg: str) -> None:
+    print(f"[reconstruct-bench {time.strftime('%H:%M:%S')}] {msg}", file=sys.stderr, flush=True)
+
+
+def build_random_sd15(out: Path) -> None:
+    """SD 1.5-sized UNet / VAE / CLIP-L text encoder and a rank-128 FaceID file, random weights, manifest layout."""
+    import torch
+    from diffusers import AutoencoderKL, StableDiffusionPipeline, UNet2DConditionModel
+    from transformers import CLIPTextConfig, CLIPTextModel, CLIPTokenizer
+
+    from tests.fixtures import tiny_diffusion as td
+
+    torch.manual_seed(0)
+    tok_dir = out / ".tokenizer"
+    td.write_tokenizer(tok_dir)
+    unet = UNet2DConditionModel(**SD15_UNET)
+    text = CLIPTextModel(CLIPTextConfig(hidden_size=768, intermediate_size=3072, num_hidden_layers=12,
+                                        num_attention_heads=12, max_position_embeddings=77, vocab_size=49408,
+                                        hidden_act="quick_gelu", projection_dim=768, bos_token_id=49406,
+                                        eos_token_id=49407, pad_token_id=49407))
+    pipe = StableDiffusionPipeline(vae=AutoencoderKL(**SD15_VAE), text_encoder=text,
+                                   tokenizer=CLIPTokenizer.from_pretrained(tok_dir), unet=unet,
+                                   scheduler=td.tiny_scheduler(), safety_checker=None, feature_extractor=None,
+                                   image_encoder=None, requires_safety_checker=False)
+    td.save_pipeline(pipe.to(torch.float16), out / "sd15.realistic_vision_v4", tok_dir)
+    AutoencoderKL(**SD15_VAE).half().save_pretrained(out / "sd15.vae_ft_mse", safe_serialization=True)
+    state = td.faceid_state_dict(unet, rank=128, scale=0.01)
+    (out / "ip_adapter.faceid_sd15").mkdir(parents=True, exist_ok=True)
+    torch.save({k: {n: t.half() for n, t in v.items()} for k, v in state.items()},
+               out / "ip_adapter.faceid_sd15" / "ip-adapter-faceid_sd15.bin")
+    del pipe, unet, text, state
+    gc.collect()
+
+
+def _sync(device: str) -> None:
+    if device == "cuda":
+        import torch
+
+        torch.cuda.synchronize()
+
+
+def bench_faceid(locator: Any, runtime: Any, size: int, steps: int, images: int) -> dict[str, Any]:
+    """Seconds per image through the Reconstructor (one warm-up image first, not timed)."""
+    import torch
+
+    from engine.generate.reconstruct import Reconstructor
+    from engine.generate.types import ReconstructionRequest
+
+    rec = Reconstructor(models=locator, runtime=runtime, identity=None, face_crop=None)
+    vec = np.random.default_rng(0).normal(size=512).astype(np.float32)
+    req = ReconstructionRequest(embedding=vec / np.linalg.norm(vec), prompt="RAW photo, portrait of a man, 40s",
+                                seeds=(1,), steps=steps, width=size, height=size, mark=False)
+    t0 = time.perf_counter()
+    rec.reconstruct(req)  # load + warm-up (+ compile)
+    warm = time.perf_counter() - t0
+    device = rec.rt.device
+    if device == "cuda":
+        torch.cuda.reset_peak_memory_stats()
+    times = []
+    for i in range(images):
+        _sync(device)
+        t = time.perf_counter()
+        rec.reconstruct(dataclasses.replace(req, seeds=(100 + i,)))
+        _sync(device)
+        times.append(time.perf_counter() - t)
+    peak = torch.cuda.max_memory_allocated() / 2**30 if device == "cuda" else None
+    estimate = rec.estimate_seconds(req)
+    lora_layers = rec._pipes.lora_layers
+    rec.close()
+    del rec
+    gc.collect()
+    return {"times": times, "warmup_s": warm, "peak_vram_gb": peak, "device": device,
+            "cpu_estimate_s": estimate, "lora_layers": lora_layers}
+
+
+def bench_baseline(locator: Any, runtime: Any, size: int, steps: int, images: int) -> dict[str, Any]:
+    """The same SD 1.5 pipeline and decode path without the adapter: the reference cost."""
+    import torch
+    from diffusers import AutoencoderKL, DDIMScheduler, StableDiffusionPipeline
+
+    from engine.generate import device as dev
+    from engine.generate.model_set import BASE, VAE
+    from engine.generate.steps import StepController, run_pipeline
+
+    rt = dev.resolve(runtime)
+    kw = dev.dtype_kwargs(rt.torch_dtype)
+    with dev.quiet_loading():
+        vae = AutoencoderKL.from_pretrained(locator.folder(VAE), **kw)
+        pipe = StableDiffusionPipeline.from_pretrained(locator.folder(BASE), vae=vae, safety_checker=None,
+                                                       feature_extractor=None, requires_safety_checker=False,
+                                                       local_files_only=True, **kw)
+    pipe.scheduler = DDIMScheduler.from_config(pipe.scheduler.config, clip_sample=False, set_alpha_to_one=False,
+                                               steps_offset=1)
+    pipe.set_progress_bar_config(disable=True)
+    dev.place(pipe, rt)
+    dev.maybe_compile(pipe.unet, rt)
+
+    def one(seed: int) -> None:
+        ctl = StepController(None, None, total=steps, offset=0, label="baseline", steps=steps)
+        run_pipeline(pipe, ctl, prompt="RAW photo, portrait of a man, 40s", num_inference_steps=steps,
+                     width=size, height=size, generator=torch.Generator().manual_seed(seed))
+
+    one(1)
+    times = []
+    for i in range(images):
+        _sync(rt.device)
+        t = time.perf_counter()
+        one(100 + i)
+        _sync(rt.device)
+        times.append(time.perf_counter() - t)
+    return {"times": times}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--json", action="store_true", help="print one JSON object on stdout")
+    parser.add_argument("--size", type=int, default=512)
+    parser.add_argument("--steps", type=int, default=30)
+    parser.add_argument("--images", type=int, default=3, help="timed images (after one warm-up)")
+    parser.add_argument("--cpu-size", type=int, default=256, help="size used on a CPU-only machine")
+    parser.add_argument("--cpu-steps", type=int, default=3, help="steps used on a CPU-only machine")
+    parser.add_argument("--cpu-images", type=int, default=1)
+    parser.add_argument("--device", default="auto", choices=("auto", "cuda", "cpu"))
+    parser.add_argument("--compile", action="store_true")
+    parser.add_argument("--offload", action="store_true")
+    parser.add_argument("--models", type=Path, help="models folder (default: the installed models if complete)")
+    args = parser.parse_args()
+
+    import torch
+
+    from engine import runtime as engine_runtime
+    from engine.generate.model_set import BASE, FACEID, VAE, ModelLocator
+    from engine.generate.types import RuntimeOptions
+
+    device = engine_runtime.resolve_device(args.device)
+    size, steps, images = ((args.size, args.steps, args.images) if device == "cuda"
+                           else (args.cpu_size, args.cpu_steps, args.cpu_images))
+    runtime = RuntimeOptions(device=device, compile_unet=args.compile, cpu_offload=args.offload, allow_cpu=True)
+    locator = ModelLocator(args.models) if args.models else ModelLocator()
+    tmp = None
+    weights = "installed"
+    if not all(locator.available(m) for m in (BASE, VAE, FACEID)):
+        tmp = tempfile.TemporaryDirectory(prefix="sf-bench-")
+        log("SD 1.5 + FaceID not installed: building real-size models with random weights")
+        build_random_sd15(Path(tmp.name))
+        locator, weights = ModelLocator(tmp.name), "random (real SD 1.5 / FaceID sizes)"
+    log(f"FaceID on {device}: {size}x{size}, {steps} steps, {images} image(s)")
+    faceid = bench_faceid(locator, runtime, size, steps, images)
+    log("baseline: the same pipeline without IP-Adapter")
+    base = bench_baseline(locator, runtime, size, steps, images)
+    gc.collect()
+    s_img = float(np.mean(faceid["times"]))
+    b_img = float(np.mean(base["times"]))
+    reduced = (size, steps) != (args.size, args.steps)
+    result = {
+        "benchmark": "reconstruct (SD 1.5 + IP-Adapter FaceID, DDIM, CFG 7.5, batch 1)",
+        "device": engine_runtime.describe(device), "platform": platform.platform(),
+        "torch": torch.__version__, "diffusers": metadata.version("diffusers"), "threads": torch.get_num_threads(),
+        "dtype": "float16" if device == "cuda" else "float32", "attention": "SDPA (AttnProcessor2_0 / IPAdapterAttnProcessor2_0)",
+        "compile": args.compile and device == "cuda", "cpu_offload": args.offload and device == "cuda",
+        "weights": weights, "faceid_lora_layers_verified": faceid["lora_layers"],
+        "requested": {"size": args.size, "steps": args.steps}, "measured": {"size": size, "steps": steps, "images": images},
+        "reduced": reduced,
+        "s_per_image": round(s_img, 4), "s_per_step": round(s_img / steps, 4),
+        "baseline_s_per_image": round(b_img, 4), "ratio_vs_baseline": round(s_img / b_img, 3),
+        "peak_vram_gb": None if faceid["peak_vram_gb"] is None else round(faceid["peak_vram_gb"], 3),
+        "peak_rss_gb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20, 2),
+        "warmup_s": round(faceid["warmup_s"], 2),
+        "anchors": ANCHORS,
+    }
+    if device == "cpu":
+        result["cpu_estimate_s_per_image"] = round(faceid["cpu_estimate_s"], 2)
+        result["measured_over_estimate"] = round(s_img / faceid["cpu_estimate_s"], 3)
+        result["note"] = (f"CPU-only machine: measured at {size}x{size} with {steps} steps instead of "
+                          f"{args.size}x{args.size} x {args.steps}; s_per_image is for the reduced run.")
+    if tmp is not None:
+        tmp.cleanup()
+    if args.json:
+        print(json.dumps(result, indent=2))
+    else:
+        for k, v in result.items():
+            print(f"{k:>28}: {v}")
+
+
+if __name__ == "__main__":
+    main()

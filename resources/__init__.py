@@ -1,0 +1,1 @@
+"""Icons, style sheet and fonts shipped with SketchFace (a package so importlib.resources finds them)."""
