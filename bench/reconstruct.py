@@ -45,6 +45,7 @@ SD15_VAE = {
     "block_out_channels": (128, 256, 512, 512), "down_block_types": ("DownEncoderBlock2D",) * 4,
     "up_block_types": ("UpDecoderBlock2D",) * 4,
 }
+PROMPT = "RAW photo, portrait of a man in his forties, short hair, neutral expression"
 ANCHORS = {"a100_sdpa_s_per_image": 1.18, "a100_compiled_s_per_image": 0.50, "goal_h100_eager_s_per_image": 1.0}
 
 
@@ -89,76 +90,92 @@ def _sync(device: str) -> None:
         torch.cuda.synchronize()
 
 
-def bench_faceid(locator: Any, runtime: Any, size: int, steps: int, images: int) -> dict[str, Any]:
-    """Seconds per image through the Reconstructor (one warm-up image first, not timed)."""
+class FaceIDRun:
+    """One image through the product's Reconstructor (FaceID adapter + verified LoRA)."""
+
+    def __init__(self, locator: Any, runtime: Any, size: int, steps: int) -> None:
+        from engine.generate.reconstruct import Reconstructor
+        from engine.generate.types import ReconstructionRequest
+
+        self.rec = Reconstructor(models=locator, runtime=runtime, identity=None, face_crop=None)
+        vec = np.random.default_rng(0).normal(size=512).astype(np.float32)
+        self.req = ReconstructionRequest(embedding=vec / np.linalg.norm(vec), prompt=PROMPT, seeds=(1,),
+                                         steps=steps, width=size, height=size, mark=False)
+
+    def __call__(self, seed: int) -> None:
+        self.rec.reconstruct(dataclasses.replace(self.req, seeds=(seed,)))
+
+
+class BaselineRun:
+    """One image through the same SD 1.5 pipeline and decode path, without IP-Adapter or LoRA."""
+
+    def __init__(self, locator: Any, runtime: Any, size: int, steps: int) -> None:
+        from diffusers import AutoencoderKL, DDIMScheduler, StableDiffusionPipeline
+
+        from engine.generate import device as dev
+        from engine.generate.model_set import BASE, VAE
+
+        self.rt = dev.resolve(runtime)
+        kw = dev.dtype_kwargs(self.rt.torch_dtype)
+        with dev.quiet_loading():
+            vae = AutoencoderKL.from_pretrained(locator.folder(VAE), **kw)
+            pipe = StableDiffusionPipeline.from_pretrained(
+                locator.folder(BASE), vae=vae, safety_checker=None, feature_extractor=None,
+                requires_safety_checker=False, local_files_only=True, **kw)
+        pipe.scheduler = DDIMScheduler.from_config(pipe.scheduler.config, clip_sample=False,
+                                                   set_alpha_to_one=False, steps_offset=1)
+        pipe.set_progress_bar_config(disable=True)
+        dev.place(pipe, self.rt)
+        dev.maybe_compile(pipe.unet, self.rt)
+        self.pipe, self.size, self.steps = pipe, size, steps
+
+    def __call__(self, seed: int) -> None:
+        import torch
+
+        from engine.generate.steps import StepController, run_pipeline
+
+        ctl = StepController(None, None, total=self.steps, offset=0, label="baseline", steps=self.steps)
+        run_pipeline(self.pipe, ctl, prompt=PROMPT, num_inference_steps=self.steps, width=self.size,
+                     height=self.size, generator=torch.Generator().manual_seed(seed))
+
+
+def timed(run: Any, seed: int, device: str) -> float:
+    _sync(device)
+    t = time.perf_counter()
+    run(seed)
+    _sync(device)
+    return time.perf_counter() - t
+
+
+def measure(locator: Any, runtime: Any, size: int, steps: int, images: int, device: str) -> dict[str, Any]:
+    """Warm both up, then alternate FaceID and baseline images so load drift hits both alike."""
     import torch
 
-    from engine.generate.reconstruct import Reconstructor
-    from engine.generate.types import ReconstructionRequest
-
-    rec = Reconstructor(models=locator, runtime=runtime, identity=None, face_crop=None)
-    vec = np.random.default_rng(0).normal(size=512).astype(np.float32)
-    req = ReconstructionRequest(embedding=vec / np.linalg.norm(vec), prompt="RAW photo, portrait of a man, 40s",
-                                seeds=(1,), steps=steps, width=size, height=size, mark=False)
-    t0 = time.perf_counter()
-    rec.reconstruct(req)  # load + warm-up (+ compile)
-    warm = time.perf_counter() - t0
-    device = rec.rt.device
+    faceid = FaceIDRun(locator, runtime, size, steps)
+    warm = timed(faceid, 1, device)  # load, hash the model files once, (compile), first image
+    base = BaselineRun(locator, runtime, size, steps)
+    timed(base, 1, device)
     if device == "cuda":
         torch.cuda.reset_peak_memory_stats()
-    times = []
+    f_times, b_times = [], []
     for i in range(images):
-        _sync(device)
-        t = time.perf_counter()
-        rec.reconstruct(dataclasses.replace(req, seeds=(100 + i,)))
-        _sync(device)
-        times.append(time.perf_counter() - t)
-    peak = torch.cuda.max_memory_allocated() / 2**30 if device == "cuda" else None
-    estimate = rec.estimate_seconds(req)
-    lora_layers = rec._pipes.lora_layers
-    rec.close()
-    del rec
+        f_times.append(timed(faceid, 100 + i, device))
+        b_times.append(timed(base, 100 + i, device))
+    # Peak of the FaceID pipeline alone would need a separate process; both are resident here, so
+    # report the FaceID run's own peak from a last image measured after the baseline was freed.
+    del base
     gc.collect()
-    return {"times": times, "warmup_s": warm, "peak_vram_gb": peak, "device": device,
-            "cpu_estimate_s": estimate, "lora_layers": lora_layers}
-
-
-def bench_baseline(locator: Any, runtime: Any, size: int, steps: int, images: int) -> dict[str, Any]:
-    """The same SD 1.5 pipeline and decode path without the adapter: the reference cost."""
-    import torch
-    from diffusers import AutoencoderKL, DDIMScheduler, StableDiffusionPipeline
-
-    from engine.generate import device as dev
-    from engine.generate.model_set import BASE, VAE
-    from engine.generate.steps import StepController, run_pipeline
-
-    rt = dev.resolve(runtime)
-    kw = dev.dtype_kwargs(rt.torch_dtype)
-    with dev.quiet_loading():
-        vae = AutoencoderKL.from_pretrained(locator.folder(VAE), **kw)
-        pipe = StableDiffusionPipeline.from_pretrained(locator.folder(BASE), vae=vae, safety_checker=None,
-                                                       feature_extractor=None, requires_safety_checker=False,
-                                                       local_files_only=True, **kw)
-    pipe.scheduler = DDIMScheduler.from_config(pipe.scheduler.config, clip_sample=False, set_alpha_to_one=False,
-                                               steps_offset=1)
-    pipe.set_progress_bar_config(disable=True)
-    dev.place(pipe, rt)
-    dev.maybe_compile(pipe.unet, rt)
-
-    def one(seed: int) -> None:
-        ctl = StepController(None, None, total=steps, offset=0, label="baseline", steps=steps)
-        run_pipeline(pipe, ctl, prompt="RAW photo, portrait of a man, 40s", num_inference_steps=steps,
-                     width=size, height=size, generator=torch.Generator().manual_seed(seed))
-
-    one(1)
-    times = []
-    for i in range(images):
-        _sync(rt.device)
-        t = time.perf_counter()
-        one(100 + i)
-        _sync(rt.device)
-        times.append(time.perf_counter() - t)
-    return {"times": times}
+    peak = None
+    if device == "cuda":
+        torch.cuda.empty_cache()
+        torch.cuda.reset_peak_memory_stats()
+        f_times.append(timed(faceid, 999, device))
+        peak = torch.cuda.max_memory_allocated() / 2**30
+    return {"faceid": f_times, "baseline": b_times, "warmup_s": warm, "peak_vram_gb": peak,
+            "cpu_estimate_s": faceid.rec.estimate_seconds(faceid.req),
+            "cpu_estimate_full_s": faceid.rec.estimate_seconds(
+                dataclasses.replace(faceid.req, steps=30, width=512, height=512)),
+            "lora_layers": faceid.rec._pipes.lora_layers}
 
 
 def main() -> None:
@@ -168,8 +185,8 @@ def main() -> None:
     parser.add_argument("--steps", type=int, default=30)
     parser.add_argument("--images", type=int, default=3, help="timed images (after one warm-up)")
     parser.add_argument("--cpu-size", type=int, default=256, help="size used on a CPU-only machine")
-    parser.add_argument("--cpu-steps", type=int, default=3, help="steps used on a CPU-only machine")
-    parser.add_argument("--cpu-images", type=int, default=1)
+    parser.add_argument("--cpu-steps", type=int, default=2, help="steps used on a CPU-only machine")
+    parser.add_argument("--cpu-images", type=int, default=2)
     parser.add_argument("--device", default="auto", choices=("auto", "cuda", "cpu"))
     parser.add_argument("--compile", action="store_true")
     parser.add_argument("--offload", action="store_true")
@@ -194,13 +211,10 @@ def main() -> None:
         log("SD 1.5 + FaceID not installed: building real-size models with random weights")
         build_random_sd15(Path(tmp.name))
         locator, weights = ModelLocator(tmp.name), "random (real SD 1.5 / FaceID sizes)"
-    log(f"FaceID on {device}: {size}x{size}, {steps} steps, {images} image(s)")
-    faceid = bench_faceid(locator, runtime, size, steps, images)
-    log("baseline: the same pipeline without IP-Adapter")
-    base = bench_baseline(locator, runtime, size, steps, images)
-    gc.collect()
-    s_img = float(np.mean(faceid["times"]))
-    b_img = float(np.mean(base["times"]))
+    log(f"FaceID vs baseline on {device}: {size}x{size}, {steps} steps, {images} image(s) each, interleaved")
+    m = measure(locator, runtime, size, steps, images, device)
+    s_img = float(np.median(m["faceid"]))
+    b_img = float(np.median(m["baseline"]))
     reduced = (size, steps) != (args.size, args.steps)
     result = {
         "benchmark": "reconstruct (SD 1.5 + IP-Adapter FaceID, DDIM, CFG 7.5, batch 1)",
@@ -208,19 +222,22 @@ def main() -> None:
         "torch": torch.__version__, "diffusers": metadata.version("diffusers"), "threads": torch.get_num_threads(),
         "dtype": "float16" if device == "cuda" else "float32", "attention": "SDPA (AttnProcessor2_0 / IPAdapterAttnProcessor2_0)",
         "compile": args.compile and device == "cuda", "cpu_offload": args.offload and device == "cuda",
-        "weights": weights, "faceid_lora_layers_verified": faceid["lora_layers"],
+        "weights": weights, "faceid_lora_layers_verified": m["lora_layers"],
         "requested": {"size": args.size, "steps": args.steps}, "measured": {"size": size, "steps": steps, "images": images},
         "reduced": reduced,
-        "s_per_image": round(s_img, 4), "s_per_step": round(s_img / steps, 4),
+        "s_per_image": round(s_img, 4), "s_per_image_stat": "median",
         "baseline_s_per_image": round(b_img, 4), "ratio_vs_baseline": round(s_img / b_img, 3),
-        "peak_vram_gb": None if faceid["peak_vram_gb"] is None else round(faceid["peak_vram_gb"], 3),
+        "peak_vram_gb": None if m["peak_vram_gb"] is None else round(m["peak_vram_gb"], 3),
         "peak_rss_gb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20, 2),
-        "warmup_s": round(faceid["warmup_s"], 2),
+        "faceid_times_s": [round(t, 3) for t in m["faceid"]],
+        "baseline_times_s": [round(t, 3) for t in m["baseline"]],
+        "warmup_s": round(m["warmup_s"], 2),
         "anchors": ANCHORS,
     }
     if device == "cpu":
-        result["cpu_estimate_s_per_image"] = round(faceid["cpu_estimate_s"], 2)
-        result["measured_over_estimate"] = round(s_img / faceid["cpu_estimate_s"], 3)
+        result["cpu_estimate_s_per_image"] = round(m["cpu_estimate_s"], 2)
+        result["measured_over_estimate"] = round(s_img / m["cpu_estimate_s"], 3)
+        result["cpu_estimate_s_per_image_512_30"] = round(m["cpu_estimate_full_s"], 1)
         result["note"] = (f"CPU-only machine: measured at {size}x{size} with {steps} steps instead of "
                           f"{args.size}x{args.size} x {args.steps}; s_per_image is for the reduced run.")
     if tmp is not None:

@@ -15,6 +15,7 @@ imports this module in a second, and the functions that need PyInstaller import 
 
 from __future__ import annotations
 
+import fnmatch
 import importlib.metadata
 import importlib.util
 import re
@@ -147,10 +148,16 @@ METADATA_PACKAGES: tuple[str, ...] = (
 )
 
 # Shared libraries opened with dlopen (invisible to dependency analysis), as (package folder, glob)
-# relative to site-packages. onnxruntime's execution-provider libraries are loaded by name when a
-# session asks for CUDA/TensorRT; NVRTC loads its builtins library by name when torch JIT-compiles a
-# kernel on the GPU. (cuDNN's engine libraries come from the nvidia.cudnn hook that hook-torch enables.)
+# relative to site-packages. torchvision loads its C++ ops (nms, roi_align: open_clip imports
+# torchvision) and image codecs with torch.ops.load_library("_C_stable"/"image_stable"), not import;
+# onnxruntime's execution-provider libraries are loaded by name when a session asks for CUDA/TensorRT;
+# NVRTC loads its builtins library by name when torch JIT-compiles a kernel on the GPU. (cuDNN's engine
+# libraries come from the nvidia.cudnn hook that hook-torch enables.)
 DYNAMIC_LIBRARIES: tuple[tuple[str, str], ...] = (
+    ("torchvision", "_C*.so"),
+    ("torchvision", "_C*.pyd"),
+    ("torchvision", "image*.so"),
+    ("torchvision", "image*.pyd"),
     ("onnxruntime/capi", "libonnxruntime_providers_*.so"),
     ("onnxruntime/capi", "onnxruntime_providers_*.dll"),
     ("onnxruntime/capi", "libonnxruntime_providers_*.dylib"),
@@ -197,6 +204,14 @@ EXCLUDES: dict[str, str] = {
     "PySide6.QtConcurrent": "workers use QThread and Python threads",
     "PySide6.QtPdf": "PDF reports are written with fpdf2, not read",
     "PySide6.QtPdfWidgets": "no PDF viewer",
+}
+
+# Binaries PyInstaller's Qt hook collects that the bundle is better without (bundle paths, globs). Libraries
+# only they linked to are pruned with them (see prune_binaries).
+DROPPED_BINARIES: dict[str, str] = {
+    "PySide6/Qt/plugins/platformthemes/libqgtk3.so": "GTK3 platform theme: it drags in the build machine's GTK "
+    "stack (cairo, pango, atk, gdk-pixbuf) which would then be mixed with the target's libgtk-3; the app draws "
+    "its own Fusion style and Qt's dialogs work without it",
 }
 
 _SKIP_DATA_SUFFIXES = (".py", ".pyc", ".pyo")
@@ -333,6 +348,35 @@ def analysis_inputs(excludes: bool = True) -> AnalysisInputs:
     return inputs
 
 
+def _dropped(dest: str) -> bool:
+    return any(fnmatch.fnmatch(dest, pattern) for pattern in DROPPED_BINARIES)
+
+
+def prune_binaries(binaries: list[tuple[str, str, str]]) -> list[tuple[str, str, str]]:
+    """Remove DROPPED_BINARIES from Analysis' binaries, and the libraries that only they needed.
+
+    Only libraries the dropped ones link to are candidates, so a library loaded by name at run time
+    (ctypes, dlopen) is never pruned by mistake. Dependencies are read with PyInstaller's own resolver
+    (``ldd`` on Linux), which lists them transitively.
+    """
+    dropped = [b for b in binaries if _dropped(b[0])]
+    kept = [b for b in binaries if not _dropped(b[0])]
+    if not dropped or not sys.platform.startswith("linux"):
+        return kept
+    from PyInstaller.depend.bindepend import get_imports
+
+    def needs(entries: list[tuple[str, str, str]]) -> set[str]:
+        return {Path(name).name for _dest, src, kind in entries if kind in ("BINARY", "EXTENSION")
+                for name, _path in get_imports(src)}
+
+    top_level = {Path(dest).name: (dest, src, kind) for dest, src, kind in kept if "/" not in dest}
+    candidates = {name for name in needs(dropped) if name in top_level and not name.startswith("libpython")}
+    still_needed = needs([b for b in kept if Path(b[0]).name not in candidates])
+    orphans = candidates - still_needed
+    return [b for b in kept if Path(b[0]).name not in orphans
+            and not (b[2] == "SYMLINK" and Path(b[1]).name in orphans)]
+
+
 def describe() -> str:
     """A readable summary of the lists (``python installer/collect.py``), for reviewing a change."""
     lines = [f"entry: {ENTRY_SCRIPT} -> {APP_NAME}", "first-party packages: " + ", ".join(FIRST_PARTY_PACKAGES)]
@@ -342,6 +386,7 @@ def describe() -> str:
     lines.append("metadata: " + ", ".join(metadata_distributions()))
     lines.append(f"dlopen libraries: {len(dynamic_library_files())} files")
     lines += [f"exclude: {k}  ({v})" for k, v in EXCLUDES.items()]
+    lines += [f"dropped binary: {k}  ({v})" for k, v in DROPPED_BINARIES.items()]
     return "\n".join(lines)
 
 

@@ -71,16 +71,19 @@ class SvgIconEngine(QIconEngine):
 
     Rendering every icon at every size up front cost about half a second of start-up; Qt asks an
     engine only for the sizes it actually paints.
+
+    Signals: none of its own (Qt's inherited ones only).
     """
 
-    def __init__(self, name: str) -> None:
+    def __init__(self, name: str, colour: str = ICON_COLOUR) -> None:
         super().__init__()
         self.name = name
+        self.colour = colour
 
     def _colour(self, mode: QIcon.Mode, state: QIcon.State) -> str:
         if mode == QIcon.Mode.Disabled:
-            return ICON_DISABLED_COLOUR
-        return ICON_ACTIVE_COLOUR if state == QIcon.State.On else ICON_COLOUR
+            return ICON_DISABLED_COLOUR if self.colour == ICON_COLOUR else self.colour
+        return ICON_ACTIVE_COLOUR if state == QIcon.State.On and self.colour == ICON_COLOUR else self.colour
 
     def pixmap(self, size: QSize, mode: QIcon.Mode, state: QIcon.State) -> QPixmap:
         return pixmap(self.name, max(1, min(size.width(), size.height())), self._colour(mode, state))
@@ -99,14 +102,17 @@ class SvgIconEngine(QIconEngine):
         return QSize(side, side)
 
     def clone(self) -> QIconEngine:
-        return SvgIconEngine(self.name)
+        return SvgIconEngine(self.name, self.colour)
 
 
 @functools.lru_cache(maxsize=256)
-def icon(name: str) -> QIcon:
-    """A QIcon of the SVG icon ``name``: normal, active (checked tool) and disabled colours, any size."""
+def icon(name: str, colour: str = ICON_COLOUR) -> QIcon:
+    """A QIcon of the SVG icon ``name``: normal, active (checked tool) and disabled colours, any size.
+
+    A ``colour`` other than the default ink is used in every mode (e.g. white on a primary button).
+    """
     _svg_text(name)  # fail now, not at first paint, if the file is missing
-    return QIcon(SvgIconEngine(name))
+    return QIcon(SvgIconEngine(name, colour))
 
 
 def app_icon() -> QIcon:

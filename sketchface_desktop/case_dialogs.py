@@ -35,7 +35,10 @@ def split_names(text: str) -> list[str]:
 
 
 class CaseDetailsDialog(QDialog):
-    """Case number, title, examiner, witnesses, incident date and notes; ``values()`` gives them."""
+    """Case number, title, examiner, witnesses, incident date and notes; ``values()`` gives them.
+
+    Signals: none of its own (Qt's inherited ones only).
+    """
 
     def __init__(self, parent: QWidget | None = None, info: Any = None, default_examiner: str = "") -> None:
         super().__init__(parent)
@@ -99,7 +102,10 @@ class CaseDetailsDialog(QDialog):
 
 
 class OpenCaseDialog(QDialog):
-    """The cases on this workstation, newest first; ``chosen()`` is the selected case id."""
+    """The cases on this workstation, newest first; ``chosen()`` is the selected case id.
+
+    Signals: none of its own (Qt's inherited ones only).
+    """
 
     COLUMNS = ("Case number", "Title", "Examiner", "Status", "Created")
 

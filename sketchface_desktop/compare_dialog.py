@@ -26,7 +26,10 @@ from sketchface_desktop.ui import button, label
 
 
 class ComparePane(QWidget):
-    """Paints the two images side by side, or the sketch over the candidate at ``opacity``."""
+    """Paints the two images side by side, or the sketch over the candidate at ``opacity``.
+
+    Signals: none of its own (Qt's inherited ones only).
+    """
 
     def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__(parent)
@@ -151,15 +154,30 @@ class CompareDialog(QDialog):
         self.decision_made.emit(self.row, decision, self.note.text().strip())
 
 
-def _square_sketch(image: QImage) -> QImage:
-    """The sketch's ink region made square on white paper, so the overlay lines up with a square face crop."""
+def _square_sketch(image: QImage, margin: float = 0.12) -> QImage:
+    """The sketch's drawn region as a square on white paper, framed like the candidate's face crop.
+
+    The candidate is cut around its detected face box; the sketch is cut around its ink the same way,
+    so in the overlay eyes, nose and mouth of both sit at comparable places.
+    """
     if image.isNull():
         return image
-    side = max(image.width(), image.height())
+    import numpy as np
+
+    gray = image.convertToFormat(QImage.Format.Format_Grayscale8)
+    arr = np.frombuffer(gray.constBits(), np.uint8).reshape(gray.height(), gray.bytesPerLine())[:, : gray.width()]
+    ys, xs = np.nonzero(arr < 200)
+    if len(xs) < 20:
+        x1, y1, x2, y2 = 0, 0, image.width(), image.height()
+    else:
+        x1, x2 = np.quantile(xs, [0.002, 0.998])
+        y1, y2 = np.quantile(ys, [0.002, 0.998])
+    side = int(max(x2 - x1, y2 - y1) * (1 + 2 * margin)) + 1
+    cx, cy = (x1 + x2) / 2, (y1 + y2) / 2
     sheet = QImage(side, side, QImage.Format.Format_RGB32)
     sheet.fill(QColor("white"))
     p = QPainter(sheet)
-    p.drawImage((side - image.width()) // 2, (side - image.height()) // 2, image)
+    p.drawImage(int(round(side / 2 - cx)), int(round(side / 2 - cy)), image)
     p.end()
     return sheet
 

@@ -38,7 +38,7 @@ class EngineSession:
         self._galleries: dict[str, Gallery] = {}
         self._by_dir: dict[Path, str] = {}
         self._pipeline: FacePipeline | None = None
-        self._embedders: dict[str | None, Any] = {}
+        self._embedder: Any = None
 
     # -- settings ------------------------------------------------------------------------------
     def apply_settings(self, settings: Settings) -> None:
@@ -48,7 +48,7 @@ class EngineSession:
             self.settings = settings
             if (old.device, old.det_size) != (settings.device, settings.det_size):
                 self._pipeline = None
-                self._embedders.clear()
+                self._embedder = None
         with self._lock:
             for g in self._galleries.values():
                 g.settings = settings
@@ -116,21 +116,34 @@ class EngineSession:
                 self._pipeline = FacePipeline.from_models(self.settings.device, self.settings.det_size)
             return self._pipeline
 
-    def sketch_embedder(self, expected_arcface_sha256: str | None = None) -> Any:
-        """The trained sketch encoder, else the labelled ArcFace baseline (engine.sketch decides)."""
-        with self._model_lock:
-            if expected_arcface_sha256 not in self._embedders:
-                from engine.sketch import load_sketch_embedder
+    def sketch_embedder(self) -> Any:
+        """The trained sketch encoder when installed, else the labelled ArcFace baseline.
 
-                self._embedders[expected_arcface_sha256] = load_sketch_embedder(
-                    self.settings.device, expected_arcface_sha256=expected_arcface_sha256)
-            return self._embedders[expected_arcface_sha256]
+        The baseline is built on this session's face pipeline rather than through
+        ``load_sketch_embedder`` (which would load a second detector and ArcFace session for it).
+        """
+        with self._model_lock:
+            if self._embedder is None:
+                from engine import models
+                from engine.sketch import (
+                    MODEL_ID,
+                    ArcFaceBaselineEmbedder,
+                    installed_arcface_sha256,
+                    load_sketch_embedder,
+                )
+
+                if models.installed(MODEL_ID):
+                    self._embedder = load_sketch_embedder(self.settings.device)
+                else:
+                    self._embedder = ArcFaceBaselineEmbedder(self.pipeline(),
+                                                             arcface_sha256=installed_arcface_sha256())
+            return self._embedder
 
     def forget_models(self) -> None:
         """Drop loaded models (after models were imported or replaced)."""
         with self._model_lock:
             self._pipeline = None
-            self._embedders.clear()
+            self._embedder = None
 
     def close(self) -> None:
         with self._lock:
@@ -142,7 +155,7 @@ class EngineSession:
             self._galleries.clear()
             self._by_dir.clear()
             self._pipeline = None
-            self._embedders.clear()
+            self._embedder = None
 
 
 def _load_settings() -> Settings:

@@ -37,11 +37,13 @@ class ExaminerFlow(QObject):
         self.shown_search_id: int | None = None
         self.shown_query_png: bytes | None = None
         self.gallery_names: dict[str, str] = {}
+        self.started = False  # after_first_paint has run (tests and tools wait for it)
         w = window
         w.act_new_case.triggered.connect(lambda: self.new_case())
         w.act_open_case.triggered.connect(lambda: self.open_case())
         w.act_edit_case.triggered.connect(self.edit_case)
         w.act_close_case.triggered.connect(lambda: self.close_case())
+        w.act_new_sketch.triggered.connect(lambda: self.new_sketch())
         w.act_search.triggered.connect(lambda: self.search_sketch())
         w.act_search_photo.triggered.connect(lambda: self.search_photo())
         w.act_new_gallery.triggered.connect(lambda: w.gallery.create_gallery())
@@ -65,6 +67,8 @@ class ExaminerFlow(QObject):
         w.navigator.gallery_activated.connect(self._gallery_activated)
         w.navigator.search_scope_changed.connect(self._scope)
         w.gallery.galleries_changed.connect(self._galleries)
+        w.gallery.message.connect(lambda text: w.status.showMessage(text, 8000))
+        w.gallery.import_finished.connect(self._import_finished)
         w.sketch.save_requested.connect(lambda: self.save_sketch())
         w.results.k.setValue(w.session.settings.search_top_k)
         w.results.set_can_decide(False)
@@ -76,6 +80,7 @@ class ExaminerFlow(QObject):
         w.status.refresh_models()
         w.status.refresh_device(w.session.settings.device)
         w.gallery.refresh()
+        self.started = True
         if w.show_guide_at_start and needs_guide() and not guide_dismissed():
             self.show_guide()
 
@@ -187,6 +192,12 @@ class ExaminerFlow(QObject):
         job.result.connect(lambda _r: canvas.undo_stack.setClean())
         return job
 
+    def new_sketch(self) -> None:
+        """Keep the current drawing (autosaved into the case) and start an empty sheet as a new sketch."""
+        self._autosave()
+        self.w.sketch.canvas.reset()
+        self.w.cases.current_sketch_id = None
+
     def load_sketch(self, version: Any) -> None:
         def loaded(data: bytes) -> None:
             self.w.sketch.canvas.reset(QImage.fromData(data))
@@ -242,14 +253,24 @@ class ExaminerFlow(QObject):
                                             group_by_subject=r.group.isChecked(), blind=r.blind.isChecked())
             self._refined(w.searches.run(req))
 
-        if r.fuse.isChecked() and w.cases.is_open and len(w.cases.sketches) > 1:
-            versions = w.cases.sketches[:-1]
+        others = self._other_sketches()
+        if r.fuse.isChecked() and others:
+            versions = others
             job = w.hub.submit("Reading saved sketches", lambda _p, _c: [
                 w.cases.read_case_file(v.path, v.sha256) for v in versions], lane="case", visible=False,
                 on_result=start)
             return job
         start([])
         return w.searches.job
+
+    def _other_sketches(self) -> list[Any]:
+        """The latest version of every other sketch of the case (other witnesses' drawings), for fusion."""
+        latest: dict[int, Any] = {}
+        for v in self.w.cases.sketches:
+            if v.sketch_id != self.w.cases.current_sketch_id and v.version >= getattr(latest.get(v.sketch_id),
+                                                                                       "version", 0):
+                latest[v.sketch_id] = v
+        return list(latest.values())
 
     def search_photo(self, path: str | None = None) -> Job | None:
         w, r = self.w, self.w.results
@@ -353,6 +374,11 @@ class ExaminerFlow(QObject):
     def _galleries(self, infos: list[Any]) -> None:
         self.gallery_names = {i.id: i.name for i in infos}
         self.w.navigator.set_galleries(infos)
+
+    def _import_finished(self, report: Any) -> None:
+        self.w.status.showMessage(
+            f"Import finished: {report.added:,} added, {report.updated:,} updated, {report.unchanged:,} unchanged, "
+            f"{report.no_face:,} without a face, {report.errors:,} unreadable ({report.elapsed_s:.0f} s).", 15000)
 
     def _scope(self, ids: list[str]) -> None:
         self.w.results.set_scope([self.gallery_names.get(i, i) for i in ids])

@@ -44,10 +44,12 @@ class GalleryPanel(QWidget):
     Signals:
         galleries_changed(list): fresh GalleryInfo list (the navigator and search bar show it).
         import_finished(object): an IngestReport after an add-folder job completed.
+        message(str): a short outcome for the status bar (metadata imported, index verified).
     """
 
     galleries_changed = Signal(object)
     import_finished = Signal(object)
+    message = Signal(str)
 
     def __init__(self, hub: JobHub, session: EngineSession, loader: ThumbnailLoader,
                  parent: QWidget | None = None) -> None:
@@ -60,13 +62,13 @@ class GalleryPanel(QWidget):
         self.import_job: Job | None = None
         self.model = GalleryModel(loader, self)
         self.view = GalleryView(self.model, self)
-        self.title = label("No gallery selected", "heading")
+        self.title = label("No gallery selected", "heading", wrap=True)
         self.summary = label("Create a gallery, then add folders of photos to it.", "subtle", True)
         self.chooser = QComboBox()
         self.chooser.setObjectName("GalleryChooser")
         self.chooser.setMinimumWidth(160)
         self.chooser.setSizeAdjustPolicy(QComboBox.SizeAdjustPolicy.AdjustToMinimumContentsLengthWithIcon)
-        self.chooser.setMinimumContentsLength(14)
+        self.chooser.setMinimumContentsLength(16)
         self.chooser.currentIndexChanged.connect(self._chosen)
         self.status_filter = QComboBox()
         for text, key in FILTERS:
@@ -87,21 +89,23 @@ class GalleryPanel(QWidget):
         self.act_delete = menu.addAction(assets.icon("clear"), "Delete gallery…", self.delete_gallery)
         self.more_button.setMenu(menu)
         top = QHBoxLayout()
-        top.addWidget(self.chooser)
+        top.addWidget(self.chooser, 1)
         top.addWidget(self.status_filter)
-        top.addStretch(1)
+        heading = QHBoxLayout()
+        heading.addWidget(self.title, 1)
         for b in (self.more_button, self.add_button):
-            top.addWidget(b)
+            heading.addWidget(b)
         layout = QVBoxLayout(self)
         layout.setContentsMargins(8, 8, 8, 8)
         layout.addLayout(top)
-        layout.addWidget(self.title)
+        layout.addLayout(heading)
         layout.addWidget(self.summary)
         layout.addWidget(self.view, 1)
         self._refresh_timer = QTimer(self)
         self._refresh_timer.setInterval(REFRESH_DURING_IMPORT_MS)
         self._refresh_timer.timeout.connect(self.reload_rows)
         self._rows_loading = False
+        self._reload_again = False
         self._update_actions()
 
     # -- gallery list ------------------------------------------------------------------------
@@ -140,6 +144,8 @@ class GalleryPanel(QWidget):
             self.chooser.setCurrentIndex(idx)
             self.chooser.blockSignals(False)
         self._update_actions()
+        if self.model.gallery is not None and self.model.gallery.id != gallery_id:
+            self.model.set_gallery(None, [])  # never show one gallery's photos under another's name
         if gallery_id is None:
             self.model.set_gallery(None, [])
             self._show_summary()
@@ -147,10 +153,15 @@ class GalleryPanel(QWidget):
         self.reload_rows(reset=True)
 
     def reload_rows(self, reset: bool = False) -> None:
+        """Read the current gallery's rows in the io lane; one read at a time, the latest request wins."""
         gid = self.current_id
-        if gid is None or self._rows_loading:
+        if gid is None:
+            return
+        if self._rows_loading:
+            self._reload_again = True
             return
         self._rows_loading = True
+        self._reload_again = False
 
         def work(_p: Any, _c: Any) -> tuple[Any, list[Any], Any]:
             g = self.session.gallery(gid)
@@ -158,18 +169,24 @@ class GalleryPanel(QWidget):
 
         self.hub.submit("Reading gallery", work, lane="io", visible=False,
                         on_result=lambda res: self._rows_read(gid, res, reset),
-                        on_finished=lambda _j: setattr(self, "_rows_loading", False))
+                        on_finished=lambda _j: self._rows_settled())
+
+    def _rows_settled(self) -> None:
+        self._rows_loading = False
+        if self._reload_again:
+            self.reload_rows()
 
     def _rows_read(self, gid: str, result: tuple[Any, list[Any], Any], reset: bool) -> None:
         if gid != self.current_id:
             return
         gallery, rows, info = result
-        if reset or self.model.gallery is not gallery:
+        if reset or self.model.gallery is not gallery or not self.model.rows:
             self.model.set_gallery(gallery, rows)
         else:
             self.model.update_rows(rows)
         self.infos = [info if i.id == info.id else i for i in self.infos]
         self._show_summary()
+        self.galleries_changed.emit(self.infos)  # the navigator's face counts follow a running import
 
     def _show_summary(self) -> None:
         info = self.info()
@@ -249,13 +266,17 @@ class GalleryPanel(QWidget):
             if not path:
                 return None
         return self._engine_job("Importing metadata", lambda g, _p, _c: g.import_metadata(path),
-                                lambda rep: self._tell("Metadata", f"{rep.imported} of {rep.rows} rows imported."))
+                                lambda rep: self.message.emit(f"Metadata: {rep.imported} of {rep.rows} rows imported."))
 
     def verify(self) -> Job | None:
         def done(rep: Any) -> None:
-            text = (f"Index and store agree: {rep.store_faces} faces, {rep.sample_checked} vectors sampled."
-                    if rep.ok else "Problems found:\n" + "\n".join(rep.problems) + "\n\nRebuild the index to fix them.")
-            self._tell("Verify gallery", text, warn=not rep.ok)
+            if rep.ok:
+                self.message.emit(f"Gallery verified: index and store agree ({rep.store_faces:,} faces, "
+                                  f"{rep.sample_checked} vectors compared).")
+            else:
+                self._tell("Verify gallery", "Problems found:\n" + "\n".join(rep.problems)
+                           + "\n\nRebuild the index (Manage > Rebuild index) to fix them.", warn=True)
+
         return self._engine_job("Verifying gallery index", lambda g, _p, _c: g.verify(), done)
 
     def rebuild(self) -> Job | None:

@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from PySide6.QtCore import QAbstractListModel, QModelIndex, QPersistentModelIndex, QRect, QSize, Qt
-from PySide6.QtGui import QColor, QFont, QPainter, QPixmap
+from PySide6.QtGui import QColor, QFont, QPainter, QPixmap, QResizeEvent
 from PySide6.QtWidgets import QListView, QStyle, QStyledItemDelegate, QStyleOptionViewItem, QWidget
 
 from sketchface_desktop import assets
@@ -23,7 +23,7 @@ STATUS_COLOUR = {"ok": QColor("#1e6b3a"), "no_face": QColor("#8a6d1a"), "error":
 StatusRole = Qt.ItemDataRole.UserRole + 1
 ReasonRole = Qt.ItemDataRole.UserRole + 2
 PathRole = Qt.ItemDataRole.UserRole + 3
-CELL = QSize(132, 168)
+CELL = QSize(132, 182)
 THUMB = 112
 
 
@@ -157,7 +157,10 @@ class GalleryModel(QAbstractListModel):
 
 
 class PhotoDelegate(QStyledItemDelegate):
-    """Paints a gallery cell: the face (or a status glyph), the file name and a status line."""
+    """Paints a gallery cell: the face (or a status glyph), the file name and a status line.
+
+    Signals: none of its own (Qt's inherited ones only).
+    """
 
     def sizeHint(self, option: QStyleOptionViewItem, index: QModelIndex | QPersistentModelIndex) -> QSize:
         return CELL
@@ -193,15 +196,24 @@ class PhotoDelegate(QStyledItemDelegate):
         painter.setFont(font)
         painter.setPen(STATUS_COLOUR.get(status, QColor("#4a5866")))
         status_rect = text_rect.translated(0, 16)
-        reason = index.data(ReasonRole) or ""
-        line = STATUS_TEXT.get(status, status) + (f": {reason}" if reason and status == "error" else "")
         painter.drawText(status_rect, Qt.AlignmentFlag.AlignHCenter | Qt.AlignmentFlag.AlignVCenter,
-                         painter.fontMetrics().elidedText(line, Qt.TextElideMode.ElideRight, status_rect.width()))
+                         STATUS_TEXT.get(status, status))
+        reason = index.data(ReasonRole) or ""
+        if reason and status != "ok":  # the why, elided; the tooltip has it whole
+            font.setBold(False)
+            painter.setFont(font)
+            painter.setPen(QColor("#5d6b79"))
+            reason_rect = status_rect.translated(0, 14)
+            painter.drawText(reason_rect, Qt.AlignmentFlag.AlignHCenter | Qt.AlignmentFlag.AlignVCenter,
+                             painter.fontMetrics().elidedText(reason, Qt.TextElideMode.ElideRight, reason_rect.width()))
         painter.restore()
 
 
 class GalleryView(QListView):
-    """A virtualised grid of a gallery's photos (uniform cells, batched layout)."""
+    """A virtualised grid of a gallery's photos (uniform cells, batched layout).
+
+    Signals: none of its own (Qt's inherited ones only).
+    """
 
     def __init__(self, model: GalleryModel, parent: QWidget | None = None) -> None:
         super().__init__(parent)
@@ -219,3 +231,14 @@ class GalleryView(QListView):
         self.setSelectionMode(QListView.SelectionMode.ExtendedSelection)
         self.setVerticalScrollMode(QListView.ScrollMode.ScrollPerPixel)
         self.verticalScrollBar().setSingleStep(24)
+
+    def resizeEvent(self, event: QResizeEvent) -> None:
+        fill_grid(self, CELL)
+        super().resizeEvent(event)
+
+
+def fill_grid(view: QListView, cell: QSize) -> None:
+    """Widen the grid cells so the columns fill the viewport (no dead strip at the right edge)."""
+    width = view.viewport().width() - 2
+    cols = max(1, width // cell.width())
+    view.setGridSize(QSize(max(cell.width(), width // cols), cell.height()))

@@ -9,12 +9,14 @@ from __future__ import annotations
 import time
 
 from PySide6.QtCore import Qt, QTimer, Signal
+from PySide6.QtGui import QResizeEvent
 from PySide6.QtWidgets import (
     QFrame,
     QHBoxLayout,
     QLabel,
     QProgressBar,
     QScrollArea,
+    QSizePolicy,
     QToolButton,
     QVBoxLayout,
     QWidget,
@@ -45,7 +47,10 @@ def eta_seconds(done: int, total: int, elapsed: float) -> float | None:
 
 
 class JobRow(QFrame):
-    """One job in the panel: title, message, progress bar, elapsed/ETA and cancel."""
+    """One job in the panel: title, message, progress bar, elapsed/ETA and cancel.
+
+    Signals: none of its own (Qt's inherited ones only).
+    """
 
     def __init__(self, job: Job, parent: QWidget | None = None) -> None:
         super().__init__(parent)
@@ -54,7 +59,8 @@ class JobRow(QFrame):
         self.setObjectName(f"JobRow{job.id}")
         self.title = QLabel(job.title)
         self.title.setStyleSheet("font-weight: 600;")
-        self.message = label("Waiting for the engine…", "subtle")
+        self.full_message = "Waiting for the engine…"
+        self.message = label(self.full_message, "subtle")
         self.eta = label("", "subtle")
         self.eta.setAlignment(Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter)
         self.bar = QProgressBar()
@@ -66,35 +72,49 @@ class JobRow(QFrame):
         self.cancel_button.setToolTip("Cancel this job")
         self.cancel_button.setEnabled(job.cancellable)
         self.cancel_button.clicked.connect(self._cancel)
+        self.message.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Preferred)
+        self.message.setMinimumWidth(80)
         top = QHBoxLayout()
-        top.addWidget(self.title, 1)
+        top.setSpacing(10)
+        top.addWidget(self.title)
+        top.addWidget(self.message, 1)
         top.addWidget(self.eta)
         top.addWidget(self.cancel_button)
         layout = QVBoxLayout(self)
-        layout.setContentsMargins(8, 6, 6, 6)
-        layout.setSpacing(3)
+        layout.setContentsMargins(8, 4, 6, 6)
+        layout.setSpacing(2)
         layout.addLayout(top)
         layout.addWidget(self.bar)
-        layout.addWidget(self.message)
         job.started.connect(self._started)
         job.progress.connect(self._progress)
         job.error.connect(self._failed)
         job.finished.connect(self._finished)
 
+    def set_message(self, text: str) -> None:
+        """Show ``text`` elided in the middle (paths keep their file name); the tooltip has all of it."""
+        self.full_message = text
+        self.message.setToolTip(text)
+        width = max(80, self.message.width())
+        self.message.setText(self.message.fontMetrics().elidedText(text, Qt.TextElideMode.ElideMiddle, width))
+
+    def resizeEvent(self, event: QResizeEvent) -> None:
+        super().resizeEvent(event)
+        self.set_message(self.full_message)
+
     def _cancel(self) -> None:
         self.job.cancel()
         self.cancel_button.setEnabled(False)
-        self.message.setText("Cancelling…")
+        self.set_message("Cancelling…")
 
     def _started(self) -> None:
-        self.message.setText("Running…")
+        self.set_message("Running…")
 
     def _progress(self, done: int, total: int, message: str) -> None:
         if total > 0:
             self.bar.setRange(0, total)
             self.bar.setValue(min(done, total))
         text = f"{done:,} of {total:,}" if total > 0 else (f"{done:,}" if done else "")
-        self.message.setText(" · ".join(p for p in (text, message) if p))
+        self.set_message(" · ".join(p for p in (text, message) if p))
         self.tick()
 
     def tick(self) -> None:
@@ -108,7 +128,7 @@ class JobRow(QFrame):
                          (f" · about {format_duration(left)} left" if left is not None else ""))
 
     def _failed(self, exc: object) -> None:
-        self.message.setText(f"Failed: {getattr(exc, 'message', None) or exc}")
+        self.set_message(f"Failed: {getattr(exc, 'message', None) or exc}")
         self.message.setProperty("role", "badge-missing")
         self.message.style().polish(self.message)
 
@@ -121,13 +141,13 @@ class JobRow(QFrame):
             self.bar.setRange(0, 1)
             self.bar.setValue(1)
             self.eta.setText(f"done in {format_duration(elapsed)}")
-            if not self.message.text() or self.message.text() == "Running…":
-                self.message.setText("Finished.")
+            if self.full_message in ("", "Running…", "Waiting for the engine…"):
+                self.set_message("Finished.")
         elif state is JobState.CANCELLED:
             self.bar.setRange(0, 1)
             self.bar.setValue(0)
             self.eta.setText("cancelled")
-            self.message.setText("Cancelled; the work done so far is kept.")
+            self.set_message("Cancelled; the work done so far is kept.")
         elif state is JobState.FAILED:
             self.bar.setRange(0, 1)
             self.bar.setValue(0)

@@ -12,7 +12,7 @@ import time
 
 from PySide6.QtCore import QByteArray, Qt, QTimer, QUrl, Signal
 from PySide6.QtGui import QCloseEvent, QDesktopServices, QKeySequence, QPaintEvent, QShowEvent
-from PySide6.QtWidgets import QDockWidget, QMainWindow, QMessageBox, QSplitter, QTabWidget, QWidget
+from PySide6.QtWidgets import QDockWidget, QMainWindow, QMenu, QMessageBox, QSplitter, QTabWidget, QWidget
 
 from engine import paths
 from sketchface_desktop import assets
@@ -27,6 +27,7 @@ from sketchface_desktop.navigator import NavigatorPanel
 from sketchface_desktop.results_panel import ResultsPanel
 from sketchface_desktop.results_view import ResultsModel
 from sketchface_desktop.search_controller import SearchController
+from sketchface_desktop.shortcuts_dialog import ShortcutsDialog
 from sketchface_desktop.status_bar import WorkstationStatusBar
 from sketchface_desktop.thumbnails import ThumbnailLoader
 from sketchface_desktop.ui import make_action
@@ -85,6 +86,8 @@ class MainWindow(QMainWindow):
         self.act_open_case = make_action(self, "case", "Open case…", QKeySequence.StandardKey.Open)
         self.act_edit_case = make_action(self, "edit", "Case details…", "Ctrl+Shift+D")
         self.act_close_case = make_action(self, "case-close", "Close case", "Ctrl+Shift+W")
+        self.act_new_sketch = make_action(self, "pen", "New sketch (another witness)…", "Ctrl+Shift+K",
+                                          "Start a new sketch in this case, e.g. from another witness")
         self.act_search = make_action(self, "search", "Search with sketch", "Ctrl+Return",
                                       "Search the ticked galleries with the current sketch")
         self.act_search_photo = make_action(self, "photo", "Search with photo…", "Ctrl+Shift+Return")
@@ -95,6 +98,8 @@ class MainWindow(QMainWindow):
             self.act_settings.setShortcut(QKeySequence("Ctrl+,"))
         self.act_models = make_action(self, "model", "Models…")
         self.act_guide = make_action(self, "info", "Getting started…", "F1")
+        self.act_shortcuts = make_action(self, None, "Keyboard shortcuts…", "Ctrl+/")
+        self.act_shortcuts.triggered.connect(lambda: self.show_shortcuts())
         self.act_logs = make_action(self, "open", "Open log folder")
         self.act_logs.triggered.connect(lambda: QDesktopServices.openUrl(QUrl.fromLocalFile(str(paths.log_dir()))))
         self.act_quit = make_action(self, None, "Quit", QKeySequence.StandardKey.Quit)
@@ -121,6 +126,7 @@ class MainWindow(QMainWindow):
         self.jobs_dock = self._dock("Jobs", "JobsDock", self.jobs, Qt.DockWidgetArea.BottomDockWidgetArea)
         self.resize(1440, 900)
         self._layout_restored = False
+        self._pending_splitter: QByteArray | None = None
 
     def _dock(self, title: str, name: str, widget: QWidget, area: Qt.DockWidgetArea) -> QDockWidget:
         dock = QDockWidget(title, self)
@@ -140,6 +146,8 @@ class MainWindow(QMainWindow):
         case.addSeparator()
         case.addAction(self.act_quit)
         sketch = bar.addMenu("&Sketch")
+        sketch.addAction(self.act_new_sketch)
+        sketch.addSeparator()
         sp = self.sketch
         for group in ((sp.act_pen, sp.act_eraser, sp.act_pan, sp.act_smaller, sp.act_bigger),
                       (sp.act_undo, sp.act_redo, sp.act_clear), (sp.act_guide, sp.act_guide_tool),
@@ -169,6 +177,7 @@ class MainWindow(QMainWindow):
         tools.addAction(self.act_models)
         help_menu = bar.addMenu("&Help")
         help_menu.addAction(self.act_guide)
+        help_menu.addAction(self.act_shortcuts)
         help_menu.addAction(self.act_logs)
         main = self.addToolBar("Main")
         main.setObjectName("MainToolbar")
@@ -179,6 +188,16 @@ class MainWindow(QMainWindow):
                 main.addSeparator()
             else:
                 main.addAction(a)
+
+    def show_shortcuts(self) -> ShortcutsDialog:
+        groups = [(menu.title().replace("&", ""), [a for a in menu.actions() if not a.isSeparator()])
+                  for menu in self.menuBar().findChildren(QMenu) if menu.parent() is self.menuBar()]
+        r = self.results
+        groups.append(("Results", [r.act_possible, r.act_excluded, r.act_not_reviewed, r.act_note, r.act_compare,
+                                   r.act_more, r.act_exclude]))
+        dialog = ShortcutsDialog(groups, self)
+        dialog.open()
+        return dialog
 
     # -- layout memory -------------------------------------------------------------------------
     def _restore_layout(self) -> None:
@@ -191,7 +210,7 @@ class MainWindow(QMainWindow):
         if isinstance(state, QByteArray):
             self.restoreState(state, LAYOUT_VERSION)
         if isinstance(split, QByteArray):
-            self.splitter.restoreState(split)
+            self._pending_splitter = split  # applied once shown: sizes restored before the first layout drift
         self.tabs.setCurrentIndex(s.value("tab", 0, int))
         self._layout_restored = True
 
@@ -222,6 +241,9 @@ class MainWindow(QMainWindow):
     # -- events --------------------------------------------------------------------------------
     def showEvent(self, event: QShowEvent) -> None:
         super().showEvent(event)
+        if self._pending_splitter is not None:
+            state, self._pending_splitter = self._pending_splitter, None
+            QTimer.singleShot(0, lambda: self.splitter.restoreState(state))
         if not self._layout_restored:
             self._layout_restored = True
             QTimer.singleShot(0, self._default_proportions)

@@ -63,8 +63,11 @@ class ModelsPage(QWidget):
         self.table.setWordWrap(False)
         header = self.table.horizontalHeader()
         header.setSectionResizeMode(0, QHeaderView.ResizeMode.Stretch)
-        for col in (1, 2, 3):
+        header.setSectionResizeMode(1, QHeaderView.ResizeMode.Interactive)
+        header.resizeSection(1, 210)
+        for col in (2, 3):
             header.setSectionResizeMode(col, QHeaderView.ResizeMode.ResizeToContents)
+        self.table.setTextElideMode(Qt.TextElideMode.ElideRight)
         self.table.itemSelectionChanged.connect(self._selection_changed)
         self.detail = label("Select a model to see where it goes, its licence and how to get it.", "subtle", True)
         self.detail.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
@@ -106,7 +109,7 @@ class ModelsPage(QWidget):
         self.table.setRowCount(len(self.rows))
         for r, st in enumerate(self.rows):
             name = QTableWidgetItem(assets.icon("model"), st.title)
-            name.setToolTip(st.id)
+            name.setToolTip(f"{st.title}\n{st.id}")
             used = QTableWidgetItem(", ".join(st.required_for[:2]) + ("…" if len(st.required_for) > 2 else ""))
             used.setToolTip(", ".join(st.required_for))
             inst = QTableWidgetItem(assets.icon("possible" if st.installed else "excluded"),

@@ -120,7 +120,8 @@ class NavigatorPanel(QWidget):
         for r in reversed(records):
             kinds = {q.kind for q in r.queries}
             text = r.label or f"Search {r.id}"
-            item = QListWidgetItem(assets.icon("search"), f"{text} · {r.n_results} results · {r.created_at[5:16]}")
+            item = QListWidgetItem(assets.icon("search"), f"{text} · {r.n_results} results · "
+                                   f"{r.created_at[:16].replace('T', ' ')}")
             item.setToolTip(f"{', '.join(sorted(kinds))} query · {len(r.queries)} image(s)"
                             + (" · blind review" if r.blind else ""))
             item.setData(ItemRole, r)

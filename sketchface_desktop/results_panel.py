@@ -16,7 +16,6 @@ from PySide6.QtWidgets import (
     QInputDialog,
     QLineEdit,
     QMenu,
-    QSizePolicy,
     QSpinBox,
     QVBoxLayout,
     QWidget,
@@ -68,8 +67,9 @@ class ResultsPanel(QWidget):
         self.group = QCheckBox("One row per subject")
         self.blind = QCheckBox("Blind review")
         self.blind.setToolTip("Shuffle candidates and hide scores until every one has a decision")
-        self.fuse = QCheckBox("Fuse saved sketches")
-        self.fuse.setToolTip("Search with the current sketch and the case's other saved sketch versions together")
+        self.fuse = QCheckBox("Fuse with other sketches")
+        self.fuse.setToolTip("Search with the current sketch and the case's other sketches (e.g. other witnesses') "
+                             "together: their embeddings are averaged")
         self.search_button = primary_button("Search sketch", "search")
         self.search_button.setObjectName("SearchSketchButton")
         self.search_button.clicked.connect(self.search_sketch_requested)
@@ -81,9 +81,8 @@ class ResultsPanel(QWidget):
         row1.addWidget(self.k)
         self.scope = label("", "subtle")
         self.scope.setObjectName("SearchScope")
-        self.scope.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Preferred)
-        self.scope.setAlignment(Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter)
-        row1.addWidget(self.scope, 1)
+        self.scope.setWordWrap(True)
+        row1.addStretch(1)
         row2 = QHBoxLayout()
         row2.addWidget(self.filters, 1)
         row3 = QHBoxLayout()
@@ -101,6 +100,7 @@ class ResultsPanel(QWidget):
         layout.addLayout(row1)
         layout.addLayout(row2)
         layout.addLayout(row3)
+        layout.addWidget(self.scope)
         layout.addWidget(self.banner)
         layout.addWidget(self.summary)
         layout.addWidget(self.view, 1)

@@ -13,14 +13,15 @@ from pathlib import Path
 from typing import Any
 
 from PySide6.QtCore import QAbstractListModel, QModelIndex, QPersistentModelIndex, QRect, QSize, Qt
-from PySide6.QtGui import QColor, QFont, QPainter, QPixmap
+from PySide6.QtGui import QColor, QFont, QPainter, QPixmap, QResizeEvent
 from PySide6.QtWidgets import QListView, QStyle, QStyledItemDelegate, QStyleOptionViewItem, QWidget
 
 from sketchface_desktop import assets
+from sketchface_desktop.gallery_view import fill_grid
 from sketchface_desktop.thumbnails import ThumbnailLoader
 
 RowRole = Qt.ItemDataRole.UserRole + 10
-CELL = QSize(176, 236)
+CELL = QSize(166, 236)
 THUMB = 128
 DECISION_TEXT = {"possible": "Possible", "excluded": "Excluded", "not_reviewed": "Not reviewed"}
 DECISION_COLOUR = {"possible": QColor("#1e6b3a"), "excluded": QColor("#a33a1f"), "not_reviewed": QColor("#6b7885")}
@@ -139,7 +140,10 @@ class ResultsModel(QAbstractListModel):
 
 
 class ResultDelegate(QStyledItemDelegate):
-    """Paints a candidate card: face, rank badge, score, gallery, subject, decision, baseline tag."""
+    """Paints a candidate card: face, rank badge, score, gallery, subject, decision, baseline tag.
+
+    Signals: none of its own (Qt's inherited ones only).
+    """
 
     def sizeHint(self, option: QStyleOptionViewItem, index: QModelIndex | QPersistentModelIndex) -> QSize:
         return CELL
@@ -151,7 +155,8 @@ class ResultDelegate(QStyledItemDelegate):
             return
         painter.save()
         painter.setRenderHint(QPainter.RenderHint.Antialiasing)
-        card = option.rect.adjusted(5, 5, -5, -5)
+        extra = max(0, option.rect.width() - CELL.width())
+        card = option.rect.adjusted(5 + extra // 2, 5, -5 - (extra - extra // 2), -5)
         selected = bool(option.state & QStyle.StateFlag.State_Selected)
         border = DECISION_COLOUR[r.decision] if r.decision != "not_reviewed" else QColor("#d5dbe1")
         painter.setPen(QColor("#1f5fa8") if selected else border)
@@ -209,7 +214,10 @@ class ResultDelegate(QStyledItemDelegate):
 
 
 class ResultsView(QListView):
-    """The results grid (virtualised like the gallery view)."""
+    """The results grid (virtualised like the gallery view).
+
+    Signals: none of its own (Qt's inherited ones only).
+    """
 
     def __init__(self, model: ResultsModel, parent: QWidget | None = None) -> None:
         super().__init__(parent)
@@ -224,3 +232,7 @@ class ResultsView(QListView):
         self.setSelectionMode(QListView.SelectionMode.SingleSelection)
         self.setVerticalScrollMode(QListView.ScrollMode.ScrollPerPixel)
         self.setContextMenuPolicy(Qt.ContextMenuPolicy.CustomContextMenu)
+
+    def resizeEvent(self, event: QResizeEvent) -> None:
+        fill_grid(self, CELL)
+        super().resizeEvent(event)

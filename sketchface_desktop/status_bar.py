@@ -8,14 +8,13 @@ from __future__ import annotations
 
 from typing import Any
 
-from PySide6.QtCore import Signal
+from PySide6.QtCore import QEvent, QObject, Qt, Signal
 from PySide6.QtWidgets import QLabel, QStatusBar, QWidget
 
-from sketchface_desktop import assets
 from sketchface_desktop.workers import JobHub
 
 
-def _icon_label(icon: str, text: str, name: str) -> QLabel:
+def _named_label(text: str, name: str) -> QLabel:
     lab = QLabel(text)
     lab.setObjectName(name)
     return lab
@@ -50,17 +49,25 @@ class WorkstationStatusBar(QStatusBar):
         super().__init__(parent)
         self.setObjectName("StatusBar")
         self.hub = hub
-        self.case_label = _icon_label("case", "No case open", "CaseStatus")
-        self.jobs_label = _icon_label("jobs", "", "JobsStatus")
-        self.models_label = _icon_label("model", "Models: checking…", "ModelsStatus")
-        self.device_label = _icon_label("device", "Device: detecting…", "DeviceStatus")
+        self.case_label = _named_label("No case open", "CaseStatus")
+        self.jobs_label = _named_label("", "JobsStatus")
+        self.models_label = _named_label("Models: checking…", "ModelsStatus")
+        self.device_label = _named_label("Device: detecting…", "DeviceStatus")
         self.device_label.setToolTip("Compute device used for the face and sketch models")
         self.addWidget(self.case_label, 1)
         for lab in (self.jobs_label, self.models_label, self.device_label):
             self.addPermanentWidget(lab)
-        self.models_label.mousePressEvent = lambda _e: self.models_clicked.emit()  # type: ignore[method-assign]
+        self.models_label.setCursor(Qt.CursorShape.PointingHandCursor)
+        self.models_label.installEventFilter(self)
         self.model_state: dict[str, Any] = {}
         self.device_text = ""
+
+    def eventFilter(self, watched: QObject, event: QEvent) -> bool:
+        """A click on the model status opens the Models page."""
+        if watched is self.models_label and event.type() == QEvent.Type.MouseButtonRelease:
+            self.models_clicked.emit()
+            return True
+        return super().eventFilter(watched, event)
 
     def set_case(self, text: str) -> None:
         self.case_label.setText(text)
@@ -94,7 +101,3 @@ class WorkstationStatusBar(QStatusBar):
     def _device_read(self, text: str) -> None:
         self.device_text = text
         self.device_label.setText(f"Device: {text}")
-
-    @staticmethod
-    def icon_pixmap(name: str) -> Any:
-        return assets.svg_pixmap(name, 14)

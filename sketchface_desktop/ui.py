@@ -33,7 +33,7 @@ def label(text: str, role: str = "", wrap: bool = False, parent: QWidget | None 
 
 def primary_button(text: str, icon: str | None = None, parent: QWidget | None = None) -> QPushButton:
     """The one emphasised button of a panel (Search, Add folder…)."""
-    button = QPushButton(assets.icon(icon), text, parent) if icon else QPushButton(text, parent)
+    button = QPushButton(assets.icon(icon, "#ffffff"), text, parent) if icon else QPushButton(text, parent)
     button.setProperty("primary", True)
     return button
 

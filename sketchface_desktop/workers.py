@@ -123,7 +123,10 @@ class Job(QObject):
 
 
 class SerialThread(QThread):
-    """A long-lived thread that runs its lane's jobs one at a time, in submission order."""
+    """A long-lived thread that runs its lane's jobs one at a time, in submission order.
+
+    Signals: none of its own (Qt's inherited ones only).
+    """
 
     def __init__(self, name: str, parent: QObject | None = None) -> None:
         super().__init__(parent)
@@ -147,7 +150,10 @@ class SerialThread(QThread):
 
 
 class _Runnable(QRunnable):
-    """Adapter that runs a :class:`Job` on a QThreadPool thread."""
+    """Adapter that runs a :class:`Job` on a QThreadPool thread.
+
+    Signals: none of its own (Qt's inherited ones only).
+    """
 
     def __init__(self, job: Job) -> None:
         super().__init__()

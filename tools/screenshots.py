@@ -43,30 +43,43 @@ def _reexec_under_xvfb() -> None:
 
 
 # -- seeding -------------------------------------------------------------------------------------
-def seed_photos(folder: Path, n_lfw: int = 36) -> Path:
-    """Real faces (LFW subset upscaled, insightface samples), one unreadable file and one blank image."""
+def seed_photos(folder: Path, n_lfw: int = 36, offset: int = 0) -> Path:
+    """Booking-style photos (an LFW face centred on a plain backdrop), a real sample photo, an unreadable
+    file and a blank image.
+
+    The tiny test detector reports a face where its fixed boxes see texture; a face centred on a plain
+    backdrop is exactly what it finds, so thumbnails and results show faces rather than random crops.
+    """
     import cv2
     import numpy as np
     from skimage import data
 
     folder.mkdir(parents=True, exist_ok=True)
-    lfw = data.lfw_subset()
+    # Keep well-exposed faces without black borders (a few LFW crops are dark or letterboxed).
+    lfw = [f for f in data.lfw_subset() if f.mean() > 0.3 and f[:3].mean() > 0.12 and f[-3:].mean() > 0.12]
     rng = np.random.default_rng(7)
+    ramp = np.linspace(198, 214, 480, dtype=np.float32)[:, None, None]
+    backdrop = np.repeat(np.repeat(ramp, 480, axis=1), 3, axis=2) * np.array([1.0, 0.99, 0.97], np.float32)
+
+    def booking_photo(face_bgr: np.ndarray, tone: np.ndarray) -> np.ndarray:
+        photo = backdrop.copy()
+        photo[165:315, 165:315] = cv2.resize(face_bgr, (150, 150), interpolation=cv2.INTER_CUBIC) * tone
+        return np.clip(photo, 0, 255).astype(np.uint8)
+
     for i in range(n_lfw):
-        face = cv2.resize((lfw[i * 5 % len(lfw)] * 255).astype(np.uint8), (200, 200), interpolation=cv2.INTER_CUBIC)
-        bgr = cv2.cvtColor(face, cv2.COLOR_GRAY2BGR).astype(np.float32)
-        bgr *= np.array([1.0, 0.97 + 0.03 * rng.random(), 0.93 + 0.07 * rng.random()], np.float32)  # warm tone
-        cv2.imwrite(str(folder / f"subject_{i:03d}.jpg"), np.clip(bgr, 0, 255).astype(np.uint8))
+        face = cv2.cvtColor((lfw[(offset + i) % len(lfw)] * 255).astype(np.uint8), cv2.COLOR_GRAY2BGR)
+        tone = np.array([0.92 + 0.06 * rng.random(), 0.97, 1.0], np.float32)  # BGR: a warm skin tone
+        cv2.imwrite(str(folder / f"subject_{offset + i:03d}.jpg"), booking_photo(face.astype(np.float32), tone))
     try:
         import insightface
 
-        images = Path(insightface.__file__).parent / "data" / "images"
-        for name in ("Tom_Hanks_54745.png", "t1.jpg"):
-            if (images / name).exists():
-                shutil.copy(images / name, folder / f"sample_{name}")
+        sample = Path(insightface.__file__).parent / "data" / "images" / "Tom_Hanks_54745.png"
+        if sample.exists() and offset == 0:
+            face = cv2.imread(str(sample)).astype(np.float32)
+            cv2.imwrite(str(folder / "subject_portrait.jpg"), booking_photo(face, np.ones(3, np.float32)))
     except ImportError:
         pass
-    (folder / "scan_damaged.jpg").write_bytes((folder / "subject_000.jpg").read_bytes()[:300])
+    (folder / "scan_damaged.jpg").write_bytes((folder / f"subject_{offset:03d}.jpg").read_bytes()[:300])
     cv2.imwrite(str(folder / "blank_wall.png"), np.full((200, 200, 3), 228, np.uint8))
     return folder
 
@@ -142,6 +155,22 @@ def draw_demo_sketch(canvas) -> None:  # type: ignore[no-untyped-def]
         canvas.draw_stroke([(cx - 90 + k * 24, cy + 160), (cx - 84 + k * 24, cy + 172)], size=2)
 
 
+def fake_phone_photo(sheet, path: Path) -> Path:  # type: ignore[no-untyped-def]
+    """The drawn sheet as a phone photo of paper: grey, unevenly lit, slightly rotated, a little noisy."""
+    import cv2
+    import numpy as np
+
+    sheet.save(str(path.with_suffix(".png")))
+    img = cv2.imread(str(path.with_suffix(".png")), cv2.IMREAD_GRAYSCALE).astype(np.float32)
+    h, w = img.shape
+    light = np.linspace(0.62, 0.8, w, dtype=np.float32)[None, :] * np.linspace(0.9, 1.0, h, dtype=np.float32)[:, None]
+    img = img * light + 25 + np.random.default_rng(3).normal(0, 4, img.shape)
+    rot = cv2.getRotationMatrix2D((w / 2, h / 2), 3.5, 1.0)
+    img = cv2.warpAffine(np.clip(img, 0, 255).astype(np.uint8), rot, (w, h), borderValue=120)
+    cv2.imwrite(str(path), img, [cv2.IMWRITE_JPEG_QUALITY, 80])
+    return path
+
+
 def save(widget, path: Path) -> None:  # type: ignore[no-untyped-def]
     """The widget as the X server shows it (grabWindow), or rendered (grab) on the offscreen platform."""
     from PySide6.QtGui import QGuiApplication
@@ -169,7 +198,7 @@ def take(out: Path) -> None:
     photos = seed_photos(home / "incoming" / "booking_photos")
     csv = seed_metadata(photos)
     big = home / "incoming" / "archive_2019"
-    seed_photos(big, n_lfw=160)
+    seed_photos(big, n_lfw=80, offset=40)
 
     from sketchface_desktop.app import create_application
     from sketchface_desktop.main_window import MainWindow
@@ -179,7 +208,7 @@ def take(out: Path) -> None:
     w.setProperty("confirm_close", False)
     w.setGeometry(0, 0, *SCREEN)
     w.show()
-    wait_for(lambda: w.first_paint_at is not None)
+    wait_for(lambda: w.flow.started)
     wait_idle(w)
     out.mkdir(parents=True, exist_ok=True)
 
@@ -222,7 +251,7 @@ def take(out: Path) -> None:
     spin(600)
     save(w, out / "04_gallery.png")
 
-    w.flow.save_sketch()
+    w.flow.save_sketch(witness="W1 (cashier)")
     wait_idle(w)
     w.tabs.setCurrentWidget(w.results)
     w.results.k.setValue(24)
@@ -246,6 +275,7 @@ def take(out: Path) -> None:
 
     settings = w.flow.open_settings("models")
     wait_idle(w)
+    settings.models_page.table.selectRow(1)
     centre_over(settings, w)
     save(settings, out / "07_settings_models.png")
     settings.tabs.setCurrentIndex(0)
@@ -260,14 +290,17 @@ def take(out: Path) -> None:
     save(details, out / "09_case_details.png")
     details.close()
 
+    from PySide6.QtCore import QRectF
+
     from sketchface_desktop.canvas.scan_import import ScanImportDialog, load_scan
 
-    scan = home / "scan.png"
-    w.sketch.canvas.image.save(str(scan))
+    scan = fake_phone_photo(w.sketch.canvas.image, home / "scan.jpg")
     scan_dialog = ScanImportDialog(load_scan(str(scan)), w)
     scan_dialog.angle.setValue(-35)
-    scan_dialog.black.setValue(30)
-    scan_dialog.threshold_on.setChecked(True)
+    scan_dialog.black.setValue(70)
+    scan_dialog.white.setValue(175)
+    scan_dialog.preview.crop = QRectF(0.12, 0.1, 0.76, 0.8)
+    scan_dialog.preview.update()
     scan_dialog.show()
     centre_over(scan_dialog, w)
     save(scan_dialog, out / "10_scan_import.png")

@@ -26,7 +26,7 @@ log = logging.getLogger(__name__)
 
 # Fraction of the measured fp32 matmul rate that diffusion reaches on CPU (convolutions, attention,
 # memory traffic). Measured with bench/reconstruct.py (see bench/README_reconstruct.md).
-CPU_EFFICIENCY = 0.45
+CPU_EFFICIENCY = 0.6
 
 
 @dataclass(frozen=True)

@@ -158,7 +158,10 @@ class CropPreview(QWidget):
 
 
 class ScanImportDialog(QDialog):
-    """Adjust a scanned sketch before it replaces the sheet; ``result_image()`` gives the adjusted image."""
+    """Adjust a scanned sketch before it replaces the sheet; ``result_image()`` gives the adjusted image.
+
+    Signals: none of its own (Qt's inherited ones only).
+    """
 
     def __init__(self, image: QImage, parent: QWidget | None = None) -> None:
         super().__init__(parent)

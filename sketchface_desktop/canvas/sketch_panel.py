@@ -131,17 +131,17 @@ class SketchPanel(QWidget):
         self.size_slider.setObjectName("BrushSize")
         self.size_slider.setRange(1, 40)
         self.size_slider.setValue(int(self.canvas.brush_size))
-        self.size_slider.setFixedWidth(110)
+        self.size_slider.setFixedWidth(100)
         self.size_slider.setToolTip("Brush size ([ and ])")
         self.size_label = QLabel(f"{int(self.canvas.brush_size)} px")
-        self.size_label.setMinimumWidth(44)
+        self.size_label.setMinimumWidth(40)
         self.size_slider.valueChanged.connect(self._size_changed)
         size_icon = QLabel()
         size_icon.setPixmap(assets.svg_pixmap("brush-size", 20))
         size_icon.setToolTip("Brush size")
         self.zoom_label = label("", "subtle")
-        self.zoom_label.setMinimumWidth(90)
-        self.canvas.zoom_changed.connect(lambda z: self.zoom_label.setText(f"Zoom {z * 100:.0f} %"))
+        self.zoom_label.setMinimumWidth(48)
+        self.canvas.zoom_changed.connect(lambda z: self.zoom_label.setText(f"{z * 100:.0f} %"))
         self.state_label = label("", "subtle")
         self.state_label.setObjectName("SketchState")
         self.top = QWidget()
@@ -163,7 +163,7 @@ class SketchPanel(QWidget):
 
     def _show_state(self, *_args: object) -> None:
         stack = self.canvas.undo_stack
-        self.state_label.setText("" if stack.count() == 0 else ("Saved" if stack.isClean() else "Unsaved changes"))
+        self.state_label.setText("" if stack.count() == 0 else ("Saved" if stack.isClean() else "Unsaved"))
 
     def _size_changed(self, value: int) -> None:
         self.canvas.set_brush_size(value)

@@ -118,3 +118,23 @@ def test_more_like_this_and_exclude_refine_the_query(qtbot, window, installed_mo
     assert target.photo_sha256 in w.searches.last_request.excluded
     assert target.photo_path not in [r.photo_path for r in w.results_model.rows]
     assert w.errors.shown == []
+
+
+def test_sketches_of_two_witnesses_are_fused_in_one_search(qtbot, window, installed_models, make_photos) -> None:
+    w = window
+    wait_job(qtbot, w.hub, w.flow.new_case(dict(CASE, case_number="2026-0044", witnesses=["W1", "W2"])))
+    build_gallery(qtbot, w, make_photos(5))
+    draw_face(w.sketch.canvas)
+    wait_job(qtbot, w.hub, w.flow.save_sketch(witness="W1"))
+    w.flow.new_sketch()
+    assert w.sketch.canvas.is_blank()
+    w.sketch.canvas.draw_stroke([(200, 200), (450, 260), (300, 600)], size=8)
+    wait_job(qtbot, w.hub, w.flow.save_sketch(witness="W2"))
+    assert sorted(v.witness for v in w.cases.sketches) == ["W1", "W2"]
+    w.results.fuse.setChecked(True)
+    w.flow.search_sketch()
+    wait_idle(qtbot, w.hub, timeout=120_000)
+    qtbot.waitUntil(lambda: w.flow.shown_search_id is not None)
+    assert [q.kind for q in w.searches.last_request.queries] == ["sketch", "sketch"]
+    assert len(w.cases.searches[-1].queries) == 2, "the case records both query sketches"
+    assert w.errors.shown == []

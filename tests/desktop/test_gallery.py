@@ -36,7 +36,7 @@ def test_add_folder_can_be_cancelled_midway(qtbot, window, installed_models, mak
     stored = w.gallery.info().photos
     assert 10 <= stored < 150, f"{stored} photos stored: cancel must stop midway and keep what was done"
     assert w.gallery.model.rowCount() == stored
-    assert "Cancelled" in row.message.text()
+    assert "Cancelled" in row.full_message
     resumed = w.gallery.add_folder(str(folder))
     wait_idle(qtbot, w.hub, timeout=120_000)
     assert resumed.state is JobState.DONE and resumed.value.unchanged == stored and resumed.value.added == 150 - stored
@@ -103,3 +103,83 @@ def test_missing_model_shows_the_guide_not_a_traceback(qtbot, window, make_photo
     assert w.flow.guide is not guide and w.flow.guide.isVisible(), "search without models opens the guide too"
     assert w.errors.shown == []
     assert "missing" in w.status.models_label.text()
+
+
+def test_metadata_csv_filters_verify_rebuild_and_remove(qtbot, window, installed_models, make_photos) -> None:
+    w = window
+    folder = make_photos(6)
+    csv = folder.parent / "people.csv"
+    csv.write_text("path,subject_id,sex\n" + "".join(
+        f"{p.name},S{i},{'MF'[i % 2]}\n" for i, p in enumerate(sorted(folder.glob("*.jpg")))), encoding="utf-8")
+    new_gallery(qtbot, w)
+    wait_job(qtbot, w.hub, w.gallery.add_folder(str(folder)))
+    wait_idle(qtbot, w.hub)
+    wait_job(qtbot, w.hub, w.gallery.import_csv(str(csv)))
+    wait_idle(qtbot, w.hub)
+    assert w.gallery.info().with_metadata == 6 and "6 of 6" in w.status.currentMessage()
+
+    w.sketch.canvas.draw_stroke([(150, 150), (450, 500)], size=10)
+    w.results.filters.setText("sex=F")
+    w.flow.search_sketch()
+    wait_idle(qtbot, w.hub, timeout=60_000)
+    rows = w.results_model.rows
+    assert rows and {r.subject_id for r in rows} <= {"S1", "S3", "S5"}, "the filter keeps only sex=F photos"
+
+    verify = w.gallery.verify()
+    wait_idle(qtbot, w.hub)
+    assert verify.value.ok and "verified" in w.status.currentMessage()
+    rebuild = w.gallery.rebuild()
+    wait_idle(qtbot, w.hub)
+    assert rebuild.state is JobState.DONE
+
+    view = w.gallery.view
+    view.selectionModel().select(w.gallery.model.index(0), view.selectionModel().SelectionFlag.Select)
+    removed = w.gallery.remove_selected()
+    wait_idle(qtbot, w.hub)
+    assert removed.value.photos == 1
+    qtbot.waitUntil(lambda: w.gallery.model.rowCount() == 5)
+    assert w.errors.shown == []
+
+
+class FakeGallery:
+    """Stands in for an engine Gallery with 50,000 photos: counts every thumbnail read."""
+
+    id = "fake000000000"
+
+    def __init__(self) -> None:
+        self.reads = 0
+        self.store = self
+
+    def faces_of_photo(self, photo_id: int) -> list[int]:
+        self.reads += 1
+        return [photo_id]
+
+    def thumbnail(self, face_id: int) -> bytes | None:
+        return None
+
+
+def test_fifty_thousand_photos_scroll_without_reading_them_all(qtbot, window) -> None:
+    import time
+
+    from sketchface_desktop.gallery_view import PhotoRow
+
+    w = window
+    w.tabs.setCurrentWidget(w.gallery)
+    rows = [PhotoRow(i, f"/photos/p{i:06d}.jpg", ("ok", "no_face", "error")[i % 50 == 0 and 2 or (i % 17 == 0)],
+                     "cannot decode" if i % 50 == 0 else "") for i in range(1, 50_001)]
+    fake = FakeGallery()
+    started = time.perf_counter()
+    w.gallery.model.set_gallery(fake, rows)
+    view = w.gallery.view
+    view.viewport().repaint()
+    view.scrollToBottom()
+    view.viewport().repaint()
+    view.scrollTo(w.gallery.model.index(25_000))
+    view.viewport().repaint()
+    elapsed = time.perf_counter() - started
+    wait_idle(qtbot, w.hub)
+    assert w.gallery.model.rowCount() == 50_000
+    assert elapsed < 1.5, f"showing and scrolling 50,000 photos took {elapsed:.2f} s"
+    assert 0 < fake.reads < 400, f"{fake.reads} thumbnails read: only the visible ones should be"
+    w.gallery.status_filter.setCurrentIndex(3)
+    assert w.gallery.model.rowCount() == 1000

@@ -105,10 +105,10 @@ def test_jobs_panel_shows_progress_eta_and_cancels(qtbot, hub: JobHub) -> None:
     row = panel.row_for(job)
     assert row is not None
     qtbot.waitUntil(lambda: row.bar.value() > 20 and "left" in row.eta.text(), timeout=10_000)
-    assert "of 400" in row.message.text()
+    assert "of 400" in row.full_message
     row.cancel_button.click()
     wait_idle(qtbot, hub)
-    assert job.state is JobState.CANCELLED and "Cancelled" in row.message.text()
+    assert job.state is JobState.CANCELLED and "Cancelled" in row.full_message
     panel.clear_finished()
     assert panel.rows == []
 

@@ -135,6 +135,28 @@ def test_onnxruntime_provider_libraries_are_collected() -> None:
     assert providers <= collected
 
 
+def test_libraries_torchvision_loads_by_name_are_collected() -> None:
+    """torchvision loads its C++ ops with torch.ops.load_library, not import: PyInstaller cannot see them.
+
+    Without _C_stable, ``import torchvision`` (open_clip imports it) fails with "operator
+    torchvision::nms does not exist" in the frozen app.
+    """
+    pkg = collect.package_dir("torchvision")
+    names: set[str] = set()
+    for path in pkg.rglob("*.py"):
+        text = path.read_text(encoding="utf-8")
+        if "_load_library(" in text:
+            for node in ast.walk(ast.parse(text)):
+                if (isinstance(node, ast.Call) and isinstance(node.func, ast.Name) and node.func.id == "_load_library"
+                        and node.args and isinstance(node.args[0], ast.Constant)):
+                    names.add(node.args[0].value)
+    assert "_C_stable" in names or "_C" in names, "the scan no longer finds torchvision's ops library"
+    collected = {Path(src).name.split(".")[0] for src, dest in collect.dynamic_library_files() if dest == "torchvision"}
+    installed = {p.name.split(".")[0] for p in pkg.iterdir() if p.suffix in (".so", ".pyd")}
+    missing = sorted(n for n in names if n in installed and n not in collected)
+    assert not missing, f"add to collect.DYNAMIC_LIBRARIES: {missing}"
+
+
 # ----------------------------------------------------------------------------- lazily imported modules
 def _library_names_used(library: str) -> set[str]:
     """Names our code imports from ``library`` (``from diffusers import X``, ``diffusers.X``, getattr)."""
