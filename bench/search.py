@@ -110,11 +110,12 @@ def build(x: np.ndarray, m: int, efc: int, ef: int, threads: int) -> tuple[HnswI
 
 def exact_topk(x: np.ndarray, q: np.ndarray, k: int) -> np.ndarray:
     out = np.empty((len(q), k), np.int64)
-    for start in range(0, len(q), 256):
-        scores = q[start:start + 256] @ x.T
+    step = 64  # 64 x 1M scores = 256 MB at a time
+    for start in range(0, len(q), step):
+        scores = q[start:start + step] @ x.T
         part = np.argpartition(-scores, k - 1, axis=1)[:, :k]
         order = np.argsort(-np.take_along_axis(scores, part, axis=1), axis=1)
-        out[start:start + 256] = np.take_along_axis(part, order, axis=1)
+        out[start:start + step] = np.take_along_axis(part, order, axis=1)
     return out
 
 

@@ -15,6 +15,8 @@ works with them, under a temporary ``SKETCHFACE_HOME`` and ``QT_QPA_PLATFORM=off
    from process spawn to first paint = ``startup_s``; no heavy ML module may be imported by then;
 4. ``gallery create`` / ``gallery add`` of a few photos (one of them corrupt: it must be reported,
    not crash the import), ``search --sketch``, ``sketch embed --backend torch`` (torch + open_clip);
+   ``reconstruct`` (FaceID Plus v2 + ControlNet) and ``vary`` (InstructPix2Pix) on the tiny diffusion
+   models, 2 steps at 64 px: diffusers' lazily imported pipelines, transformers, peft;
 5. ``case new`` / ``case add-sketch`` / ``case report`` (PDF, with the bundled fonts).
 
 Exit status 0 only if every step passed.
@@ -311,11 +313,38 @@ def search_sketch(smoke: Smoke, step: Step) -> None:
 def embed_with_torch(smoke: Smoke, step: Step) -> None:
     """The sketch encoder through torch + open_clip (the search above used its ONNX export)."""
     result = smoke.frozen_json("sketch", "embed", "--backend", "torch", "--device", "cpu",
-                               str(smoke.work / "sketch.png"), "--json")
+                               str(smoke.work / "sketch.png"), "--out", str(smoke.work / "sketch.npy"), "--json")
     text = json.dumps(result)
-    if "torch" not in text:
-        raise StepFailed(f"the torch backend did not run: {text[:400]}")
+    if "torch" not in text or not (smoke.work / "sketch.npy").is_file():
+        raise StepFailed(f"the torch backend did not run or wrote no embedding: {text[:400]}")
     step.data = {k: v for k, v in result.items() if not isinstance(v, list)} if isinstance(result, dict) else {}
+
+
+def reconstruct(smoke: Smoke, step: Step) -> None:
+    """FaceID Plus v2 + ControlNet lineart on the tiny diffusion models: diffusers, transformers' CLIP
+    vision tower, peft (the FaceID LoRA), open_clip attributes (prompt from the sketch)."""
+    out = smoke.work / "candidates"
+    result = smoke.frozen_json("reconstruct", "--embedding", str(smoke.work / "sketch.npy"),
+                               "--sketch", str(smoke.work / "sketch.png"), "--face", str(smoke.work / "photos" / "person1.jpg"),
+                               "--structure", "--allow-cpu", "--device", "cpu", "--steps", "2", "-n", "1",
+                               "--width", "64", "--height", "64", "--out", str(out), "--json")
+    candidates = result.get("candidates") or []
+    if not candidates or not Path(candidates[0]["path"]).is_file():
+        raise StepFailed(f"no candidate image: {json.dumps(result)[:400]}")
+    step.data = {k: result.get(k) for k in ("mode", "structure", "device", "seconds")}
+
+
+def vary(smoke: Smoke, step: Step) -> None:
+    """One local InstructPix2Pix edit of the reconstructed candidate."""
+    candidate = next((smoke.work / "candidates").glob("*.png"), None)
+    if candidate is None:
+        raise StepFailed("no candidate from the reconstruct step to vary")
+    result = smoke.frozen_json("vary", str(candidate), "--edits", "older", "--steps", "2", "--size", "64",
+                               "--allow-cpu", "--device", "cpu", "--out", str(smoke.work / "variations"), "--json")
+    rows = result.get("variations") or []
+    if not rows or any(r.get("error") for r in rows) or not Path(rows[0]["path"]).is_file():
+        raise StepFailed(f"variation failed: {json.dumps(result)[:400]}")
+    step.data = {"backend": result.get("backend"), "edits": [r.get("edit") for r in rows]}
 
 
 def case_report(smoke: Smoke, step: Step) -> None:
@@ -347,7 +376,9 @@ def run(dist: Path, startup_runs: int, timeout: float, keep: bool) -> dict[str, 
             smoke.step("main window opens and paints", lambda s: measure_startup(smoke, s, startup_runs))
             if smoke.step("gallery create + add", lambda s: index_photos(smoke, s)):
                 smoke.step("search --sketch", lambda s: search_sketch(smoke, s))
-            smoke.step("sketch embed --backend torch", lambda s: embed_with_torch(smoke, s))
+            if smoke.step("sketch embed --backend torch", lambda s: embed_with_torch(smoke, s)) \
+                    and smoke.step("reconstruct (FaceID Plus v2 + ControlNet)", lambda s: reconstruct(smoke, s)):
+                smoke.step("vary (InstructPix2Pix)", lambda s: vary(smoke, s))
             smoke.step("case new + add-sketch + report (PDF)", lambda s: case_report(smoke, s))
     finally:
         if not keep:

@@ -17,7 +17,7 @@ from pathlib import Path
 
 from sketchface_desktop import crash
 
-GIL_SWITCH_INTERVAL_S = 0.002
+GIL_SWITCH_INTERVAL_S = 0.001
 HEAVY_MODULES = ("torch", "diffusers", "onnxruntime", "open_clip", "insightface", "transformers")
 
 

@@ -158,6 +158,23 @@ class EngineSession:
             self._embedder = None
 
 
+def warm_up_engine() -> None:
+    """Engine lane, after the first paint: import the engine's heavy modules before the examiner needs them.
+
+    Initialising a compiled extension (onnxruntime, OpenCV, hnswlib) holds the interpreter lock for
+    tens of milliseconds at a time; done now, while the window is idle, it cannot stall the first import
+    or search. Models are not loaded here (they may not be installed, and they use memory).
+    """
+    import insightface.model_zoo  # onnxruntime and onnx, imported when the pipeline loads
+
+    import engine.faces.pipeline
+    import engine.gallery
+    import engine.search
+    import engine.sketch
+
+    del insightface, engine
+
+
 def _load_settings() -> Settings:
     try:
         return settings_mod.load()

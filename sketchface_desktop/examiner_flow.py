@@ -16,9 +16,11 @@ from PySide6.QtWidgets import QFileDialog, QInputDialog, QMessageBox
 from engine.errors import ModelMissing
 from sketchface_desktop.case_dialogs import CaseDetailsDialog, OpenCaseDialog
 from sketchface_desktop.compare_dialog import CompareDialog, face_crop
+from sketchface_desktop.engine_session import warm_up_engine
 from sketchface_desktop.first_run import REQUIRED, FirstRunGuide, needs_guide
 from sketchface_desktop.results_view import ResultRow
 from sketchface_desktop.settings_dialog import SettingsDialog
+from sketchface_desktop.training_run import start_training
 from sketchface_desktop.window_state import guide_dismissed, set_guide_dismissed
 from sketchface_desktop.workers import Job
 
@@ -51,6 +53,7 @@ class ExaminerFlow(QObject):
         w.act_settings.triggered.connect(lambda: self.open_settings())
         w.act_models.triggered.connect(lambda: self.open_settings("models"))
         w.act_guide.triggered.connect(lambda: self.show_guide())
+        w.act_train.triggered.connect(lambda: start_training(w.hub, w))
         w.results.search_sketch_requested.connect(lambda: self.search_sketch())
         w.results.search_photo_requested.connect(lambda: self.search_photo())
         w.results.compare_requested.connect(self.open_compare)
@@ -80,6 +83,8 @@ class ExaminerFlow(QObject):
         w.status.refresh_models()
         w.status.refresh_device(w.session.settings.device)
         w.gallery.refresh()
+        w.hub.submit("Preparing the engine", lambda _p, _c: warm_up_engine(), visible=False, cancellable=False,
+                     on_error=lambda exc: None)
         self.started = True
         if w.show_guide_at_start and needs_guide() and not guide_dismissed():
             self.show_guide()

@@ -97,6 +97,8 @@ class MainWindow(QMainWindow):
         if self.act_settings.shortcut().isEmpty():
             self.act_settings.setShortcut(QKeySequence("Ctrl+,"))
         self.act_models = make_action(self, "model", "Models…")
+        self.act_train = make_action(self, "jobs", "Train sketch encoder…", None,
+                                     "Run the trainer as a separate process; progress appears in Jobs")
         self.act_guide = make_action(self, "info", "Getting started…", "F1")
         self.act_shortcuts = make_action(self, None, "Keyboard shortcuts…", "Ctrl+/")
         self.act_shortcuts.triggered.connect(lambda: self.show_shortcuts())
@@ -175,6 +177,7 @@ class MainWindow(QMainWindow):
         tools = bar.addMenu("&Tools")
         tools.addAction(self.act_settings)
         tools.addAction(self.act_models)
+        tools.addAction(self.act_train)
         help_menu = bar.addMenu("&Help")
         help_menu.addAction(self.act_guide)
         help_menu.addAction(self.act_shortcuts)

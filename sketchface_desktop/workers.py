@@ -227,6 +227,26 @@ class JobHub(QObject):
             raise ValueError(f"unknown lane {lane!r}")
         return job
 
+    def start_process(self, job: Job, on_result: Callable[[Any], None] | None = None) -> Job:
+        """Adopt a job that drives its own subprocess (e.g. training) and start it.
+
+        It gets the same treatment as a lane job: listed in the jobs panel, failures to ``job_failed``,
+        cancelled and waited for at shutdown.
+        """
+        if self._closed:
+            raise RuntimeError("The job hub has been shut down.")
+        self.jobs[job.id] = job
+        if on_result is not None:
+            job.result.connect(on_result)
+        job.error.connect(lambda exc, j=job: self.job_failed.emit(j, exc))
+        job.finished.connect(lambda j=job: self._done(j, None))
+        if len(self.jobs) == 1:
+            self.idle_changed.emit(False)
+        if job.visible:
+            self.job_added.emit(job)
+        job.start()  # type: ignore[attr-defined]
+        return job
+
     def _done(self, job: Job, on_finished: Callable[[Job], None] | None) -> None:
         try:
             if on_finished is not None:
@@ -248,7 +268,11 @@ class JobHub(QObject):
         if self._closed:
             return True
         self._closed = True
+        processes = [j for j in self.jobs.values() if hasattr(j, "wait") and j.active]
         self.cancel_all()
+        for job in processes:
+            if not job.wait(timeout_ms):  # type: ignore[attr-defined]
+                job.process.kill()  # type: ignore[attr-defined]
         for thread in self.serial.values():
             thread.put(None)
         stopped = all(thread.wait(timeout_ms) for thread in self.serial.values())

@@ -222,7 +222,7 @@ def _apply(obj: Any, doc: dict[str, Any], prefix: str = "") -> None:
     names = {f.name for f in dataclasses.fields(obj)}
     for key, value in doc.items():
         if key not in names:
-            raise ConfigError(f"Unknown config key {prefix}{key!r}.",
+            raise ConfigError(f"Unknown config key '{prefix}{key}'.",
                               hint=f"Known keys here: {', '.join(sorted(names))}.")
         current = getattr(obj, key)
         if dataclasses.is_dataclass(current):

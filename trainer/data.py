@@ -77,20 +77,29 @@ def pair_dataset(root: str | Path) -> Pairing:
     )
 
 
+def _unit_hash(seed: int, ident: str) -> float:
+    return int(hashlib.sha256(f"{seed}:{ident}".encode()).hexdigest(), 16) / float(1 << 256)
+
+
 def split_by_identity(ids: list[str], val_fraction: float, seed: int = 0, min_val: int = 2) -> tuple[list[str], list[str]]:
     """Deterministic train/val split of identities.
 
-    Each id is ranked by a hash of (seed, id), so adding identities later never moves an existing
-    one between train and val (a val identity stays unseen across dataset growth).
+    An identity is held out when a hash of (seed, id) falls below ``val_fraction``: the decision
+    depends on that identity alone, so adding identities later never moves an existing one between
+    train and val (a validation identity stays unseen as the dataset grows). Small datasets get at
+    least ``min_val`` validation identities (the lowest hashes).
     """
     if len(ids) < min_val + 2:
         from engine.errors import ConfigError
 
         raise ConfigError(f"Only {len(ids)} paired identities: at least {min_val + 2} are needed to train "
                           "and validate.")
-    ranked = sorted(ids, key=lambda i: hashlib.sha256(f"{seed}:{i}".encode()).hexdigest())
-    n_val = min(len(ids) - 2, max(min_val, int(round(len(ids) * val_fraction))))
-    val = set(ranked[:n_val])
+    u = {i: _unit_hash(seed, i) for i in ids}
+    val = {i for i in ids if u[i] < val_fraction}
+    if len(val) < min_val:
+        val = set(sorted(ids, key=u.__getitem__)[:min_val])
+    if len(ids) - len(val) < 2:
+        val = set(sorted(val, key=u.__getitem__)[:len(ids) - 2])
     return [i for i in ids if i not in val], [i for i in ids if i in val]
 
 

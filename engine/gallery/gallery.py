@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 import threading
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -207,7 +208,7 @@ class Gallery:
         self.store.set_meta("model_sha256", sha, bump=True)
 
     # -- operations --------------------------------------------------------------------------
-    def add(self, folders: list[Path] | list[str], pipeline: FacePipeline | None = None,
+    def add(self, folders: Sequence[Path | str], pipeline: FacePipeline | None = None,
             progress: ProgressCallback | None = None, cancel: CancelToken | None = None,
             workers: int | None = None, batch: int | None = None) -> IngestReport:
         """Import image files and folders (recursively); see :func:`engine.gallery.ingest.ingest`."""
@@ -216,7 +217,7 @@ class Gallery:
         return ingest(self, [Path(f) for f in folders], pipeline=pipeline, progress=progress, cancel=cancel,
                       workers=workers, batch=batch)
 
-    def remove(self, photo_paths: list[str] | list[Path]) -> RemoveReport:
+    def remove(self, photo_paths: Sequence[Path | str]) -> RemoveReport:
         """Forget photos (files, or every photo under a folder): store rows deleted, index labels marked."""
         resolved = [str(Path(p).expanduser().resolve()) for p in photo_paths]
         with self.write_lock:

@@ -58,7 +58,7 @@ class Query:
 
     def __post_init__(self) -> None:
         if self.kind not in KINDS:
-            raise ValueError(f"query kind must be one of {KINDS}, not {self.kind!r}")
+            raise GalleryError(f"A query image is a photo or a sketch, not {self.kind!r}.")
         if not self.weight > 0:
             raise GalleryError(f"Query weight {self.weight} must be positive.")
 
@@ -155,7 +155,11 @@ class Searcher:
     def search(self, queries: Sequence[Query], galleries: Sequence[Gallery | str], k: int | None = None,
                filters: Sequence[str | Filter] = (), group_by_subject: bool = False, ef: int | None = None,
                cancel: CancelToken | None = None) -> SearchResult:
-        """Top-``k`` faces (or subjects) over the galleries for the fused query; see the module docstring."""
+        """Top-``k`` faces (or subjects) over the galleries for the fused query; see the module docstring.
+
+        Pass open :class:`Gallery` objects to keep their indexes loaded between searches; names or
+        ids are opened (index loaded) for this search only.
+        """
         start = time.perf_counter()
         k = k or self.settings.search_top_k
         if k < 1:

@@ -1,0 +1,144 @@
+"""End-to-end training on synthetic faces: it learns, it resumes exactly, and the app uses what it exports."""
+
+from __future__ import annotations
+
+import io
+import json
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+import torch
+
+from engine.faces import FacePipeline, load_image
+from tests.trainer import synthetic
+from tests.trainer.conftest import tiny_model_cfg, tiny_overrides
+from trainer.config import load_config
+from trainer.loop import Trainer, losses_of
+
+# Learnability threshold. The validation gallery holds the n_val (~36) held-out identities, so chance
+# Recall@1 is 1/n_val (~0.03). Under chance, reaching 0.20 (>= 8 of 36 hits) has binomial probability
+# below 1e-4, so passing means the encoder learned a sketch -> ArcFace mapping that generalises to
+# unseen people. On this machine the run reaches ~0.4 after ~300 CPU steps, leaving a wide margin.
+MIN_VAL_RECALL1 = 0.20
+
+
+def _events(trainer: Trainer, kind: str) -> list[dict[str, Any]]:
+    return [e for e in trainer.reporter.history if e["event"] == kind]
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory: pytest.TempPathFactory, tiny_models_dir: Path) -> dict[str, Any]:
+    """One ~1-minute CPU training run shared by the learnability and the end-to-end tests."""
+    torch.set_num_threads(1)
+    base = tmp_path_factory.mktemp("learn")
+    root = base / "ds"
+    synthetic.write_dataset(root, 240, seed=1, unpaired=2)
+    cfg = load_config(None, [*tiny_overrides(root, tiny_models_dir, base / "run"), "optim.epochs=50",
+                             "eval.eval_every_epochs=25", "eval.eval_at_start=true", "run.log_every=50"])
+    cfg.model.model_cfg = tiny_model_cfg()
+    stream = io.StringIO()
+    trainer = Trainer(cfg, stream=stream)
+    summary = trainer.fit()
+    return {"trainer": trainer, "summary": summary, "root": root, "run": base / "run", "stdout": stream.getvalue()}
+
+
+@pytest.mark.slow
+def test_training_lifts_val_recall_from_chance(trained: dict[str, Any]) -> None:
+    trainer: Trainer = trained["trainer"]
+    evals = _events(trainer, "eval")
+    first, last = evals[0], evals[-1]
+    assert first["step"] == 0 and last["step"] == trainer.step >= 250
+    chance = last["chance@1_val"]
+    assert first["recall@1_val"] <= 4 * chance          # an untrained encoder is at chance...
+    assert last["recall@1_val"] >= MIN_VAL_RECALL1       # ...training lifts it well above
+    assert last["recall@1_full"] > 10 / last["gallery_full"]  # also against all ~240 identities
+    cmc = last["cmc_full"]
+    assert cmc == sorted(cmc) and len(cmc) == 50 and cmc[-1] > cmc[0]
+    assert last["mean_cos_true"] > first["mean_cos_true"] + 0.3
+    assert {"tpr@fpr=0.01", "tpr@fpr=0.001", "recall@5_full"} <= set(last)
+    steps = _events(trainer, "step")
+    assert steps[-1]["loss"] < steps[0]["loss"]
+    assert steps[-1]["m"] == pytest.approx(0.1) and steps[-1]["lr_backbone"] > 0
+
+
+@pytest.mark.slow
+def test_run_reports_json_lines_and_writes_checkpoints(trained: dict[str, Any]) -> None:
+    lines = [json.loads(line) for line in trained["stdout"].splitlines()]
+    kinds = [e["event"] for e in lines]
+    assert kinds[0] == "data" and kinds[-1] == "done"
+    assert {"split", "prototypes", "start", "unfreeze", "step", "eval", "checkpoint", "epoch"} <= set(kinds)
+    data = lines[0]
+    assert data["pairs"] == 240 and data["unpaired_real"] == 2
+    protos = next(e for e in lines if e["event"] == "prototypes")
+    assert protos["computed"] == 240 and protos["fallback_centre_crop"] == 0
+    run: Path = trained["run"]
+    assert (run / "last.pt").is_file() and (run / "best.pt").is_file() and (run / "events.jsonl").is_file()
+    from trainer.state import load_state
+
+    state = load_state(run / "best.pt")
+    assert {"model", "ema", "optimizer", "scheduler", "step", "best_metric", "class_ids", "val_ids", "rng",
+            "encoder_config"} <= set(state)
+    assert len(state["class_ids"]) + len(state["val_ids"]) == 240
+    assert state["best_metric"] == trained["summary"]["best_metric"]
+
+
+@pytest.mark.slow
+def test_exported_encoder_installs_and_reproduces_the_trainers_metric_in_the_app(
+        trained: dict[str, Any], installed_models: Path) -> None:
+    from engine.sketch import TrainedSketchEmbedder, install_checkpoint, load_sketch_embedder
+
+    trainer: Trainer = trained["trainer"]
+    report = install_checkpoint(trained["run"])  # the run folder: its export/ is installed
+    assert report.arcface_verified and report.onnx is not None and report.onnx["ok"]
+    assert report.metrics["recall@1_val"] == trained["summary"]["best_metric"]
+    emb = load_sketch_embedder(device="cpu")
+    assert isinstance(emb, TrainedSketchEmbedder) and emb.backend == "onnxruntime"
+    root: Path = trained["root"]
+    assert trainer.s is not None
+    val_ids = trainer.s.val_ids
+    # The gallery side exactly as the app builds it: photos through the face pipeline.
+    pipeline = FacePipeline.from_models(device="cpu")
+    gallery = np.stack([pipeline.embed_primary(load_image(root / "real" / f"{i}.jpg")).embedding for i in val_ids])
+    queries = np.stack([emb.embed(load_image(root / "sketch" / f"{i}.png")) for i in val_ids])
+    with torch.no_grad():
+        best_ema = trainer.s.ema.model  # the run ended on its best evaluation (the last one)
+        trainer_vecs = best_ema(trainer.s.val_inputs).numpy()
+    assert np.max(np.abs(queries - trainer_vecs)) < 1e-4  # same preprocessing, same weights
+    recall = float(np.mean((queries @ gallery.T).argmax(axis=1) == np.arange(len(val_ids))))
+    assert recall == pytest.approx(trained["summary"]["metrics"]["recall@1_val"])
+    assert recall >= MIN_VAL_RECALL1
+
+
+def test_resume_from_last_continues_with_identical_losses(tmp_path: Path, make_config: Any) -> None:
+    root = tmp_path / "ds"
+    synthetic.write_dataset(root, 40, seed=3)
+    common = ("optim.batch_size=8", "optim.accum_steps=2", "optim.epochs=4", "optim.warmup_steps=2",
+              "optim.unfreeze_after_steps=2", "optim.unfreeze_last_blocks=1", "loss.sampled_softmax_classes=16",
+              "loss.coral_sample=16", "run.log_every=1", "eval.eval_every_epochs=1")
+    whole = Trainer(make_config(root, tmp_path / "a", *common), stream=io.StringIO())
+    whole.fit()
+    first = Trainer(make_config(root, tmp_path / "b", *common, "run.max_steps=3"), stream=io.StringIO())
+    first.fit()
+    assert first.step == 3 and first.micro_done == 2  # stopped in the middle of epoch 2, after unfreezing
+    resumed = Trainer(make_config(root, tmp_path / "b", *common), stream=io.StringIO())
+    resumed.fit()
+    assert _events(resumed, "resume")[0]["step"] == 3
+    full, part = losses_of(whole.reporter.history), losses_of(resumed.reporter.history)
+    assert len(full) == 8 and len(part) == 5
+    assert np.array_equal(losses_of(first.reporter.history), full[:3])
+    assert np.allclose(part, full[3:], rtol=0, atol=1e-6)
+    assert _events(resumed, "eval")[-1]["mean_cos_true"] == pytest.approx(
+        _events(whole, "eval")[-1]["mean_cos_true"], abs=1e-6)
+
+
+def test_resume_refuses_a_different_dataset_split(tmp_path: Path, make_config: Any) -> None:
+    from engine.errors import ConfigError
+
+    root = tmp_path / "ds"
+    synthetic.write_dataset(root, 30, seed=4)
+    args = ("optim.batch_size=8", "optim.epochs=1", "run.max_steps=1")
+    Trainer(make_config(root, tmp_path / "run", *args), stream=io.StringIO()).fit()
+    with pytest.raises(ConfigError, match="other identities"):
+        Trainer(make_config(root, tmp_path / "run", *args, "data.split_seed=9"), stream=io.StringIO()).setup()
