@@ -25,12 +25,12 @@ from PySide6.QtWidgets import (
 
 from sketchface_desktop import assets
 from sketchface_desktop.engine_session import EngineSession
-from sketchface_desktop.gallery_view import GalleryModel, GalleryView, read_photo_rows
+from sketchface_desktop.gallery_view import EMPTY_GALLERY_TEXT, GalleryModel, GalleryView, read_photo_rows
 from sketchface_desktop.thumbnails import ThumbnailLoader
 from sketchface_desktop.ui import button, label, primary_button
 from sketchface_desktop.workers import Job, JobHub
 
-REFRESH_DURING_IMPORT_MS = 2000
+REFRESH_DURING_IMPORT_MS = 1000
 FILTERS = (("All photos", None), ("Indexed", "ok"), ("No face", "no_face"), ("Errors", "error"))
 
 
@@ -122,7 +122,8 @@ class GalleryPanel(QWidget):
         pick = self.current_id if any(i.id == self.current_id for i in infos) else (infos[0].id if infos else None)
         self.chooser.setCurrentIndex(max(0, self.chooser.findData(pick)) if pick else -1)
         self.chooser.blockSignals(False)
-        if pick != self.current_id or pick is None:
+        shown = self.model.gallery.id if self.model.gallery is not None else None
+        if pick is None or pick != shown:
             self.show_gallery(pick)
         else:
             self._show_summary()
@@ -244,11 +245,14 @@ class GalleryPanel(QWidget):
                                           on_result=self.import_finished.emit,
                                           on_finished=lambda _j: self._import_done())
         self._refresh_timer.start()
+        self.view.placeholder = "Importing… photos appear here as they are indexed."
         self._update_actions()
         return self.import_job
 
     def _import_done(self) -> None:
         self._refresh_timer.stop()
+        self.view.placeholder = EMPTY_GALLERY_TEXT
+
         self._update_actions()
         self.refresh()
         self.reload_rows()

@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from PySide6.QtCore import QAbstractListModel, QModelIndex, QPersistentModelIndex, QRect, QSize, Qt
-from PySide6.QtGui import QColor, QFont, QPainter, QPixmap, QResizeEvent
+from PySide6.QtGui import QColor, QFont, QPainter, QPaintEvent, QPixmap, QResizeEvent
 from PySide6.QtWidgets import QListView, QStyle, QStyledItemDelegate, QStyleOptionViewItem, QWidget
 
 from sketchface_desktop import assets
@@ -24,6 +24,7 @@ StatusRole = Qt.ItemDataRole.UserRole + 1
 ReasonRole = Qt.ItemDataRole.UserRole + 2
 PathRole = Qt.ItemDataRole.UserRole + 3
 CELL = QSize(132, 182)
+EMPTY_GALLERY_TEXT = "No photos in this gallery yet. Use “Add folder…” to import a folder of photos."
 THUMB = 112
 
 
@@ -232,9 +233,20 @@ class GalleryView(QListView):
         self.setVerticalScrollMode(QListView.ScrollMode.ScrollPerPixel)
         self.verticalScrollBar().setSingleStep(24)
 
+        self.placeholder = EMPTY_GALLERY_TEXT
+
     def resizeEvent(self, event: QResizeEvent) -> None:
         fill_grid(self, CELL)
         super().resizeEvent(event)
+
+    def paintEvent(self, event: QPaintEvent) -> None:
+        super().paintEvent(event)
+        if self.model() is not None and self.model().rowCount() == 0 and self.placeholder:
+            painter = QPainter(self.viewport())
+            painter.setPen(QColor("#8190a0"))
+            painter.drawText(self.viewport().rect().adjusted(24, 24, -24, -24),
+                             Qt.AlignmentFlag.AlignCenter | Qt.TextFlag.TextWordWrap, self.placeholder)
+            painter.end()
 
 
 def fill_grid(view: QListView, cell: QSize) -> None:

@@ -240,7 +240,8 @@ def take(out: Path) -> None:
 
     job = w.gallery.add_folder(str(big))
     w.tabs.setCurrentWidget(w.gallery)
-    wait_for(lambda: job.last_progress.total > 0 and job.last_progress.done >= job.last_progress.total * 0.35)
+    wait_for(lambda: job.last_progress.total > 0 and job.last_progress.done >= job.last_progress.total * 0.4
+             and w.gallery.model.rowCount() > 12)
     save(w, out / "03_jobs_import.png")
     wait_idle(w)
 

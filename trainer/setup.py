@@ -64,13 +64,21 @@ def _prototypes(cfg: TrainConfig, pairs: list[Any], dist: DistInfo, reporter: Ru
     return protos
 
 
+def architecture_label(cfg: TrainConfig) -> str:
+    """The architecture's name for people: the open_clip name, or "custom" for an unnamed custom config."""
+    default = type(cfg.model)().architecture
+    if cfg.model.model_cfg is not None and cfg.model.architecture == default:
+        return "custom"
+    return cfg.model.architecture
+
+
 def encoder_config(cfg: TrainConfig, arcface_sha256: str, extra: dict[str, Any]) -> EncoderConfig:
     """The self-describing config the run's checkpoints (and the app) will carry."""
     model_cfg = resolve_model_cfg(cfg.model.architecture, cfg.model.model_cfg)
-    probe = EncoderConfig(architecture=cfg.model.architecture, model_cfg=model_cfg)
+    probe = EncoderConfig(architecture=architecture_label(cfg), model_cfg=model_cfg)
     pre = PreprocessConfig(input_size=probe.vision_image_size(), margin=cfg.model.margin,
                            ink_threshold=cfg.model.ink_threshold)
-    return EncoderConfig(architecture=cfg.model.architecture, model_cfg=model_cfg, head_hidden=cfg.model.head_hidden,
+    return EncoderConfig(architecture=probe.architecture, model_cfg=model_cfg, head_hidden=cfg.model.head_hidden,
                          preprocess=pre, arcface_sha256=arcface_sha256, weights=cfg.run.weights,
                          training={"config": json.loads(json.dumps(cfg.to_dict(), default=str)), **extra})
 
@@ -113,7 +121,7 @@ def build_setup(cfg: TrainConfig, dist: DistInfo, reporter: RunReporter) -> Setu
     reporter.emit("start", device=str(dist.device), world_size=dist.world,
                   amp=str(amp).replace("torch.", "") if amp else "off", steps_per_epoch=steps_per_epoch,
                   total_steps=total, params_trainable=sum(p.numel() for p in model.parameters() if p.requires_grad),
-                  params_total=sum(p.numel() for p in model.parameters()), architecture=cfg.model.architecture)
+                  params_total=sum(p.numel() for p in model.parameters()), architecture=enc_cfg.architecture)
     return Setup(train_ids=train_ids, val_ids=val_ids, all_ids=all_ids,
                  protos=torch.from_numpy(protos.take(train_ids)).to(dist.device),
                  all_protos=protos.take(all_ids), val_inputs=val_inputs, dataset=dataset, sampler=sampler,

@@ -183,3 +183,15 @@ def test_fifty_thousand_photos_scroll_without_reading_them_all(qtbot, window) ->
     assert 0 < fake.reads < 400, f"{fake.reads} thumbnails read: only the visible ones should be"
     w.gallery.status_filter.setCurrentIndex(3)
     assert w.gallery.model.rowCount() == 1000
+
+
+def test_a_new_gallery_never_shows_the_previous_ones_photos(qtbot, window, installed_models, make_photos) -> None:
+    w = window
+    new_gallery(qtbot, w, "First")
+    wait_job(qtbot, w.hub, w.gallery.add_folder(str(make_photos(3))))
+    wait_idle(qtbot, w.hub)
+    qtbot.waitUntil(lambda: w.gallery.model.rowCount() == 3)
+    new_gallery(qtbot, w, "Second")
+    assert w.gallery.info().name == "Second"
+    assert w.gallery.model.rowCount() == 0 and (w.gallery.model.gallery is None
+                                                or w.gallery.model.gallery.id == w.gallery.current_id)
