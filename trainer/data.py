@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import cast
 
 import numpy as np
 import torch
@@ -158,8 +159,9 @@ class EpochSampler(Sampler[int]):
     def __init__(self, size: int, world: int, rank: int, seed: int, batch_size: int) -> None:
         from torch.utils.data.distributed import DistributedSampler
 
-        self._inner = DistributedSampler(range(size), num_replicas=world, rank=rank, shuffle=True,
-                                         seed=seed, drop_last=True)
+        indices = cast(Dataset[int], range(size))  # a sized sequence is all the sampler needs
+        self._inner: DistributedSampler[int] = DistributedSampler(indices, num_replicas=world, rank=rank,
+                                                                  shuffle=True, seed=seed, drop_last=True)
         self.batch_size = batch_size
         self.skip = 0
 

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import random
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 import torch
@@ -19,7 +19,7 @@ from engine.sketch.checkpoint import TRAIN_STATE_FORMAT, TRAIN_STATE_VERSION, re
 
 def rng_state() -> dict[str, Any]:
     """Global RNG states (torch CPU/CUDA, numpy legacy, Python) as weights_only-safe values."""
-    np_state = np.random.get_state()
+    np_state = cast(tuple[Any, ...], np.random.get_state(legacy=True))
     py_version, py_internal, py_gauss = random.getstate()
     state: dict[str, Any] = {
         "torch": torch.get_rng_state(),

@@ -100,9 +100,8 @@ def compute_prototypes(pairs: list[Pair], cfg: TeacherConfig, cache_path: Path,
     fallback = [i for i in ids if (fresh[i][1] if i in fresh else cached[i][2])]
     protos = Prototypes(ids, vectors, arc_sha, fallback, computed=len(fresh), reused=len(ids) - len(fresh))
     if fresh or set(cached) != set(ids):
-        with atomic_path(cache_path) as tmp:
-            with open(tmp, "wb") as f:
-                np.savez(f, ids=np.array(ids), photo_sha256=np.array([photo_sha[i] for i in ids]),
-                         vectors=vectors, fallback=np.array([i in set(fallback) for i in ids]),
-                         arcface_sha256=np.array(arc_sha))
+        with atomic_path(cache_path) as tmp, open(tmp, "wb") as f:
+            np.savez(f, ids=np.array(ids), photo_sha256=np.array([photo_sha[i] for i in ids]),
+                     vectors=vectors, fallback=np.array([i in set(fallback) for i in ids]),
+                     arcface_sha256=np.array(arc_sha))
     return protos

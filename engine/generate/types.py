@@ -71,7 +71,7 @@ class RuntimeOptions:
     allow_cpu: bool = False
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)  # holds arrays/images: compare by identity
 class ReconstructionRequest:
     """One reconstruction: N candidates driven by a 512-D ArcFace-space embedding.
 
@@ -115,7 +115,7 @@ class ReconstructionRequest:
         return "faceid_plusv2" if self.face_image is not None else "faceid"
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)  # holds arrays/images: compare by identity
 class Candidate:
     """One generated face.
 
@@ -147,7 +147,7 @@ class Candidate:
         return save_png(self.image, self.provenance, path)
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)  # holds arrays/images: compare by identity
 class ReconstructionResult:
     """Candidates ordered by identity score (best first; faces not found last, in seed order)."""
 
@@ -168,7 +168,7 @@ class EditSpec:
     label: str
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)  # holds arrays/images: compare by identity
 class VariationResult:
     """The outcome of one edit: an image, or the error that stopped this edit (others still ran)."""
 
@@ -193,7 +193,7 @@ class VariationResult:
         return save_png(self.image, self.provenance, path)
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)  # holds arrays/images: compare by identity
 class VariationReport:
     """All edits of one run, in the order asked; ``backend`` says where they were computed."""
 

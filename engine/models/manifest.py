@@ -116,11 +116,15 @@ _add(ModelSpec(
         ModelFile("model.onnx", optional=True),
     ),
     licence="Trained by your agency with the SketchFace trainer; its licence follows your training data.",
-    source="python -m trainer train (see README, 'Training the sketch encoder')",
+    source="python -m trainer train, then 'sketchface sketch install RUN_DIR' (see README, 'Training the sketch encoder')",
     required_for=("sketch search (without it, a clearly labelled ArcFace baseline is used)",),
     input_size=(224, 224),
     mean=(0.48145466, 0.4578275, 0.40821073),
     std=(0.26862954, 0.26130258, 0.27577711),
+    notes=("config.json is authoritative: it carries the architecture, input size, mean/std (the values here "
+           "are the default ViT-B-16 build) and the SHA-256 of the ArcFace file the encoder was trained "
+           "against; an encoder for another ArcFace file is refused. model.onnx is written by "
+           "'sketchface sketch install' / 'export-onnx' after a parity check."),
 ))
 # --- generation models (engine.generate) ---------------------------------------------------------
 def _hf_files(repo: str, *paths: str, optional: tuple[str, ...] = ()) -> tuple[ModelFile, ...]:

@@ -17,7 +17,13 @@ import numpy as np
 from engine import models
 from engine.errors import ModelInvalid
 from engine.faces.pipeline import RECOGNIZER_ID, l2_normalize
-from engine.sketch.config import ONNX_NAME, WEIGHTS_NAME, EncoderConfig, PreprocessConfig, check_arcface_compatible
+from engine.sketch.config import (
+    ONNX_NAME,
+    WEIGHTS_NAME,
+    EncoderConfig,
+    PreprocessConfig,
+    check_arcface_compatible,
+)
 from engine.sketch.preprocess import PAPER, crop_square, face_region, orient_ink, preprocess, to_gray
 
 if TYPE_CHECKING:

@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 import logging
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import torch  # noqa: TID253 - only imported when a model is built (engine.sketch imports it lazily)
 import torch.nn.functional as F  # noqa: TID253
@@ -93,7 +93,7 @@ class SketchEncoder(nn.Module):
         """The backbone's sequential blocks, first to last (transformer blocks, ResNet/timm stages)."""
         v = self.visual
         if hasattr(v, "transformer") and hasattr(v.transformer, "resblocks"):
-            return list(v.transformer.resblocks)
+            return list(cast(nn.ModuleList, v.transformer.resblocks))
         if all(hasattr(v, f"layer{i}") for i in range(1, 5)):
             return [getattr(v, f"layer{i}") for i in range(1, 5)]
         trunk = getattr(v, "trunk", None)

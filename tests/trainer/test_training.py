@@ -175,7 +175,7 @@ def test_two_process_ddp_run_under_torchrun(tmp_path: Path, tiny_models_dir: Pat
     assert proc.returncode == 0, proc.stderr[-3000:]
     events = [json.loads(line) for line in proc.stdout.splitlines()]
     start = next(e for e in events if e["event"] == "start")
-    assert start["world_size"] == 2 and start["architecture"] == "custom"
+    assert start["world_size"] == 2 and start["architecture"] == "tiny-vit-test"
     n_train = next(e for e in events if e["event"] == "split")["train_ids"]
     assert start["steps_per_epoch"] == (n_train // 2) // 8  # each rank sees its half of the identities
     assert [e["event"] for e in events].count("done") == 1  # only rank 0 reports
