@@ -135,7 +135,13 @@ def time_augment(size: int, n: int) -> float:
     import torch
 
     from engine.sketch.config import PreprocessConfig
-    from engine.sketch.transforms import SketchAugment, gray_tensor, normalize_tensor, strong_augment, weak_augment
+    from engine.sketch.transforms import (
+        SketchAugment,
+        gray_tensor,
+        normalize_tensor,
+        strong_augment,
+        weak_augment,
+    )
 
     pre = PreprocessConfig(input_size=size)
     rng = np.random.default_rng(0)

@@ -24,6 +24,8 @@ from sketchface_desktop.examiner_flow import ExaminerFlow
 from sketchface_desktop.gallery_panel import GalleryPanel
 from sketchface_desktop.jobs_panel import JobsPanel
 from sketchface_desktop.navigator import NavigatorPanel
+from sketchface_desktop.reconstruct_controller import ReconstructController
+from sketchface_desktop.reconstruct_panel import ReconstructPanel
 from sketchface_desktop.results_panel import ResultsPanel
 from sketchface_desktop.results_view import ResultsModel
 from sketchface_desktop.search_controller import SearchController
@@ -68,6 +70,7 @@ class MainWindow(QMainWindow):
         self.results_model = ResultsModel(self.loader, self.session, self)
         self.results = ResultsPanel(self.results_model, self)
         self.gallery = GalleryPanel(self.hub, self.session, self.loader, self)
+        self.reconstruct = ReconstructPanel(self)
         self.navigator = NavigatorPanel([self.act_new_case, self.act_open_case, self.act_edit_case,
                                          self.act_close_case], self)
         self.jobs = JobsPanel(self.hub, self)
@@ -76,6 +79,7 @@ class MainWindow(QMainWindow):
         self._build_layout()
         self._build_menus()
         self.flow = ExaminerFlow(self)
+        self.reconstruct_flow = ReconstructController(self)
         self.jobs.active_count_changed.connect(self.status.set_jobs)
         self.status.models_clicked.connect(lambda: self.flow.open_settings("models"))
         self._restore_layout()
@@ -114,6 +118,7 @@ class MainWindow(QMainWindow):
         self.tabs.setObjectName("MainTabs")
         self.tabs.addTab(self.results, assets.icon("search"), "Results")
         self.tabs.addTab(self.gallery, assets.icon("gallery"), "Gallery")
+        self.tabs.addTab(self.reconstruct, assets.icon("pen"), "Reconstruct")
         self.splitter = QSplitter(Qt.Orientation.Horizontal)
         self.splitter.setObjectName("MainSplitter")
         self.splitter.addWidget(self.sketch)

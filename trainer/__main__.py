@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import signal
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -35,8 +36,17 @@ def cmd_train(args: argparse.Namespace) -> int:
     out = Path(cfg.run.out_dir)
     out.mkdir(parents=True, exist_ok=True)
     (out / "config.json").write_text(json.dumps(cfg.to_dict(), indent=2, default=str), "utf-8")
-    Trainer(cfg).fit()
-    return 0
+    trainer = Trainer(cfg)
+
+    def stop(signum: int, _frame: object) -> None:
+        # First signal: finish the step, save last.pt, exit; a second one stops at once.
+        trainer.request_stop()
+        signal.signal(signum, signal.SIG_DFL)
+
+    signal.signal(signal.SIGTERM, stop)
+    signal.signal(signal.SIGINT, stop)
+    summary = trainer.fit()
+    return 130 if summary.get("cancelled") else 0
 
 
 def cmd_show_config(args: argparse.Namespace) -> int:

@@ -57,6 +57,20 @@ class Trainer:
         self.unfreeze_step: int | None = None
         self.metrics: dict[str, Any] = {}
         self.ddp: Any = None
+        self.stop_requested = False
+        self._saved_step = -1
+
+    def request_stop(self) -> None:
+        """Ask the run to stop after the current step, saving last.pt (safe from a signal handler)."""
+        self.stop_requested = True
+
+    def _should_stop(self) -> bool:
+        """The stop request, agreed by all ranks (a signal may reach them a step apart)."""
+        if not self.dist.distributed:
+            return self.stop_requested
+        flag = torch.tensor([1.0 if self.stop_requested else 0.0], device=self.dist.device)
+        torch.distributed.all_reduce(flag, op=torch.distributed.ReduceOp.MAX)
+        return bool(flag.item() > 0)
 
     # -- set-up and resume -------------------------------------------------------------------
     def setup(self) -> Setup:
@@ -195,6 +209,8 @@ class Trainer:
         if not self.dist.is_main:
             return None
         path = save_state(self.out / f"{kind}.pt", self._payload())
+        if kind == "last":
+            self._saved_step = self.step
         self.reporter.emit("checkpoint", kind=kind, path=str(path), step=self.step)
         return path
 
@@ -232,7 +248,7 @@ class Trainer:
         c = self.cfg
         if c.eval.eval_at_start and self.step == 0:
             self._eval_and_save()
-        stop = False
+        stop = cancelled = False
         t0, seen = time.perf_counter(), 0
         while self.epoch < c.optim.epochs and not stop:
             buf: list[tuple[torch.Tensor, ...]] = []
@@ -255,8 +271,11 @@ class Trainer:
                     self.save("last")
                 if c.run.max_steps and self.step >= c.run.max_steps:
                     stop = True
+                elif self._should_stop():
+                    stop = cancelled = True
+                if stop:
                     break
-            if stop and self.micro_done < s.sampler.full_batches():
+            if stop and (cancelled or self.micro_done < s.sampler.full_batches()):
                 break
             self.epoch += 1
             self.micro_done = 0
@@ -264,8 +283,13 @@ class Trainer:
                 self._eval_and_save()
             self.save("last")
             self.reporter.emit("epoch", epoch=self.epoch, step=self.step)
-        if stop:
+        if stop and self._saved_step != self.step:
             self.save("last")
+        if cancelled:
+            self.reporter.emit("cancelled", step=self.step, resume_from=str(self.out / "last.pt"))
+            self.reporter.close()
+            shutdown(self.dist)
+            return {"step": self.step, "epoch": self.epoch, "cancelled": True}
         return self._finish()
 
     def _finish(self) -> dict[str, Any]:

@@ -226,7 +226,7 @@ def ingest(gallery: Gallery, folders: list[Path], pipeline: FacePipeline | None 
         pipeline: a loaded :class:`FacePipeline` (loaded from the installed models when None and needed).
         progress: called once per file (done, total, path).
         cancel: checked between files; raises :class:`engine.errors.Cancelled`, keeping what was recorded.
-        workers: decoding/detection threads (settings.ingest_workers by default).
+        workers: reading/hashing/decoding threads (settings.ingest_workers by default).
         batch: faces per ArcFace batch (settings.ingest_batch by default).
     """
     start = time.perf_counter()

@@ -60,6 +60,23 @@ def _embedding(path: str) -> np.ndarray:
     return vec / max(float(np.linalg.norm(vec)), 1e-12)
 
 
+def _sketch_embedding(sketch: np.ndarray, device: str) -> tuple[np.ndarray, dict[str, str]]:
+    """The sketch's 512-D embedding through the installed sketch embedder, and what embedded it.
+
+    Why record it: with no trained sketch encoder the ArcFace baseline embeds the drawing, a much
+    weaker description of the face; the provenance of every output has to say which one drove it.
+    """
+    from engine.sketch import load_sketch_embedder
+
+    embedder = load_sketch_embedder(device)
+    vec = np.asarray(embedder.embed(sketch), dtype=np.float32).reshape(-1)
+    info = {"embedding_from": "sketch", "sketch_embedder": str(embedder.backend),
+            "sketch_embedder_baseline": "true" if embedder.is_baseline else "false"}
+    if embedder.model_sha256:
+        info["sketch_embedder_sha256"] = str(embedder.model_sha256)
+    return vec / max(float(np.linalg.norm(vec)), 1e-12), info
+
+
 def _runtime(args: argparse.Namespace) -> Any:
     from engine.generate.types import RuntimeOptions
 
@@ -105,10 +122,17 @@ def _reconstruct(args: argparse.Namespace) -> int:
     sketch = _image(args.sketch)
     if args.structure and sketch is None:
         raise BadImage("--structure needs --sketch (the drawing whose lines the face should follow).")
-    prompt = args.prompt or prompt_from_attributes(_attributes(sketch, args))
     sources = {"sketch_sha256": sha256_file(args.sketch)} if args.sketch else {}
+    if args.embedding:
+        embedding, embedded = _embedding(args.embedding), {"embedding_from": "file"}
+    elif sketch is not None:
+        embedding, embedded = _sketch_embedding(sketch, args.device)
+    else:
+        raise ValueError("give --embedding (a .npy file) or --sketch (an image to embed).")
+    sources.update(embedded)
+    prompt = args.prompt or prompt_from_attributes(_attributes(sketch, args))
     request = ReconstructionRequest(
-        embedding=_embedding(args.embedding), prompt=prompt, num_candidates=args.candidates, seed=args.seed,
+        embedding=embedding, prompt=prompt, num_candidates=args.candidates, seed=args.seed,
         steps=args.steps, guidance_scale=args.guidance, width=args.width, height=args.height,
         likeness_strength=args.likeness, face_image=_image(args.face), face_strength=args.face_strength,
         structure_image=sketch if args.structure else None, structure_strength=args.structure_strength,
@@ -126,12 +150,16 @@ def _reconstruct(args: argparse.Namespace) -> int:
         path = out / f"candidate_{rank:02d}_seed{cand.seed}.png"
         rows.append({"rank": rank, "path": str(path), "seed": cand.seed, "identity_score": cand.identity_score,
                      "sha256": cand.save(path), "synthetic": True})
+    baseline = embedded.get("sketch_embedder_baseline") == "true"
     if args.json:
-        print_json({"prompt": prompt, "mode": result.mode, "structure": result.structure, "device": result.device,
+        print_json({"prompt": prompt, "embedding": {"from": embedded["embedding_from"], "baseline": baseline},
+                    "mode": result.mode, "structure": result.structure, "device": result.device,
                     "seconds": round(result.seconds, 2), "identity_note": result.identity_note, "candidates": rows})
         return 0
     print(f"Prompt: {prompt}\nMode: {result.mode}{' + structure' if result.structure else ''} on {result.device}, "
           f"{result.seconds:.1f} s. SYNTHETIC images: investigative aid only.")
+    if baseline:
+        print("BASELINE: no trained sketch encoder is installed; ArcFace embedded the sketch itself (weak).")
     if result.identity_note:
         print(result.identity_note)
     for r in rows:
@@ -210,8 +238,10 @@ def _runtime_flags(p: argparse.ArgumentParser) -> None:
 def register(subparsers: Any) -> None:
     """Add ``reconstruct`` and ``vary`` to the ``sketchface`` command."""
     p = subparsers.add_parser("reconstruct", help="photorealistic candidates from a sketch embedding (FaceID)")
-    p.add_argument("--embedding", required=True, help=".npy file with the sketch's 512-D embedding")
-    p.add_argument("--sketch", help="the sketch image: pre-fills the prompt; with --structure, guides the lines")
+    p.add_argument("--embedding", help=".npy file with the sketch's 512-D embedding (default: embed --sketch)")
+    p.add_argument("--sketch", help="the sketch image: embedded when --embedding is not given (trained sketch "
+                                    "encoder, else the labelled ArcFace baseline); pre-fills the prompt; with "
+                                    "--structure, guides the lines")
     p.add_argument("--face", help="a face image (the sketch or a matched photo) for FaceID Plus v2")
     p.add_argument("--structure", action="store_true", help="follow the sketch's lines (ControlNet lineart)")
     p.add_argument("--prompt", help="text prompt (default: from the sketch's attributes)")

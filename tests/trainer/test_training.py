@@ -183,3 +183,30 @@ def test_two_process_ddp_run_under_torchrun(tmp_path: Path, tiny_models_dir: Pat
     from trainer.state import load_state
 
     assert load_state(tmp_path / "run" / "last.pt")["world_size"] == 2
+
+
+def test_a_stop_request_saves_last_and_the_run_resumes_from_it(tmp_path: Path, make_config: Any,
+                                                               monkeypatch: pytest.MonkeyPatch) -> None:
+    """What the desktop app's Stop button (SIGTERM to the subprocess) does: finish the step, save, exit."""
+    root = tmp_path / "ds"
+    synthetic.write_dataset(root, 30, seed=6)
+    args = ("optim.batch_size=8", "optim.epochs=2", "run.log_every=1", "run.tensorboard=true")
+    trainer = Trainer(make_config(root, tmp_path / "run", *args), stream=io.StringIO())
+    original = Trainer._optimizer_step
+
+    def step_then_stop(self: Trainer, micro: list[Any]) -> dict[str, float]:
+        out = original(self, micro)
+        if self.step == 1:  # the signal arrives during the second step
+            self.request_stop()
+        return out
+
+    monkeypatch.setattr(Trainer, "_optimizer_step", step_then_stop)
+    summary = trainer.fit()
+    assert summary == {"step": 2, "epoch": 0, "cancelled": True}
+    assert _events(trainer, "cancelled")[0]["step"] == 2
+    assert not (tmp_path / "run" / "export").exists()
+    assert list((tmp_path / "run" / "tb").glob("events.out.tfevents*"))  # TensorBoard scalars were written
+    monkeypatch.setattr(Trainer, "_optimizer_step", original)
+    resumed = Trainer(make_config(root, tmp_path / "run", *args), stream=io.StringIO())
+    done = resumed.fit()
+    assert _events(resumed, "resume")[0]["step"] == 2 and done["epoch"] == 2 and done["export"]

@@ -1,0 +1,257 @@
+"""ReconstructPanel: the Reconstruct tab — photorealistic candidates and disguise variations from the sketch.
+
+The panel only shows choices and results and says what the examiner asked for through its signals;
+:class:`~sketchface_desktop.reconstruct_controller.ReconstructController` runs the work in the engine
+lane. Every output is synthetic and is shown that way: the SYNTHETIC band is painted into each
+thumbnail, the panel's banner says it, and saved or probed images carry it in their metadata.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from PySide6.QtCore import Qt, Signal
+from PySide6.QtWidgets import (
+    QCheckBox,
+    QComboBox,
+    QDoubleSpinBox,
+    QFormLayout,
+    QHBoxLayout,
+    QLabel,
+    QPlainTextEdit,
+    QSpinBox,
+    QVBoxLayout,
+    QWidget,
+)
+
+from sketchface_desktop.reconstruct_strip import OutputStrip
+from sketchface_desktop.reconstruct_work import GeneratedOutput, GenerateSettings
+from sketchface_desktop.ui import button, label, primary_button
+
+SOURCE_SKETCH = "sketch"
+SOURCE_CANDIDATE = "candidate"
+BACKEND_LOCAL = "local"
+BACKEND_REPLICATE = "replicate"
+BANNER = ("Generated faces are SYNTHETIC — an investigative aid, never evidence of identity. "
+          "Each image carries that label and its provenance wherever it goes.")
+CLOUD_WARNING = ("Replicate is a cloud service: the selected face will be uploaded and leaves this computer. "
+                 "You will be asked to confirm before each upload.")
+
+
+def _double(value: float, low: float, high: float, tip: str) -> QDoubleSpinBox:
+    box = QDoubleSpinBox()
+    box.setRange(low, high)
+    box.setSingleStep(0.1)
+    box.setDecimals(2)
+    box.setValue(value)
+    box.setToolTip(tip)
+    return box
+
+
+class ReconstructPanel(QWidget):
+    """The Reconstruct tab.
+
+    Signals:
+        describe_requested(): read the sketch's attributes to pre-fill the prompt.
+        generate_requested(): generate candidates with the current settings.
+        cancel_requested(): stop the running generation or variation.
+        save_requested(object): store this GeneratedOutput in the open case.
+        probe_requested(object): search with the sketch fused with this GeneratedOutput.
+        vary_requested(object, str): disguise variations of this GeneratedOutput on a backend ("local"/"replicate").
+    """
+
+    describe_requested = Signal()
+    generate_requested = Signal()
+    cancel_requested = Signal()
+    save_requested = Signal(object)
+    probe_requested = Signal(object)
+    vary_requested = Signal(object, str)
+
+    def __init__(self, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.setObjectName("ReconstructPanel")
+        self.source = QComboBox()
+        self.source.setObjectName("ReconstructSource")
+        self.source.addItem("Current sketch", SOURCE_SKETCH)
+        self.source.addItem("Current sketch + selected search candidate's photo (FaceID Plus)", SOURCE_CANDIDATE)
+        self.source.currentIndexChanged.connect(self._source_changed)
+        self.source_note = label("", "subtle", True)
+        self.prompt = QPlainTextEdit()
+        self.prompt.setObjectName("ReconstructPrompt")
+        self.prompt.setPlaceholderText("Describe the person, or press “Describe sketch” to pre-fill this "
+                                       "from the drawing (read on this computer).")
+        self.prompt.setFixedHeight(64)
+        self.describe_button = button("Describe sketch", "info")
+        self.describe_button.setToolTip("Read sex, age, hair, facial hair and glasses from the sketch locally; "
+                                        "only confident answers go into the prompt")
+        self.describe_button.clicked.connect(self.describe_requested)
+        self.attributes = label("Attributes: not read yet.", "subtle", True)
+        self.attributes.setObjectName("ReconstructAttributes")
+        self.candidates = QSpinBox()
+        self.candidates.setRange(1, 12)
+        self.candidates.setValue(4)
+        self.seed = QSpinBox()
+        self.seed.setRange(-1, 2**31 - 1)
+        self.seed.setValue(-1)
+        self.seed.setSpecialValueText("random")
+        self.seed.setToolTip("First seed (candidate i uses seed + i); random draws one and records it")
+        self.steps = QSpinBox()
+        self.steps.setRange(1, 150)
+        self.steps.setValue(30)
+        self.size = QSpinBox()
+        self.size.setRange(32, 1024)
+        self.size.setSingleStep(64)
+        self.size.setValue(512)
+        self.size.setSuffix(" px")
+        self.likeness = _double(1.1, 0.0, 3.0, "How strongly the sketch's embedding drives the face (IP-Adapter)")
+        self.face_strength = _double(1.6, 0.0, 3.0, "How much the candidate photo's structure counts (FaceID Plus)")
+        self.structure = QCheckBox("Follow the sketch's lines (ControlNet lineart)")
+        self.structure.setObjectName("ReconstructStructure")
+        self.generate_button = primary_button("Generate", "pen")
+        self.generate_button.setObjectName("ReconstructGenerate")
+        self.generate_button.clicked.connect(self.generate_requested)
+        self.cancel_button = button("Cancel")
+        self.cancel_button.setObjectName("ReconstructCancel")
+        self.cancel_button.clicked.connect(self.cancel_requested)
+        self.cancel_button.setEnabled(False)
+        self.status = label("", "subtle", True)
+        self.status.setObjectName("ReconstructStatus")
+        self.strip = OutputStrip(self)
+        self.strip.current_output_changed.connect(lambda _o: self._update_actions())
+        self.save_button = button("Save to case", "case")
+        self.save_button.setObjectName("ReconstructSave")
+        self.probe_button = button("Use as search probe", "search")
+        self.probe_button.setObjectName("ReconstructProbe")
+        self.probe_button.setToolTip("Search with the sketch fused with this SYNTHETIC face (labelled as such)")
+        self.vary_button = button("Vary (disguise)", "edit")
+        self.vary_button.setObjectName("ReconstructVary")
+        self.backend = QComboBox()
+        self.backend.setObjectName("ReconstructBackend")
+        self.cloud_warning = label(CLOUD_WARNING, "badge-missing", True)
+        self.cloud_warning.setObjectName("ReconstructCloudWarning")
+        self.backend.currentIndexChanged.connect(self._backend_changed)
+        self.save_button.clicked.connect(lambda: self._emit_for(self.save_requested))
+        self.probe_button.clicked.connect(lambda: self._emit_for(self.probe_requested))
+        self.vary_button.clicked.connect(self._vary)
+        self.set_cloud_enabled(False)
+        self._layout()
+        self._source_changed()
+        self._update_actions()
+
+    def _layout(self) -> None:
+        banner = label(BANNER, "baseline", True)
+        banner.setObjectName("ReconstructBanner")
+        form = QFormLayout()
+        form.setFieldGrowthPolicy(QFormLayout.FieldGrowthPolicy.AllNonFixedFieldsGrow)
+        form.addRow("Source", self.source)
+        form.addRow("", self.source_note)
+        prompt_row = QHBoxLayout()
+        prompt_row.addWidget(self.prompt, 1)
+        prompt_row.addWidget(self.describe_button, 0, Qt.AlignmentFlag.AlignTop)
+        form.addRow("Prompt", prompt_row)
+        form.addRow("", self.attributes)
+        numbers = QHBoxLayout()
+        for text, widget in (("Candidates", self.candidates), ("Seed", self.seed), ("Steps", self.steps),
+                             ("Size", self.size)):
+            numbers.addWidget(QLabel(text))
+            numbers.addWidget(widget)
+        numbers.addStretch(1)
+        form.addRow("Sampling", numbers)
+        strengths = QHBoxLayout()
+        for text, widget in (("Likeness", self.likeness), ("Face strength", self.face_strength)):
+            strengths.addWidget(QLabel(text))
+            strengths.addWidget(widget)
+        strengths.addWidget(self.structure)
+        strengths.addStretch(1)
+        form.addRow("Guidance", strengths)
+        run = QHBoxLayout()
+        run.addWidget(self.generate_button)
+        run.addWidget(self.cancel_button)
+        run.addWidget(self.status, 1)
+        actions = QHBoxLayout()
+        actions.addWidget(self.save_button)
+        actions.addWidget(self.probe_button)
+        actions.addStretch(1)
+        actions.addWidget(QLabel("Variations on"))
+        actions.addWidget(self.backend)
+        actions.addWidget(self.vary_button)
+        layout = QVBoxLayout(self)
+        layout.addWidget(banner)
+        layout.addLayout(form)
+        layout.addLayout(run)
+        layout.addWidget(self.strip, 1)
+        layout.addLayout(actions)
+        layout.addWidget(self.cloud_warning)
+
+    # -- state the controller sets --------------------------------------------------------------
+    def settings(self) -> GenerateSettings:
+        """The current choices as the engine lane needs them."""
+        seed = self.seed.value()
+        return GenerateSettings(
+            prompt=self.prompt.toPlainText().strip(), num_candidates=self.candidates.value(),
+            seed=None if seed < 0 else seed, steps=self.steps.value(), size=self.size.value() // 8 * 8,
+            likeness_strength=self.likeness.value(), face_strength=self.face_strength.value(),
+            structure=self.structure.isChecked())
+
+    @property
+    def source_kind(self) -> str:
+        return str(self.source.currentData())
+
+    def set_running(self, running: bool, message: str = "") -> None:
+        self.generate_button.setEnabled(not running)
+        self.cancel_button.setEnabled(running)
+        self.describe_button.setEnabled(not running)
+        if message:
+            self.status.setText(message)
+        self._update_actions(running)
+
+    def set_attributes(self, attrs: Any, prompt: str) -> None:
+        """Show each attribute with its confidence and put the suggested prompt in the (editable) box."""
+        parts = [f"{name.replace('_', ' ')}: {s.value} ({s.confidence:.0%})" for name, s in attrs.scores.items()]
+        model = f" — {attrs.model}" if getattr(attrs, "model", "") else ""
+        self.attributes.setText("Attributes: " + " · ".join(parts) + model
+                                + ". Below 50 % an attribute is left out of the prompt.")
+        self.prompt.setPlainText(prompt)
+
+    def set_cloud_enabled(self, enabled: bool) -> None:
+        """Offer the Replicate backend only when Settings switched it on (no silent network)."""
+        self.backend.blockSignals(True)
+        self.backend.clear()
+        self.backend.addItem("this computer (InstructPix2Pix)", BACKEND_LOCAL)
+        if enabled:
+            self.backend.addItem("Replicate (cloud, uploads the face)", BACKEND_REPLICATE)
+        self.backend.blockSignals(False)
+        self._backend_changed()
+
+    def show_outputs(self, outputs: list[GeneratedOutput], keep_previous: bool = False) -> None:
+        keep = list(self.strip.outputs) if keep_previous else []
+        self.strip.replace_outputs(keep, outputs)
+        self._update_actions()
+
+    # -- internals ------------------------------------------------------------------------------
+    def _source_changed(self) -> None:
+        plus = self.source_kind == SOURCE_CANDIDATE
+        self.face_strength.setEnabled(plus)
+        self.source_note.setText(
+            "The sketch's embedding drives the face; the candidate selected in Results adds its photo's "
+            "structure (FaceID Plus v2)." if plus else "The sketch's embedding drives the face (IP-Adapter FaceID).")
+
+    def _backend_changed(self) -> None:
+        self.cloud_warning.setVisible(self.backend.currentData() == BACKEND_REPLICATE)
+
+    def _update_actions(self, running: bool | None = None) -> None:
+        busy = self.cancel_button.isEnabled() if running is None else running
+        has = self.strip.current_output() is not None
+        for b in (self.save_button, self.probe_button):
+            b.setEnabled(has)
+        self.vary_button.setEnabled(has and not busy)
+
+    def _emit_for(self, signal: Any) -> None:
+        output = self.strip.current_output()
+        if output is not None:
+            signal.emit(output)
+
+    def _vary(self) -> None:
+        output = self.strip.current_output()
+        if output is not None:
+            self.vary_requested.emit(output, str(self.backend.currentData()))
