@@ -31,8 +31,11 @@ ENTRY_SCRIPT = "sketchface_desktop/__main__.py"
 ICON_ICO = ROOT / "build" / "icons" / "sketchface.ico"
 
 # Our packages are collected whole: engine.cli imports its sub-command modules by name, and
-# engine.models / engine.sketch re-export lazily through ``__getattr__`` + ``importlib.import_module``.
-FIRST_PARTY_PACKAGES: tuple[str, ...] = ("engine", "sketchface_desktop")
+# engine.models / engine.sketch re-export lazily through ``__getattr__`` + ``importlib.import_module``;
+# the desktop app starts the trainer as ``sys.executable -m trainer`` (see RUNTIME_HOOKS).
+FIRST_PARTY_PACKAGES: tuple[str, ...] = ("engine", "sketchface_desktop", "trainer")
+# Run before the entry script: ``SketchFace -m trainer ...`` and multiprocessing children (rthooks/).
+RUNTIME_HOOKS: tuple[str, ...] = ("installer/rthooks/pyi_rth_sketchface.py",)
 
 
 @dataclass(frozen=True)

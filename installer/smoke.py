@@ -17,7 +17,8 @@ works with them, under a temporary ``SKETCHFACE_HOME`` and ``QT_QPA_PLATFORM=off
    not crash the import), ``search --sketch``, ``sketch embed --backend torch`` (torch + open_clip);
    ``reconstruct`` (FaceID Plus v2 + ControlNet) and ``vary`` (InstructPix2Pix) on the tiny diffusion
    models, 2 steps at 64 px: diffusers' lazily imported pipelines, transformers, peft;
-5. ``case new`` / ``case add-sketch`` / ``case report`` (PDF, with the bundled fonts).
+5. ``case new`` / ``case add-sketch`` / ``case report`` (PDF, with the bundled fonts);
+6. ``SketchFace -m trainer show-config``: the GUI starts training as ``sys.executable -m trainer``.
 
 Exit status 0 only if every step passed.
 """
@@ -44,6 +45,7 @@ import collect  # noqa: E402 - installer/collect.py, the lists the spec was buil
 
 EXE_NAME = collect.APP_NAME + (".exe" if sys.platform == "win32" else "")
 N_PHOTOS = 4
+GUI_TIMEOUT_S = 120  # first paint takes seconds; a modal error dialog would wait forever offscreen
 
 
 @dataclass
@@ -274,10 +276,14 @@ def measure_startup(smoke: Smoke, step: Step, runs: int) -> None:
         probe = smoke.work / f"probe{i}.json"
         env = dict(smoke.env, SKETCHFACE_STARTUP_PROBE=str(probe))
         started = time.monotonic()
-        proc = subprocess.run([str(smoke.exe)], env=env, capture_output=True, text=True, encoding="utf-8",
-                              errors="replace", timeout=smoke.timeout, cwd=smoke.work)
+        try:
+            proc = subprocess.run([str(smoke.exe)], env=env, capture_output=True, text=True, encoding="utf-8",
+                                  errors="replace", timeout=GUI_TIMEOUT_S, cwd=smoke.work)
+        except subprocess.TimeoutExpired as exc:  # an error dialog waits for a click that never comes
+            raise StepFailed(f"GUI run {i} did not paint within {GUI_TIMEOUT_S} s; app log: {app_log_tail(smoke)}") from exc
         if proc.returncode != 0 or not probe.is_file():
-            raise StepFailed(f"GUI run {i} exited {proc.returncode} without painting: {proc.stderr[-1500:]}")
+            raise StepFailed(f"GUI run {i} exited {proc.returncode} without painting: {proc.stderr[-1500:]}; "
+                             f"app log: {app_log_tail(smoke)}")
         report = json.loads(probe.read_text(encoding="utf-8"))
         times.append(float(report["first_paint_monotonic"]) - started)
         if report.get("heavy_modules_loaded"):
@@ -287,6 +293,12 @@ def measure_startup(smoke: Smoke, step: Step, runs: int) -> None:
                  "first_run_s": round(first, 3), "window": report.get("window")}
     step.detail = (f"startup_s {statistics.median(timed):.2f} (runs {', '.join(f'{t:.2f}' for t in timed)}; "
                    f"first run {first:.2f})")
+
+
+def app_log_tail(smoke: Smoke, chars: int = 1500) -> str:
+    """The end of the desktop app's log under the temporary home (where its crash handler writes)."""
+    logs = sorted((smoke.work / "home").rglob("*.log"), key=lambda p: p.stat().st_mtime)
+    return " | ".join(p.read_text(encoding="utf-8", errors="replace")[-chars:] for p in logs[-2:]) or "(no log)"
 
 
 def index_photos(smoke: Smoke, step: Step) -> None:
@@ -347,6 +359,14 @@ def vary(smoke: Smoke, step: Step) -> None:
     step.data = {"backend": result.get("backend"), "edits": [r.get("edit") for r in rows]}
 
 
+def trainer_runs(smoke: Smoke, step: Step) -> None:
+    """``SketchFace -m trainer`` (how the GUI starts training) runs the bundled trainer (runtime hook)."""
+    out = smoke.frozen("-m", "trainer", "show-config").stdout
+    if "[" not in out or "=" not in out:
+        raise StepFailed(f"`-m trainer show-config` printed no configuration: {out[:300]!r}")
+    step.data = {"config_lines": len(out.splitlines())}
+
+
 def case_report(smoke: Smoke, step: Step) -> None:
     case = smoke.frozen_json("case", "new", "SMOKE-1", "--title", "Frozen smoke test", "--json")
     case_id = case.get("case_id") or "SMOKE-1"
@@ -380,6 +400,7 @@ def run(dist: Path, startup_runs: int, timeout: float, keep: bool) -> dict[str, 
                     and smoke.step("reconstruct (FaceID Plus v2 + ControlNet)", lambda s: reconstruct(smoke, s)):
                 smoke.step("vary (InstructPix2Pix)", lambda s: vary(smoke, s))
             smoke.step("case new + add-sketch + report (PDF)", lambda s: case_report(smoke, s))
+        smoke.step("trainer runs as `SketchFace -m trainer`", lambda s: trainer_runs(smoke, s))
     finally:
         if not keep:
             shutil.rmtree(work, ignore_errors=True)

@@ -62,14 +62,9 @@ class SketchEmbedder(Protocol):
 
 
 def file_sha256(model_id: str, file: str | None = None) -> str:
-    """SHA-256 of an installed model file, cached by file identity when the model store offers it."""
-    path = models.model_path(model_id, file)
-    try:
-        from engine.models.store import file_sha256 as cached
-    except ModuleNotFoundError:  # the store is optional here: hashing directly is merely slower
-        from engine.fsutil import sha256_file
+    """SHA-256 of an installed model file, cached by file identity (a ``stat`` on repeated calls)."""
+    from engine.models.store import file_sha256 as cached
 
-        return sha256_file(path)
     return str(cached(model_id, file))
 
 

@@ -222,6 +222,22 @@ def test_first_party_modules_imported_by_name_are_collected() -> None:
         assert exists or optional, f"{name} is named in the code but does not exist"
 
 
+def test_modules_the_app_runs_with_dash_m_also_run_in_the_frozen_app() -> None:
+    """``[sys.executable, "-m", "trainer", ...]`` works frozen: the runtime hook runs the module, and it is bundled."""
+    launched: set[str] = set()
+    for path in _py_files("sketchface_desktop", "engine"):
+        for node in ast.walk(_tree(path)):
+            if isinstance(node, (ast.List, ast.Tuple)):
+                values = [e.value if isinstance(e, ast.Constant) else None for e in node.elts]
+                launched |= {b for a, b in zip(values, values[1:], strict=False) if a == "-m" and isinstance(b, str)}
+    hook = ROOT / "installer" / "rthooks" / "pyi_rth_sketchface.py"
+    assert hook.relative_to(ROOT).as_posix() in collect.RUNTIME_HOOKS
+    runnable = next(set(_string_constants(n.value)) for n in _tree(hook).body
+                    if isinstance(n, ast.Assign) and ast.unparse(n.targets[0]) == "RUNNABLE")
+    assert launched <= runnable, f"add to RUNNABLE in {hook.name}: {sorted(launched - runnable)}"
+    assert all(_covered(m, collect.FIRST_PARTY_PACKAGES) for m in launched | runnable)
+
+
 # ----------------------------------------------------------------------------- package metadata
 _CHECK_FUNCS = {"_is_package_available", "is_package_available", "_is_distribution_installed", "_get_version",
                 "require_version", "require_version_core", "_get_package_version"}

@@ -17,10 +17,10 @@ from tests.trainer.conftest import tiny_model_cfg, tiny_overrides
 from trainer.config import load_config
 from trainer.loop import Trainer, losses_of
 
-# Learnability threshold. The validation gallery holds the n_val (~36) held-out identities, so chance
-# Recall@1 is 1/n_val (~0.03). Under chance, reaching 0.20 (>= 8 of 36 hits) has binomial probability
-# below 1e-4, so passing means the encoder learned a sketch -> ArcFace mapping that generalises to
-# unseen people. On this machine the run reaches ~0.4 after ~300 CPU steps, leaving a wide margin.
+# Learnability threshold. The validation gallery holds the n_val held-out identities (33 with this
+# seed), so chance Recall@1 is 1/n_val (~0.03). Under chance, reaching 0.20 (>= 7 of 33 hits) has
+# binomial probability below 1e-4, so passing means the encoder learned a sketch -> ArcFace mapping
+# that generalises to unseen people. Here the run reaches 0.42 after 300 CPU steps (~45 s).
 MIN_VAL_RECALL1 = 0.20
 
 
@@ -53,7 +53,7 @@ def test_training_lifts_val_recall_from_chance(trained: dict[str, Any]) -> None:
     chance = last["chance@1_val"]
     assert first["recall@1_val"] <= 4 * chance          # an untrained encoder is at chance...
     assert last["recall@1_val"] >= MIN_VAL_RECALL1, last  # ...training lifts it well above
-    assert last["recall@1_full"] > 10 / last["gallery_full"]  # also against all ~240 identities
+    assert last["recall@10_full"] >= 0.2  # also against all 240 identities (chance 10/240 = 0.04)
     cmc = last["cmc_full"]
     assert cmc == sorted(cmc) and len(cmc) == 50 and cmc[-1] > cmc[0]
     assert last["mean_cos_true"] > first["mean_cos_true"] + 0.3
