@@ -210,3 +210,39 @@ def test_a_stop_request_saves_last_and_the_run_resumes_from_it(tmp_path: Path, m
     resumed = Trainer(make_config(root, tmp_path / "run", *args), stream=io.StringIO())
     done = resumed.fit()
     assert _events(resumed, "resume")[0]["step"] == 2 and done["epoch"] == 2 and done["export"]
+
+
+@pytest.mark.slow
+def test_installed_encoder_drives_sketchface_search_end_to_end(
+        trained: dict[str, Any], installed_models: Path, tmp_path: Path,
+        capsys: pytest.CaptureFixture[str]) -> None:
+    """The trained checkpoint, installed into the app's models, answers `sketchface search --sketch`."""
+    import shutil
+
+    from engine.cli import main as cli
+
+    trainer: Trainer = trained["trainer"]
+    assert trainer.s is not None
+    root: Path = trained["root"]
+    val_ids = list(trainer.s.val_ids)
+    photos = tmp_path / "photos"
+    photos.mkdir()
+    for i in val_ids:
+        shutil.copy(root / "real" / f"{i}.jpg", photos / f"{i}.jpg")
+    assert cli(["sketch", "install", str(trained["run"])]) == 0
+    assert cli(["gallery", "create", "solved"]) == 0
+    assert cli(["gallery", "add", "solved", str(photos)]) == 0
+    capsys.readouterr()
+    hits = 0
+    for i in val_ids:
+        assert cli(["search", "--gallery", "solved", "--sketch", str(root / "sketch" / f"{i}.png"),
+                    "--top", "5", "--json"]) == 0
+        out = json.loads(capsys.readouterr().out)
+        manifest = out["manifest"]
+        assert manifest["embedder"]["kind"] == "sketch_encoder"   # not the ArcFace baseline
+        assert not any(m["baseline"] for m in out["matches"])
+        hits += Path(out["matches"][0]["photo_path"]).stem == str(i)
+    best_recall = trained["summary"]["best_metric"]
+    # Same encoder, same ArcFace, val-only gallery: the CLI's rank-1 rate is the trainer's val Recall@1.
+    assert hits / len(val_ids) == pytest.approx(best_recall, abs=1.5 / len(val_ids))
+    assert hits / len(val_ids) >= MIN_VAL_RECALL1
