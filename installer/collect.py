@@ -260,6 +260,8 @@ def package_dir(package: str) -> Path:
 
 
 def _glob_files(root: Path, patterns: tuple[str, ...]) -> set[Path]:
+    """Files matching any pattern; ``dir/**`` means every file below dir (pathlib's ``**`` alone matches folders)."""
+    patterns = tuple(f"{p}/*" if p.endswith("**") else p for p in patterns)
     return {p for pattern in patterns for p in root.glob(pattern) if p.is_file()}
 
 

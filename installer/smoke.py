@@ -109,9 +109,9 @@ class Smoke:
         print(f"[{mark}] {name} ({step.seconds:.1f} s){': ' + step.detail if step.detail else ''}", flush=True)
         return step.ok
 
-    def frozen(self, *args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+    def frozen(self, *args: str) -> subprocess.CompletedProcess[str]:
         """Run the frozen executable with ``args``; raise StepFailed unless it exits 0."""
-        proc = subprocess.run([str(self.exe), *args], env=env or self.env, capture_output=True, text=True,
+        proc = subprocess.run([str(self.exe), *args], env=self.env, capture_output=True, text=True,
                               encoding="utf-8", errors="replace", timeout=self.timeout, cwd=self.work)
         if proc.returncode != 0:
             tail = (proc.stderr or proc.stdout).strip()[-1500:]

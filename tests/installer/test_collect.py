@@ -113,7 +113,8 @@ def test_insightface_data_of_every_imported_subpackage_is_collected() -> None:
     assert any(p.suffix == ".pem" for p in needed), "model_zoo's trusted keys (read via importlib.resources)"
     spec = next(p for p in collect.DATA_PACKAGES if p.package == "insightface")
     collected = {Path(src) for src, _ in collect.data_files(spec)}
-    assert not sorted(map(str, needed - collected))
+    missing = sorted(str(p.relative_to(pkg)) for p in needed - collected)
+    assert not missing, f"insightface data files not collected: {missing}"
 
 
 def test_resources_ship_as_a_top_level_resources_folder() -> None:
