@@ -71,6 +71,11 @@ class ReconstructController(QObject):
         window.tabs.currentChanged.connect(lambda _i: self._refresh_cloud())
         self._refresh_cloud()
 
+    @property
+    def busy(self) -> bool:
+        """A generation or variation is queued or running (a failed one may still await its finished signal)."""
+        return self.job is not None and self.job.active
+
     # -- helpers --------------------------------------------------------------------------------
     def _refresh_cloud(self) -> None:
         enabled = bool(self.w.session.settings.cloud_backend_enabled)
@@ -102,7 +107,7 @@ class ReconstructController(QObject):
         self.job = None
         shown = len(self.panel.strip.outputs)
         text = {JobState.CANCELLED: f"Cancelled — {shown} output(s) kept.",
-                JobState.FAILED: "Stopped: see the message."}.get(job.state, "")
+                JobState.FAILED: "" if self.refusal is not None else "Stopped: see the message."}.get(job.state, "")
         self.panel.set_running(False, text)
 
     def _ask_cpu(self, exc: Any, retry: Callable[[], Job | None]) -> QMessageBox:
@@ -117,11 +122,17 @@ class ReconstructController(QObject):
         run.setObjectName("RunAnyway")
         box.addButton(QMessageBox.StandardButton.Cancel)
         box.buttonClicked.connect(lambda b: retry() if b is run else None)
-        box.finished.connect(lambda _r: box.deleteLater())
+        box.finished.connect(lambda _r: self._forget(box, "refusal"))
         self.refusal = box
         self.panel.status.setText("Waiting for your choice: no GPU on this computer.")
         box.open()
         return box
+
+    def _forget(self, box: QMessageBox, attr: str) -> None:
+        """A closed dialog is deleted; drop our reference first (tests and re-asks look at it)."""
+        if getattr(self, attr) is box:
+            setattr(self, attr, None)
+        box.deleteLater()
 
     def _inputs(self) -> GenerationInputs | None:
         canvas, panel = self.w.sketch.canvas, self.panel
@@ -159,7 +170,7 @@ class ReconstructController(QObject):
     def describe(self) -> Job | None:
         """Read the sketch's attributes (engine lane) and pre-fill the prompt with the confident ones."""
         inputs = self._inputs()
-        if inputs is None or self.job is not None:
+        if inputs is None or self.busy:
             return None
         engine = self.engine
 
@@ -179,7 +190,7 @@ class ReconstructController(QObject):
         """Generate candidates from the sketch (and the selected candidate's photo, if chosen)."""
         inputs = self._inputs()
         settings = self.panel.settings()
-        if inputs is None or self.job is not None or self._missing_models(settings.structure,
+        if inputs is None or self.busy or self._missing_models(settings.structure,
                                                                            inputs.face_photo is not None):
             return None
         engine, attrs = self.engine, self.attributes
@@ -193,9 +204,9 @@ class ReconstructController(QObject):
         def done(res: tuple[list[GeneratedOutput], str]) -> None:
             outputs, note = res
             self.panel.show_outputs(self._keep + outputs)
-            best = f" Best identity {outputs[0].identity_score:.3f}." if outputs and outputs[0].identity_score \
+            best = f" (top {outputs[0].identity_score:.3f})" if outputs and outputs[0].identity_score \
                 is not None else ""
-            self.panel.status.setText(f"{len(outputs)} SYNTHETIC candidate(s), best identity first.{best} {note}")
+            self.panel.status.setText(f"{len(outputs)} SYNTHETIC, best identity first{best}. {note}")
 
         self._keep = []
         self.panel.show_outputs([])
@@ -208,7 +219,8 @@ class ReconstructController(QObject):
         self.panel._update_actions()
 
     def cancel(self) -> None:
-        if self.job is not None:
+        if self.busy:
+            assert self.job is not None
             self.job.cancel()
 
     def save(self, output: GeneratedOutput) -> Job | None:
@@ -273,7 +285,7 @@ class ReconstructController(QObject):
 
     def vary(self, output: GeneratedOutput, backend: str) -> Job | None:
         """Disguise variations; the cloud backend only when switched on, after the upload warning each time."""
-        if self.job is not None:
+        if self.busy:
             return None
         if backend != BACKEND_REPLICATE:
             return self._start_vary(output, remote=False)
@@ -293,13 +305,13 @@ class ReconstructController(QObject):
         upload.setObjectName("ConfirmUpload")
         box.addButton(QMessageBox.StandardButton.Cancel)
         box.buttonClicked.connect(lambda b: self._start_vary(output, remote=True) if b is upload else None)
-        box.finished.connect(lambda _r: box.deleteLater())
+        box.finished.connect(lambda _r: self._forget(box, "upload_warning"))
         self.upload_warning = box
         box.open()
         return None
 
     def _start_vary(self, output: GeneratedOutput, remote: bool, allow_cpu: bool = False) -> Job | None:
-        if self.job is not None:
+        if self.busy:
             return None
         if not remote:
             from engine.generate import model_set as ms

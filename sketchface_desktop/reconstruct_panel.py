@@ -32,8 +32,7 @@ SOURCE_SKETCH = "sketch"
 SOURCE_CANDIDATE = "candidate"
 BACKEND_LOCAL = "local"
 BACKEND_REPLICATE = "replicate"
-BANNER = ("Generated faces are SYNTHETIC — an investigative aid, never evidence of identity. "
-          "Each image carries that label and its provenance wherever it goes.")
+BANNER = "Generated faces are SYNTHETIC: an investigative aid, never evidence of identity."
 CLOUD_WARNING = ("Replicate is a cloud service: the selected face will be uploaded and leaves this computer. "
                  "You will be asked to confirm before each upload.")
 
@@ -73,14 +72,15 @@ class ReconstructPanel(QWidget):
         self.source = QComboBox()
         self.source.setObjectName("ReconstructSource")
         self.source.addItem("Current sketch", SOURCE_SKETCH)
-        self.source.addItem("Current sketch + selected search candidate's photo (FaceID Plus)", SOURCE_CANDIDATE)
+        self.source.addItem("Sketch + selected candidate's photo (FaceID Plus)", SOURCE_CANDIDATE)
+        self.source.setSizeAdjustPolicy(QComboBox.SizeAdjustPolicy.AdjustToMinimumContentsLengthWithIcon)
+        self.source.setMinimumContentsLength(18)
         self.source.currentIndexChanged.connect(self._source_changed)
-        self.source_note = label("", "subtle", True)
         self.prompt = QPlainTextEdit()
         self.prompt.setObjectName("ReconstructPrompt")
         self.prompt.setPlaceholderText("Describe the person, or press “Describe sketch” to pre-fill this "
                                        "from the drawing (read on this computer).")
-        self.prompt.setFixedHeight(64)
+        self.prompt.setFixedHeight(58)
         self.describe_button = button("Describe sketch", "info")
         self.describe_button.setToolTip("Read sex, age, hair, facial hair and glasses from the sketch locally; "
                                         "only confident answers go into the prompt")
@@ -94,6 +94,7 @@ class ReconstructPanel(QWidget):
         self.seed.setRange(-1, 2**31 - 1)
         self.seed.setValue(-1)
         self.seed.setSpecialValueText("random")
+        self.seed.setMinimumWidth(110)
         self.seed.setToolTip("First seed (candidate i uses seed + i); random draws one and records it")
         self.steps = QSpinBox()
         self.steps.setRange(1, 150)
@@ -105,7 +106,8 @@ class ReconstructPanel(QWidget):
         self.size.setSuffix(" px")
         self.likeness = _double(1.1, 0.0, 3.0, "How strongly the sketch's embedding drives the face (IP-Adapter)")
         self.face_strength = _double(1.6, 0.0, 3.0, "How much the candidate photo's structure counts (FaceID Plus)")
-        self.structure = QCheckBox("Follow the sketch's lines (ControlNet lineart)")
+        self.structure = QCheckBox("Follow lines")
+        self.structure.setToolTip("Keep the sketch's geometry: a ControlNet (lineart) follows its strokes")
         self.structure.setObjectName("ReconstructStructure")
         self.generate_button = primary_button("Generate", "pen")
         self.generate_button.setObjectName("ReconstructGenerate")
@@ -120,13 +122,17 @@ class ReconstructPanel(QWidget):
         self.strip.current_output_changed.connect(lambda _o: self._update_actions())
         self.save_button = button("Save to case", "case")
         self.save_button.setObjectName("ReconstructSave")
-        self.probe_button = button("Use as search probe", "search")
+        self.probe_button = button("Search as probe", "search")
         self.probe_button.setObjectName("ReconstructProbe")
         self.probe_button.setToolTip("Search with the sketch fused with this SYNTHETIC face (labelled as such)")
-        self.vary_button = button("Vary (disguise)", "edit")
+        self.vary_button = button("Vary", "edit")
+        self.vary_button.setToolTip("Disguise and appearance variations (glasses, beard, hair, hood, ageing)")
         self.vary_button.setObjectName("ReconstructVary")
         self.backend = QComboBox()
         self.backend.setObjectName("ReconstructBackend")
+        self.backend.setSizeAdjustPolicy(QComboBox.SizeAdjustPolicy.AdjustToMinimumContentsLengthWithIcon)
+        self.backend.setMinimumContentsLength(9)
+        self.backend.setToolTip("Where variations are computed")
         self.cloud_warning = label(CLOUD_WARNING, "badge-missing", True)
         self.cloud_warning.setObjectName("ReconstructCloudWarning")
         self.backend.currentIndexChanged.connect(self._backend_changed)
@@ -144,19 +150,19 @@ class ReconstructPanel(QWidget):
         form = QFormLayout()
         form.setFieldGrowthPolicy(QFormLayout.FieldGrowthPolicy.AllNonFixedFieldsGrow)
         form.addRow("Source", self.source)
-        form.addRow("", self.source_note)
         prompt_row = QHBoxLayout()
         prompt_row.addWidget(self.prompt, 1)
         prompt_row.addWidget(self.describe_button, 0, Qt.AlignmentFlag.AlignTop)
         form.addRow("Prompt", prompt_row)
         form.addRow("", self.attributes)
-        numbers = QHBoxLayout()
-        for text, widget in (("Candidates", self.candidates), ("Seed", self.seed), ("Steps", self.steps),
-                             ("Size", self.size)):
-            numbers.addWidget(QLabel(text))
-            numbers.addWidget(widget)
-        numbers.addStretch(1)
-        form.addRow("Sampling", numbers)
+        for title, pairs in (("Sampling", (("Candidates", self.candidates), ("Seed", self.seed))),
+                             ("", (("Steps", self.steps), ("Size", self.size)))):
+            row = QHBoxLayout()
+            for text, widget in pairs:
+                row.addWidget(QLabel(text))
+                row.addWidget(widget)
+            row.addStretch(1)
+            form.addRow(title, row)
         strengths = QHBoxLayout()
         for text, widget in (("Likeness", self.likeness), ("Face strength", self.face_strength)):
             strengths.addWidget(QLabel(text))
@@ -172,9 +178,8 @@ class ReconstructPanel(QWidget):
         actions.addWidget(self.save_button)
         actions.addWidget(self.probe_button)
         actions.addStretch(1)
-        actions.addWidget(QLabel("Variations on"))
-        actions.addWidget(self.backend)
         actions.addWidget(self.vary_button)
+        actions.addWidget(self.backend)
         layout = QVBoxLayout(self)
         layout.addWidget(banner)
         layout.addLayout(form)
@@ -207,19 +212,21 @@ class ReconstructPanel(QWidget):
 
     def set_attributes(self, attrs: Any, prompt: str) -> None:
         """Show each attribute with its confidence and put the suggested prompt in the (editable) box."""
-        parts = [f"{name.replace('_', ' ')}: {s.value} ({s.confidence:.0%})" for name, s in attrs.scores.items()]
-        model = f" — {attrs.model}" if getattr(attrs, "model", "") else ""
-        self.attributes.setText("Attributes: " + " · ".join(parts) + model
-                                + ". Below 50 % an attribute is left out of the prompt.")
+        parts = [f"{s.value} {s.confidence:.0%}" for s in attrs.scores.values()]
+        self.attributes.setText("Read from the sketch: " + " · ".join(parts))
+        model = f" by {attrs.model}" if getattr(attrs, "model", "") else ""
+        self.attributes.setToolTip("\n".join(f"{n.replace('_', ' ')}: {s.value} ({s.confidence:.0%})"
+                                             for n, s in attrs.scores.items())
+                                   + f"\nRead locally{model}; below 50 % an attribute stays out of the prompt.")
         self.prompt.setPlainText(prompt)
 
     def set_cloud_enabled(self, enabled: bool) -> None:
         """Offer the Replicate backend only when Settings switched it on (no silent network)."""
         self.backend.blockSignals(True)
         self.backend.clear()
-        self.backend.addItem("this computer (InstructPix2Pix)", BACKEND_LOCAL)
+        self.backend.addItem("this computer", BACKEND_LOCAL)
         if enabled:
-            self.backend.addItem("Replicate (cloud, uploads the face)", BACKEND_REPLICATE)
+            self.backend.addItem("Replicate (cloud: uploads)", BACKEND_REPLICATE)
         self.backend.blockSignals(False)
         self._backend_changed()
 
@@ -232,7 +239,7 @@ class ReconstructPanel(QWidget):
     def _source_changed(self) -> None:
         plus = self.source_kind == SOURCE_CANDIDATE
         self.face_strength.setEnabled(plus)
-        self.source_note.setText(
+        self.source.setToolTip(
             "The sketch's embedding drives the face; the candidate selected in Results adds its photo's "
             "structure (FaceID Plus v2)." if plus else "The sketch's embedding drives the face (IP-Adapter FaceID).")
 

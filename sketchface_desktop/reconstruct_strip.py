@@ -18,7 +18,7 @@ if TYPE_CHECKING:
 
     from sketchface_desktop.reconstruct_work import GeneratedOutput
 
-THUMB = 168
+THUMB = 120
 SYNTHETIC_TEXT = "SYNTHETIC"
 
 
@@ -47,9 +47,9 @@ def stamped_thumbnail(image: Image.Image, size: int = THUMB) -> QPixmap:
 
 
 def caption(output: GeneratedOutput) -> str:
-    """The text under a thumbnail: SYNTHETIC, identity score, and what it is."""
+    """The one line under a thumbnail (identity score, what it is); SYNTHETIC is painted on the image."""
     score = "identity —" if output.identity_score is None else f"identity {output.identity_score:.3f}"
-    return f"SYNTHETIC · {score}\n{output.label}"
+    return f"{score} · {output.label}"
 
 
 class OutputStrip(QListWidget):
@@ -70,11 +70,12 @@ class OutputStrip(QListWidget):
         self.setMovement(QListView.Movement.Static)
         self.setResizeMode(QListView.ResizeMode.Adjust)
         self.setIconSize(QSize(THUMB, THUMB))
-        self.setGridSize(QSize(THUMB + 24, THUMB + 52))
+        self.setGridSize(QSize(THUMB + 56, THUMB + 28))
         self.setSpacing(4)
-        self.setMinimumHeight(THUMB + 70)
+        self.setMinimumHeight(THUMB + 44)
         self.setSelectionMode(QAbstractItemView.SelectionMode.SingleSelection)
         self.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAsNeeded)
+        self.setVerticalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
         self.setContextMenuPolicy(Qt.ContextMenuPolicy.CustomContextMenu)
         self.outputs: list[GeneratedOutput] = []
         self.currentRowChanged.connect(lambda _r: self.current_output_changed.emit(self.current_output()))
@@ -83,8 +84,8 @@ class OutputStrip(QListWidget):
         """Append one output (as soon as the engine delivers it)."""
         item = QListWidgetItem(stamped_thumbnail(output.image), caption(output))
         item.setTextAlignment(Qt.AlignmentFlag.AlignHCenter | Qt.AlignmentFlag.AlignTop)
-        item.setToolTip(f"{caption(output)}\nSynthetic image: an investigative aid, not a photograph of anyone.")
-        item.setSizeHint(QSize(THUMB + 20, THUMB + 48))
+        item.setToolTip(f"SYNTHETIC · {caption(output)}\nSynthetic image: an investigative aid, not a photograph of anyone.")
+        item.setSizeHint(QSize(THUMB + 52, THUMB + 24))
         self.outputs.append(output)
         self.addItem(item)
         if self.currentRow() < 0:

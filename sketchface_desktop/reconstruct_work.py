@@ -203,14 +203,14 @@ class GenerationEngine:
 
         def wrap(cand: Any) -> GeneratedOutput:
             return GeneratedOutput("reconstruction", cand.image, cand.unmarked, cand.seed, cand.identity_score,
-                                   cand.provenance, f"Candidate · seed {cand.seed}", inputs.sketch_png)
+                                   cand.provenance, f"seed {cand.seed}", inputs.sketch_png)
 
         result = self.reconstructor(allow_cpu).reconstruct(
             req, progress=progress, cancel=cancel,
             on_candidate=(lambda c: on_output(wrap(c))) if on_output is not None else None)
         notes = [result.identity_note] if result.identity_note else []
         if baseline:
-            notes.append("BASELINE: no trained sketch encoder; ArcFace embedded the sketch (weak likeness).")
+            notes.append("BASELINE embedding: no trained sketch encoder (weak likeness).")
         return [wrap(c) for c in result.candidates], " ".join(notes)
 
     # -- variations -----------------------------------------------------------------------------
@@ -235,7 +235,7 @@ class GenerationEngine:
 
         def wrap(r: Any) -> GeneratedOutput:
             return GeneratedOutput("variation", r.image, None, r.provenance.get("seed"), r.identity_score,
-                                   r.provenance, f"{r.spec.label} · of seed {output.seed}", output.sketch_png)
+                                   r.provenance, f"{r.spec.label} (of seed {output.seed})", output.sketch_png)
 
         def each(r: Any) -> None:
             if r.ok and on_output is not None:

@@ -10,6 +10,7 @@ and insightface's sample photos, plus an unreadable file and a blank image) and 
     01_first_run_guide.png    02_main_sketch.png      03_jobs_import.png   04_gallery.png
     05_results.png            06_compare.png          07_settings_models.png
     08_settings_general.png   09_case_details.png     10_scan_import.png
+    11_reconstruct.png        (tiny generation models: the outputs are noise, labelled SYNTHETIC)
 """
 
 from __future__ import annotations
@@ -99,6 +100,18 @@ def install_tiny_models(home_models: Path) -> None:
 
     with tempfile.TemporaryDirectory() as tmp:
         tiny_models.build(Path(tmp), extras=False)
+        for child in Path(tmp).iterdir():
+            if child.is_dir():
+                shutil.copytree(child, home_models / child.name, dirs_exist_ok=True)
+
+
+def install_tiny_generation_models(home_models: Path) -> None:
+    """The tiny diffusion, FaceID, ControlNet, InstructPix2Pix and OpenCLIP models (seconds to build)."""
+    sys.path.insert(0, str(ROOT))
+    from tests.fixtures import tiny_diffusion
+
+    with tempfile.TemporaryDirectory() as tmp:
+        tiny_diffusion.build(Path(tmp))
         for child in Path(tmp).iterdir():
             if child.is_dir():
                 shutil.copytree(child, home_models / child.name, dirs_exist_ok=True)
@@ -306,6 +319,21 @@ def take(out: Path) -> None:
     centre_over(scan_dialog, w)
     save(scan_dialog, out / "10_scan_import.png")
     scan_dialog.close()
+
+    install_tiny_generation_models(paths.models_dir())
+    panel = w.reconstruct
+    w.tabs.setCurrentWidget(panel)
+    wait_idle(w)
+    w.reconstruct_flow.describe()
+    wait_idle(w)
+    panel.candidates.setValue(5)
+    panel.steps.setValue(3)
+    panel.size.setValue(128)
+    panel.seed.setValue(1207)
+    w.reconstruct_flow.generate(allow_cpu=True)  # the CPU refusal dialog is skipped: the user insisted
+    wait_idle(w)
+    panel.strip.setCurrentRow(0)
+    save(w, out / "11_reconstruct.png")
 
     w.close()
     shutil.rmtree(home, ignore_errors=True)

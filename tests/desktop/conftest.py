@@ -22,6 +22,24 @@ def wait_job(qtbot, hub, job, timeout: int = 60_000) -> None:  # type: ignore[no
     qtbot.waitUntil(lambda: job.id not in hub.jobs, timeout=timeout)
 
 
+@pytest.fixture(autouse=True)
+def no_blocking_quit_question(monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """An offscreen modal "quit while jobs run?" question would block a test run forever: answer Yes.
+
+    The questions asked are recorded, so a test can still assert that one was asked.
+    """
+    from PySide6.QtWidgets import QMessageBox
+
+    asked: list[str] = []
+
+    def question(parent, title, text, *args, **kwargs):  # type: ignore[no-untyped-def]
+        asked.append(text)
+        return QMessageBox.StandardButton.Yes
+
+    monkeypatch.setattr(QMessageBox, "question", staticmethod(question))
+    return asked
+
+
 @pytest.fixture
 def make_photos(tmp_path: Path) -> Callable[..., Path]:
     """Write ``n`` small textured JPEGs (the tiny detector finds faces in them) into a new folder."""

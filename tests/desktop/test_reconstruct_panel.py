@@ -45,6 +45,7 @@ def models(generation_models: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
 
 
 def _draw(window: Any) -> None:
+    window.setProperty("confirm_close", False)  # a failing test must not hang on "jobs still running?"
     canvas = window.sketch.canvas
     for k in range(12):
         canvas.draw_stroke([(180 + k * 25, 250), (200 + k * 25, 600)], size=5)
@@ -75,10 +76,12 @@ def _run_anyway(qtbot: Any, window: Any) -> None:
 
 def _generate(qtbot: Any, window: Any, **kw: Any) -> list[Any]:
     panel = _set(window, **kw)
+    flow = window.reconstruct_flow
     panel.generate_button.click()
+    refused = flow.job
     _run_anyway(qtbot, window)
-    qtbot.waitUntil(lambda: window.reconstruct_flow.job is not None)
-    wait_job(qtbot, window.hub, window.reconstruct_flow.job)
+    assert flow.job is not None and flow.job is not refused  # the request again, now allowed on the CPU
+    wait_job(qtbot, window.hub, flow.job)
     return list(panel.strip.outputs)
 
 
@@ -92,14 +95,14 @@ def test_generate_asks_on_cpu_then_shows_synthetic_candidates_best_identity_firs
     assert all(s is not None for s in scores) and scores == sorted(scores, reverse=True)
     for row, out in enumerate(outputs):
         item = panel.strip.item(row)
-        assert "SYNTHETIC" in item.text() and f"identity {out.identity_score:.3f}" in item.text()
+        assert f"identity {out.identity_score:.3f}" in item.text() and item.toolTip().startswith("SYNTHETIC")
         # The label is painted into the thumbnail itself: its top band is the warning red.
         thumb = item.icon().pixmap(panel.strip.iconSize()).toImage()
         top = QColor(thumb.pixel(2, 2))
         assert top.red() > 120 and top.green() < 80 and top.blue() < 80
         assert out.provenance["synthetic"] is True and out.provenance["models"]
         assert out.provenance["sources"]["sketch_embedder_baseline"] == "false"
-    assert "best identity first" in panel.status.text()
+    assert "SYNTHETIC, best identity first" in panel.status.text()
     assert not window.errors.shown
 
 
@@ -197,13 +200,14 @@ def test_vary_runs_locally_and_never_builds_the_cloud_backend_when_switched_off(
     assert flow.vary(base, "replicate") is None  # even if asked directly: nothing built, nothing asked
     assert flow.upload_warning is None and not built
     panel.vary_button.click()
+    refused = flow.job
     _run_anyway(qtbot, window)  # the local editor refuses on CPU too, then runs
-    qtbot.waitUntil(lambda: flow.job is not None)
+    assert flow.job is not None and flow.job is not refused
     wait_job(qtbot, window.hub, flow.job)
     variations = [o for o in panel.strip.outputs if o.kind == "variation"]
     assert variations and panel.strip.outputs[0] is base and not flow.failures
     assert all(v.provenance["parameters"]["remote"] is False for v in variations)
-    assert all("SYNTHETIC" in panel.strip.item(i).text() for i in range(panel.strip.count()))
+    assert all(panel.strip.item(i).toolTip().startswith("SYNTHETIC") for i in range(panel.strip.count()))
     assert not built
     # Switched on, the cloud backend is offered, and nothing is built before the on-screen warning is accepted.
     window.session.settings.cloud_backend_enabled = True
