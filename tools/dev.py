@@ -3,7 +3,7 @@
 Usage (from the repository root, with Python 3.11+):
 
     python3 tools/dev.py app  [ARGS...]   # set up (first time) and start the workstation
-    python3 tools/dev.py test [PYTEST ARGS...]   # set up (first time) and run lint + tests
+    python3 tools/dev.py test [PYTEST ARGS...]   # set up (first time), then ruff, import contracts, mypy, pytest
     python3 tools/dev.py setup             # set up only
 
 On Windows use ``py -3.11 tools\\dev.py app`` / ``py -3.11 tools\\dev.py test``.
@@ -101,7 +101,7 @@ def main(argv: list[str]) -> int:
     if cmd == "app":
         return _run([py, "-m", "sketchface_desktop", *rest], env=env)
     env.setdefault("QT_QPA_PLATFORM", "offscreen")
-    for check in ([py, "-m", "ruff", "check", "."], [py.parent / "lint-imports"]):
+    for check in ([py, "-m", "ruff", "check", "."], [py.parent / "lint-imports"], [py, "-m", "mypy"]):
         rc = _run(check, cwd=ROOT, env=env)
         if rc != 0:
             return rc
