@@ -8,8 +8,10 @@ from their stored embeddings and labels no longer in the store are marked delete
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import threading
+import time
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -30,6 +32,9 @@ if TYPE_CHECKING:
     from engine.gallery.metadata import MetadataReport
 
 log = logging.getLogger(__name__)
+
+# A temp index file older than this is debris of a crashed save, not one in progress.
+STALE_TMP_AGE_S = 3600.0
 
 DB_FILE = "gallery.sqlite"
 INDEX_FILE = "index.hnsw"
@@ -105,8 +110,13 @@ class Gallery:
         self.write_lock = threading.RLock()
         self._index: HnswIndex | None = None
         self._index_mutex = threading.Lock()
-        for stale in self.dir.glob(f".{INDEX_FILE}.*.tmp"):  # left by a crash during a save
-            stale.unlink(missing_ok=True)
+        # Left by a crash during a save. Only old ones: a fresh one may belong to a save that another
+        # Gallery object (another thread or process) is writing right now.
+        cutoff = time.time() - STALE_TMP_AGE_S
+        for stale in self.dir.glob(f".{INDEX_FILE}.*.tmp"):
+            with contextlib.suppress(OSError):
+                if stale.stat().st_mtime < cutoff:
+                    stale.unlink()
 
     def __enter__(self) -> Gallery:
         return self
