@@ -7,8 +7,8 @@ Three query sets, one JSON object (top-level keys: photo-like queries; ``sketch_
 ``isotropic`` carry the same keys):
 
 Besides recall against the exact top-k, face-like sets report ``mate_recall_at_k``: of the query
-identity's own photos that the exact top-k contains, the share HNSW also returns (the misses that
-would matter to an examiner, as opposed to swaps among near-tied strangers).
+identity's own photos in the exact top-k, the share HNSW also returns (the misses that would matter
+to an examiner, as opposed to swaps among near-tied strangers at the bottom of the list).
 
 - photo-like: face embeddings lie near a low-dimensional manifold, so identities are codes in a
   ``--latent``-D space mapped linearly to 512-D; each photo adds a low-rank "nuisance" part (pose,
@@ -133,11 +133,12 @@ def measure(index: HnswIndex, x: np.ndarray, q: np.ndarray, k: int, exact_timed:
         t0 = time.perf_counter()
         labels, _ = index.query(q[i], k)
         times.append(time.perf_counter() - t0)
-        hits += len(set(labels[0].tolist()) & set(truth[i].tolist()))
+        found = set(labels[0].tolist()) & set(truth[i].tolist())
+        hits += len(found)
         if mates is not None:
             owner, ident = mates
             mates_exact += int(np.sum(owner[truth[i]] == ident[i]))
-            mates_hnsw += int(np.sum(owner[labels[0]] == ident[i]))
+            mates_hnsw += sum(1 for label in found if owner[label] == ident[i])
     exact_times = []
     for i in range(min(exact_timed, len(q))):
         t0 = time.perf_counter()

@@ -36,7 +36,7 @@ class Settings:
     device: str = "auto"
     det_size: int = 640
     search_top_k: int = 50
-    hnsw_m: int = 16
+    hnsw_m: int = 32  # bench/README.md: M=16 stays under 0.99 recall@10 at 100k faces; 32 reaches it in 2.4 KB/face
     hnsw_ef_construction: int = 200
     hnsw_ef: int = 200
     ingest_batch: int = 32

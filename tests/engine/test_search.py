@@ -225,7 +225,7 @@ def test_manifest_is_complete_json_and_rerun_reproduces_the_list(
     m = json.loads(json.dumps(result.manifest))
     assert set(m) >= MANIFEST_KEYS
     assert m["query"][0] == {"kind": "photo", "sha256": queries[0].sha256, "weight": 2.0}
-    assert m["index"] == {"M": 16, "ef_construction": 200, "ef": 64} and m["k"] == 7
+    assert m["index"] == {"M": 32, "ef_construction": 200, "ef": 64} and m["k"] == 7
     assert m["galleries"][0]["content_version"] == a.content_version
     assert m["galleries"][0]["face_count"] == a.store.counts()["faces"]
     data = [q.data for q in queries]
