@@ -59,7 +59,7 @@ def test_store_uses_wal_and_records_model_parameters() -> None:
     mode = sqlite3.connect(g.store.path).execute("PRAGMA journal_mode").fetchone()[0]
     assert mode == "wal"
     info = g.info()
-    assert info.index["M"] == 16 and info.index["ef_construction"] == 200
+    assert info.index["M"] == 32 and info.index["ef_construction"] == 200
     assert info.model_sha256 is None and info.faces == 0
 
 
