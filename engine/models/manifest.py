@@ -231,3 +231,26 @@ _add(ModelSpec(
     mean=(0.48145466, 0.4578275, 0.40821073),
     std=(0.26862954, 0.26130258, 0.27577711),
 ))
+# The pretrained tower the sketch-encoder trainer fine-tunes (trainer default model.pretrained).
+# Digest: the Git LFS SHA-256 the Hugging Face file page publishes for open_clip_model.safetensors at
+# revision 7288da5a0d6f0b51c4a2b27c624837a9236d0112 (page lists "599 MB"; the exact byte count is not
+# published there, so size stays None). The safetensors file, not the pickled .bin, so loading runs no code.
+_B16_LAION = "laion/CLIP-ViT-B-16-laion2B-s34B-b88K"
+_B16_LAION_REV = "7288da5a0d6f0b51c4a2b27c624837a9236d0112"
+_add(ModelSpec(
+    id="open_clip.vit_b_16_laion2b",
+    title="OpenCLIP ViT-B/16 (LAION-2B, laion2b_s34b_b88k): pretrained tower for sketch-encoder training",
+    task="sketch-backbone",
+    files=(ModelFile("open_clip_model.safetensors",
+                     sha256="3f25d29d3cc74e1d25d47e0593b4dd0864ced1e9b4d8e486a247ca4502f227f1",
+                     url=f"{_HF}/{_B16_LAION}/resolve/{_B16_LAION_REV}/open_clip_model.safetensors"),),
+    licence=("MIT. LAION's model card puts surveillance and face recognition out of scope for the CLIP model "
+             "itself; here only its image tower is fine-tuned by your agency into a sketch encoder."),
+    source=f"{_HF}/{_B16_LAION}/tree/{_B16_LAION_REV}",
+    required_for=("training the sketch encoder (python -m trainer train)",),
+    input_size=(224, 224),
+    mean=(0.48145466, 0.4578275, 0.40821073),
+    std=(0.26862954, 0.26130258, 0.27577711),
+    notes="GELU activation (open_clip's pretrained config for this tag has no quick_gelu); 599 MB.",
+    extra={"open_clip_architecture": "ViT-B-16", "open_clip_tag": "laion2b_s34b_b88k"},
+))
