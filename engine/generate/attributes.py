@@ -17,6 +17,7 @@ from typing import Any
 import numpy as np
 
 from engine import runtime
+from engine.errors import InvalidRequest
 from engine.generate.imaging import to_pil_rgb
 from engine.generate.model_set import ATTRIBUTES, ModelLocator
 from engine.generate.types import ImageInput
@@ -71,7 +72,7 @@ class SketchAttributes:
         """A copy where the examiner's corrections replace the classifier's answers."""
         for name, value in values.items():
             if name not in OPTIONS or value not in OPTIONS[name]:
-                raise ValueError(f"Unknown attribute value {name}={value!r}.")
+                raise InvalidRequest(f"Unknown attribute value {name}={value!r}.")
         return SketchAttributes(self.scores, self.model, {**self.overrides, **values})
 
     # The four flags the seed's variation step used.

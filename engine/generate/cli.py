@@ -15,7 +15,7 @@ from typing import Any
 import numpy as np
 
 from engine.cli import print_json
-from engine.errors import BadImage
+from engine.errors import BadImage, InvalidRequest
 from engine.progress import ProgressEvent
 
 
@@ -128,7 +128,7 @@ def _reconstruct(args: argparse.Namespace) -> int:
     elif sketch is not None:
         embedding, embedded = _sketch_embedding(sketch, args.device)
     else:
-        raise ValueError("give --embedding (a .npy file) or --sketch (an image to embed).")
+        raise InvalidRequest("give --embedding (a .npy file) or --sketch (an image to embed).")
     sources.update(embedded)
     prompt = args.prompt or prompt_from_attributes(_attributes(sketch, args))
     request = ReconstructionRequest(

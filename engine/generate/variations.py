@@ -19,7 +19,7 @@ from typing import Any, Protocol
 import numpy as np
 from PIL import Image
 
-from engine.errors import Cancelled, EngineError
+from engine.errors import Cancelled, EngineError, InvalidRequest
 from engine.generate import device as dev
 from engine.generate import identity as ident
 from engine.generate.attributes import SketchAttributes, flags
@@ -62,7 +62,7 @@ def edits_for(attrs: SketchAttributes | Mapping[str, bool] | None,
     if include is not None:
         unknown = [n for n in include if n not in EDITS]
         if unknown:
-            raise ValueError(f"Unknown edits: {', '.join(unknown)}. Known: {', '.join(EDITS)}.")
+            raise InvalidRequest(f"Unknown edits: {', '.join(unknown)}. Known: {', '.join(EDITS)}.")
         names = list(include)
     return [EDITS[n] for n in names]
 
