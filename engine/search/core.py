@@ -34,8 +34,10 @@ from engine.gallery import Gallery, open_gallery, parse_filters
 from engine.gallery.filters import Filter
 from engine.gallery.modelhash import recognizer_sha256
 from engine.progress import CancelToken, check
-from engine.search.embedders import SketchEmbedder, load_embedder
+from engine.search.embedders import SketchEmbedder, embed_sketch, load_embedder
+from engine.search.manifest import ARCFACE, EmbedderRef, GalleryRef, QueryRef, RunManifest
 from engine.settings import Settings
+from engine.sketch.preprocess import Box, check_face_box
 from engine.types import Match
 
 if TYPE_CHECKING:
@@ -49,43 +51,63 @@ PREFILTER_FRACTION = 0.05
 
 @dataclass(frozen=True)
 class Query:
-    """One query image: its encoded bytes (identified by SHA-256), what it is, and its fusion weight."""
+    """One query image: its encoded bytes (identified by SHA-256), what it is, its fusion weight and,
+    for a sketch, the face box (the canvas guide, in the image's pixels) the engine crops it to.
+
+    Front-ends pass the whole sheet and the guide box and never crop themselves: the crop is
+    :func:`engine.sketch.preprocess.crop_sketch`, the same for search and reconstruction, and the box
+    is recorded in the run manifest. ``face_box=None`` crops a sketch to its ink.
+    """
 
     kind: str
     data: bytes
     weight: float = 1.0
     name: str = ""
+    face_box: Box | None = None
 
     def __post_init__(self) -> None:
         if self.kind not in KINDS:
             raise GalleryError(f"A query image is a photo or a sketch, not {self.kind!r}.")
         if not self.weight > 0:
             raise GalleryError(f"Query weight {self.weight} must be positive.")
+        if self.face_box is not None and self.kind != "sketch":
+            raise GalleryError("A face box belongs to a sketch query; a photo's face is found by the detector.")
+        object.__setattr__(self, "face_box", check_face_box(self.face_box))
 
     @classmethod
-    def from_path(cls, path: str | Path, kind: str, weight: float = 1.0) -> Query:
+    def from_path(cls, path: str | Path, kind: str, weight: float = 1.0,
+                  face_box: Box | None = None) -> Query:
         path = Path(path)
         try:
             data = path.read_bytes()
         except OSError as exc:
             raise GalleryError(f"Cannot read the query image {path}: {exc.strerror or exc}.") from exc
-        return cls(kind, data, weight, path.name)
+        return cls(kind, data, weight, path.name, face_box)
 
     @property
     def sha256(self) -> str:
         return sha256_bytes(self.data)
 
+    def ref(self) -> QueryRef:
+        """This query as the run manifest records it."""
+        return QueryRef(self.kind, self.sha256, float(self.weight), self.face_box)
+
 
 @dataclass
 class SearchResult:
-    """Ranked matches plus the JSON-serialisable run manifest (stored by cases; re-run by ``rerun_manifest``)."""
+    """Ranked matches plus the run manifest (``run``, typed; ``manifest``, its JSON form that cases store)."""
 
     matches: list[Match]
-    manifest: dict[str, Any]
+    run: RunManifest
     query_vector: np.ndarray
     baseline: bool
     elapsed_ms: float
     notes: list[str] = field(default_factory=list)
+
+    @property
+    def manifest(self) -> dict[str, Any]:
+        """The run manifest as JSON values (what ``engine.cases.add_search`` stores and hashes)."""
+        return self.run.to_dict()
 
     def to_dict(self) -> dict[str, Any]:
         return {"matches": [m.to_dict() for m in self.matches], "manifest": self.manifest,
@@ -148,7 +170,7 @@ class Searcher:
             if q.kind == "photo":
                 vecs.append(self.pipeline.embed_primary(bgr).embedding)
             else:
-                vecs.append(np.asarray(self.sketch_embedder.embed(bgr), dtype=np.float32).reshape(-1))
+                vecs.append(embed_sketch(self.sketch_embedder, bgr, q.face_box))
                 baseline = baseline or bool(self.sketch_embedder.is_baseline)
         return l2_normalize(np.stack(vecs)), baseline
 
@@ -174,7 +196,7 @@ class Searcher:
                 if not isinstance(given, Gallery):
                     g.close()
 
-    def _check_models(self, queries: Sequence[Query], galleries: list[Gallery]) -> tuple[str, dict[str, Any]]:
+    def _check_models(self, queries: Sequence[Query], galleries: list[Gallery]) -> tuple[str, EmbedderRef]:
         arcface = self.arcface_sha256
         if any(q.kind == "sketch" for q in queries):
             emb = self.sketch_embedder
@@ -183,9 +205,9 @@ class Searcher:
                     f"The sketch encoder was trained for ArcFace file {emb.arcface_sha256[:12]}…, but the installed "
                     f"ArcFace is {arcface[:12]}…; its vectors would not be comparable.",
                     hint="Install the matching ArcFace file or retrain the sketch encoder.")
-            embedder = {"kind": "arcface_baseline" if emb.is_baseline else "sketch_encoder", "sha256": emb.model_sha256}
+            embedder = EmbedderRef.of_sketch_embedder(emb)
         else:
-            embedder = {"kind": "arcface", "sha256": arcface}
+            embedder = EmbedderRef(ARCFACE, arcface)
         for g in galleries:
             if g.model_sha256 and g.model_sha256 != arcface:
                 raise GalleryError(
@@ -297,23 +319,22 @@ def _matches(rows: list[tuple[tuple[float, Gallery, int], int]], baseline: bool)
     return out
 
 
-def build_manifest(queries: Sequence[Query], embedder: dict[str, Any], arcface: str, galleries: list[Gallery],
-                   ef: int, filters: list[Filter], k: int, group: bool) -> dict[str, Any]:
-    """The agreed run manifest: everything needed to repeat the search and compare the list."""
+def build_manifest(queries: Sequence[Query], embedder: EmbedderRef, arcface: str, galleries: list[Gallery],
+                   ef: int, filters: list[Filter], k: int, group: bool) -> RunManifest:
+    """The run manifest: everything needed to repeat the search and compare the list."""
     first = galleries[0].index.params
-    return {
-        "query": [{"kind": q.kind, "sha256": q.sha256, "weight": q.weight} for q in queries],
-        "embedder": embedder,
-        "arcface_sha256": arcface,
-        "galleries": [{"id": g.id, "name": g.name, "content_version": g.content_version,
-                       "face_count": g.store.face_count(), "index": dict(g.index.params)} for g in galleries],
-        "index": {"M": first["M"], "ef_construction": first["ef_construction"], "ef": ef},
-        "filters": [str(f) for f in filters],
-        "k": k,
-        "group_by_subject": group,
-        "fusion": "weighted_mean_of_unit_embeddings",
-        "engine_version": engine.__version__,
-    }
+    return RunManifest(
+        query=tuple(q.ref() for q in queries),
+        embedder=embedder,
+        arcface_sha256=arcface,
+        galleries=tuple(GalleryRef(g.id, g.content_version, g.name, g.store.face_count(), dict(g.index.params))
+                        for g in galleries),
+        index={"M": first["M"], "ef_construction": first["ef_construction"], "ef": ef},
+        filters=tuple(str(f) for f in filters),
+        k=k,
+        group_by_subject=group,
+        engine_version=engine.__version__,
+    )
 
 
 def search(queries: Sequence[Query], galleries: Sequence[Gallery | str], k: int | None = None,

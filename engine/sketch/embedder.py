@@ -1,7 +1,10 @@
 """Sketch -> 512-D ArcFace-space vector: the trained encoder, or ArcFace itself as a labelled baseline.
 
-``engine.search`` asks :func:`load_sketch_embedder` for an embedder and records its ``describe()`` with
-each search, so a search can be re-run with the same models (model and ArcFace SHA-256, backend).
+``engine.search`` asks :func:`load_sketch_embedder` for an embedder and records what it is (an
+``EmbedderRef``: kind ``sketch_encoder`` or ``arcface_baseline`` and the weights' SHA-256) with each
+search, so a search can be re-run with the same models. :func:`embed_sketch` is the one way a sketch
+image and its face box become a vector: search and reconstruction both call it, so the same sketch
+with the same guide is the same point in ArcFace space in both.
 """
 
 from __future__ import annotations
@@ -15,7 +18,7 @@ from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 import numpy as np
 
 from engine import models
-from engine.errors import ModelInvalid
+from engine.errors import InvalidRequest, ModelInvalid
 from engine.faces.pipeline import RECOGNIZER_ID, l2_normalize
 from engine.sketch.config import (
     ONNX_NAME,
@@ -24,7 +27,7 @@ from engine.sketch.config import (
     PreprocessConfig,
     check_arcface_compatible,
 )
-from engine.sketch.preprocess import PAPER, crop_square, face_region, orient_ink, preprocess, to_gray
+from engine.sketch.preprocess import check_face_box, crop_sketch, preprocess
 
 if TYPE_CHECKING:
     from engine.faces.pipeline import FacePipeline
@@ -45,12 +48,16 @@ class SketchEmbedder(Protocol):
         model_sha256: SHA-256 of the weights that embed the sketch.
         arcface_sha256: SHA-256 of the ArcFace file whose space the vectors live in.
         backend: "torch", "onnxruntime" or "arcface-baseline".
+        preprocess_config: the crop and normalisation it applies (``engine.sketch.preprocess``).
     """
 
     is_baseline: bool
     model_sha256: str | None
     arcface_sha256: str | None
     backend: str
+
+    @property
+    def preprocess_config(self) -> PreprocessConfig: ...
 
     def embed(self, image_bgr: np.ndarray, face_box: FaceBoxLike = None) -> np.ndarray:
         """Unit 512-D float32 vector of one sketch (BGR/gray array; ``face_box`` = canvas guide)."""
@@ -136,7 +143,7 @@ class TrainedSketchEmbedder:
         """Unit vectors (N x 512, float32) of several sketches (several drawings of one face, for fusion)."""
         boxes = list(face_boxes) if face_boxes is not None else [None] * len(images)
         if len(boxes) != len(images):
-            raise ValueError("face_boxes must have one entry per image")
+            raise InvalidRequest("face_boxes must have one entry per image.")
         if not images:
             return np.zeros((0, self.config.embed_dim), np.float32)
         batch = np.stack([preprocess(im, box, self.config.preprocess) for im, box in zip(images, boxes, strict=True)])
@@ -154,7 +161,7 @@ class TrainedSketchEmbedder:
         return out.float().cpu().numpy()
 
     def describe(self) -> dict[str, Any]:
-        return {"kind": "trained", "baseline": False, "backend": self.backend, "device": self.device,
+        return {"kind": "sketch_encoder", "baseline": False, "backend": self.backend, "device": self.device,
                 "model_sha256": self.model_sha256, "onnx_sha256": self.onnx_sha256,
                 "arcface_sha256": self.arcface_sha256, "architecture": self.config.architecture,
                 "input_size": self.config.preprocess.input_size, "metrics": self.config.metrics}
@@ -180,20 +187,35 @@ class ArcFaceBaselineEmbedder:
         self.arcface_sha256: str | None = arcface_sha256
         self.model_sha256: str | None = arcface_sha256
         self.last_landmark_aligned: bool | None = None
-        self._pre = PreprocessConfig(margin=0.12)
+        self._pre = PreprocessConfig(margin=0.12, auto_invert=True)
+
+    @property
+    def preprocess_config(self) -> PreprocessConfig:
+        return self._pre
 
     def embed(self, image_bgr: np.ndarray, face_box: FaceBoxLike = None) -> np.ndarray:
-        gray = orient_ink(to_gray(image_bgr))
-        x0, y0, side = face_region(gray, face_box, self._pre)
-        crop = crop_square(gray, x0, y0, side, fill=PAPER)
+        crop = crop_sketch(image_bgr, face_box, self._pre)
         bgr = np.repeat(crop[:, :, None], 3, axis=2)
         vec, aligned = self.pipeline.embed_unaligned(bgr)
         self.last_landmark_aligned = aligned
         return l2_normalize(vec)
 
     def describe(self) -> dict[str, Any]:
-        return {"kind": "arcface-baseline", "baseline": True, "backend": self.backend,
+        return {"kind": "arcface_baseline", "baseline": True, "backend": self.backend,
                 "model_sha256": self.model_sha256, "arcface_sha256": self.arcface_sha256}
+
+
+def embed_sketch(embedder: SketchEmbedder, image: np.ndarray | bytes, face_box: FaceBoxLike = None) -> np.ndarray:
+    """Unit float32 vector of a sketch (array or encoded bytes) cropped to ``face_box`` (None: its ink).
+
+    The one path from a sketch to ArcFace space for search, reconstruction and attributes, so the same
+    sketch with the same guide gives the same encoder input everywhere.
+    """
+    from engine.faces.decode import load_image
+
+    bgr = load_image(bytes(image)) if isinstance(image, bytes | bytearray) else np.asarray(image)
+    vec = np.asarray(embedder.embed(bgr, check_face_box(face_box)), dtype=np.float32).reshape(-1)
+    return l2_normalize(vec)
 
 
 def load_sketch_embedder(device: str = "auto", *, expected_arcface_sha256: str | None = None,

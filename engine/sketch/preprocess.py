@@ -3,6 +3,11 @@
 This is the one definition of how a sketch becomes encoder input. The trainer applies the same
 :func:`prepare_gray` to every training sketch before its augmentations and the same normalisation
 after them (``engine.sketch.transforms``), so training and inference cannot drift apart.
+
+The face crop (:func:`crop_sketch`: the canvas guide box, else the ink box, squared with a margin) is
+the one crop of a sketch anywhere in the product: search, reconstruction (embedding and structure
+image), the compare overlay and the trainer all go through it; front-ends pass the guide box and
+never crop themselves.
 """
 
 from __future__ import annotations
@@ -17,6 +22,24 @@ from engine.sketch.config import PreprocessConfig
 
 Box = tuple[float, float, float, float]
 PAPER = 255  # fill value for padding: blank paper
+
+
+def check_face_box(face_box: Sequence[float] | None) -> Box | None:
+    """The face box as four floats (x1, y1, x2, y2), or None; BadImage when it is not a usable box."""
+    if face_box is None:
+        return None
+    values = tuple(face_box)
+    if len(values) != 4:
+        raise BadImage(f"A face box is (x1, y1, x2, y2); got {values!r}.")
+    try:
+        x1, y1, x2, y2 = (float(v) for v in values)
+    except (TypeError, ValueError):
+        raise BadImage(f"A face box is four numbers (x1, y1, x2, y2); got {values!r}.") from None
+    if not all(np.isfinite((x1, y1, x2, y2))):
+        raise BadImage(f"The face box {values!r} has a coordinate that is not a finite number.")
+    if not (x2 > x1 and y2 > y1):
+        raise BadImage(f"The face box {values!r} is empty (x2 <= x1 or y2 <= y1).")
+    return x1, y1, x2, y2
 
 
 def to_gray(image: np.ndarray) -> np.ndarray:
@@ -83,15 +106,8 @@ def face_region(gray: np.ndarray, face_box: Sequence[float] | None, cfg: Preproc
     extend past the image (padded with paper), so a sketch drawn to the edge is not squeezed.
     """
     h, w = gray.shape
-    box: Box | None
-    if face_box is not None:
-        if len(face_box) != 4:
-            raise BadImage(f"A face box is (x1, y1, x2, y2); got {tuple(face_box)!r}.")
-        x1, y1, x2, y2 = (float(v) for v in face_box)
-        if not (x2 > x1 and y2 > y1):
-            raise BadImage(f"The face box {tuple(face_box)!r} is empty (x2 <= x1 or y2 <= y1).")
-        box = (x1, y1, x2, y2)
-    else:
+    box = check_face_box(face_box)
+    if box is None:
         box = ink_box(gray, cfg.ink_threshold, cfg.ink_quantile)
     if box is None:
         box = (0.0, 0.0, float(w), float(h))
@@ -121,6 +137,45 @@ def resize_square(gray: np.ndarray, size: int) -> np.ndarray:
     return cv2.resize(gray, (size, size), interpolation=interp)
 
 
+def _oriented_gray(image: np.ndarray, cfg: PreprocessConfig) -> np.ndarray:
+    gray = to_gray(image)
+    return orient_ink(gray) if cfg.auto_invert else gray
+
+
+def sketch_square(image: np.ndarray, face_box: Sequence[float] | None,
+                  cfg: PreprocessConfig | None = None) -> tuple[int, int, int]:
+    """The square (x0, y0, side), in ``image`` pixels, that the encoder sees (e.g. to frame it on the canvas)."""
+    cfg = cfg or PreprocessConfig()
+    return face_region(_oriented_gray(image, cfg), face_box, cfg)
+
+
+def crop_sketch(image: np.ndarray, face_box: Sequence[float] | None,
+                cfg: PreprocessConfig | None = None) -> np.ndarray:
+    """The sketch's face square at full resolution: uint8 gray, ink dark on paper, padded with paper.
+
+    The one crop of a sketch in the product (search, reconstruction, compare overlay, trainer).
+
+    Args:
+        image: BGR/BGRA/gray array as :func:`engine.faces.load_image` returns.
+        face_box: (x1, y1, x2, y2) of the face in ``image`` (the canvas guide), or None for the ink box.
+        cfg: the embedder's preprocessing (``embedder.preprocess_config``); None for the defaults.
+    """
+    cfg = cfg or PreprocessConfig()
+    gray = _oriented_gray(image, cfg)
+    x0, y0, side = face_region(gray, face_box, cfg)
+    return crop_square(gray, x0, y0, side)
+
+
+def crop_sketch_png(png: bytes, face_box: Sequence[float] | None, cfg: PreprocessConfig | None = None) -> bytes:
+    """:func:`crop_sketch` of an encoded image, as a grayscale PNG (for front-ends that show the crop)."""
+    from engine.faces.decode import load_image
+
+    ok, buf = cv2.imencode(".png", crop_sketch(load_image(png), face_box, cfg))
+    if not ok:  # pragma: no cover - encoding a valid uint8 array does not fail
+        raise BadImage("The cropped sketch could not be encoded as PNG.")
+    return bytes(buf)
+
+
 def prepare_gray(image: np.ndarray, face_box: Sequence[float] | None, cfg: PreprocessConfig) -> np.ndarray:
     """Sketch image -> uint8 (S, S) grayscale of the face region: the common start of training and inference.
 
@@ -129,11 +184,7 @@ def prepare_gray(image: np.ndarray, face_box: Sequence[float] | None, cfg: Prepr
         face_box: (x1, y1, x2, y2) of the face in ``image`` (the canvas guide), or None for the ink box.
         cfg: the encoder's preprocessing config.
     """
-    gray = to_gray(image)
-    if cfg.auto_invert:
-        gray = orient_ink(gray)
-    x0, y0, side = face_region(gray, face_box, cfg)
-    return resize_square(crop_square(gray, x0, y0, side), cfg.input_size)
+    return resize_square(crop_sketch(image, face_box, cfg), cfg.input_size)
 
 
 def normalize(gray: np.ndarray, cfg: PreprocessConfig) -> np.ndarray:
