@@ -155,7 +155,8 @@ def load(encoder_sha256: str) -> Calibration | None:
     except ValidationError:
         return None
     try:
-        stamp = path.stat().st_mtime_ns
+        st = path.stat()
+        stamp = (st.st_mtime_ns, st.st_size)
     except OSError:
         return None
     cached = _CACHE.get(path)
@@ -172,7 +173,7 @@ def load(encoder_sha256: str) -> Calibration | None:
     return cal
 
 
-_CACHE: dict[Path, tuple[int, Calibration | None]] = {}  # results grids ask once per row: read each file once
+_CACHE: dict[Path, tuple[tuple[int, int], Calibration | None]] = {}  # results grids ask once per row: read each file once
 
 
 def _encoder_sha(encoder: str | Mapping[str, Any] | None) -> str | None:

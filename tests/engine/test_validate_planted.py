@@ -10,7 +10,15 @@ import pytest
 
 from engine.errors import Cancelled
 from engine.progress import CancelToken
-from engine.validate import GalleryMatrix, ResolvedCase, SolvedCase, cmc, hit_rates, subject_key, validate_vectors
+from engine.validate import (
+    GalleryMatrix,
+    ResolvedCase,
+    SolvedCase,
+    cmc,
+    hit_rates,
+    subject_key,
+    validate_vectors,
+)
 from engine.validate.ranking import rank_queries
 from tests.engine.test_validate_support import orthonormal, synthetic_gallery
 
