@@ -20,10 +20,10 @@ from engine.cases.images import inspect_image
 from engine.cases.store import Case, resolve_user
 from engine.errors import BadImage, CaseError
 from engine.fsutil import sha256_bytes
+from engine.search.manifest import REQUIRED_KEYS, ManifestInvalid, RunManifest
 from engine.types import Match
 
-MANIFEST_KEYS = ("query", "embedder", "arcface_sha256", "galleries", "index", "filters", "k",
-                 "group_by_subject", "engine_version")
+MANIFEST_KEYS = REQUIRED_KEYS  # defined once, by engine.search.RunManifest
 ThumbnailKey = int | tuple[str, int]
 
 
@@ -62,28 +62,18 @@ class SearchRecord:
         return d
 
 
-def validate_manifest(manifest: Mapping[str, Any]) -> None:
-    """Refuse a manifest that could not repeat its search, naming what is missing."""
-    missing = [k for k in MANIFEST_KEYS if k not in manifest]
-    if missing:
-        raise CaseError(f"The search's run manifest lacks {', '.join(missing)}; it could not be re-run.",
-                        hint="This is a bug in the search engine's manifest; the search was not stored.")
-    problems = []
-    if not isinstance(manifest["query"], list) or not manifest["query"]:
-        problems.append("query must be a non-empty list")
-    else:
-        for i, q in enumerate(manifest["query"]):
-            if not isinstance(q, Mapping) or q.get("kind") not in ("sketch", "photo") or not q.get("sha256"):
-                problems.append(f"query[{i}] needs kind sketch|photo and sha256")
-    if not isinstance(manifest["galleries"], list) or any(
-            not isinstance(g, Mapping) or "id" not in g or "content_version" not in g for g in manifest["galleries"]):
-        problems.append("galleries must list {id, content_version, ...}")
-    if not isinstance(manifest["index"], Mapping):
-        problems.append("index must be an object {M, ef_construction, ef}")
-    if not isinstance(manifest["embedder"], Mapping) or "kind" not in manifest["embedder"]:
-        problems.append("embedder must be an object {kind, sha256}")
-    if problems:
-        raise CaseError("The search's run manifest is malformed: " + "; ".join(problems) + ".")
+def validate_manifest(manifest: Mapping[str, Any] | RunManifest) -> RunManifest:
+    """Refuse a manifest that could not repeat its search, naming what is missing; returns it typed.
+
+    The schema is :class:`engine.search.RunManifest` (one definition for search, cases and re-run).
+    """
+    if isinstance(manifest, RunManifest):
+        return manifest
+    try:
+        return RunManifest.from_dict(manifest)
+    except ManifestInvalid as exc:
+        raise CaseError(exc.message, hint="The search was not stored; the search engine wrote an incomplete "
+                                          "record (a bug).") from exc
 
 
 def _jsonable(value: Any) -> Any:
@@ -192,7 +182,7 @@ def _store_thumbnails(case: Case, thumbs: Sequence[bytes | None]) -> list[tuple[
     return [(None, None) if r is None else (paths[r], r.rsplit(".", 1)[0]) for r in refs]
 
 
-def add_search(case: Case, manifest: Mapping[str, Any], matches: Sequence[Match], query_images: Sequence[bytes], *,
+def add_search(case: Case, manifest: Mapping[str, Any] | RunManifest, matches: Sequence[Match], query_images: Sequence[bytes], *,
                thumbnails: Mapping[ThumbnailKey, bytes] | None = None, blind: bool = False, label: str = "",
                rerun_of: int | None = None, rerun_report: Mapping[str, Any] | None = None,
                user: str | None = None) -> SearchRecord:
@@ -208,6 +198,8 @@ def add_search(case: Case, manifest: Mapping[str, Any], matches: Sequence[Match]
         label: a short name for the search.
         rerun_of, rerun_report: set by :func:`engine.cases.rerun.rerun_search`.
     """
+    if isinstance(manifest, RunManifest):
+        manifest = manifest.to_dict()
     validate_manifest(manifest)
     manifest_dict = json.loads(json.dumps(dict(manifest), default=_jsonable))
     manifest_sha = sha256_bytes(canonical_json(manifest_dict).encode("utf-8"))

@@ -69,8 +69,8 @@ def rerun_manifest(manifest: Mapping[str, Any] | RunManifest, query_images: list
         queries.append(Query(ref.kind, data, ref.weight, face_box=ref.face_box))
     galleries: list[Gallery] = []
     try:
-        for g in run.galleries:
-            galleries.append(open_gallery(g.id))
+        for gref in run.galleries:
+            galleries.append(open_gallery(gref.id))
         result = (searcher or Searcher()).search(
             queries, galleries, k=run.k, filters=list(run.filters), group_by_subject=run.group_by_subject,
             ef=int(run.index["ef"]), cancel=cancel)
