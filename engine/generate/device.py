@@ -15,11 +15,13 @@ import json
 import logging
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from engine import runtime
+from engine.generate import memory
+from engine.generate.memory import MemoryPlan
 from engine.generate.types import GenerationRefused, RuntimeOptions
 
 log = logging.getLogger(__name__)
@@ -32,11 +34,12 @@ CPU_EFFICIENCY = 0.8
 
 @dataclass(frozen=True)
 class ResolvedRuntime:
-    """The options as they apply on this machine: the actual device and dtype."""
+    """The options as they apply on this machine: the actual device, dtype and memory plan."""
 
     device: str
     half: bool
     options: RuntimeOptions
+    plan: MemoryPlan = field(default_factory=lambda: MemoryPlan("cpu"))
 
     @property
     def torch_dtype(self) -> Any:
@@ -46,9 +49,12 @@ class ResolvedRuntime:
 
 
 def resolve(options: RuntimeOptions) -> ResolvedRuntime:
-    """Pick device and precision: fp16 only on CUDA (CPU fp16 kernels are slow or missing)."""
+    """Pick device, precision and memory plan: fp16 only on CUDA (CPU fp16 kernels are slow or missing)."""
     device = runtime.resolve_device(options.device)
-    return ResolvedRuntime(device=device, half=device == "cuda" and options.half_precision, options=options)
+    plan = memory.choose(device, placement=options.placement, vae_tiling=options.tiling,
+                         vram_budget_gb=options.vram_budget_gb)
+    return ResolvedRuntime(device=device, half=device == "cuda" and options.half_precision, options=options,
+                           plan=plan)
 
 
 def dtype_kwargs(torch_dtype: Any) -> dict[str, Any]:
@@ -91,20 +97,12 @@ def quiet_loading() -> Iterator[None]:
 
 
 def place(pipe: Any, rt: ResolvedRuntime) -> None:
-    """Move a pipeline onto its device (or install CPU offload hooks) and switch on VAE tiling.
+    """Move a pipeline onto its device or install the memory plan's offload hooks.
 
     Called again whenever a component was added (image encoder, ControlNet), so everything is placed.
+    VAE tiling is switched per request (:func:`engine.generate.memory.set_tiling`), by image size.
     """
-    if rt.device == "cuda" and rt.options.cpu_offload:
-        pipe.enable_model_cpu_offload()
-    else:
-        pipe.to(rt.device)
-    vae = getattr(pipe, "vae", None)
-    if vae is not None:
-        if rt.options.vae_tiling:
-            vae.enable_tiling()
-        else:
-            vae.disable_tiling()
+    memory.apply(pipe, rt.plan, rt.device)
 
 
 def maybe_compile(unet: Any, rt: ResolvedRuntime) -> None:

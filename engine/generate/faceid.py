@@ -102,6 +102,11 @@ def verify_lora(unet: Any, state: dict[str, dict[str, Any]], adapter: str) -> in
     return checked
 
 
+def uses_guidance(pipe: Any, guidance_scale: float) -> bool:
+    """Whether diffusers will run classifier-free guidance for this scale (its own rule)."""
+    return guidance_scale > 1 and getattr(pipe.unet.config, "time_cond_proj_dim", None) is None
+
+
 class FaceIDPipelines:
     """Loads SD 1.5 + VAE once and switches between FaceID, FaceID Plus v2 and ControlNet structure mode.
 
@@ -172,6 +177,8 @@ class FaceIDPipelines:
             encoder = self._encoder()  # fail on a missing encoder before unloading anything
         state = read_adapter(path)
         self._unload()
+        if mode != "faceid_plusv2":
+            self._image_encoder = None  # ViT-H (~1.3 GB fp16): not kept once its mode is left
         if mode == "faceid_plusv2":
             size = int(encoder.config.image_size)
             pipe.register_modules(image_encoder=encoder,
@@ -200,6 +207,10 @@ class FaceIDPipelines:
         """The pipeline to call for a request: base SD, or a ControlNet pipeline sharing its modules."""
         self.use_adapter(mode)
         pipe = self.base()
+        if not structure and self._controlnet is not None:
+            self._control = self._controlnet = None  # ControlNet (~0.7 GB fp16): freed when structure is off
+            if self._placed is not pipe:
+                self._placed = None
         if structure:
             if self._control is None:  # rebuilt after an adapter switch: it must see the new image encoder
                 from diffusers import ControlNetModel, StableDiffusionControlNetPipeline
@@ -221,8 +232,13 @@ class FaceIDPipelines:
         return pipe
 
     # ------------------------------------------------------------------------------------ inputs
-    def id_embeds(self, pipe: Any, embedding: Any) -> Any:
-        """The FaceID conditioning: [negative (zeros), positive] x 1 image x 1 token x 512."""
+    def id_embeds(self, pipe: Any, embedding: Any, guidance: bool) -> Any:
+        """The FaceID conditioning for one prompt: [negative (zeros), positive] with guidance, else [positive].
+
+        Why both forms: diffusers splits the embeddings into negative/positive halves only when it runs
+        classifier-free guidance; given both halves without guidance, the zero tokens would be mixed
+        into the image's conditioning. diffusers repeats each half for ``num_images_per_prompt``.
+        """
         import numpy as np
         import torch
 
@@ -230,14 +246,21 @@ class FaceIDPipelines:
         if vec.shape != (512,) or not np.isfinite(vec).all():
             raise ValueError(f"The FaceID embedding must be 512 finite numbers, got shape {vec.shape}.")
         ref = torch.from_numpy(vec).reshape(1, 1, 1, 512)
-        return torch.cat([torch.zeros_like(ref), ref]).to(device=pipe._execution_device, dtype=pipe.unet.dtype)
+        out = torch.cat([torch.zeros_like(ref), ref]) if guidance else ref
+        return out.to(device=pipe._execution_device, dtype=pipe.unet.dtype)
 
-    def set_face_structure(self, pipe: Any, face: Any, face_strength: float) -> None:
-        """FaceID Plus v2: CLIP hidden states of the aligned face and the v2 shortcut at ``face_strength``."""
+    def set_face_structure(self, pipe: Any, face: Any, face_strength: float, guidance: bool,
+                           num_images: int = 1) -> None:
+        """FaceID Plus v2: CLIP hidden states of the aligned face and the v2 shortcut at ``face_strength``.
+
+        The projection layer reads ``clip_embeds`` as set here, not through diffusers' batching, so they
+        are built for the call's batch: ``num_images`` rows, preceded by as many negatives with guidance.
+        """
         import torch
 
         with torch.no_grad():
-            clip = pipe.prepare_ip_adapter_image_embeds([face], None, pipe._execution_device, 1, True)[0]
+            clip = pipe.prepare_ip_adapter_image_embeds([face], None, pipe._execution_device, num_images,
+                                                        guidance)[0]
         layer = pipe.unet.encoder_hid_proj.image_projection_layers[0]
         layer.clip_embeds = clip.to(dtype=pipe.unet.dtype)
         layer.shortcut = True

@@ -157,7 +157,8 @@ class ReplicateBackend:
                 log.warning("could not delete upload %s from Replicate: %s", file.id, exc)
 
     def provenance(self) -> tuple[dict[str, Any], dict[str, dict[str, str]]]:
-        return {"service": "replicate", "model": self.config.model}, {}
+        safety = {"enabled": None, "note": "remote service: its own content policy applies, not checked here"}
+        return {"service": "replicate", "model": self.config.model, "safety_checker": safety}, {}
 
     # ------------------------------------------------------------------------------------ edit
     def _upload(self, image: Image.Image) -> str:

@@ -52,23 +52,47 @@ class RemoteError(EngineError):
 
 @dataclass(frozen=True)
 class RuntimeOptions:
-    """How to run the diffusion models.
+    """How to run the diffusion models (Settings > Generation; ``sketchface`` CLI flags).
 
     Attributes:
         device: "auto", "cuda" or "cpu" (see :mod:`engine.runtime`).
         half_precision: fp16 weights and activations on CUDA (ignored on CPU, where fp16 is slow).
         compile_unet: ``torch.compile`` the UNet (CUDA; the first image pays the compile time).
-        cpu_offload: keep models in RAM and move each to the GPU only while it runs (6-8 GB GPUs).
-        vae_tiling: decode the image in tiles (large sizes on small GPUs).
+        memory_plan: "auto" (from free VRAM, see :mod:`engine.generate.memory`), "resident",
+            "model_offload" or "sequential_offload".
+        cpu_offload: shorthand kept for older callers: True means ``memory_plan="model_offload"``.
+        vae_tiling: "auto" (tiles above ~768 px), "on" or "off" (a bool means "on"/"off").
+        vram_budget_gb: use at most this much GPU memory (a shared GPU, a per-process cap).
+        safety_checker: run the Stable Diffusion safety checker on every output (as the reference
+            pipeline does); the choice is recorded in each image's provenance.
+        batch_candidates: candidates generated per UNet call (>1 is faster on large GPUs).
         allow_cpu: run even where only a CPU is available (otherwise :class:`GenerationRefused`).
     """
 
     device: str = "auto"
     half_precision: bool = True
     compile_unet: bool = False
+    memory_plan: str = "auto"
     cpu_offload: bool = False
-    vae_tiling: bool = False
+    vae_tiling: str | bool = "auto"
+    vram_budget_gb: float | None = None
+    safety_checker: bool = True
+    batch_candidates: int = 1
     allow_cpu: bool = False
+
+    @property
+    def placement(self) -> str:
+        """The memory placement asked for ("auto" unless the user chose one)."""
+        if self.memory_plan == "auto" and self.cpu_offload:
+            return "model_offload"
+        return self.memory_plan
+
+    @property
+    def tiling(self) -> str:
+        """VAE tiling as "auto", "on" or "off"."""
+        if isinstance(self.vae_tiling, bool):
+            return "on" if self.vae_tiling else "off"
+        return self.vae_tiling
 
 
 @dataclass(frozen=True, eq=False)  # holds arrays/images: compare by identity
@@ -149,7 +173,11 @@ class Candidate:
 
 @dataclass(frozen=True, eq=False)  # holds arrays/images: compare by identity
 class ReconstructionResult:
-    """Candidates ordered by identity score (best first; faces not found last, in seed order)."""
+    """Candidates ordered by identity score (best first; faces not found last, in seed order).
+
+    ``control_image`` is the structure (lineart) image the ControlNet followed, to show the user;
+    ``memory_plan`` is how the models were placed on this machine.
+    """
 
     candidates: tuple[Candidate, ...]
     mode: Mode
@@ -157,6 +185,8 @@ class ReconstructionResult:
     device: str
     seconds: float
     identity_note: str = ""
+    control_image: Image.Image | None = None
+    memory_plan: Mapping[str, Any] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)

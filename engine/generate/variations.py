@@ -22,10 +22,12 @@ from PIL import Image
 from engine.errors import Cancelled, EngineError, InvalidRequest
 from engine.generate import device as dev
 from engine.generate import identity as ident
+from engine.generate import memory
 from engine.generate.attributes import SketchAttributes, flags
 from engine.generate.imaging import array_sha256, to_bgr, to_pil_rgb
 from engine.generate.model_set import EDITOR, ModelLocator
 from engine.generate.provenance import add_mark, build_record
+from engine.generate.safety import OFF_RECORD, SafetyChecker
 from engine.generate.steps import StepController, run_pipeline
 from engine.generate.types import EditSpec, ImageInput, RuntimeOptions, VariationReport, VariationResult
 from engine.progress import CancelToken, ProgressCallback, ProgressEvent, check
@@ -116,6 +118,10 @@ class LocalEditor:
         self.options = options or EditOptions()
         self._pipe: Any = None
         self._digests: dict[str, str] | None = None
+        resident = self.rt.plan.placement == "resident"
+        self.safety = (SafetyChecker(self.locator, "cuda" if resident else "cpu", self.rt.half and resident)
+                       if self.rt.options.safety_checker else None)
+        self.last_safety: dict[str, Any] = dict(OFF_RECORD)
 
     def estimate_seconds(self, count: int) -> float:
         """CPU time for ``count`` edits (FLOP-counted from the configs; batch 3 = text, image, none)."""
@@ -132,7 +138,18 @@ class LocalEditor:
     def end_batch(self) -> None:
         return None
 
+    def _release(self) -> None:
+        """The reconstructor takes the GPU: drop the editor (loaded again on the next edit)."""
+        self._pipe = None
+
+    def close(self) -> None:
+        """Drop the editor pipeline and give its memory back."""
+        self._pipe = None
+        memory.RESIDENCY.forget(self)
+        memory.free_cuda_cache()
+
     def _pipeline(self) -> Any:
+        memory.RESIDENCY.claim(self, self._release, self.rt.device)
         if self._pipe is None:
             from diffusers import StableDiffusionInstructPix2PixPipeline
 
@@ -161,9 +178,25 @@ class LocalEditor:
         o = self.options
         controller = StepController(progress, cancel, total=o.steps, offset=0, label=spec.label, steps=o.steps)
         generator = torch.Generator(device="cpu").manual_seed(seed)
-        return run_pipeline(pipe, controller, prompt=spec.instruction, image=self._fit(image),
-                            num_inference_steps=o.steps, guidance_scale=o.guidance_scale,
-                            image_guidance_scale=o.image_guidance_scale, generator=generator)[0]
+        fitted = self._fit(image)
+        memory.set_tiling(pipe, self.rt.plan, *fitted.size)
+        try:
+            out = run_pipeline(pipe, controller, prompt=spec.instruction, image=fitted,
+                               num_inference_steps=o.steps, guidance_scale=o.guidance_scale,
+                               image_guidance_scale=o.image_guidance_scale, generator=generator)[0]
+        except Exception as exc:
+            from engine.generate.reconstruct import out_of_memory
+
+            oom = out_of_memory(exc, self.rt.plan)
+            if oom is None:
+                raise
+            raise oom from exc
+        if self.safety is None:
+            self.last_safety = dict(OFF_RECORD)
+            return out
+        out, flagged = self.safety.screen(out)
+        self.last_safety = self.safety.record(flagged)
+        return out
 
     def provenance(self) -> tuple[dict[str, Any], dict[str, dict[str, str]]]:
         if self._digests is None:
@@ -171,8 +204,12 @@ class LocalEditor:
         o = self.options
         params = {"steps": o.steps, "guidance_scale": o.guidance_scale,
                   "image_guidance_scale": o.image_guidance_scale, "size": o.size, "device": self.rt.device,
-                  "dtype": "float16" if self.rt.half else "float32"}
-        return params, {EDITOR: self._digests}
+                  "dtype": "float16" if self.rt.half else "float32", "memory_plan": self.rt.plan.placement,
+                  "safety_checker": dict(self.last_safety)}
+        digests = {EDITOR: self._digests}
+        if self.safety is not None:
+            digests.update(self.safety.digests())
+        return params, digests
 
 
 def describe_error(exc: BaseException) -> str:
@@ -236,11 +273,12 @@ def run_variations(image: ImageInput, edits: Sequence[EditSpec], backend: EditBa
             else:
                 score, _ = ident.score(identity, to_bgr(out), reference)
                 params, digests = backend.provenance()
+                safety = params.pop("safety_checker", {"enabled": None, "note": f"{backend.name} does not report one"})
                 record = build_record(
                     "variation", seed=first + i, models=digests, sources=srcs,
                     parameters={"edit": spec.name, "instruction": spec.instruction, "backend": backend.name,
                                 "remote": backend.remote, **params},
-                    extra={"identity_score": score, "marked": mark})
+                    extra={"identity_score": score, "marked": mark, "safety_checker": safety})
                 result = VariationResult(spec, add_mark(out) if mark else out, None, time.monotonic() - started,
                                          record, score)
             results.append(result)

@@ -219,6 +219,20 @@ _add(ModelSpec(
     input_size=(512, 512),
 ))
 _add(ModelSpec(
+    id="sd15.safety_checker",
+    title="Stable Diffusion safety checker (CompVis, as shipped with SD 1.5)",
+    task="safety-checker",
+    files=_hf_files("stable-diffusion-v1-5/stable-diffusion-v1-5", "safety_checker/model.safetensors",
+                    "safety_checker/config.json", "feature_extractor/preprocessor_config.json"),
+    licence="CreativeML Open RAIL-M.",
+    source="https://huggingface.co/CompVis/stable-diffusion-safety-checker",
+    required_for=("screening generated images (the reference setting; can be switched off)",),
+    input_size=(224, 224),
+    mean=(0.48145466, 0.4578275, 0.40821073),
+    std=(0.26862954, 0.26130258, 0.27577711),
+    notes="Blacks out images it flags, as the reference pipeline does; the choice is recorded per image.",
+))
+_add(ModelSpec(
     id="open_clip.vit_b_32_laion2b",
     title="OpenCLIP ViT-B/32 (LAION-2B) for sketch attributes",
     task="attributes",

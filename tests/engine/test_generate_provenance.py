@@ -11,7 +11,7 @@ from PIL import Image
 
 from engine.fsutil import sha256_file
 from engine.generate import provenance
-from engine.generate.model_set import BASE, FACEID, VAE, ModelLocator
+from engine.generate.model_set import BASE, FACEID, SAFETY, VAE, ModelLocator
 from engine.generate.reconstruct import Reconstructor
 from engine.generate.types import ReconstructionRequest, RuntimeOptions
 from tests.fixtures import tiny_diffusion
@@ -83,7 +83,8 @@ def test_reconstruction_outputs_carry_full_provenance(gen_models: Path, tmp_path
     assert params["prompt"] == "portrait" and params["steps"] == 2 and params["likeness_strength"] == 1.1
     assert params["mode"] == "faceid" and params["scheduler"] == "DDIMScheduler"
     assert record["sources"]["sketch_sha256"] == "e" * 64 and len(record["sources"]["embedding_sha256"]) == 64
-    assert set(record["models"]) == {BASE, VAE, FACEID}
+    assert set(record["models"]) == {BASE, VAE, FACEID, SAFETY}  # the safety checker is on by default
+    assert record["safety_checker"] == {"enabled": True, "model": SAFETY, "flagged": False, "action": "none"}
     weights = gen_models / FACEID / "ip-adapter-faceid_sd15.bin"
     assert record["models"][FACEID]["ip-adapter-faceid_sd15.bin"] == sha256_file(weights)
     unet = gen_models / BASE / "unet" / "diffusion_pytorch_model.safetensors"

@@ -12,7 +12,7 @@ import pytest
 from PIL import Image
 
 from engine.errors import Cancelled, EngineError
-from engine.generate.model_set import EDITOR, ModelLocator
+from engine.generate.model_set import EDITOR, SAFETY, ModelLocator
 from engine.generate.provenance import read_record
 from engine.generate.types import EditSpec, GenerationRefused, RuntimeOptions, VariationResult
 from engine.generate.variations import EDITS, EditOptions, LocalEditor, edits_for, run_variations
@@ -89,7 +89,8 @@ def test_local_edits_run_in_turn_with_provenance(editor: LocalEditor, gen_models
     assert record is not None and record["kind"] == "variation" and record["synthetic"] is True
     assert record["seed"] == 10 and record["parameters"]["instruction"] == EDITS["older"].instruction
     assert record["parameters"]["backend"] == "instruct_pix2pix" and record["parameters"]["remote"] is False
-    assert set(record["models"]) == {EDITOR} and record["sources"]["sketch_sha256"] == "a" * 64
+    assert set(record["models"]) == {EDITOR, SAFETY} and record["sources"]["sketch_sha256"] == "a" * 64
+    assert record["safety_checker"]["enabled"] is True and record["safety_checker"]["flagged"] is False
     again = run_variations(face(), edits[1:], editor, seed=10, mark=False)
     assert np.array_equal(np.asarray(again.results[0].image), np.asarray(editor.edit(
         face(), edits[1], seed=10, progress=None, cancel=None)))
