@@ -1,4 +1,4 @@
-"""``python -m trainer`` / ``sketchface-train``: train, export, make-sketches, show-config.
+"""``python -m trainer`` / ``sketchface-train``: train, check, export, make-sketches, show-config.
 
 Every sub-command writes JSON lines to stdout (one event per line, the last one ``done`` or ``error``)
 so the desktop app can run it as a subprocess; messages for people go to stderr.
@@ -33,6 +33,8 @@ def cmd_train(args: argparse.Namespace) -> int:
     from trainer.loop import Trainer
 
     cfg = load_config(args.config, args.overrides)
+    if args.force:
+        cfg.run.force_resume = True
     out = Path(cfg.run.out_dir)
     out.mkdir(parents=True, exist_ok=True)
     (out / "config.json").write_text(json.dumps(cfg.to_dict(), indent=2, default=str), "utf-8")
@@ -51,9 +53,39 @@ def cmd_train(args: argparse.Namespace) -> int:
 
 def cmd_show_config(args: argparse.Namespace) -> int:
     from trainer.config import load_config, to_toml
+    from trainer.data import pair_dataset, split_by_identity
+    from trainer.plan import plan_steps, plan_warnings
 
-    sys.stdout.write(to_toml(load_config(args.config, args.overrides)))
+    cfg = load_config(args.config, args.overrides)
+    sys.stdout.write(to_toml(cfg))
+    n_train = args.train_ids
+    if n_train is None and cfg.data.root:
+        pairs = [p.id for p in pair_dataset(cfg.data.root).pairs]
+        n_train = len(split_by_identity(pairs, cfg.data.val_fraction, cfg.data.split_seed, cfg.data.min_val_ids)[0])
+    if n_train is None:
+        sys.stdout.write("\n# Schedule in steps: set data.root (or --train-ids N) to see it for a dataset.\n")
+        return 0
+    plan = plan_steps(cfg, n_train)
+    sys.stdout.write(f"\n# Schedule in steps for {n_train} training identities (one process; before unusable pairs "
+                     "are skipped):\n")
+    for key, value in plan.to_dict().items():
+        sys.stdout.write(f"#   {key} = {value}\n")
+    for note in plan_warnings(plan, cfg):
+        sys.stdout.write(f"# WARNING: {note}\n")
     return 0
+
+
+def cmd_check(args: argparse.Namespace) -> int:
+    from trainer.config import load_config
+    from trainer.doctor import check_dataset, format_report
+
+    cfg = load_config(args.config, [*args.overrides, f"data.root={json.dumps(str(args.root))}"])
+    report = check_dataset(cfg, faces=not args.no_faces)
+    if args.json:
+        sys.stdout.write(json.dumps(report, indent=2) + "\n")
+    else:
+        sys.stdout.write(format_report(report) + "\n")
+    return 2 if report["verdict"] == "unusable" else 0
 
 
 def cmd_export(args: argparse.Namespace) -> int:
@@ -86,14 +118,24 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
     tr = sub.add_parser("train", help="train (resumes from out_dir/last.pt by default)")
     _config_args(tr)
+    tr.add_argument("--force", action="store_true",
+                    help="resume although world size, batch or dataset changed (logged; not exactly reproducible)")
     tr.set_defaults(func=cmd_train)
-    sc = sub.add_parser("show-config", help="print the effective config as TOML")
+    sc = sub.add_parser("show-config", help="print the effective config as TOML, then the schedule in steps")
     _config_args(sc)
+    sc.add_argument("--train-ids", type=int, help="show the schedule for this many training identities")
     sc.set_defaults(func=cmd_show_config)
+    ck = sub.add_parser("check", help="dataset doctor: pairs, unreadable/tiny/faceless images, duplicates, schedule")
+    ck.add_argument("root", type=Path, metavar="DATASET_ROOT")
+    ck.add_argument("--json", action="store_true", help="print the report as JSON")
+    ck.add_argument("--no-faces", action="store_true", help="skip face detection (no detector needed)")
+    _config_args(ck)
+    ck.set_defaults(func=cmd_check)
     ex = sub.add_parser("export", help="write an engine checkpoint (model.safetensors + config.json)")
     ex.add_argument("out_dir", type=Path)
     ex.add_argument("--from", dest="source", type=Path, help="best.pt/last.pt or a run folder (default: run.out_dir)")
-    ex.add_argument("--weights", choices=("ema", "student"), default="ema")
+    ex.add_argument("--weights", choices=("best", "ema", "student"), default="best",
+                    help="best: the weights that scored higher at the best evaluation (recorded by the run)")
     _config_args(ex)
     ex.set_defaults(func=cmd_export)
     ms = sub.add_parser("make-sketches", help="pencil-style sketches of photos: OUT/sketch (+ OUT/real)")

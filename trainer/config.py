@@ -19,6 +19,10 @@ from typing import Any
 from engine.errors import ConfigError
 from engine.sketch.transforms import AugmentConfig, strong_augment, weak_augment
 
+# The managed OpenCLIP checkpoint the recipe fine-tunes (engine.models manifest id).
+PRETRAINED_MODEL_ID = "open_clip.vit_b_16_laion2b"
+NO_PRETRAINED = "none"
+
 
 @dataclass
 class DataConfig:
@@ -32,6 +36,10 @@ class DataConfig:
         num_workers: data-loader worker processes (0: load in the training process).
         cache_images: keep prepared (cropped, resized) sketches in memory.
         prototype_cache: ArcFace prototype cache file ("" = ``root/arcface_prototypes.npz``).
+        no_face: a photo without a detectable face: "skip" its pair (listed), or "centre_crop" it.
+        max_skipped_fraction: abort when more than this share of the pairs is unusable (unreadable
+            photo or sketch, no face): above it the data, not a few bad files, is the problem.
+        min_side: images whose shorter side is below this many pixels are reported as tiny.
     """
 
     root: str = ""
@@ -41,6 +49,9 @@ class DataConfig:
     num_workers: int = 2
     cache_images: bool = True
     prototype_cache: str = ""
+    no_face: str = "skip"
+    max_skipped_fraction: float = 0.2
+    min_side: int = 64
 
 
 @dataclass
@@ -67,14 +78,20 @@ class ModelConfig:
     Attributes:
         architecture: open_clip name (default ViT-B-16).
         model_cfg: custom open_clip config (dict or JSON path) overriding the name's.
-        pretrained: CLIP weights for the tower: a local file, or an open_clip tag ("" = random init).
+        pretrained: CLIP weights for the tower: a managed model id (default: the installed OpenCLIP
+            ViT-B-16 LAION-2B checkpoint), a local open_clip checkpoint file, an open_clip tag, or
+            "none" for a randomly initialised tower (a warning is recorded; never the default, because
+            with the frozen phase most of a random tower would stay random for the whole run).
+        pretrained_tag: the open_clip pretrained tag a local file was trained as (e.g. "openai"): it
+            decides the activation (QuickGELU or GELU); managed models and tags know their own.
         head_hidden: hidden width of the head (0: linear).
         margin, ink_threshold: face-region crop parameters of the shared preprocessing.
     """
 
     architecture: str = "ViT-B-16"
     model_cfg: Any = None
-    pretrained: str = ""
+    pretrained: str = PRETRAINED_MODEL_ID
+    pretrained_tag: str = ""
     head_hidden: int = 1024
     margin: float = 0.08
     ink_threshold: int = 200
@@ -82,7 +99,20 @@ class ModelConfig:
 
 @dataclass
 class OptimConfig:
-    """Optimisation, schedules and progressive unfreezing."""
+    """Optimisation, schedules and progressive unfreezing.
+
+    Schedules are set in epochs and turned into optimiser steps from the dataset size, batch and
+    accumulation (:func:`trainer.plan.plan_steps`; ``show-config`` and ``check`` print them): sketch
+    datasets hold 500-5,000 pairs, where fixed step counts made for large datasets never happen.
+    A ``*_steps`` value above 0 (for ``unfreeze_after_steps``: any value) overrides its epoch-based
+    counterpart.
+
+    Attributes:
+        warmup_epochs: LR warm-up (the reference: ~2 epochs), clamped to
+            [warmup_min_steps, warmup_max_steps] so tiny sets still warm up and huge ones do not crawl.
+        unfreeze_after_epochs: the frozen phase (the reference unfreezes after ~2 epochs).
+        backbone_warmup_epochs: the unfrozen blocks' own LR warm-up.
+    """
 
     batch_size: int = 64
     epochs: int = 30
@@ -90,46 +120,76 @@ class OptimConfig:
     lr_head: float = 1e-3
     lr_backbone: float = 2e-5
     wd: float = 0.05
-    warmup_steps: int = 300
+    warmup_epochs: float = 2.0
+    warmup_min_steps: int = 50
+    warmup_max_steps: int = 400
+    warmup_steps: int = 0
     cosine_final_lr_mul: float = 0.05
     grad_clip_norm: float = 1.0
     amp: str = "auto"
-    unfreeze_after_steps: int = 1500
+    unfreeze_after_epochs: float = 2.0
+    unfreeze_after_steps: int | None = None
     unfreeze_last_blocks: int = 4
-    backbone_warmup_steps: int = 100
+    backbone_warmup_epochs: float = 1.0
+    backbone_warmup_steps: int = 0
     train_tail: bool = True
 
 
 @dataclass
 class LossConfig:
-    """Loss weights and the schedules of margin, scale, EMA decay and consistency."""
+    """Loss weights and the schedules of margin, scale, EMA decay and consistency.
 
-    scale_s: float = 32.0
+    Defaults follow the seed's reference implementation:
+    - scale_s 64: with few classes per batch a low scale saturates the softmax early (the reference
+      uses 64, as ArcFace itself does);
+    - sampled_softmax_classes 8,192, capped at the number of training classes (all of them for a
+      dataset of 500-5,000 identities: the softmax then sees every negative);
+    - lambda_consistency 0.1: the EMA teacher is a stabiliser, not a target; at 1.0 the student is
+      pulled towards a lagging copy of itself as hard as towards ArcFace;
+    - lambda_coral 0.005: the covariance term sums 512 x 512 squared entries; at 1.0 it dominates
+      the ArcFace loss in the first steps;
+    - arcface_both_views: the ArcFace loss is averaged over the weak and the strong view, as in the
+      reference (the strong view alone makes the weak view, the one most like real queries, unseen).
+
+    Ramps: ``margin_ramp_epochs`` 0 means twice the LR warm-up; ``consistency_decay_epochs`` is the
+    decay after unfreezing; ``ema_ramp_epochs`` the 0.996 -> 0.999 ramp.
+    """
+
+    scale_s: float = 64.0
     scale_s_start: float = 16.0
     margin_m: float = 0.3
+    margin_ramp_epochs: float = 0.0
     margin_ramp_steps: int = 0
-    sampled_softmax_classes: int = 1024
+    sampled_softmax_classes: int = 8192
     semi_hard_fraction: float = 0.5
-    lambda_consistency: float = 1.0
+    arcface_both_views: bool = True
+    lambda_consistency: float = 0.1
     consistency_final_mul: float = 0.1
-    consistency_decay_steps: int = 2000
+    consistency_decay_epochs: float = 5.0
+    consistency_decay_steps: int = 0
     lambda_reg: float = 1.0
-    lambda_coral: float = 1.0
+    lambda_coral: float = 0.005
     coral_sample: int = 512
     ema_decay_start: float = 0.996
     ema_decay_end: float = 0.999
     ema_ramp_epochs: float = 10.0
+    ema_warmup: bool = True
 
 
 @dataclass
 class EvalConfig:
-    """Evaluation: Recall@1 (full and val-only gallery), CMC, TPR at fixed FPR."""
+    """Evaluation: Recall@1 (full and val-only gallery), CMC, TPR at fixed FPR.
+
+    Attributes:
+        model: which weights are scored: "both" (student and EMA teacher; ``best`` keeps whichever
+            scores higher, and records which), "ema" or "student".
+    """
 
     eval_every_epochs: int = 1
     eval_at_start: bool = False
     val_negatives_per_query: int = 1000
     cmc_max_rank: int = 50
-    model: str = "ema"
+    model: str = "both"
     batch_size: int = 128
 
 
@@ -143,7 +203,11 @@ class RunConfig:
         max_steps: stop after this many optimiser steps (0: train all epochs); schedules still span all epochs.
         save_every_steps: also save last.pt every N steps (0: at epoch ends only).
         threads: torch CPU threads (0: torch's default).
-        weights: which weights ``export`` writes by default ("ema" or "student").
+        weights: which weights ``export`` writes by default: "best" (those that scored higher at the
+            best evaluation), "ema" or "student".
+        force_resume: resume although the world size, batch or dataset changed (logged).
+        dist_timeout_min: collective-operation timeout of a distributed run (prototypes of a large
+            dataset take minutes on one rank; the default 10 minutes made slow ranks fail).
     """
 
     out_dir: str = "runs/sketch_encoder"
@@ -156,7 +220,9 @@ class RunConfig:
     save_every_steps: int = 0
     tensorboard: bool = True
     threads: int = 0
-    weights: str = "ema"
+    weights: str = "best"
+    force_resume: bool = False
+    dist_timeout_min: float = 60.0
 
 
 @dataclass
@@ -183,8 +249,16 @@ class TrainConfig:
             raise ConfigError("loss.semi_hard_fraction must be in [0, 1] and sampled_softmax_classes >= 2.")
         if not 0.0 < self.data.val_fraction < 1.0:
             raise ConfigError("data.val_fraction must be between 0 and 1.")
-        if self.eval.model not in ("ema", "student") or self.run.weights not in ("ema", "student"):
-            raise ConfigError("eval.model and run.weights must be 'ema' or 'student'.")
+        if self.eval.model not in ("both", "ema", "student") or self.run.weights not in ("best", "ema", "student"):
+            raise ConfigError("eval.model must be 'both', 'ema' or 'student'; run.weights 'best', 'ema' or 'student'.")
+        if self.data.no_face not in ("skip", "centre_crop"):
+            raise ConfigError(f"data.no_face must be 'skip' or 'centre_crop' (got {self.data.no_face!r}).")
+        if not 0.0 <= self.data.max_skipped_fraction <= 1.0:
+            raise ConfigError("data.max_skipped_fraction must be between 0 and 1.")
+        if not self.model.pretrained:
+            raise ConfigError("model.pretrained is empty.",
+                              hint=f"Use the managed '{PRETRAINED_MODEL_ID}' (the default), a checkpoint file, "
+                                   f"an open_clip tag, or '{NO_PRETRAINED}' to train from random weights.")
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)

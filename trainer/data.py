@@ -11,10 +11,15 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset, Sampler
 
+from engine.errors import EngineError
 from engine.faces import is_image_name, load_image
 from engine.sketch.config import PreprocessConfig
 from engine.sketch.preprocess import prepare_gray
 from engine.sketch.transforms import AugmentConfig, SketchAugment, gray_tensor, normalize_tensor
+
+
+class DatasetUnusable(EngineError):
+    """Too much of the dataset cannot be used (unreadable images, photos without a face)."""
 
 
 @dataclass(frozen=True)
@@ -78,6 +83,22 @@ def pair_dataset(root: str | Path) -> Pairing:
     )
 
 
+def load_sketches(pairs: list[Pair], pre: PreprocessConfig) -> tuple[dict[str, np.ndarray], dict[str, str]]:
+    """Each pair's sketch prepared as the app prepares a query; unreadable ones listed, never fatal.
+
+    Returns:
+        (id -> prepared uint8 sketch, id -> why it could not be used).
+    """
+    ok: dict[str, np.ndarray] = {}
+    bad: dict[str, str] = {}
+    for p in pairs:
+        try:
+            ok[p.id] = prepare_gray(load_image(p.sketch), None, pre)
+        except EngineError as exc:  # BadImage: truncated, empty, not an image, blank page
+            bad[p.id] = str(exc)
+    return ok, bad
+
+
 def _unit_hash(seed: int, ident: str) -> float:
     return int(hashlib.sha256(f"{seed}:{ident}".encode()).hexdigest(), 16) / float(1 << 256)
 
@@ -122,13 +143,16 @@ class SketchViews(Dataset[tuple[torch.Tensor, torch.Tensor, int]]):
     """
 
     def __init__(self, sketches: list[Path], pre: PreprocessConfig, weak: AugmentConfig, strong: AugmentConfig,
-                 seed: int = 0, cache: bool = True) -> None:
+                 seed: int = 0, cache: bool = True, prepared: list[np.ndarray] | None = None) -> None:
         self.sketches = list(sketches)
         self.pre = pre
         self.weak, self.strong = SketchAugment(weak), SketchAugment(strong)
         self.seed = seed
         self.epoch = 0
-        self._cache: list[np.ndarray] | None = [self.load(i) for i in range(len(self.sketches))] if cache else None
+        if cache and prepared is not None:
+            self._cache: list[np.ndarray] | None = list(prepared)
+        else:
+            self._cache = [self.load(i) for i in range(len(self.sketches))] if cache else None
 
     def set_epoch(self, epoch: int) -> None:
         self.epoch = epoch

@@ -44,7 +44,7 @@ class Trainer:
         self.cfg = cfg
         if cfg.run.threads > 0:
             torch.set_num_threads(cfg.run.threads)
-        self.dist = init_distributed(cfg.run.device)
+        self.dist = init_distributed(cfg.run.device, cfg.run.dist_timeout_min)
         self.out = Path(cfg.run.out_dir)
         self.reporter = RunReporter(self.out, enabled=self.dist.is_main, tensorboard=cfg.run.tensorboard,
                                     stream=stream)
@@ -54,6 +54,7 @@ class Trainer:
         self.micro_done = 0
         self.best_metric = float("-inf")
         self.best_step = -1
+        self.best_weights = "ema"
         self.unfreeze_step: int | None = None
         self.metrics: dict[str, Any] = {}
         self.ddp: Any = None
@@ -99,17 +100,40 @@ class Trainer:
             return last if last.is_file() else None
         return Path(r)
 
+    def _resume_conflicts(self, st: dict[str, Any]) -> list[str]:
+        """Why ``st`` cannot be continued exactly with this run's config and data (empty: it can)."""
+        assert self.s is not None
+        old = st.get("config") or {}
+        o_old, o_new = old.get("optim", {}), self.cfg.optim
+        reasons = []
+        if int(st.get("world_size", 1)) != self.dist.world:
+            reasons.append(f"the world size changed ({st.get('world_size')} -> {self.dist.world} processes)")
+        for key in ("batch_size", "accum_steps"):
+            if key in o_old and o_old[key] != getattr(o_new, key):
+                reasons.append(f"optim.{key} changed ({o_old[key]} -> {getattr(o_new, key)})")
+        if st.get("class_ids") != self.s.train_ids or st.get("val_ids") != self.s.val_ids:
+            reasons.append("it was trained on other identities than the current dataset split")
+        elif st.get("dataset_sha256") and st["dataset_sha256"] != self.s.dataset_digest:
+            reasons.append("the dataset's photos (their ArcFace prototypes) changed")
+        return reasons
+
     def _maybe_resume(self) -> None:
         path = self._resume_path()
         if path is None:
             return
         assert self.s is not None
         st = load_state(path)
-        if st.get("class_ids") != self.s.train_ids or st.get("val_ids") != self.s.val_ids:
+        reasons = self._resume_conflicts(st)
+        if reasons and not self.cfg.run.force_resume:
             from engine.errors import ConfigError
 
-            raise ConfigError(f"{path} was trained on other identities than the current dataset split.",
-                              hint="Resume with the same dataset and split, or set run.resume='never'.")
+            raise ConfigError(f"{path} cannot be resumed exactly: {'; '.join(reasons)}.",
+                              hint="Resume with the same dataset, split, batch and number of processes; or pass "
+                                   "--force (run.force_resume=true) to continue anyway (logged), or set "
+                                   "run.resume='never' to start afresh.")
+        if reasons:
+            self.reporter.emit("warning", message=f"Resuming {path} although {'; '.join(reasons)} (--force): the run "
+                                                  "is no longer exactly reproducible.", resume_forced=reasons)
         self.s.model.load_state_dict(st["model"])
         self.s.ema.load_state_dict(st["ema"])
         if st.get("unfrozen"):
@@ -118,14 +142,19 @@ class Trainer:
         self.s.scheduler.load_state_dict(st["scheduler"])
         self.s.scaler.load_state_dict(st["scaler"])
         self.step, self.epoch, self.micro_done = int(st["step"]), int(st["epoch"]), int(st["micro_done"])
+        self.micro_done = min(self.micro_done, self.s.sampler.full_batches())
         self.best_metric, self.best_step = float(st["best_metric"]), int(st["best_step"])
+        self.best_weights = str(st.get("best_weights", "ema"))
         self.metrics = dict(st.get("metrics") or {})
         set_rng_state(st["rng"])
-        self.reporter.emit("resume", path=str(path), step=self.step, epoch=self.epoch, micro_done=self.micro_done)
+        old_total = int(st.get("total_steps", st["scheduler"].get("total", 0)))
+        self.reporter.emit("resume", path=str(path), step=self.step, epoch=self.epoch, micro_done=self.micro_done,
+                           total_steps=self.s.plan.total_steps, previous_total_steps=old_total)
 
     def _unfreeze(self, step: int, announce: bool = True) -> None:
         assert self.s is not None
-        added = optim_mod.unfreeze(self.s.model, self.s.optimizer, self.s.scheduler, self.cfg.optim, step)
+        added = optim_mod.unfreeze(self.s.model, self.s.optimizer, self.s.scheduler, self.cfg.optim, step,
+                                   warmup=self.s.plan.backbone_warmup)
         self.unfreeze_step = step
         self._wrap()
         if announce:
@@ -135,9 +164,9 @@ class Trainer:
     # -- one optimiser step ------------------------------------------------------------------
     def _optimizer_step(self, micro: list[tuple[torch.Tensor, ...]]) -> dict[str, float]:
         s = self.setup()
-        c, lc, dev = self.cfg, self.cfg.loss, self.dist.device
-        scale, margin = scale_and_margin(self.step, lc, c.optim.warmup_steps)
-        lam_cons = consistency_weight(self.step, self.unfreeze_step, lc)
+        c, lc, dev, plan = self.cfg, self.cfg.loss, self.dist.device, s.plan
+        scale, margin = scale_and_margin(self.step, lc, plan.margin_ramp)
+        lam_cons = consistency_weight(self.step, self.unfreeze_step, lc, plan.consistency_decay)
         net = self.ddp if self.ddp is not None else s.model
         sums: dict[str, float] = defaultdict(float)
         for j, (weak, strong, labels) in enumerate(micro):
@@ -148,11 +177,19 @@ class Trainer:
                                                             + self.dist.rank))
             with sync:
                 with autocast(dev, s.amp):
-                    z = net(strong)
+                    if lc.arcface_both_views:  # one forward of both views (DDP allows one per backward)
+                        z, z_w = net(torch.cat([strong, weak])).chunk(2)
+                    else:
+                        z, z_w = net(strong), None
                     with torch.no_grad():
                         z_t = s.ema.model(weak)
                 arc, n_hard = sampled_arcface_loss(z, labels, s.protos, k=lc.sampled_softmax_classes, scale=scale,
                                                    margin=margin, semi_hard_fraction=lc.semi_hard_fraction, gen=gen)
+                if z_w is not None:  # the reference averages the loss of the weak and the strong view
+                    arc_w, _ = sampled_arcface_loss(z_w, labels, s.protos, k=lc.sampled_softmax_classes, scale=scale,
+                                                    margin=margin, semi_hard_fraction=lc.semi_hard_fraction,
+                                                    gen=gen)
+                    arc = 0.5 * (arc + arc_w)
                 cons = consistency_loss(z, z_t)
                 reg = prototype_regression(z, s.protos[labels])
                 pick = torch.randperm(s.protos.shape[0], generator=gen)[:lc.coral_sample].to(dev)
@@ -170,17 +207,17 @@ class Trainer:
         s.scaler.step(s.optimizer)
         s.scaler.update()
         s.optimizer.zero_grad(set_to_none=True)
-        decay = ema_decay(self.step, s.steps_per_epoch, lc)
+        decay = ema_decay(self.step, plan.ema_ramp, lc)
         s.ema.update(s.model, decay)
         sums.update(grad_norm=float(grad_norm), s=scale, m=margin, ema_decay=decay, lambda_consistency=lam_cons)
         return dict(sums)
 
     # -- evaluation and checkpoints ----------------------------------------------------------
     @torch.no_grad()
-    def evaluate(self) -> dict[str, Any]:
-        """Metrics of the EMA teacher (or student) on the validation sketches."""
+    def evaluate(self, weights: str = "ema") -> dict[str, Any]:
+        """Metrics of the EMA teacher ("ema") or the student on the validation sketches."""
         s = self.setup()
-        model = s.ema.model if self.cfg.eval.model == "ema" else s.model
+        model = s.ema.model if weights == "ema" else s.model
         was_training = model.training
         model.eval()
         outs = []
@@ -193,6 +230,21 @@ class Trainer:
         return retrieval_report(emb, s.val_ids, s.all_ids, s.all_protos, self.cfg.eval.cmc_max_rank,
                                 self.cfg.eval.val_negatives_per_query, seed=self.cfg.run.seed)
 
+    def evaluate_all(self) -> dict[str, Any]:
+        """Score the configured weights; with "both", the better of student and EMA, the other's summary beside it.
+
+        Why both: early in a short run the EMA lags the student; late, it is usually smoother. The
+        weights that score higher are the ones worth exporting, and which they were is recorded.
+        """
+        which = ("ema", "student") if self.cfg.eval.model == "both" else (self.cfg.eval.model,)
+        reports = {w: self.evaluate(w) for w in which}
+        chosen = max(which, key=lambda w: float(reports[w][METRIC]))  # a tie keeps the EMA (listed first)
+        out = {**reports[chosen], "weights": chosen}
+        for w, rep in reports.items():
+            out[w] = {k: rep[k] for k in (METRIC, "recall@1_full", "recall@10_full", "cos_true_minus_impostor")
+                      if k in rep}
+        return out
+
     def _payload(self) -> dict[str, Any]:
         s = self.setup()
         enc = s.encoder_config
@@ -201,9 +253,11 @@ class Trainer:
                 "optimizer": s.optimizer.state_dict(), "scheduler": s.scheduler.state_dict(),
                 "scaler": s.scaler.state_dict(), "step": self.step, "epoch": self.epoch,
                 "micro_done": self.micro_done, "best_metric": self.best_metric, "best_step": self.best_step,
+                "best_weights": self.best_weights,
                 "unfrozen": self.unfreeze_step is not None, "unfreeze_step": self.unfreeze_step or 0,
                 "class_ids": s.train_ids, "val_ids": s.val_ids, "metrics": self.metrics,
-                "config": self.cfg.to_dict(), "world_size": self.dist.world}
+                "config": self.cfg.to_dict(), "world_size": self.dist.world, "dataset_sha256": s.dataset_digest,
+                "total_steps": s.plan.total_steps}
 
     def save(self, kind: str) -> Path | None:
         if not self.dist.is_main:
@@ -216,11 +270,12 @@ class Trainer:
 
     def _eval_and_save(self) -> None:
         if self.dist.is_main:
-            self.metrics = self.evaluate()
+            self.metrics = self.evaluate_all()
             self.reporter.emit("eval", step=self.step, epoch=self.epoch, **self.metrics)
             self.reporter.scalars(self.step, {k: v for k, v in self.metrics.items() if isinstance(v, float)}, "val")
             if self.cfg.run.save_best and float(self.metrics[METRIC]) > self.best_metric:
                 self.best_metric, self.best_step = float(self.metrics[METRIC]), self.step
+                self.best_weights = str(self.metrics.get("weights", self.cfg.eval.model))
                 self.save("best")
         barrier(self.dist)
 
@@ -257,8 +312,8 @@ class Trainer:
                 self.micro_done += 1
                 if len(buf) < c.optim.accum_steps:
                     continue
-                if (self.unfreeze_step is None and c.optim.unfreeze_last_blocks > 0
-                        and self.step >= c.optim.unfreeze_after_steps):
+                due = s.plan.unfreeze_step
+                if self.unfreeze_step is None and due is not None and self.step >= due:
                     self._unfreeze(self.step)
                 s.scheduler.apply(self.step)
                 stats = self._optimizer_step(buf)
@@ -298,6 +353,8 @@ class Trainer:
             src = self.out / ("best.pt" if (self.out / "best.pt").is_file() else "last.pt")
             if src.is_file():
                 export = export_train_state(src, self.out / "export", weights=self.cfg.run.weights)
+                self.reporter.emit("export", path=str(export), source=src.name,
+                                   weights=self.best_weights if self.cfg.run.weights == "best" else self.cfg.run.weights)
         summary = {"step": self.step, "epoch": self.epoch, "best_metric": self.best_metric,
                    "best_step": self.best_step, "metrics": self.metrics, "export": str(export) if export else None}
         self.reporter.emit("done", **summary)

@@ -45,11 +45,11 @@ def build_optimizer(model: SketchEncoder, cfg: OptimConfig) -> torch.optim.AdamW
 
 
 def unfreeze(model: SketchEncoder, optimizer: torch.optim.Optimizer, scheduler: WarmupCosine, cfg: OptimConfig,
-             step: int) -> list[nn.Parameter]:
+             step: int, warmup: int | None = None) -> list[nn.Parameter]:
     """Unfreeze the last ``cfg.unfreeze_last_blocks`` blocks and add them to optimizer and scheduler.
 
     The new groups get ``lr_backbone`` on the same global cosine (joined at ``step``, with their own
-    short warmup); existing groups and their Adam moments are untouched, so step alignment holds.
+    short warmup of ``warmup`` steps, the plan's backbone_warmup); existing groups and their Adam moments are untouched, so step alignment holds.
 
     Returns:
         The parameters added to the optimizer (exactly the newly unfrozen ones).
@@ -57,7 +57,8 @@ def unfreeze(model: SketchEncoder, optimizer: torch.optim.Optimizer, scheduler: 
     newly = model.unfreeze_last_blocks(cfg.unfreeze_last_blocks)
     for group in _groups(model, newly, cfg.lr_backbone, cfg.wd, "backbone"):
         optimizer.add_param_group(group)
-        scheduler.add_group(cfg.lr_backbone, start_step=step, warmup=cfg.backbone_warmup_steps)
+        scheduler.add_group(cfg.lr_backbone, start_step=step,
+                            warmup=cfg.backbone_warmup_steps if warmup is None else warmup)
     return newly
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import datetime
 import os
 from dataclasses import dataclass
 
@@ -29,8 +30,12 @@ class DistInfo:
         return self.world > 1
 
 
-def init_distributed(device_pref: str = "auto") -> DistInfo:
-    """Join the torchrun process group when WORLD_SIZE > 1 (NCCL on GPUs, Gloo on CPUs)."""
+def init_distributed(device_pref: str = "auto", timeout_min: float = 60.0) -> DistInfo:
+    """Join the torchrun process group when WORLD_SIZE > 1 (NCCL on GPUs, Gloo on CPUs).
+
+    The collective timeout is explicit (default 60 min): set-up steps such as embedding a shard of
+    the photos can take longer than torch's default before every rank meets again.
+    """
     world = int(os.environ.get("WORLD_SIZE", "1"))
     rank = int(os.environ.get("RANK", "0"))
     local_rank = int(os.environ.get("LOCAL_RANK", "0"))
@@ -39,7 +44,8 @@ def init_distributed(device_pref: str = "auto") -> DistInfo:
     if use_cuda:
         torch.cuda.set_device(device)
     if world > 1 and not torch.distributed.is_initialized():
-        torch.distributed.init_process_group(backend="nccl" if use_cuda else "gloo")
+        torch.distributed.init_process_group(backend="nccl" if use_cuda else "gloo",
+                                             timeout=datetime.timedelta(minutes=timeout_min))
     return DistInfo(world, rank, local_rank, device)
 
 

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
-from dataclasses import dataclass
+from collections.abc import Callable
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -11,17 +13,35 @@ import numpy as np
 import torch
 
 from engine.errors import ConfigError
-from engine.faces import load_image
 from engine.sketch.config import EncoderConfig, PreprocessConfig
-from engine.sketch.model import SketchEncoder, build_encoder, load_pretrained_visual, resolve_model_cfg
-from engine.sketch.transforms import eval_tensor
+from engine.sketch.model import (
+    NO_PRETRAINED,
+    PretrainedSource,
+    SketchEncoder,
+    apply_pretrained_activation,
+    build_encoder,
+    load_pretrained_visual,
+    resolve_model_cfg,
+    resolve_pretrained,
+)
+from engine.sketch.transforms import gray_tensor, normalize_tensor
 from trainer.config import TrainConfig
-from trainer.data import EpochSampler, SketchViews, pair_dataset, split_by_identity
+from trainer.data import (
+    DatasetUnusable,
+    EpochSampler,
+    Pair,
+    Pairing,
+    SketchViews,
+    load_sketches,
+    pair_dataset,
+    split_by_identity,
+)
 from trainer.optim import EMATeacher, build_optimizer
+from trainer.plan import StepPlan, plan_steps, plan_warnings
 from trainer.reporting import RunReporter
-from trainer.runtime import DistInfo, amp_dtype, barrier
+from trainer.runtime import DistInfo, amp_dtype
 from trainer.schedules import WarmupCosine
-from trainer.teacher import CACHE_NAME, Prototypes, compute_prototypes
+from trainer.teacher import CACHE_NAME, NO_FACE, UNREADABLE, Prototypes, compute_prototypes
 
 
 @dataclass
@@ -45,6 +65,25 @@ class Setup:
     steps_per_epoch: int
     total_steps: int
     encoder_config: EncoderConfig
+    plan: StepPlan = field(default_factory=StepPlan)
+    skipped: dict[str, str] = field(default_factory=dict)
+    dataset_digest: str = ""
+
+
+def _gather(dist: DistInfo) -> Callable[[dict[str, Any]], dict[str, Any]] | None:
+    """An all-gather of per-rank result dicts (prototypes are sharded over ranks), None when single-process."""
+    if not dist.distributed:
+        return None
+
+    def gather(part: dict[str, Any]) -> dict[str, Any]:
+        parts: list[Any] = [None] * dist.world
+        torch.distributed.all_gather_object(parts, part)
+        merged: dict[str, Any] = {}
+        for p in parts:
+            merged.update(p or {})
+        return merged
+
+    return gather
 
 
 def _prototypes(cfg: TrainConfig, pairs: list[Any], dist: DistInfo, reporter: RunReporter) -> Prototypes:
@@ -53,14 +92,12 @@ def _prototypes(cfg: TrainConfig, pairs: list[Any], dist: DistInfo, reporter: Ru
     def progress(done: int, total: int) -> None:
         reporter.emit("prototypes_progress", done=done, total=total)
 
-    if dist.is_main:
-        protos = compute_prototypes(pairs, cfg.teacher, cache, on_progress=progress)
-    barrier(dist)
-    if not dist.is_main:
-        protos = compute_prototypes(pairs, cfg.teacher, cache)
+    protos = compute_prototypes(pairs, cfg.teacher, cache, on_progress=progress, no_face=cfg.data.no_face,
+                                rank=dist.rank, world=dist.world, gather=_gather(dist))
     reporter.emit("prototypes", arcface_sha256=protos.arcface_sha256, computed=protos.computed, reused=protos.reused,
                   fallback_centre_crop=len(protos.fallback_ids), fallback_examples=protos.fallback_ids[:20],
-                  cache=str(cache))
+                  no_face=sum(1 for r in protos.skipped.values() if r == NO_FACE),
+                  unreadable=sum(1 for r in protos.skipped.values() if r == UNREADABLE), cache=str(cache))
     return protos
 
 
@@ -72,15 +109,64 @@ def architecture_label(cfg: TrainConfig) -> str:
     return cfg.model.architecture
 
 
-def encoder_config(cfg: TrainConfig, arcface_sha256: str, extra: dict[str, Any]) -> EncoderConfig:
+def _explicit_activation(cfg: TrainConfig) -> bool | None:
+    """The activation the user asked for (None: only the architecture's default)."""
+    mc = cfg.model.model_cfg
+    if isinstance(mc, dict) and "quick_gelu" in mc:
+        return bool(mc["quick_gelu"])
+    if cfg.model.architecture.endswith("-quickgelu"):
+        return True
+    return None
+
+
+def pretrained_source(cfg: TrainConfig) -> PretrainedSource:
+    """The run's starting weights: refused when missing (a random tower is only ever explicit)."""
+    return resolve_pretrained(cfg.model.pretrained, cfg.model.architecture, cfg.model.pretrained_tag)
+
+
+def encoder_config(cfg: TrainConfig, arcface_sha256: str, extra: dict[str, Any],
+                   pretrained: PretrainedSource | None = None) -> EncoderConfig:
     """The self-describing config the run's checkpoints (and the app) will carry."""
     model_cfg = resolve_model_cfg(cfg.model.architecture, cfg.model.model_cfg)
+    if pretrained is not None:
+        model_cfg = apply_pretrained_activation(model_cfg, pretrained, _explicit_activation(cfg))
     probe = EncoderConfig(architecture=architecture_label(cfg), model_cfg=model_cfg)
     pre = PreprocessConfig(input_size=probe.vision_image_size(), margin=cfg.model.margin,
                            ink_threshold=cfg.model.ink_threshold)
     return EncoderConfig(architecture=probe.architecture, model_cfg=model_cfg, head_hidden=cfg.model.head_hidden,
                          preprocess=pre, arcface_sha256=arcface_sha256, weights=cfg.run.weights,
-                         training={"config": json.loads(json.dumps(cfg.to_dict(), default=str)), **extra})
+                         training={"config": json.loads(json.dumps(cfg.to_dict(), default=str)), **extra},
+                         pretrained=pretrained.record() if pretrained is not None else {})
+
+
+def dataset_digest(ids: list[str], protos: np.ndarray) -> str:
+    """A digest of the identities and their prototypes: a changed dataset changes it (resume check)."""
+    h = hashlib.sha256()
+    for i in ids:
+        h.update(i.encode() + b"\0")
+    h.update(np.ascontiguousarray(protos, dtype=np.float32).tobytes())
+    return h.hexdigest()
+
+
+def _usable(cfg: TrainConfig, pairing: Pairing, protos: Prototypes, pre: PreprocessConfig,
+            reporter: RunReporter) -> tuple[list[Pair], dict[str, np.ndarray], dict[str, str]]:
+    """Pairs whose photo and sketch are both usable; the others listed, the run refused above the limit."""
+    sketches, bad_sketch = load_sketches([p for p in pairing.pairs if p.id not in protos.skipped], pre)
+    skipped = {**protos.skipped, **{i: "unreadable sketch" for i in bad_sketch}}
+    skipped = {i: ("unreadable photo" if r == UNREADABLE else "no face in photo" if r == NO_FACE else r)
+               for i, r in skipped.items()}
+    n = len(pairing.pairs)
+    share = len(skipped) / max(1, n)
+    if skipped:
+        reporter.emit("skipped", count=len(skipped), share=round(share, 4),
+                      pairs=[{"id": i, "reason": r} for i, r in sorted(skipped.items())[:200]])
+        reporter.emit("warning", message=f"{len(skipped)} of {n} pairs skipped (unreadable or no face); "
+                                         "'python -m trainer check' lists them.")
+    if share > cfg.data.max_skipped_fraction:
+        raise DatasetUnusable(f"{len(skipped)} of {n} pairs ({share:.0%}) are unusable (unreadable image or no face), "
+                        f"more than data.max_skipped_fraction={cfg.data.max_skipped_fraction:.0%}.",
+                        hint="Run 'python -m trainer check DATASET_ROOT' to list them and fix the dataset.")
+    return [p for p in pairing.pairs if p.id not in skipped], sketches, skipped
 
 
 def build_setup(cfg: TrainConfig, dist: DistInfo, reporter: RunReporter) -> Setup:
@@ -90,40 +176,52 @@ def build_setup(cfg: TrainConfig, dist: DistInfo, reporter: RunReporter) -> Setu
     torch.manual_seed(cfg.run.seed)  # the same initial weights on every rank and every resume
     pairing = pair_dataset(cfg.data.root)
     reporter.emit("data", **pairing.summary())
-    train_ids, val_ids = split_by_identity([p.id for p in pairing.pairs], cfg.data.val_fraction,
+    pretrained = pretrained_source(cfg)  # before hours of prototypes: missing weights stop the run now
+    if pretrained.kind == NO_PRETRAINED:
+        reporter.emit("warning", message="model.pretrained='none': the image tower starts from random weights; "
+                                         "expect much lower accuracy than from pretrained CLIP weights.")
+    probe = encoder_config(cfg, "0" * 64, {}, pretrained)
+    protos = _prototypes(cfg, pairing.pairs, dist, reporter)
+    pairs, sketches, skipped = _usable(cfg, pairing, protos, probe.preprocess, reporter)
+    train_ids, val_ids = split_by_identity([p.id for p in pairs], cfg.data.val_fraction,
                                            cfg.data.split_seed, cfg.data.min_val_ids)
     reporter.emit("split", train_ids=len(train_ids), val_ids=len(val_ids))
-    by_id = {p.id: p for p in pairing.pairs}
-    protos = _prototypes(cfg, pairing.pairs, dist, reporter)
-    all_ids = [p.id for p in pairing.pairs]
-    enc_cfg = encoder_config(cfg, protos.arcface_sha256, {"dataset": str(cfg.data.root),
+    by_id = {p.id: p for p in pairs}
+    all_ids = [p.id for p in pairs]
+    all_protos = protos.take(all_ids)
+    digest = dataset_digest(all_ids, all_protos)
+    enc_cfg = encoder_config(cfg, protos.arcface_sha256, {"dataset": str(cfg.data.root), "dataset_sha256": digest,
                                                           "train_ids": len(train_ids), "val_ids": len(val_ids),
-                                                          "fallback_centre_crop": len(protos.fallback_ids)})
+                                                          "skipped_pairs": len(skipped),
+                                                          "fallback_centre_crop": len(protos.fallback_ids)},
+                             pretrained)
     model = build_encoder(enc_cfg)
-    if cfg.model.pretrained:
-        reporter.emit("pretrained", source=load_pretrained_visual(model, cfg.model.pretrained, cfg.model.architecture))
+    reporter.emit("pretrained", source=load_pretrained_visual(model, pretrained), **pretrained.record())
     model.to(dist.device)
     optimizer = build_optimizer(model, cfg.optim)
     ema = EMATeacher(model)
     pre = enc_cfg.preprocess
     dataset = SketchViews([by_id[i].sketch for i in train_ids], pre, cfg.augment_weak, cfg.augment_strong,
-                          seed=cfg.run.seed, cache=cfg.data.cache_images)
+                          seed=cfg.run.seed, cache=cfg.data.cache_images, prepared=[sketches[i] for i in train_ids])
     if len(dataset) < cfg.optim.batch_size * dist.world:
         raise ConfigError(f"{len(dataset)} training identities are fewer than one batch "
                           f"({cfg.optim.batch_size} x {dist.world} processes); lower optim.batch_size.")
     sampler = EpochSampler(len(dataset), dist.world, dist.rank, cfg.run.seed, cfg.optim.batch_size)
-    steps_per_epoch = max(1, sampler.full_batches() // cfg.optim.accum_steps)
-    total = steps_per_epoch * cfg.optim.epochs
-    scheduler = WarmupCosine(optimizer, cfg.optim, total)
+    plan = plan_steps(cfg, len(dataset), dist.world)
+    for note in plan_warnings(plan, cfg):
+        reporter.emit("warning", message=note)
+    scheduler = WarmupCosine(optimizer, cfg.optim, plan.total_steps, warmup=plan.warmup)
     amp = amp_dtype(cfg.optim.amp, dist.device)
     scaler = torch.amp.GradScaler("cuda", enabled=amp is torch.float16)
-    val_inputs = torch.stack([eval_tensor(load_image(by_id[i].sketch), None, pre) for i in val_ids])
+    val_inputs = torch.stack([normalize_tensor(gray_tensor(sketches[i]), pre) for i in val_ids])
     reporter.emit("start", device=str(dist.device), world_size=dist.world,
-                  amp=str(amp).replace("torch.", "") if amp else "off", steps_per_epoch=steps_per_epoch,
-                  total_steps=total, params_trainable=sum(p.numel() for p in model.parameters() if p.requires_grad),
+                  amp=str(amp).replace("torch.", "") if amp else "off", steps_per_epoch=plan.steps_per_epoch,
+                  total_steps=plan.total_steps, schedule=plan.to_dict(),
+                  params_trainable=sum(p.numel() for p in model.parameters() if p.requires_grad),
                   params_total=sum(p.numel() for p in model.parameters()), architecture=enc_cfg.architecture)
     return Setup(train_ids=train_ids, val_ids=val_ids, all_ids=all_ids,
                  protos=torch.from_numpy(protos.take(train_ids)).to(dist.device),
-                 all_protos=protos.take(all_ids), val_inputs=val_inputs, dataset=dataset, sampler=sampler,
+                 all_protos=all_protos, val_inputs=val_inputs, dataset=dataset, sampler=sampler,
                  model=model, ema=ema, optimizer=optimizer, scheduler=scheduler, scaler=scaler, amp=amp,
-                 steps_per_epoch=steps_per_epoch, total_steps=total, encoder_config=enc_cfg)
+                 steps_per_epoch=plan.steps_per_epoch, total_steps=plan.total_steps, encoder_config=enc_cfg,
+                 plan=plan, skipped=skipped, dataset_digest=digest)

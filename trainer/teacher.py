@@ -2,13 +2,15 @@
 
 Photos go through ``engine.faces`` exactly as gallery photos do (SCRFD detection, 5-point alignment to
 the 112 template, ArcFace), so the sketch encoder learns the very space the galleries are indexed in.
-A photo without a detectable face falls back to a centred crop; those are counted and reported.
+A photo that cannot be decoded, or (by default) shows no detectable face, is skipped with its pair and
+listed; ``data.no_face = "centre_crop"`` uses a centred crop of it instead.
 The cache ``arcface_prototypes.npz`` stores ids, vectors, the ArcFace file's SHA-256 and each photo's
 SHA-256: any change recomputes just what changed, and a different ArcFace recomputes everything.
 """
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -16,6 +18,7 @@ from pathlib import Path
 import numpy as np
 
 from engine import models
+from engine.errors import EngineError
 from engine.faces import ALIGNED_SIZE, DETECTOR_ID, RECOGNIZER_ID, FacePipeline, centre_crop, load_image
 from engine.fsutil import atomic_path, sha256_file
 from trainer.config import TeacherConfig
@@ -24,14 +27,21 @@ from trainer.data import Pair
 CACHE_NAME = "arcface_prototypes.npz"
 
 
+# Status of a photo in the cache: "ok" (aligned on its face), "no_face" (no face found: its vector is
+# a centred crop's), "unreadable" (not decodable; never cached, so a fixed file is retried).
+OK, NO_FACE, UNREADABLE = "ok", "no_face", "unreadable"
+Entry = tuple[str, np.ndarray, str]  # (photo sha256, vector, status)
+
+
 @dataclass
 class Prototypes:
-    """Unit ArcFace vectors of the identities' photos, with how they were obtained."""
+    """Unit ArcFace vectors of the usable identities' photos, with what was skipped and why."""
 
     ids: list[str]
     vectors: np.ndarray
     arcface_sha256: str
     fallback_ids: list[str] = field(default_factory=list)
+    skipped: dict[str, str] = field(default_factory=dict)
     computed: int = 0
     reused: int = 0
 
@@ -47,14 +57,22 @@ def arcface_path(cfg: TeacherConfig) -> Path:
     return Path(cfg.arcface_onnx) if cfg.arcface_onnx else models.model_path(RECOGNIZER_ID)
 
 
+def detector_path(cfg: TeacherConfig) -> Path:
+    return Path(cfg.detector_onnx) if cfg.detector_onnx else models.model_path(DETECTOR_ID)
+
+
 def build_pipeline(cfg: TeacherConfig) -> FacePipeline:
     """The teacher's face pipeline: the configured or the installed detector and ArcFace."""
-    det = Path(cfg.detector_onnx) if cfg.detector_onnx else models.model_path(DETECTOR_ID)
-    return FacePipeline(det, arcface_path(cfg), device=cfg.device, det_size=cfg.det_size, det_thresh=cfg.det_thresh)
+    return FacePipeline(detector_path(cfg), arcface_path(cfg), device=cfg.device, det_size=cfg.det_size,
+                        det_thresh=cfg.det_thresh)
 
 
-def _read_cache(path: Path, arcface_sha: str) -> dict[str, tuple[str, np.ndarray, bool]]:
-    """id -> (photo sha256, vector, fell back) from a cache written for the same ArcFace file; else empty."""
+def part_paths(cache_path: Path) -> list[Path]:
+    """Per-rank partial caches of a distributed run (``<stem>.rank<N>.npz``)."""
+    return sorted(cache_path.parent.glob(f"{cache_path.stem}.rank*.npz"))
+
+
+def _read_one(path: Path, arcface_sha: str) -> dict[str, Entry]:
     if not path.is_file():
         return {}
     try:
@@ -62,10 +80,31 @@ def _read_cache(path: Path, arcface_sha: str) -> dict[str, tuple[str, np.ndarray
             if str(z["arcface_sha256"]) != arcface_sha:
                 return {}
             ids, shas, vecs, fb = z["ids"], z["photo_sha256"], z["vectors"], z["fallback"]
-            return {str(i): (str(s), np.asarray(v, np.float32), bool(f)) for i, s, v, f in zip(ids, shas, vecs, fb,
-                                                                                              strict=True)}
-    except (OSError, KeyError, ValueError):
-        return {}  # a damaged cache is rebuilt
+            status = z["status"] if "status" in z.files else np.where(fb, NO_FACE, OK)
+            return {str(i): (str(s), np.asarray(v, np.float32), str(st))
+                    for i, s, v, st in zip(ids, shas, vecs, status, strict=True)}
+    except (OSError, KeyError, ValueError, EOFError):
+        return {}  # a damaged cache (a kill mid-write of an old version) is rebuilt
+
+
+def read_cache(path: Path, arcface_sha: str) -> dict[str, Entry]:
+    """id -> (photo sha256, vector, status) from the cache (and partial caches) for the same ArcFace file."""
+    out: dict[str, Entry] = {}
+    for part in part_paths(path):
+        out.update(_read_one(part, arcface_sha))
+    out.update(_read_one(path, arcface_sha))
+    return out
+
+
+def write_cache(path: Path, entries: dict[str, Entry], arcface_sha: str) -> None:
+    """Write the cache atomically (a kill mid-write leaves the previous file intact)."""
+    ids = sorted(i for i, e in entries.items() if e[2] != UNREADABLE)
+    dim = next((entries[i][1].shape[0] for i in ids), 512)
+    vectors = np.stack([entries[i][1] for i in ids]).astype(np.float32) if ids else np.zeros((0, dim), np.float32)
+    with atomic_path(path) as tmp, open(tmp, "wb") as f:
+        np.savez(f, ids=np.array(ids, dtype=str), photo_sha256=np.array([entries[i][0] for i in ids], dtype=str),
+                 vectors=vectors, fallback=np.array([entries[i][2] == NO_FACE for i in ids], dtype=bool),
+                 status=np.array([entries[i][2] for i in ids], dtype=str), arcface_sha256=np.array(arcface_sha))
 
 
 def embed_photo(pipeline: FacePipeline, path: Path) -> tuple[np.ndarray, bool]:
@@ -77,31 +116,78 @@ def embed_photo(pipeline: FacePipeline, path: Path) -> tuple[np.ndarray, bool]:
     return centre_crop(bgr, ALIGNED_SIZE), True
 
 
+def _photo_sha(path: Path) -> str:
+    try:
+        return sha256_file(path)
+    except OSError:
+        return ""
+
+
+def _embed_chunk(pipeline: FacePipeline, chunk: list[Pair], shas: dict[str, str]) -> dict[str, Entry]:
+    crops, kept, status = [], [], {}
+    for p in chunk:
+        try:
+            crop, fell = embed_photo(pipeline, p.real)
+        except EngineError:  # BadImage: truncated, not an image, too large
+            status[p.id] = UNREADABLE
+            continue
+        crops.append(crop)
+        kept.append(p)
+        status[p.id] = NO_FACE if fell else OK
+    out: dict[str, Entry] = {p.id: (shas[p.id], np.zeros(0, np.float32), UNREADABLE)
+                             for p in chunk if status[p.id] == UNREADABLE}
+    if crops:
+        for p, v in zip(kept, pipeline.embed(crops), strict=True):
+            out[p.id] = (shas[p.id], np.asarray(v, np.float32), status[p.id])
+    return out
+
+
 def compute_prototypes(pairs: list[Pair], cfg: TeacherConfig, cache_path: Path,
-                       on_progress: Callable[[int, int], None] | None = None, batch: int = 32) -> Prototypes:
-    """Prototypes for every pair's photo, reusing cached vectors whose photo and ArcFace are unchanged."""
+                       on_progress: Callable[[int, int], None] | None = None, batch: int = 32, *,
+                       no_face: str = "skip", rank: int = 0, world: int = 1,
+                       gather: Callable[[dict[str, Entry]], dict[str, Entry]] | None = None,
+                       save_every_s: float = 30.0) -> Prototypes:
+    """Prototypes for every pair's photo, reusing cached vectors whose photo and ArcFace are unchanged.
+
+    The cache is written as it goes (every ``save_every_s`` seconds), so a run killed while embedding
+    thousands of photos resumes where it stopped. In a distributed run each rank embeds its share of
+    the photos (``rank::world``), saves its progress in its own partial cache (no shared file system
+    needed), and ``gather`` (an all-gather) gives every rank all results.
+
+    Args:
+        no_face: "skip" a pair whose photo shows no detectable face, or use a "centre_crop" of it.
+    """
     arc_sha = sha256_file(arcface_path(cfg))
-    cached = _read_cache(cache_path, arc_sha)
-    photo_sha = {p.id: sha256_file(p.real) for p in pairs}
-    todo = [p for p in pairs if p.id not in cached or cached[p.id][0] != photo_sha[p.id]]
-    fresh: dict[str, tuple[np.ndarray, bool]] = {}
-    if todo:
+    cached = read_cache(cache_path, arc_sha)
+    shas = {p.id: _photo_sha(p.real) for p in pairs}
+    todo = [p for p in pairs if not shas[p.id] or p.id not in cached or cached[p.id][0] != shas[p.id]]
+    mine = todo[rank::world]
+    own_cache = cache_path if world == 1 else cache_path.with_name(f"{cache_path.stem}.rank{rank}.npz")
+    fresh: dict[str, Entry] = {}
+    if mine:
         pipeline = build_pipeline(cfg)
-        for start in range(0, len(todo), batch):
-            chunk = todo[start:start + batch]
-            crops, fell = zip(*(embed_photo(pipeline, p.real) for p in chunk), strict=True)
-            vecs = pipeline.embed(list(crops))
-            for p, v, f in zip(chunk, vecs, fell, strict=True):
-                fresh[p.id] = (v, f)
+        last_save = time.monotonic()
+        for start in range(0, len(mine), batch):
+            fresh.update(_embed_chunk(pipeline, mine[start:start + batch], shas))
             if on_progress is not None:
-                on_progress(min(start + batch, len(todo)), len(todo))
-    ids = [p.id for p in pairs]
-    vectors = np.stack([fresh[i][0] if i in fresh else cached[i][1] for i in ids]).astype(np.float32)
-    fallback = [i for i in ids if (fresh[i][1] if i in fresh else cached[i][2])]
-    protos = Prototypes(ids, vectors, arc_sha, fallback, computed=len(fresh), reused=len(ids) - len(fresh))
-    if fresh or set(cached) != set(ids):
-        with atomic_path(cache_path) as tmp, open(tmp, "wb") as f:
-            np.savez(f, ids=np.array(ids), photo_sha256=np.array([photo_sha[i] for i in ids]),
-                     vectors=vectors, fallback=np.array([i in set(fallback) for i in ids]),
-                     arcface_sha256=np.array(arc_sha))
+                on_progress(min(start + batch, len(mine)), len(mine))
+            if time.monotonic() - last_save >= save_every_s and start + batch < len(mine):
+                write_cache(own_cache, {**cached, **fresh} if world == 1 else fresh, arc_sha)
+                last_save = time.monotonic()
+    if gather is not None:
+        fresh = gather(fresh)
+    entries = {**cached, **fresh}
+    ids_all = [p.id for p in pairs]
+    skipped = {i: entries[i][2] for i in ids_all if entries[i][2] == UNREADABLE or not shas[i]}
+    skipped.update({i: NO_FACE for i in ids_all if i not in skipped and entries[i][2] == NO_FACE and no_face == "skip"})
+    ids = [i for i in ids_all if i not in skipped]
+    dim = next((entries[i][1].shape[0] for i in ids), 512)
+    vectors = np.stack([entries[i][1] for i in ids]).astype(np.float32) if ids else np.zeros((0, dim), np.float32)
+    fallback = [i for i in ids if entries[i][2] == NO_FACE]
+    protos = Prototypes(ids, vectors, arc_sha, fallback, skipped, computed=len(fresh), reused=len(ids_all) - len(fresh))
+    if rank == 0 and (fresh or set(cached) != set(ids_all)):
+        write_cache(cache_path, {i: entries[i] for i in ids_all}, arc_sha)
+    if world > 1:
+        own_part = cache_path.with_name(f"{cache_path.stem}.rank{rank}.npz")
+        own_part.unlink(missing_ok=True)
     return protos

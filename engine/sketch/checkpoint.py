@@ -111,14 +111,17 @@ def export_train_state(state_path: str | os.PathLike[str], out_dir: str | os.Pat
     Args:
         state_path: ``best.pt`` or ``last.pt`` of a training run.
         out_dir: where ``model.safetensors`` + ``config.json`` go.
-        weights: "ema" (the mean teacher: smoother, evaluated by default) or "student".
+        weights: "best" (the weights that scored higher at the state's evaluation, recorded by the
+            trainer), "ema" (the mean teacher) or "student".
         metrics: evaluation results to record (defaults to those saved in the state).
     """
     from engine.sketch.model import build_encoder
 
-    if weights not in ("ema", "student"):
-        raise ModelInvalid(f"Unknown weights {weights!r}: choose 'ema' or 'student'.")
+    if weights not in ("best", "ema", "student"):
+        raise ModelInvalid(f"Unknown weights {weights!r}: choose 'best', 'ema' or 'student'.")
     state = read_train_state(state_path)
+    if weights == "best":
+        weights = str(state.get("best_weights") or "ema")
     cfg = EncoderConfig.from_dict(state["encoder_config"])
     sd = state["ema"] if weights == "ema" else state["model"]
     _load_strict(build_encoder(cfg), sd, str(state_path))

@@ -76,6 +76,8 @@ class EncoderConfig:
         metrics: evaluation results at export (Recall@1 etc.), for the examiner and the report.
         training: provenance of the training run (config, steps, dataset digest).
         weights: which weights were exported ("ema" teacher or "student").
+        pretrained: the starting weights of the image tower: source, manifest id, open_clip tag,
+            SHA-256 of the file loaded, activation; a warning when trained from random weights.
     """
 
     architecture: str = "ViT-B-16"
@@ -88,6 +90,7 @@ class EncoderConfig:
     metrics: dict[str, Any] = field(default_factory=dict)
     training: dict[str, Any] = field(default_factory=dict)
     weights: str = "ema"
+    pretrained: dict[str, Any] = field(default_factory=dict)
 
     # -- validation -------------------------------------------------------------------------
     def vision_image_size(self) -> int:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import logging
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, cast
 
@@ -180,35 +181,150 @@ def _read_state_dict(path: Path) -> dict[str, torch.Tensor]:
     return {k.removeprefix("module."): v for k, v in obj.items() if isinstance(v, torch.Tensor)}
 
 
-def load_pretrained_visual(encoder: SketchEncoder, source: str, architecture: str) -> str:
-    """Initialise the image tower from pretrained CLIP weights; returns a description of the source.
+NO_PRETRAINED = "none"
+
+
+@dataclass(frozen=True)
+class PretrainedSource:
+    """Where the image tower's starting weights come from, and what they require.
+
+    Attributes:
+        kind: "managed" (an installed manifest model), "file", "tag" (open_clip downloads it) or "none".
+        label: for people and the run's events.
+        path: the weights file (None for a tag or "none").
+        architecture: the open_clip architecture the weights belong to.
+        tag: open_clip pretrained tag, when known (decides the activation).
+        model_id: manifest id of a managed model.
+        sha256: digest of the file that was loaded (None for a tag or "none").
+        quick_gelu: the activation the weights were trained with (open_clip's pretrained config for the
+            tag); None when unknown (a file without a tag).
+    """
+
+    kind: str
+    label: str
+    path: Path | None = None
+    architecture: str = ""
+    tag: str | None = None
+    model_id: str | None = None
+    sha256: str | None = None
+    quick_gelu: bool | None = None
+
+    def record(self) -> dict[str, Any]:
+        """What the exported encoder's config.json keeps about its starting weights."""
+        doc: dict[str, Any] = {"source": self.label, "kind": self.kind, "model_id": self.model_id,
+                               "architecture": self.architecture or None, "tag": self.tag, "sha256": self.sha256,
+                               "file": self.path.name if self.path else None, "quick_gelu": self.quick_gelu}
+        if self.kind == NO_PRETRAINED:
+            doc["warning"] = ("Trained from a randomly initialised image tower (model.pretrained='none'): "
+                              "expect much lower accuracy than from pretrained CLIP weights.")
+        return doc
+
+
+def _tag_quick_gelu(architecture: str, tag: str | None) -> bool | None:
+    """Whether open_clip's pretrained config says ``tag`` was trained with QuickGELU; None if unknown."""
+    if not tag:
+        return None
+    import open_clip
+
+    base = architecture.removesuffix("-quickgelu")
+    cfg = open_clip.get_pretrained_cfg(base, tag) or open_clip.get_pretrained_cfg(architecture, tag)
+    if not cfg:
+        raise ConfigError(f"open_clip knows no pretrained tag {tag!r} for {base}.",
+                          hint=f"Known tags: {', '.join(open_clip.list_pretrained_tags_by_model(base))}.")
+    return bool(cfg.get("quick_gelu", False))
+
+
+def resolve_pretrained(source: str, architecture: str, tag: str = "") -> PretrainedSource:
+    """Find the pretrained weights named by ``model.pretrained``; missing ones are an error, never random weights.
 
     Args:
-        encoder: the encoder whose ``visual`` is overwritten.
-        source: a local open_clip checkpoint (``.safetensors``; ``.bin/.pt/.pth`` are read with
-            ``weights_only=True``) holding ``visual.*`` keys or the tower's own keys; or an open_clip
-            pretrained tag (e.g. "openai"), which open_clip downloads: only when configured explicitly.
-        architecture: the open_clip name the tag belongs to.
+        source: a manifest model id (installed like every model), a local open_clip checkpoint, an
+            open_clip tag of ``architecture``, or "none" (random initialisation, explicitly).
+        architecture: the open_clip architecture being trained.
+        tag: the pretrained tag a local file was trained as (for its activation).
     """
+    from engine import models
+    from engine.fsutil import sha256_file
+
+    if source == NO_PRETRAINED:
+        return PretrainedSource(NO_PRETRAINED, "none (random initialisation)", architecture=architecture)
+    if source in models.MODELS:
+        spec = models.get_spec(source)
+        path = models.model_path(source)  # ModelMissing says how to import or download it
+        digest = sha256_file(path)
+        published = spec.primary.sha256
+        if published and digest != published:
+            raise ModelInvalid(f"{spec.title}: {path.name} is not the published file (SHA-256 {digest[:12]}…, "
+                               f"published {published[:12]}…).",
+                               hint=f"Re-import it from a trusted copy ({spec.source}).")
+        arch = spec.extra.get("open_clip_architecture", architecture)
+        mtag = spec.extra.get("open_clip_tag") or tag or None
+        return PretrainedSource("managed", f"{source} ({path.name})", path, arch, mtag, source, digest,
+                                _tag_quick_gelu(arch, mtag))
     path = Path(source).expanduser()
     if path.is_file():
-        state = _read_state_dict(path)
+        return PretrainedSource("file", f"file {path.name}", path, architecture, tag or None, None,
+                                sha256_file(path), _tag_quick_gelu(architecture, tag or None))
+    import open_clip
+
+    base = architecture.removesuffix("-quickgelu")
+    if source in open_clip.list_pretrained_tags_by_model(base):
+        return PretrainedSource("tag", f"open_clip {base}/{source}", None, base, source, None, None,
+                                _tag_quick_gelu(base, source))
+    raise ConfigError(f"Pretrained weights {source!r} are neither an installed model, a file, nor an open_clip tag "
+                      f"of {architecture}.",
+                      hint="Leave model.pretrained at its default (the managed OpenCLIP checkpoint), give a file, "
+                           "or set model.pretrained='none' to train from random weights.")
+
+
+def apply_pretrained_activation(model_cfg: dict[str, Any], src: PretrainedSource, explicit: bool | None) -> dict[str, Any]:
+    """The tower config with the activation the pretrained weights need; an explicit contrary setting is refused.
+
+    Why: open_clip's ``ViT-B-16`` with the OpenAI weights builds a GELU tower although those weights
+    were trained with QuickGELU; the load succeeds and every feature is quietly wrong.
+
+    Args:
+        model_cfg: the resolved tower config.
+        src: the pretrained weights.
+        explicit: the activation the user asked for (``quick_gelu`` in model_cfg, a ``-quickgelu``
+            architecture), or None when it only came from the architecture's default.
+    """
+    need = src.quick_gelu
+    if need is None:
+        return model_cfg
+    if explicit is not None and explicit != need:
+        have, want = ("QuickGELU", "GELU") if explicit else ("GELU", "QuickGELU")
+        raise ConfigError(f"The pretrained weights ({src.label}, tag {src.tag}) were trained with {want}, but the "
+                          f"tower is configured with {have}: its features would be quietly wrong.",
+                          hint="Remove quick_gelu from model.model_cfg (or the -quickgelu suffix) so the "
+                               "activation follows the weights, or use weights trained with that activation.")
+    return {**model_cfg, "quick_gelu": need}
+
+
+def load_pretrained_visual(encoder: SketchEncoder, src: PretrainedSource | str, architecture: str = "") -> str:
+    """Initialise the image tower from pretrained CLIP weights (strictly); returns the source's label.
+
+    Files are read as safetensors, or ``.bin/.pt/.pth`` with ``weights_only=True``; they may hold
+    ``visual.*`` keys (a whole open_clip checkpoint) or the tower's own keys. A tag is downloaded by
+    open_clip: only when configured explicitly. A string is resolved with :func:`resolve_pretrained`.
+    """
+    if isinstance(src, str):
+        src = resolve_pretrained(src, architecture)
+    if src.kind == NO_PRETRAINED:
+        return src.label
+    if src.path is not None:
+        state = _read_state_dict(src.path)
         if any(k.startswith("visual.") for k in state):
             state = {k[len("visual."):]: v for k, v in state.items() if k.startswith("visual.")}
-        label = f"file {path.name}"
     else:
         import open_clip
 
-        if source not in open_clip.list_pretrained_tags_by_model(architecture):
-            raise ConfigError(f"Pretrained weights {source!r} are neither a file nor an open_clip tag of "
-                              f"{architecture}.")
-        clip = open_clip.create_model(architecture, pretrained=source)
+        clip = open_clip.create_model(src.architecture, pretrained=src.tag)
         state = clip.visual.state_dict()
-        label = f"open_clip {architecture}/{source}"
     try:
         encoder.visual.load_state_dict(state, strict=True)
     except RuntimeError as exc:
-        raise ModelInvalid(f"The pretrained weights ({label}) do not fit the {architecture} image tower: "
+        raise ModelInvalid(f"The pretrained weights ({src.label}) do not fit the {src.architecture} image tower: "
                            f"{str(exc).splitlines()[0]}") from exc
-    log.info("image tower initialised from %s", label)
-    return label
+    log.info("image tower initialised from %s", src.label)
+    return src.label

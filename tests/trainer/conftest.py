@@ -25,6 +25,7 @@ def tiny_overrides(root: Path, models: Path, out: Path) -> list[str]:
         f"teacher.arcface_onnx='{models / 'buffalo_l.w600k_r50' / 'w600k_r50.onnx'}'",
         f"teacher.detector_onnx='{models / 'buffalo_l.det_10g' / 'det_10g.onnx'}'", "teacher.device='cpu'",
         "model.architecture='tiny-vit-test'", "model.head_hidden=256",
+        "model.pretrained='none'",  # mechanics tests: no pretrained tower (the learnability test loads one)
         "optim.batch_size=32", "optim.warmup_steps=30", "optim.lr_head=1e-3", "optim.lr_backbone=1e-3",
         "optim.cosine_final_lr_mul=0.3", "optim.unfreeze_after_steps=0", "optim.unfreeze_last_blocks=2",
         "optim.backbone_warmup_steps=30",

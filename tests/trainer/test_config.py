@@ -15,10 +15,14 @@ from trainer.__main__ import main
 from trainer.config import TrainConfig, load_config, to_toml
 
 
-def test_defaults_are_the_recipe() -> None:
+def test_defaults_are_the_recipe_and_the_reference_implementation() -> None:
     cfg = load_config()
-    assert cfg.model.architecture == "ViT-B-16"
+    assert cfg.model.architecture == "ViT-B-16" and cfg.model.pretrained == "open_clip.vit_b_16_laion2b"
     assert (cfg.loss.scale_s_start, cfg.loss.ema_decay_start, cfg.loss.ema_decay_end) == (16.0, 0.996, 0.999)
+    lo = cfg.loss
+    assert (lo.lambda_consistency, lo.lambda_coral, lo.scale_s, lo.sampled_softmax_classes) == (0.1, 0.005, 64.0, 8192)
+    assert lo.arcface_both_views and lo.ema_warmup
+    assert (cfg.eval.model, cfg.run.weights) == ("both", "best")
     assert cfg.augment_strong.rotate > cfg.augment_weak.rotate
 
 

@@ -103,14 +103,16 @@ def test_prototype_cache_reuses_recomputes_and_counts_fallbacks(tmp_path: Path, 
                         detector_onnx=str(tiny_models_dir / "buffalo_l.det_10g" / "det_10g.onnx"), device="cpu")
     pairs = pair_dataset(root).pairs
     cache = root / "arcface_prototypes.npz"
-    first = compute_prototypes(pairs, cfg, cache)
+    first = compute_prototypes(pairs, cfg, cache, no_face="centre_crop")
     assert (first.computed, first.reused) == (5, 0) and first.fallback_ids == ["flat"]
     assert np.allclose(np.linalg.norm(first.vectors, axis=1), 1.0, atol=1e-5)
     with np.load(cache) as z:
         assert list(z["ids"]) == first.ids and str(z["arcface_sha256"]) == first.arcface_sha256
-    again = compute_prototypes(pairs, cfg, cache)
+    again = compute_prototypes(pairs, cfg, cache, no_face="centre_crop")
     assert (again.computed, again.reused) == (0, 5) and np.array_equal(again.vectors, first.vectors)
     assert again.fallback_ids == ["flat"]
+    skipping = compute_prototypes(pairs, cfg, cache)  # the default: a faceless pair is skipped and listed
+    assert skipping.skipped == {"flat": "no_face"} and "flat" not in skipping.ids and skipping.computed == 0
     synthetic.write_dataset(tmp_path / "other", 1, seed=9)
     (tmp_path / "other" / "real" / "id_0000.jpg").replace(root / "real" / "id_0002.jpg")  # a changed photo
     changed = compute_prototypes(pairs, cfg, cache)

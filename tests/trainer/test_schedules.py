@@ -18,32 +18,38 @@ def test_warmup_then_cosine_to_the_final_multiplier() -> None:
     assert lr_factor(35, warmup=10, total=110, final_mul=0.0) == pytest.approx(0.5 * (1 + math.cos(math.pi / 4)))
 
 
-def test_scale_and_margin_ramp_over_twice_the_warmup() -> None:
+def test_scale_and_margin_ramp_over_the_plans_ramp() -> None:
     loss = LossConfig(scale_s=32.0, scale_s_start=16.0, margin_m=0.4)
-    assert scale_and_margin(0, loss, warmup=10) == (16.0, 0.0)
-    assert scale_and_margin(10, loss, warmup=10) == pytest.approx((24.0, 0.2))
-    assert scale_and_margin(20, loss, warmup=10) == pytest.approx((32.0, 0.4))
-    assert scale_and_margin(1000, loss, warmup=10) == pytest.approx((32.0, 0.4))
-    loss.margin_ramp_steps = 4
-    assert scale_and_margin(1, loss, warmup=10) == pytest.approx((20.0, 0.1))
+    assert scale_and_margin(0, loss, 20) == (16.0, 0.0)
+    assert scale_and_margin(10, loss, 20) == pytest.approx((24.0, 0.2))
+    assert scale_and_margin(20, loss, 20) == pytest.approx((32.0, 0.4))
+    assert scale_and_margin(1000, loss, 20) == pytest.approx((32.0, 0.4))
+    assert scale_and_margin(1, loss, 4) == pytest.approx((20.0, 0.1))
 
 
-def test_ema_decay_ramps_from_0996_to_0999_over_ten_epochs() -> None:
+def test_ema_decay_warms_up_with_the_step_then_ramps_from_0996_to_0999() -> None:
     loss = LossConfig()
-    assert ema_decay(0, 5, loss) == pytest.approx(0.996)
-    assert ema_decay(25, 5, loss) == pytest.approx(0.9975)
-    assert ema_decay(50, 5, loss) == pytest.approx(0.999)
-    assert ema_decay(10_000, 5, loss) == pytest.approx(0.999)
+    # min(d, (1 + t) / (10 + t)): 0.1 at step 0, so the EMA follows the student early on...
+    assert ema_decay(0, 50, loss) == pytest.approx(0.1)
+    assert ema_decay(90, 50, loss) == pytest.approx(91 / 100)
+    # ...and the ramp takes over once (1 + t) / (10 + t) exceeds it (t > ~2,240 for 0.996).
+    assert ema_decay(10_000, 50, loss) == pytest.approx(0.999)
+    # What the EMA still carries of its step-0 weights after a 240-step run (600 pairs, 30 epochs):
+    keep_fixed = math.prod(ema_decay(t, 80, LossConfig(ema_warmup=False)) for t in range(240))
+    keep_warm = math.prod(ema_decay(t, 80, loss) for t in range(240))
+    assert keep_fixed > 0.4 and keep_warm < 1e-6
+    off = LossConfig(ema_warmup=False)
+    assert ema_decay(0, 50, off) == pytest.approx(0.996) and ema_decay(25, 50, off) == pytest.approx(0.9975)
 
 
 def test_consistency_weight_decays_only_after_unfreezing() -> None:
-    loss = LossConfig(lambda_consistency=2.0, consistency_final_mul=0.1, consistency_decay_steps=100)
-    assert consistency_weight(500, None, loss) == 2.0
-    assert consistency_weight(99, 100, loss) == 2.0
-    assert consistency_weight(100, 100, loss) == 2.0
-    assert consistency_weight(150, 100, loss) == pytest.approx(1.1)
-    assert consistency_weight(200, 100, loss) == pytest.approx(0.2)
-    assert consistency_weight(900, 100, loss) == pytest.approx(0.2)
+    loss = LossConfig(lambda_consistency=2.0, consistency_final_mul=0.1)
+    assert consistency_weight(500, None, loss, 100) == 2.0
+    assert consistency_weight(99, 100, loss, 100) == 2.0
+    assert consistency_weight(100, 100, loss, 100) == 2.0
+    assert consistency_weight(150, 100, loss, 100) == pytest.approx(1.1)
+    assert consistency_weight(200, 100, loss, 100) == pytest.approx(0.2)
+    assert consistency_weight(900, 100, loss, 100) == pytest.approx(0.2)
     assert ramp(5, 1.0, 3.0, 0) == 3.0
 
 
@@ -51,8 +57,8 @@ def test_a_group_added_later_follows_the_global_cosine_without_shifting_the_othe
     w = torch.nn.Parameter(torch.zeros(2))
     v = torch.nn.Parameter(torch.zeros(2))
     opt = torch.optim.AdamW([{"params": [w], "lr": 1e-2}])
-    cfg = OptimConfig(warmup_steps=10, cosine_final_lr_mul=0.0)
-    sched = WarmupCosine(opt, cfg, total_steps=110)
+    cfg = OptimConfig(cosine_final_lr_mul=0.0)
+    sched = WarmupCosine(opt, cfg, total_steps=110, warmup=10)
     sched.apply(40)
     head_before = opt.param_groups[0]["lr"]
     opt.add_param_group({"params": [v], "lr": 1e-3})
@@ -62,6 +68,7 @@ def test_a_group_added_later_follows_the_global_cosine_without_shifting_the_othe
     sched.apply(43)
     assert opt.param_groups[1]["lr"] == pytest.approx(1e-3 * lr_factor(43, 10, 110, 0.0))
     state = sched.state_dict()
-    other = WarmupCosine(torch.optim.AdamW([{"params": [w], "lr": 5.0}, {"params": [v], "lr": 5.0}]), cfg, 1)
+    other = WarmupCosine(torch.optim.AdamW([{"params": [w], "lr": 5.0}, {"params": [v], "lr": 5.0}]), cfg, 110,
+                         warmup=10)
     other.load_state_dict(state)
     assert [g["lr"] for g in other.optimizer.param_groups] == pytest.approx([g["lr"] for g in opt.param_groups])
