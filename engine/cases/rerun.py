@@ -11,7 +11,14 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-from engine.cases.searches import SearchRecord, add_search, get_search, query_images, stored_matches
+from engine.cases.searches import (
+    SearchRecord,
+    add_search,
+    get_search,
+    query_images,
+    stored_matches,
+    validate_manifest,
+)
 from engine.cases.store import Case
 from engine.errors import CaseError
 from engine.types import Match
@@ -90,11 +97,23 @@ _LABELS = {"embedder": "Embedder", "arcface_sha256": "ArcFace model", "index": "
            "engine_version": "Engine version"}
 
 
+def _same_vocabulary(embedder: Any) -> Any:
+    """An embedder reference in today's spelling (``trained`` -> ``sketch_encoder``...), for comparison only."""
+    from engine.search.manifest import EmbedderRef, ManifestInvalid
+
+    try:
+        return EmbedderRef.from_dict(embedder).to_dict() if isinstance(embedder, Mapping) else embedder
+    except ManifestInvalid:
+        return embedder
+
+
 def compare_manifests(old: Mapping[str, Any], new: Mapping[str, Any]) -> list[dict[str, Any]]:
     """What differs between two run manifests, one human-readable change per field."""
     out = _gallery_changes(old.get("galleries", []), new.get("galleries", []))
     for key in sorted((old.keys() | new.keys()) - {"galleries"} - VOLATILE_KEYS):
         a, b = old.get(key), new.get(key)
+        if key == "embedder":
+            a, b = _same_vocabulary(a), _same_vocabulary(b)
         if a == b:
             continue
         label = _LABELS.get(key, key)
@@ -150,6 +169,7 @@ def rerun_search(case: Case, search_id: int, rerunner: Rerunner, *, store: bool 
             report shows the re-run and its verdict.
     """
     original: SearchRecord = get_search(case, search_id)
+    validate_manifest(original.manifest)  # names what an old or damaged record lacks before any model loads
     images = query_images(case, search_id)  # raises if a stored query image was altered
     new_manifest, new_matches = rerunner(dict(original.manifest), images)
     if not isinstance(new_manifest, Mapping):
