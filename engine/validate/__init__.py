@@ -9,6 +9,8 @@ Public API (numpy only at import; matplotlib and fpdf2 load when plots or report
     calibration_note(0.31, 3, manifest["embedder"])  # "In validation on 412 solved cases, ..." or None
 """
 
+from pathlib import Path
+
 from engine.validate.calibration import Calibration, calibration_note, fit, load, save
 from engine.validate.cases import ResolvedCase, SolvedCase, ValidationError, read_cases, resolve
 from engine.validate.ranking import GalleryMatrix, rank_queries, subject_key
@@ -16,7 +18,7 @@ from engine.validate.run import ValidationRun, validate, validate_vectors
 from engine.validate.stats import REPORT_RANKS, Rate, cmc, hit_rates, wilson
 
 
-def write_outputs(run: ValidationRun, out_dir: object) -> dict[str, str]:
+def write_outputs(run: ValidationRun, out_dir: str | Path) -> dict[str, str]:
     """Write validation.json, the PNG plots and validation.pdf into ``out_dir``; returns name -> path."""
     from engine.validate.outputs import write_outputs as _write
 

@@ -19,8 +19,6 @@ from __future__ import annotations
 
 import json
 import logging
-import os
-import tempfile
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -29,6 +27,7 @@ from typing import Any
 import numpy as np
 
 from engine import paths
+from engine.fsutil import atomic_write_text
 from engine.validate.cases import ValidationError
 
 log = logging.getLogger(__name__)
@@ -135,16 +134,7 @@ def save(cal: Calibration) -> Path:
                               f"{cal.n_cases}.", hint="Add solved cases and validate again.")
     target = _path(cal.encoder_sha256)
     target.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=".cal.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            json.dump(cal.to_dict(), f, indent=1)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, target)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    atomic_write_text(target, json.dumps(cal.to_dict(), indent=1))
     return target
 
 

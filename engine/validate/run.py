@@ -85,7 +85,8 @@ class ValidationRun:
             "hit_rates": {str(r): x.to_dict() for r, x in stats.hit_rates(o.ranks, at).items()},
             "cmc": stats.cmc_steps(o.ranks),
             "median_rank": float(np.median(o.ranks)) if len(o.ranks) else None,
-            "groups": {k: stats.breakdown(o.ranks, self.group_values[k], at) for k in self.group_keys},
+            "groups": {k: stats.breakdown(o.ranks, self.group_values[k], at, stats.group_order(k))
+                       for k in self.group_keys},
             "scores": {"true": _summary(o.true_scores), "best_other": _summary(finite),
                        "other_hist": {"start": -1.0, "width": 2.0 / HIST_BINS,
                                       "counts": [int(x) for x in o.other_hist]}},

@@ -100,6 +100,11 @@ def age_band(birth_year: Any, at_year: int) -> str:
     return next(label for low, high, label in AGE_BANDS if low <= age < high)
 
 
+def group_order(key: str) -> list[str]:
+    """The natural order of a grouping key's values (age bands youngest first); empty for free keys."""
+    return [label for _, _, label in AGE_BANDS] if key == "age_band" else []
+
+
 def group_value(metadata: Mapping[str, Any], key: str, default_year: int) -> str:
     """The value of grouping ``key`` in a subject's metadata; ``age_band`` is derived from birth year and date."""
     if key == "age_band":
@@ -110,19 +115,22 @@ def group_value(metadata: Mapping[str, Any], key: str, default_year: int) -> str
     return UNKNOWN if value is None or str(value).strip() == "" else str(value)
 
 
-def breakdown(ranks: Sequence[int] | np.ndarray, values: Sequence[str],
-              at: Sequence[int] = REPORT_RANKS) -> dict[str, dict[str, Any]]:
-    """Hit rates per group value (``values[i]`` is case ``i``'s group), largest group first.
+def breakdown(ranks: Sequence[int] | np.ndarray, values: Sequence[str], at: Sequence[int] = REPORT_RANKS,
+              order: Sequence[str] = ()) -> dict[str, dict[str, Any]]:
+    """Hit rates per group value (``values[i]`` is case ``i``'s group): values in ``order`` first, in that
+    order, then the others largest first, ``unknown`` last.
 
     Every case lands in exactly one group (missing values in ``unknown``), so the groups' sizes and
     hits add up to the whole.
     """
     arr = np.asarray(ranks, dtype=np.int64)
-    if len(values) != len(arr):
+    if len(list(values)) != len(arr):
         raise ValueError("one group value per case")
     out: dict[str, dict[str, Any]] = {}
     labels = np.asarray(values, dtype=object)
-    for value in sorted(set(values), key=lambda v: (-values.count(v), v == UNKNOWN, v)):
+    rank_of = {v: i for i, v in enumerate(order)}
+    values = list(values)
+    for value in sorted(set(values), key=lambda v: (v == UNKNOWN, rank_of.get(v, len(rank_of)), -values.count(v), v)):
         sub = arr[labels == value]
         out[value] = {"n": int(len(sub)), "hit_rates": {str(r): x.to_dict() for r, x in hit_rates(sub, at).items()}}
     return out
