@@ -63,7 +63,7 @@ class Anchor:
 class Finding:
     """One problem found in the log: its kind, the entry number and storage position, and a sentence."""
 
-    kind: str  # edited | replaced | deleted | reordered | inserted | truncated | anchor
+    kind: str  # edited | replaced | deleted | reordered | inserted | truncated | anchor | record | schema | signature
     seq: int | None
     position: int | None
     message: str
@@ -78,10 +78,12 @@ class AuditReport:
     head: str
     findings: list[Finding] = field(default_factory=list)
     anchors_checked: list[str] = field(default_factory=list)
+    signature: dict[str, Any] | None = None  # the head's workstation signature as checked (see integrity)
 
     def to_dict(self) -> dict[str, Any]:
         return {"ok": self.ok, "count": self.count, "head": self.head,
-                "findings": [asdict(f) for f in self.findings], "anchors_checked": self.anchors_checked}
+                "findings": [asdict(f) for f in self.findings], "anchors_checked": self.anchors_checked,
+                "signature": self.signature}
 
     def summary(self) -> str:
         """One line for people: intact with its head, or how many problems."""

@@ -1,32 +1,42 @@
-"""Whole-case verification: the audit chain, plus every record and file checked against what the log says.
+"""Whole-case verification: the audit chain, its signed head, and every record and file against the log.
 
-The chain proves the log is unaltered; this module extends that proof to the records themselves.
-Every stored file must still have the SHA-256 its row records, and every row must agree with the
-audit entry that created it (a search's results digest, a sketch's hash, a decision's value), so
-editing a score or a decision in the database is caught even though the log itself is intact.
+The chain proves the log is unaltered from its head; the workstation signature proves the head (see
+:mod:`engine.cases.anchor`); this module extends the proof to everything the case states. Each
+audited change recorded digests of the rows it wrote (:mod:`engine.cases.records`), so replaying the
+log gives what every table must hold: a row no entry wrote and an entry whose row is gone or
+different are both findings, located by entry number. The database schema must be exactly the one
+SketchFace creates (no trigger, view or extra table), and every stored file must still have the
+SHA-256 its row records.
 """
 
 from __future__ import annotations
 
-import json
+import sqlite3
 from typing import Any
 
-from engine.cases import audit
-from engine.cases.db import canonical_json
-from engine.cases.searches import results_digest
+from engine.cases import anchor, audit, db, records
 from engine.cases.store import Case
-from engine.errors import CaseError
-from engine.fsutil import sha256_bytes
+from engine.errors import CaseError, EngineError
 
 _FILES = (("sketch_versions", "id", "path", "sha256", "sketch version"),
           ("generated", "id", "path", "sha256", "generated image"),
           ("attachments", "id", "path", "sha256", "attachment"),
           ("search_queries", "search_id", "path", "sha256", "query image of search"),
           ("results", "search_id", "thumbnail_path", "thumbnail_sha256", "thumbnail in search"))
+META_KEYS = frozenset({"schema_version", "case_id", audit.ANCHOR_META_KEY, anchor.SIGNATURE_META_KEY})
 
 
-def _record(msg: str) -> audit.Finding:
-    return audit.Finding("record", None, None, msg)
+def _finding(kind: str, msg: str, seq: int | None = None) -> audit.Finding:
+    return audit.Finding(kind, seq, None, msg)
+
+
+def referenced_files(conn: sqlite3.Connection) -> dict[str, str]:
+    """Every case-relative file path a record refers to, with the SHA-256 the record gives it."""
+    out: dict[str, str] = {}
+    for table, _key, pcol, scol, _label in _FILES:
+        for r in conn.execute(f"SELECT {pcol}, {scol} FROM {table} WHERE {pcol} IS NOT NULL").fetchall():
+            out[str(r[0])] = str(r[1])
+    return out
 
 
 def _check_files(case: Case) -> list[audit.Finding]:
@@ -35,68 +45,145 @@ def _check_files(case: Case) -> list[audit.Finding]:
         rows = case.conn.execute(f"SELECT {key}, {pcol}, {scol} FROM {table} WHERE {pcol} IS NOT NULL").fetchall()
         for r in rows:
             try:
-                case.read_file(r[1], r[2])
+                case.read_file(str(r[1]), str(r[2]))
             except CaseError:
-                out.append(_record(f"File {r[1]} ({label} {r[0]}) is missing or no longer matches its SHA-256."))
+                out.append(_finding("record", f"File {r[1]} ({label} {r[0]}) is missing or no longer matches "
+                                              "its SHA-256."))
     return out
 
 
-_COLUMNS = ("rank", "gallery_id", "face_id", "photo_id", "photo_path", "photo_sha256", "subject_id",
-            "group_size")
+def schema_differences(conn: sqlite3.Connection) -> list[str]:
+    """How a database's schema differs from a fresh case's (extra triggers, views, tables; changed tables)."""
+    fresh = sqlite3.connect(":memory:")
+    try:
+        db.init_schema(fresh)
+        want = {(r[0], r[1]): r[2] for r in fresh.execute("SELECT type, name, sql FROM sqlite_master")}
+    finally:
+        fresh.close()
+    got = {(str(r[0]), str(r[1])): r[2] for r in conn.execute("SELECT type, name, sql FROM sqlite_master")}
+    out = [f"a {kind} '{name}' that SketchFace never creates" for (kind, name) in sorted(got.keys() - want.keys())]
+    out += [f"no {kind} '{name}'" for (kind, name) in sorted(want.keys() - got.keys())]
+    out += [f"a changed definition of {kind} '{name}'" for (kind, name) in sorted(got.keys() & want.keys())
+            if got[(kind, name)] != want[(kind, name)]]
+    return out
 
 
-def _results_rows(case: Case, search_id: int) -> tuple[list[dict[str, Any]], bool]:
-    """The stored rows of a search, and whether every indexed column still agrees with its row."""
-    rows = case.conn.execute("SELECT * FROM results WHERE search_id = ? ORDER BY rank", (search_id,)).fetchall()
-    out, consistent = [], True
-    for r in rows:
-        d = json.loads(r["row"])
-        same = (all(d.get(c) == r[c] for c in _COLUMNS) and abs(float(r["score"]) - float(d["score"])) <= 5e-7
-                and bool(r["baseline"]) == d.get("baseline") and json.loads(r["metadata"]) == d.get("metadata"))
-        consistent = consistent and same
-        out.append(d)
-    return out, consistent
+def _check_schema(case: Case) -> list[audit.Finding]:
+    return [_finding("schema", f"The case database holds {d}: it was altered outside SketchFace.")
+            for d in schema_differences(case.conn)]
+
+
+def _check_meta(case: Case, entries: list[audit.AuditEntry], *, chain_ok: bool) -> list[audit.Finding]:
+    out = []
+    keys = {str(r[0]) for r in case.conn.execute("SELECT key FROM meta").fetchall()}
+    out += [_finding("schema", f"The case meta table holds an unknown key {k!r}.") for k in sorted(keys - META_KEYS)]
+    if db.get_meta(case.conn, "schema_version") != str(db.SCHEMA_VERSION):
+        out.append(_finding("schema", "The case's schema version was changed."))
+    if entries and audit.ANCHOR_META_KEY not in keys:
+        out.append(_finding("anchor", "The case meta record of the audit head is missing: it was deleted."))
+    positions = [e.pos for e in entries]
+    if chain_ok and positions != list(range(1, len(entries) + 1)):  # else the chain findings say more
+        out.append(_finding("reordered", "The audit log's storage positions were renumbered: they no longer run "
+                                         f"1–{len(entries)}."))
+    return out
+
+
+def _expected_records(entries: list[audit.AuditEntry]) -> dict[str, tuple[str, int]]:
+    """Replay the log: for each record, the digest its latest entry wrote and that entry's number."""
+    expected: dict[str, tuple[str, int]] = {}
+    for e in sorted(entries, key=lambda x: x.seq):
+        recs = e.details.get("records")
+        if isinstance(recs, dict):
+            expected.update({str(k): (str(v), e.seq) for k, v in recs.items()})
+    return expected
 
 
 def _check_records(case: Case, entries: list[audit.AuditEntry]) -> list[audit.Finding]:
-    out: list[audit.Finding] = []
-    by_object: dict[str, list[audit.AuditEntry]] = {}
-    for e in entries:
-        by_object.setdefault(e.object, []).append(e)
-    for s in case.conn.execute("SELECT id, manifest, manifest_sha256, results_sha256 FROM searches").fetchall():
-        logged = next((e for e in by_object.get(f"search:{s['id']}", [])
-                       if e.action in ("search.add", "search.rerun")), None)
-        actual_manifest = sha256_bytes(canonical_json(json.loads(s["manifest"])).encode("utf-8"))
-        rows, consistent = _results_rows(case, s["id"])
-        actual_results = results_digest(rows)
-        if logged is None:
-            out.append(_record(f"Search {s['id']} has no audit entry: it was added outside the case store."))
-        elif (not consistent or logged.outputs.get("results") != actual_results
-              or s["results_sha256"] != actual_results or logged.inputs.get("manifest") != actual_manifest):
-            out.append(_record(f"Search {s['id']}'s stored manifest or results differ from what the audit log "
-                               f"recorded (entry #{logged.seq}): the search was altered."))
-    for v in case.conn.execute("SELECT id, sketch_id, version, sha256 FROM sketch_versions").fetchall():
-        made = next(iter(by_object.get(f"sketch:{v['sketch_id']}:v{v['version']}", [])), None)
-        if made is None or made.outputs.get("image") != v["sha256"]:
-            out.append(_record(f"Sketch {v['sketch_id']} version {v['version']} does not match its audit entry."))
-    decisions = {e.details.get("decision_id"): e for e in entries if e.action == "decision.record"}
-    for d in case.conn.execute("SELECT id, decision, note FROM decisions").fetchall():
-        rec = decisions.get(d["id"])
-        if rec is None or rec.details.get("decision") != d["decision"] or rec.details.get("note") != d["note"]:
-            out.append(_record(f"Decision {d['id']} ({d['decision']}) does not match its audit entry: "
-                               "it was altered or added outside the case store."))
-    logged_decisions = len(decisions)
-    stored = case.conn.execute("SELECT COUNT(*) FROM decisions").fetchone()[0]
-    if stored < logged_decisions:
-        out.append(_record(f"{logged_decisions - stored} recorded decision(s) were deleted from the database."))
+    expected = _expected_records(entries)
+    actual = records.all_records(case.conn)
+    out = []
+    for key in sorted(actual.keys() - expected.keys()):
+        out.append(_finding("record", f"{records.label(key)} has no audit entry: it was added outside the case "
+                                      "store."))
+    for key in sorted(expected.keys() - actual.keys()):
+        seq = expected[key][1]
+        out.append(_finding("record", f"{records.label(key)}, written by audit entry #{seq}, is missing from the "
+                                      "database: it was deleted.", seq))
+    for key in sorted(expected.keys() & actual.keys()):
+        digest, seq = expected[key]
+        if actual[key] != digest:
+            out.append(_finding("record", f"{records.label(key)} does not match its audit entry #{seq}: it was "
+                                          "altered outside the case store.", seq))
     return out
 
 
-def verify_case(case: Case, anchors: list[audit.Anchor]) -> audit.AuditReport:
-    """Verify the chain against ``anchors``, then every record and file against the chain."""
+def _head_seq(entries: list[audit.AuditEntry], head: str) -> int:
+    return max((e.seq for e in entries if e.hash == head), default=0)
+
+
+def _check_signature(case: Case, entries: list[audit.AuditEntry], report: audit.AuditReport,
+                     accept_other_key: bool) -> list[audit.Finding]:
+    """The signed head must be this log's head, signed by this workstation (or, on import, any named key)."""
+    count = _head_seq(entries, report.head)
+    try:
+        sig = anchor.read_signature(case.conn)
+    except ValueError:
+        return [_finding("signature", "The workstation signature of the audit head is unreadable.")]
+    if sig is None:
+        if not entries:
+            return []
+        return [_finding("signature", "The audit head carries no workstation signature: nothing shows that a "
+                                      "SketchFace workstation wrote this log.", count or None)]
+    try:
+        own = anchor.public_key_hex()
+    except (OSError, EngineError) as exc:
+        own = ""
+        own_problem = str(exc)
+    else:
+        own_problem = ""
+    valid = sig.valid()
+    report.signature = {**sig.to_dict(), "valid": valid, "this_workstation": sig.public_key == own,
+                        "workstation_fingerprint": anchor.key_fingerprint(own) if own else None}
+    out = []
+    if not valid:
+        out.append(_finding("signature", "The workstation signature of the audit head does not verify: the "
+                                         "signature or the head it names was changed.", sig.count or None))
+    elif sig.case_id != case.case_id:
+        out.append(_finding("signature", f"The workstation signature belongs to case {sig.case_id}, not this one."))
+    elif (sig.count, sig.head) != (count, report.head):
+        out.append(_finding("signature", f"The workstation signed the log ending at entry #{sig.count}; the log "
+                                         f"now ends at #{count}: entries were added, removed or rewritten without "
+                                         "the workstation key.", min(sig.count, count) + 1))
+    if sig.public_key != own and not accept_other_key:
+        why = f" (this workstation's key is unavailable: {own_problem})" if own_problem else (
+            f"; this workstation's key is {anchor.key_fingerprint(own)}")
+        out.append(_finding("signature", f"The audit head is signed by key {sig.fingerprint}, not by this "
+                                         f"workstation{why}."))
+    return out
+
+
+def verify_case(case: Case, anchors: list[audit.Anchor], *, accept_other_key: bool = False) -> audit.AuditReport:
+    """Verify the chain against ``anchors``, its signature, then every record and file against the chain.
+
+    Args:
+        anchors: count/head records kept outside the log (see :meth:`Case.anchors`).
+        accept_other_key: a head signed by another workstation's key is no finding (an archive being
+            imported); the key is still reported in ``report.signature``.
+    """
     entries = case.audit_entries()
     report = audit.verify(case.case_id, entries, anchors)
-    extra = _check_files(case) + _check_records(case, entries)
+    extra = _check_schema(case) + _check_meta(case, entries, chain_ok=not report.findings)
+    extra += _check_records(case, entries) + _check_files(case)
+    extra += _check_signature(case, entries, report, accept_other_key)
     report.findings.extend(extra)
     report.ok = not report.findings
     return report
+
+
+def describe_signature(sig: dict[str, Any] | None) -> str:
+    """One line naming who signed the head, for terminals and reports."""
+    if not sig:
+        return "not signed"
+    who = "this workstation" if sig.get("this_workstation") else "ANOTHER workstation"
+    state = "valid" if sig.get("valid") else "INVALID"
+    return f"{state} signature by {who}, key {sig.get('fingerprint')}"

@@ -109,6 +109,7 @@ def add_sketch(case: Case, image: bytes, *, witness: str, name: str = "", sketch
     user = resolve_user(user)
     digest = sha256_bytes(image)
     with case.write() as conn:
+        new_sketch = sketch_id is None
         if sketch_id is None:
             if not witness.strip():
                 raise CaseError("A new sketch needs the witness it was drawn with.")
@@ -133,7 +134,8 @@ def add_sketch(case: Case, image: bytes, *, witness: str, name: str = "", sketch
             (sketch_id, version, rel, digest, w, h, note, now_iso(), user))
         vid = int(cur.lastrowid or 0)
         case.log("sketch.add_version", f"sketch:{sketch_id}:v{version}", user=user, outputs={"image": digest},
-                 details={"sketch_version_id": vid, "witness": witness.strip(), "note": note, "path": rel})
+                 details={"sketch_version_id": vid, "witness": witness.strip(), "note": note, "path": rel},
+                 records=[*([("sketches", sketch_id)] if new_sketch else []), ("sketch_versions", vid)])
     return get_sketch_version(case, vid)
 
 
@@ -199,7 +201,7 @@ def add_generated_image(case: Case, png_bytes: bytes, params: dict[str, Any], *,
         gid = int(cur.lastrowid or 0)
         case.log("generated.add", f"generated:{gid}", user=user,
                  inputs={"params": params_digest, **({"parent": ref} if ref else {})},
-                 outputs={"image": digest}, details={"path": rel, "note": note})
+                 outputs={"image": digest}, details={"path": rel, "note": note}, records=[("generated", gid)])
     return get_generated(case, gid)
 
 
@@ -240,7 +242,8 @@ def add_attachment(case: Case, data: bytes, name: str, *, note: str = "", user: 
                            "VALUES (?, ?, ?, ?, ?, ?, ?)", (name, rel, digest, len(data), note, now_iso(), user))
         aid = int(cur.lastrowid or 0)
         case.log("attachment.add", f"attachment:{aid}", user=user, outputs={"file": digest},
-                 details={"name": name, "path": rel, "size": len(data), "note": note})
+                 details={"name": name, "path": rel, "size": len(data), "note": note},
+                 records=[("attachments", aid)])
     return next(a for a in list_attachments(case) if a.id == aid)
 
 

@@ -4,22 +4,38 @@ Cases normally live under ``paths.cases_dir()``, but an examiner may keep one on
 network volume; the registry remembers where. It lives in the data dir, i.e. *outside* the case
 folder, which also makes it a useful place for a copy of each case's audit anchor: someone who cuts
 entries off a case's log and fixes the case's own anchor still leaves this copy behind.
+
+Every read-modify-write holds an inter-process file lock, so concurrent ``case new`` processes
+lose nothing. A registry that cannot be parsed is never overwritten: it is renamed aside with a
+time stamp and reported, and the cases under ``cases_dir()`` are found again by scanning.
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
+import logging
 import os
 import tempfile
 import threading
+from collections.abc import Iterator
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from filelock import FileLock, Timeout
+
 from engine import paths
+from engine.errors import CaseError
 from engine.fsutil import atomic_write_text
 
+log = logging.getLogger(__name__)
+
 REGISTRY_NAME = "case_registry.json"
-_LOCK = threading.Lock()
+LOCK_TIMEOUT_S = 60.0
+_LOCK = threading.RLock()
+_file_locks: dict[str, FileLock] = {}
+_notices: list[str] = []
 
 
 def registry_path() -> Path:
@@ -27,17 +43,76 @@ def registry_path() -> Path:
     return paths.data_dir() / REGISTRY_NAME
 
 
-def load() -> dict[str, dict[str, Any]]:
-    """All registered cases by case id; an unreadable registry counts as empty (cases are re-found by scan)."""
-    path = registry_path()
-    if not path.exists():
-        return {}
+@contextlib.contextmanager
+def locked() -> Iterator[None]:
+    """Hold the registry for a read-modify-write, across threads and processes (re-entrant)."""
+    path = str(registry_path()) + ".lock"
+    with _LOCK:
+        lock = _file_locks.setdefault(path, FileLock(path, timeout=LOCK_TIMEOUT_S))
+        try:
+            with lock:
+                yield
+        except Timeout as exc:
+            raise CaseError(f"The case registry {registry_path()} stayed locked for {LOCK_TIMEOUT_S:.0f} s.",
+                            hint="Another SketchFace process is writing it; try again when it has finished.") from exc
+
+
+def take_notices() -> list[str]:
+    """Problems found with the registry since the last call (a front-end shows them once)."""
+    with _LOCK:
+        out = list(_notices)
+        _notices.clear()
+    return out
+
+
+def _parse(text: str) -> dict[str, dict[str, Any]] | None:
     try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, ValueError):
+        data = json.loads(text)
+    except ValueError:
+        return None
+    if not isinstance(data, dict) or not isinstance(data.get("cases", {}), dict):
+        return None
+    return {str(k): v for k, v in data.get("cases", {}).items() if isinstance(v, dict)}
+
+
+def _move_aside(path: Path) -> None:
+    stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
+    aside = path.with_name(f"{path.name}.unreadable-{stamp}")
+    n = 1
+    while aside.exists():
+        n += 1
+        aside = path.with_name(f"{path.name}.unreadable-{stamp}-{n}")
+    os.replace(path, aside)
+    msg = (f"The case registry {path} could not be read; it was moved aside to {aside.name} and a new one "
+           f"started. Cases under {paths.cases_dir()} are found again automatically; cases kept elsewhere are "
+           f"listed in {aside} (open each by its folder to register it again).")
+    log.warning("%s", msg)
+    _notices.append(msg)
+
+
+def load() -> dict[str, dict[str, Any]]:
+    """All registered cases by case id; an unreadable registry is moved aside (never overwritten) and reported."""
+    path = registry_path()
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
         return {}
-    cases = data.get("cases", {}) if isinstance(data, dict) else {}
-    return {str(k): v for k, v in cases.items() if isinstance(v, dict)}
+    except (OSError, UnicodeDecodeError):
+        text = None
+    cases = None if text is None else _parse(text)
+    if cases is not None:
+        return cases
+    with locked():
+        try:  # another process may have repaired or replaced it meanwhile
+            cases = _parse(path.read_text(encoding="utf-8"))
+        except FileNotFoundError:
+            return {}
+        except (OSError, UnicodeDecodeError):
+            cases = None
+        if cases is None:
+            _move_aside(path)
+            return {}
+    return cases
 
 
 def write_lagging(path: Path, text: str) -> None:
@@ -59,15 +134,16 @@ def write_lagging(path: Path, text: str) -> None:
 
 def _save(cases: dict[str, dict[str, Any]], durable: bool = True) -> None:
     text = json.dumps({"version": 1, "cases": cases}, indent=2, sort_keys=True)
-    if durable:
-        atomic_write_text(registry_path(), text)
-    else:
-        write_lagging(registry_path(), text)
+    with locked():
+        if durable:
+            atomic_write_text(registry_path(), text)
+        else:
+            write_lagging(registry_path(), text)
 
 
 def register(case_id: str, folder: Path, case_number: str, title: str) -> None:
     """Record (or move) a case's folder."""
-    with _LOCK:
+    with locked():
         cases = load()
         entry = cases.get(case_id, {})
         entry.update({"path": str(Path(folder).resolve()), "case_number": case_number, "title": title})
@@ -77,7 +153,7 @@ def register(case_id: str, folder: Path, case_number: str, title: str) -> None:
 
 def update_anchor(case_id: str, count: int, head: str) -> None:
     """Keep the case's latest audit count and head hash (called after every committed change)."""
-    with _LOCK:
+    with locked():
         cases = load()
         entry = cases.get(case_id)
         if entry is None:
@@ -88,7 +164,7 @@ def update_anchor(case_id: str, count: int, head: str) -> None:
 
 def update_fields(case_id: str, **fields: str) -> None:
     """Update a registered case's listed fields (title, number) after an edit."""
-    with _LOCK:
+    with locked():
         cases = load()
         if case_id in cases:
             cases[case_id].update(fields)
@@ -100,5 +176,6 @@ def anchor(case_id: str) -> tuple[int, str] | None:
     entry = load().get(case_id, {})
     a = entry.get("anchor")
     if isinstance(a, dict) and "count" in a and "head" in a:
-        return int(a["count"]), str(a["head"])
+        with contextlib.suppress(TypeError, ValueError):
+            return int(a["count"]), str(a["head"])
     return None

@@ -159,11 +159,12 @@ def record_decisions(case: Case, search_id: int, items: Iterable[Mapping[str, An
                                (search_id, gallery_id, face_id, decision, note, user, now_iso(), int(hidden)))
             case.log("decision.record", f"search:{search_id}:face:{gallery_id}/{face_id}", user=user,
                      details={"decision_id": cur.lastrowid, "decision": decision, "note": note,
-                              "previous": prev["decision"] if prev else "not_reviewed", "scores_hidden": hidden})
+                              "previous": prev["decision"] if prev else "not_reviewed", "scores_hidden": hidden},
+                     records=[("decisions", cur.lastrowid)])
         if hidden and _all_decided(case, search_id):
             conn.execute("UPDATE searches SET revealed_at = ? WHERE id = ?", (now_iso(), search_id))
             case.log("search.reveal_scores", f"search:{search_id}", user=user,
-                     details={"reason": "every candidate has a decision"})
+                     details={"reason": "every candidate has a decision"}, records=[("searches", search_id)])
     return candidates(case, search_id)
 
 
@@ -216,7 +217,8 @@ def sign_off(case: Case, examiner: str, *, role: str = "second examiner", statem
         sid = int(cur.lastrowid or 0)
         case.log("signoff.record", f"search:{search_id}" if search_id else f"case:{case.case_id}", user=examiner,
                  inputs={"audit_head": report.head}, details={"role": role, "statement": statement,
-                                                               "audit_count": count, "signoff_id": sid})
+                                                               "audit_count": count, "signoff_id": sid},
+                 records=[("signoffs", sid)])
     return next(s for s in list_signoffs(case) if s.id == sid)
 
 

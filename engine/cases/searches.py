@@ -237,7 +237,8 @@ def add_search(case: Case, manifest: Mapping[str, Any] | RunManifest, matches: S
                  outputs={"results": res_sha},
                  details={"label": label, "blind": blind, "n_results": len(rows), "k": manifest_dict["k"],
                           **({"rerun_of": rerun_of, "identical": bool((rerun_report or {}).get("identical"))}
-                             if rerun_of else {})})
+                             if rerun_of else {})},
+                 records=[("searches", sid), ("search_queries", sid), ("results", sid)])
     return get_search(case, sid)
 
 

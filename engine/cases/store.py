@@ -19,13 +19,13 @@ import shutil
 import sqlite3
 import tempfile
 import threading
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
 from engine import paths
-from engine.cases import audit, db, registry
+from engine.cases import anchor, audit, db, records, registry, staging
 from engine.errors import CaseError, ConfigError, EngineError
 from engine.fsutil import atomic_write_bytes, fsync_dir, sha256_bytes
 
@@ -182,6 +182,7 @@ class Case:
             self._depth = 1
             try:
                 yield self.conn
+                self._sign_head()
                 self.conn.execute("COMMIT")
             except BaseException:
                 self.conn.execute("ROLLBACK")
@@ -191,12 +192,38 @@ class Case:
             self._refresh_anchors()
 
     def log(self, action: str, obj: str, *, user: str, inputs: dict[str, Any] | None = None,
-            outputs: dict[str, Any] | None = None, details: dict[str, Any] | None = None) -> audit.AuditEntry:
-        """Append an audit entry; only valid inside :meth:`write`."""
+            outputs: dict[str, Any] | None = None, details: dict[str, Any] | None = None,
+            records: Iterable[tuple[str, Any]] = ()) -> audit.AuditEntry:
+        """Append an audit entry; only valid inside :meth:`write`.
+
+        Args:
+            records: the (table, key) records this change wrote; the entry carries their digests so
+                verification can replay the log against every row (see :mod:`engine.cases.records`).
+        """
         if not self._depth:
             raise RuntimeError("Case.log must be called inside Case.write()")
+        details = dict(details or {})
+        refs = list(records)
+        if refs:
+            details["records"] = _record_digests(self.conn, refs)
         return audit.append(self.conn, self.case_id, user=user, action=action, obj=obj,
                             inputs=inputs, outputs=outputs, details=details)
+
+    def _sign_head(self) -> None:
+        """Sign the audit head with the workstation key, in the transaction that moved it."""
+        head = audit.read_anchor(self.conn)
+        if head is None:
+            return
+        try:
+            current = anchor.read_signature(self.conn)
+        except ValueError:
+            current = None
+        if current is not None and (current.case_id, current.count, current.head) == (self.case_id, *head):
+            return
+        try:
+            anchor.write_signature(self.conn, anchor.sign_head(self.case_id, *head))
+        except (OSError, EngineError) as exc:  # the change stands; verify reports the unsigned head
+            log.warning("Could not sign the audit head of case %s: %s", self.case_id, exc)
 
     def _refresh_anchors(self) -> None:
         a = audit.read_anchor(self.conn)
@@ -259,6 +286,10 @@ class Case:
             dest.close()
 
 
+def _record_digests(conn: sqlite3.Connection, refs: list[tuple[str, Any]]) -> dict[str, str]:
+    return records.digests(conn, refs)
+
+
 def _slug(text: str) -> str:
     s = re.sub(r"[^A-Za-z0-9_-]+", "-", text).strip("-_")[:40]
     return s or "case"
@@ -304,41 +335,52 @@ def create_case(case_number: str, title: str, *, examiner: str | None = None,
     case_number = case_number.strip()
     if not case_number:
         raise CaseError("A case needs a case number.")
-    if any(e.get("case_number") == case_number for e in registry.load().values()):
-        raise CaseError(f"Case number {case_number} already exists on this workstation.",
-                        hint="Open the existing case, or use another number.")
     user = resolve_user(user)
     parent = Path(location).expanduser() if location else paths.cases_dir()
+    with registry.locked():  # number check and registration as one step across processes
+        if any(e.get("case_number") == case_number for e in registry.load().values()):
+            raise CaseError(f"Case number {case_number} already exists on this workstation.",
+                            hint="Open the existing case, or use another number.")
+        final = _build_case(parent, case_number, title, examiner or user, list(witnesses), incident_date,
+                            notes, user)
+        case_id = final.name
+        registry.register(case_id, final, case_number, title)
+    case = open_case_folder(final)
+    case._refresh_anchors()
+    return case
+
+
+def _build_case(parent: Path, case_number: str, title: str, examiner: str, witnesses: list[str],
+                incident_date: str, notes: str, user: str) -> Path:
+    """Build a new case in a staging folder and rename it into place; return its final folder."""
+    staging.clean_stale(parent)
     case_id = f"{_slug(case_number)}-{secrets.token_hex(3)}"
     final = parent / case_id
-    staging = parent / f".{case_id}.creating"
-    staging.mkdir(parents=True)
+    stage = staging.make(parent / f".{case_id}.creating")
     try:
         for sub in db.SUBFOLDERS:
-            (staging / sub).mkdir()
-        conn = db.connect(staging / db.DB_NAME)
+            (stage / sub).mkdir()
+        conn = db.connect(stage / db.DB_NAME)
         db.init_schema(conn)
         ts = db.now_iso()
-        info = {"case_number": case_number, "title": title, "examiner": examiner or user,
-                "witnesses": list(witnesses), "incident_date": incident_date, "status": "open", "notes": notes}
-        case = Case(staging, conn, case_id)
+        info = {"case_number": case_number, "title": title, "examiner": examiner,
+                "witnesses": witnesses, "incident_date": incident_date, "status": "open", "notes": notes}
+        case = Case(stage, conn, case_id)
         with case.write():
             db.set_meta(conn, "schema_version", str(db.SCHEMA_VERSION))
             db.set_meta(conn, "case_id", case_id)
             conn.execute("INSERT INTO case_info VALUES (1, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                          (case_number, title, info["examiner"], json.dumps(info["witnesses"]),
                           incident_date, "open", notes, ts, ts))
-            case.log("case.create", f"case:{case_id}", user=user, details=info)
+            case.log("case.create", f"case:{case_id}", user=user, details=info, records=[("case_info", 1)])
         conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
         conn.close()
-        os.replace(staging, final)
+        (stage / staging.OWNER_FILE).unlink()
+        os.replace(stage, final)
     except BaseException:
-        shutil.rmtree(staging, ignore_errors=True)
+        shutil.rmtree(stage, ignore_errors=True)
         raise
-    registry.register(case_id, final, case_number, title)
-    case = open_case_folder(final)
-    case._refresh_anchors()
-    return case
+    return final
 
 
 def update_case(case: Case, *, title: str | None = None, status: str | None = None, notes: str | None = None,
@@ -357,7 +399,7 @@ def update_case(case: Case, *, title: str | None = None, status: str | None = No
             stored = json.dumps(value) if key == "witnesses" else value
             conn.execute(f"UPDATE case_info SET {key} = ?, updated_at = ? WHERE id = 1", (stored, db.now_iso()))
         case.log("case.update", f"case:{case.case_id}", user=resolve_user(user),
-                 details={"before": {k: before[k] for k in changes}, "after": changes})
+                 details={"before": {k: before[k] for k in changes}, "after": changes}, records=[("case_info", 1)])
     info = case.info
     registry.update_fields(case.case_id, title=info.title)
     return info

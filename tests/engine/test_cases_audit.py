@@ -124,11 +124,17 @@ def test_truncation_with_every_local_anchor_forged_is_caught_by_a_printed_head(t
                           (json.dumps({"count": 7, "head": kept.hash}),))
         (case.folder / SIDECAR_ANCHOR).unlink()
         registry.update_anchor(case.case_id, 7, kept.hash)
-        # the sketches whose entries were cut off no longer match the log ...
-        assert {f.kind for f in case.verify().findings} == {"record"}
-        # ... so a careful forger deletes them too: now only a copy from outside the workstation can tell
+        # the sketches whose entries were cut off no longer match the log, and the signed head is #9 ...
+        assert {f.kind for f in case.verify().findings} == {"record", "signature"}
         case.conn.execute("DELETE FROM sketch_versions WHERE sketch_id >= 7")
         case.conn.execute("DELETE FROM sketches WHERE id >= 7")
+        # ... so without the workstation key the cut stays visible at the first missing entry
+        assert [(f.kind, f.seq) for f in case.verify().findings] == [("signature", 8)]
+        # a forger who also holds the workstation key re-signs the shortened head: now only a copy from
+        # outside the workstation can tell
+        case.conn.execute("BEGIN IMMEDIATE")
+        case._sign_head()
+        case.conn.execute("COMMIT")
         assert case.verify().ok
         report = case.verify(expected=printed)
         assert [(f.kind, f.seq) for f in report.findings] == [("truncated", 8)]
@@ -149,7 +155,7 @@ def test_records_are_checked_against_the_log() -> None:
         v = case.conn.execute("SELECT path FROM sketch_versions LIMIT 1").fetchone()[0]
         case.file(v).write_bytes(face_png(99, 32))
         messages = [f.message for f in case.verify().findings if f.kind == "record"]
-        assert any(f"Search {rec.id}" in m and "altered" in m for m in messages)
+        assert any(f"Results of search {rec.id}" in m and "altered" in m for m in messages)
         assert any("Decision" in m and "does not match its audit entry" in m for m in messages)
         assert any(v in m and "SHA-256" in m for m in messages)
 
