@@ -25,6 +25,7 @@ _COMMAND_MODULES = (
     "engine.cases.cli",
     "engine.sketch.cli",
     "engine.generate.cli",
+    "engine.validate.cli",
 )
 
 

@@ -49,7 +49,8 @@ class ResolvedCase:
     truth: str  # "csv", "photo" or "stem"
 
 
-def _images(folder: Path) -> dict[str, Path]:
+def image_files(folder: Path) -> dict[str, Path]:
+    """Image files of a folder by file stem (two images with one stem are refused)."""
     out: dict[str, Path] = {}
     for p in sorted(folder.iterdir()):
         if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES and not p.name.startswith("."):
@@ -88,12 +89,12 @@ def read_cases(cases_dir: Path | str) -> list[SolvedCase]:
     if not root.is_dir():
         raise ValidationError(f"No cases folder at {root}.", hint="Give a folder holding sketches/ (see --help).")
     sketch_dir = root / "sketches" if (root / "sketches").is_dir() else root
-    sketches = _images(sketch_dir)
+    sketches = image_files(sketch_dir)
     if not sketches:
         raise ValidationError(f"No sketch images in {sketch_dir}.",
                               hint="Put one sketch per solved case in CASES_DIR/sketches/.")
     truth = _truth_csv(root / "truth.csv") if (root / "truth.csv").is_file() else {}
-    photos = _images(root / "photos") if (root / "photos").is_dir() else {}
+    photos = image_files(root / "photos") if (root / "photos").is_dir() else {}
     unknown = sorted(set(truth) - set(sketches))
     if unknown:
         raise ValidationError(f"truth.csv names cases without a sketch: {', '.join(unknown[:5])}.",
