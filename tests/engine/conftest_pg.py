@@ -151,3 +151,38 @@ def pg_database(pg_server: PgServer) -> Iterator[str]:
     yield pg_server.url(db=name)
     with psycopg.connect(pg_server.url(), autocommit=True) as c:
         c.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+def synthetic_photos(start: int, stop: int, seed: int = 7) -> list[Any]:
+    """Deterministic upload records: photo i has SHA-256 of its index, 1 or 2 faces (every 5th has two)."""
+    import hashlib
+
+    import numpy as np
+
+    from engine.gallery.pg import UploadFace, UploadPhoto
+
+    out = []
+    for i in range(start, stop):
+        rng = np.random.default_rng(seed * 1_000_003 + i)
+        faces = []
+        for j in range(2 if i % 5 == 0 else 1):
+            v = rng.standard_normal(512).astype(np.float32)
+            faces.append(UploadFace((0.0, 0.0, 10.0, 10.0), 0.9, 0.5 + 0.1 * j, 1.0, j == 0, v / np.linalg.norm(v),
+                                    b"\xff\xd8thumb"))
+        out.append(UploadPhoto(hashlib.sha256(str(i).encode()).hexdigest(), f"/photos/{i}.jpg", faces,
+                               meta={"sex": "F" if i % 100 == 7 else "M", "hair": "red" if i % 2 else "dark"}))
+    return out
+
+
+def push_worker(url: str, gallery_id: str, start: int, stop: int, batch: int, pause_s: float) -> None:
+    """A workstation process: push photos start..stop in batches, printing one line per committed batch."""
+    import time
+
+    from engine.gallery.pg import PgGallery
+
+    g = PgGallery(url, gallery_id, "test")
+    photos = synthetic_photos(start, stop)
+    for i in range(0, len(photos), batch):
+        report = g.push(photos[i:i + batch])
+        print(f"batch {i // batch} {report.inserted} {report.skipped}", flush=True)
+        time.sleep(pause_s)
