@@ -60,21 +60,31 @@ def _embedding(path: str) -> np.ndarray:
     return vec / max(float(np.linalg.norm(vec)), 1e-12)
 
 
-def _sketch_embedding(sketch: np.ndarray, device: str) -> tuple[np.ndarray, dict[str, str]]:
-    """The sketch's 512-D embedding through the installed sketch embedder, and what embedded it.
+def _sketch_embedding(sketch: np.ndarray, device: str,
+                      face_box: tuple[float, float, float, float] | None = None) -> tuple[np.ndarray, dict[str, str], Any]:
+    """The sketch's 512-D embedding through the installed sketch embedder, what embedded it, and its crop config.
 
     Why record it: with no trained sketch encoder the ArcFace baseline embeds the drawing, a much
     weaker description of the face; the provenance of every output has to say which one drove it.
+    The crop is ``engine.sketch``'s (``embed_sketch``), the same as a search of the same sketch and box.
     """
-    from engine.sketch import load_sketch_embedder
+    from engine.sketch.embedder import embed_sketch, load_sketch_embedder
 
     embedder = load_sketch_embedder(device)
-    vec = np.asarray(embedder.embed(sketch), dtype=np.float32).reshape(-1)
+    vec = embed_sketch(embedder, sketch, face_box)
     info = {"embedding_from": "sketch", "sketch_embedder": str(embedder.backend),
             "sketch_embedder_baseline": "true" if embedder.is_baseline else "false"}
     if embedder.model_sha256:
         info["sketch_embedder_sha256"] = str(embedder.model_sha256)
-    return vec / max(float(np.linalg.norm(vec)), 1e-12), info
+    return vec, info, getattr(embedder, "preprocess_config", None)
+
+
+def _face_box(text: str) -> tuple[float, float, float, float]:
+    try:
+        x1, y1, x2, y2 = (float(v) for v in text.split(","))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected X1,Y1,X2,Y2 (pixels of the sketch), got {text!r}") from None
+    return x1, y1, x2, y2
 
 
 def _runtime(args: argparse.Namespace) -> Any:
@@ -123,13 +133,19 @@ def _reconstruct(args: argparse.Namespace) -> int:
     if args.structure and sketch is None:
         raise BadImage("--structure needs --sketch (the drawing whose lines the face should follow).")
     sources = {"sketch_sha256": sha256_file(args.sketch)} if args.sketch else {}
+    crop_cfg = None
     if args.embedding:
         embedding, embedded = _embedding(args.embedding), {"embedding_from": "file"}
     elif sketch is not None:
-        embedding, embedded = _sketch_embedding(sketch, args.device)
+        embedding, embedded, crop_cfg = _sketch_embedding(sketch, args.device, args.face_box)
     else:
         raise InvalidRequest("give --embedding (a .npy file) or --sketch (an image to embed).")
     sources.update(embedded)
+    if sketch is not None and args.face_box is not None:  # the guide's square, cropped as search crops it
+        from engine.sketch.preprocess import crop_sketch
+
+        sketch = crop_sketch(sketch, args.face_box, crop_cfg)
+        sources["sketch_face_box"] = ",".join(f"{v:g}" for v in args.face_box)
     prompt = args.prompt or prompt_from_attributes(_attributes(sketch, args))
     request = ReconstructionRequest(
         embedding=embedding, prompt=prompt, num_candidates=args.candidates, seed=args.seed,
@@ -242,6 +258,8 @@ def register(subparsers: Any) -> None:
     p.add_argument("--sketch", help="the sketch image: embedded when --embedding is not given (trained sketch "
                                     "encoder, else the labelled ArcFace baseline); pre-fills the prompt; with "
                                     "--structure, guides the lines")
+    p.add_argument("--face-box", type=_face_box, metavar="X1,Y1,X2,Y2",
+                   help="the face guide on the sketch, in its pixels: the sketch is cropped to it as a search crops it")
     p.add_argument("--face", help="a face image (the sketch or a matched photo) for FaceID Plus v2")
     p.add_argument("--structure", action="store_true", help="follow the sketch's lines (ControlNet lineart)")
     p.add_argument("--prompt", help="text prompt (default: from the sketch's attributes)")
