@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import logging
 import threading
-import weakref
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from typing import Any
@@ -177,7 +176,7 @@ class Residency:
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
-        self._holder: weakref.ref[Any] | None = None
+        self._holder: Any = None
         self._release: Callable[[], None] | None = None
 
     def claim(self, owner: Any, release: Callable[[], None], device: str) -> None:
@@ -185,12 +184,11 @@ class Residency:
         if device != "cuda":
             return
         with self._lock:
-            current = self._holder() if self._holder is not None else None
-            if current is owner:
+            if self._holder is owner:
                 self._release = release
                 return
             previous, self._release = self._release, release
-            self._holder = weakref.ref(owner)
+            self._holder = owner
         if previous is not None:
             log.info("releasing the GPU held by another generation component")
             previous()
@@ -199,12 +197,12 @@ class Residency:
     def holder(self) -> Any:
         """The component holding the GPU now (None when none)."""
         with self._lock:
-            return self._holder() if self._holder is not None else None
+            return self._holder
 
     def forget(self, owner: Any) -> None:
         """``owner`` released the GPU by itself (closed)."""
         with self._lock:
-            if self._holder is not None and self._holder() is owner:
+            if self._holder is owner:
                 self._holder, self._release = None, None
 
 
