@@ -1,41 +1,47 @@
 """Handing a case to another workstation: one zip archive with a manifest of SHA-256s, checked on import.
 
-Import refuses anything it cannot vouch for: a file whose hash differs from the manifest, a file the
-manifest does not list (or one it lists that is absent), names that would escape the destination
-(absolute paths, ``..``, drive letters, backslashes, links), oversized members, and a case database
-whose audit chain does not verify or does not end at the head the manifest records.
+Import refuses anything it cannot vouch for: odd member names (absolute, ``..``, links, non-UTF-8,
+collisions), too many or too large members, compression bombs, a file whose hash differs from the
+manifest, a file the manifest does not list or no record refers to, a database whose schema is not
+exactly ours (its rows are copied into a fresh database, never the file itself), and any finding of
+the full verification (records, files, chain, signed head). An archive signed by another
+workstation's key is accepted and says so, naming the key; ``expected_key`` pins the sender's key.
 """
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import re
 import secrets
 import shutil
-import stat
 import tempfile
 import zipfile
 from dataclasses import dataclass
-from pathlib import Path, PurePosixPath
+from pathlib import Path
 from typing import Any
 
 from engine import paths
-from engine.cases import audit, db, registry
+from engine.cases import audit, db, registry, staging
+from engine.cases.archive_db import copy_case_db
+from engine.cases.archive_members import (
+    MANIFEST_NAME,
+    MAX_MANIFEST_BYTES,
+    check_members,
+    copy_member,
+    listing,
+)
 from engine.cases.db import canonical_json, now_iso
-from engine.cases.integrity import verify_case
-from engine.cases.store import SIDECAR_ANCHOR, Case, open_case_folder, resolve_user
+from engine.cases.integrity import referenced_files, verify_case
+from engine.cases.store import Case, open_case_folder, resolve_user
 from engine.errors import CaseError
 from engine.fsutil import atomic_path, sha256_bytes, sha256_file
 
 ARCHIVE_FORMAT = "sketchface-case-archive"
 ARCHIVE_VERSION = 1
-MANIFEST_NAME = "MANIFEST.json"
-MAX_MEMBER_BYTES = 8 * 2**30
-MAX_TOTAL_BYTES = 64 * 2**30
 _FIXED_TIME = (1980, 1, 1, 0, 0, 0)
-_SKIP = {db.DB_NAME, f"{db.DB_NAME}-wal", f"{db.DB_NAME}-shm", SIDECAR_ANCHOR}
+_SOURCE_DB = ".archive.sqlite"
+__all__ = ["ARCHIVE_FORMAT", "MANIFEST_NAME", "ExportResult", "export_case", "import_case"]
 
 
 @dataclass(frozen=True)
@@ -49,11 +55,19 @@ class ExportResult:
     audit_head: str
 
 
+def _report_files(entries: list[audit.AuditEntry]) -> dict[str, str]:
+    """reports/<name> -> SHA-256 for every report the log says was written into the case."""
+    return {f"reports/{e.details.get('file')}": str(e.outputs.get("report"))
+            for e in entries if e.action == "report.export" and isinstance(e.details.get("file"), str)}
+
+
 def _case_files(case: Case) -> list[tuple[str, Path]]:
+    """The files a record refers to (stored images, attachments, reports written into the case)."""
+    wanted = set(referenced_files(case.conn)) | set(_report_files(case.audit_entries()))
     out = []
-    for p in sorted(case.folder.rglob("*")):
-        rel = p.relative_to(case.folder).as_posix()
-        if p.is_file() and not p.is_symlink() and rel not in _SKIP and not p.name.startswith("."):
+    for rel in sorted(wanted):
+        p = case.folder / rel
+        if p.is_file() and not p.is_symlink():
             out.append((rel, p))
     return out
 
@@ -88,12 +102,13 @@ def export_case(case: Case, out: str | os.PathLike[str], *, allow_broken: bool =
         anchor = case.snapshot(snap)
         count, head = anchor if anchor else (0, audit.genesis_hash(case.case_id))
         files = [(f"case/{db.DB_NAME}", snap), *[(f"case/{rel}", p) for rel, p in _case_files(case)]]
-        listing = [{"path": name, "sha256": sha256_file(p), "size": p.stat().st_size} for name, p in files]
+        listed = [{"path": name, "sha256": sha256_file(p), "size": p.stat().st_size} for name, p in files]
         info = case.info
         manifest = {"format": ARCHIVE_FORMAT, "version": ARCHIVE_VERSION, "case_id": case.case_id,
                     "case_number": info.case_number, "title": info.title, "exported_at": now_iso(),
-                    "exported_by": user, "audit": {"count": count, "head": head, "verified": report.ok},
-                    "files": listing}
+                    "exported_by": user, "audit": {"count": count, "head": head, "verified": report.ok,
+                                                   "signature": report.signature},
+                    "files": listed}
         target = Path(out).expanduser()
         with atomic_path(target) as tmp_zip, zipfile.ZipFile(tmp_zip, "w") as zf:
             _zip_write(zf, MANIFEST_NAME, json.dumps(manifest, indent=2, sort_keys=True).encode("utf-8"))
@@ -106,113 +121,130 @@ def export_case(case: Case, out: str | os.PathLike[str], *, allow_broken: bool =
     return ExportResult(target, digest, len(files), count, head)
 
 
-def _check_member(info: zipfile.ZipInfo) -> str | None:
-    """The member's safe relative name, None for a directory entry, or CaseError if unsafe."""
-    name = info.filename
-    mode = info.external_attr >> 16
-    if stat.S_ISLNK(mode):
-        raise CaseError(f"The archive contains a link ({name!r}); it was refused.")
-    if "\\" in name or name.startswith("/") or ":" in name or "\x00" in name:
-        raise CaseError(f"The archive contains an unsafe file name {name!r}; it was refused.")
-    if name.endswith("/"):
-        return None
-    parts = PurePosixPath(name).parts
-    if any(p in ("", ".", "..") for p in parts) or name != "/".join(parts):
-        raise CaseError(f"The archive contains a file name that is not a plain path inside the case ({name!r}); "
-                        "it was refused.")
-    if name != MANIFEST_NAME and parts[0] != "case":
-        raise CaseError(f"The archive contains an unexpected file {name!r}; it was refused.")
-    if info.file_size > MAX_MEMBER_BYTES:
-        raise CaseError(f"Archive member {name} is implausibly large ({info.file_size:,} bytes); refused.")
-    return name
-
-
 def _read_manifest(zf: zipfile.ZipFile) -> dict[str, Any]:
     try:
-        raw = zf.read(MANIFEST_NAME) if zf.getinfo(MANIFEST_NAME).file_size < 64 * 2**20 else b""
+        info = zf.getinfo(MANIFEST_NAME)
+        raw = zf.read(info) if info.file_size < MAX_MANIFEST_BYTES else b""
         manifest = json.loads(raw)
     except (KeyError, ValueError) as exc:
         raise CaseError("The archive has no readable MANIFEST.json: it is not a SketchFace case archive.") from exc
     if not isinstance(manifest, dict) or manifest.get("format") != ARCHIVE_FORMAT:
         raise CaseError("The archive is not a SketchFace case archive (wrong format tag).")
-    if int(manifest.get("version", 0)) > ARCHIVE_VERSION:
+    try:
+        version = int(manifest.get("version", 0))
+    except (TypeError, ValueError) as exc:
+        raise CaseError("The archive's manifest has no usable format version; refused.") from exc
+    if version > ARCHIVE_VERSION:
         raise CaseError("The archive was written by a newer SketchFace.", hint="Update SketchFace to import it.")
     return manifest
 
 
-def _extract(zf: zipfile.ZipFile, manifest: dict[str, Any], staging: Path) -> None:
-    listed = {f["path"]: f for f in manifest.get("files", [])}
-    members = {}
-    for info in zf.infolist():
-        name = _check_member(info)
-        if name is None or name == MANIFEST_NAME:
-            continue
-        if name in members:
-            raise CaseError(f"The archive holds {name} twice; it was refused.")
-        if name not in listed:
+def _check_listing(members: dict[str, zipfile.ZipInfo], listed: dict[str, dict[str, Any]]) -> None:
+    for name in members:
+        if name != MANIFEST_NAME and name not in listed:
             raise CaseError(f"The archive holds {name}, which its manifest does not list: refused as tampered.")
-        members[name] = info
     absent = sorted(set(listed) - set(members))
     if absent:
         raise CaseError(f"The archive lacks {', '.join(absent[:5])}, listed in its manifest: refused as incomplete.")
-    if sum(int(f["size"]) for f in listed.values()) > MAX_TOTAL_BYTES:
-        raise CaseError("The archive's files add up to more than 64 GiB; refused.")
+    if f"case/{db.DB_NAME}" not in listed:
+        raise CaseError("The archive holds no case database; refused.")
+
+
+def _check_referenced(stage: Path, listed: dict[str, dict[str, Any]]) -> None:
+    """Every file besides the database must be one a record refers to, with the digest the record gives."""
+    conn = db.connect(stage / db.DB_NAME)
+    try:
+        wanted = referenced_files(conn) | _report_files(audit.read_entries(conn))
+    finally:
+        conn.close()
+    for name, f in listed.items():
+        rel = name[len("case/"):]
+        if rel == db.DB_NAME:
+            continue
+        if rel not in wanted:
+            raise CaseError(f"The archive holds {name}, which no record of the case refers to: refused.")
+        if wanted[rel] != f["sha256"]:
+            raise CaseError(f"The archive's file {name} is not the one its case record names (SHA-256 differs): "
+                            "refused.")
+
+
+def _extract(zf: zipfile.ZipFile, manifest: dict[str, Any], stage: Path) -> None:
+    members = check_members(zf)
+    listed = listing(manifest)
+    _check_listing(members, listed)
+    dbname = f"case/{db.DB_NAME}"
+    copy_member(zf, members[dbname], stage / _SOURCE_DB, listed[dbname])
+    copy_case_db(stage / _SOURCE_DB, stage / db.DB_NAME)
+    (stage / _SOURCE_DB).unlink()
+    _check_referenced(stage, listed)
     for name, info in members.items():
-        want = listed[name]
-        target = staging / name[len("case/"):]
-        if not target.resolve().is_relative_to(staging.resolve()):
+        if name in (MANIFEST_NAME, dbname):
+            continue
+        target = stage / name[len("case/"):]
+        if not target.resolve().is_relative_to(stage.resolve()):
             raise CaseError(f"Archive member {name} would be written outside the case folder; refused.")
-        target.parent.mkdir(parents=True, exist_ok=True)
-        digest, size = _copy_member(zf, info, target, int(want["size"]))
-        if digest != want["sha256"] or size != int(want["size"]):
-            raise CaseError(f"Archive file {name} does not match its recorded SHA-256: the archive was altered "
-                            "or damaged, and was refused.")
+        copy_member(zf, info, target, listed[name])
 
 
-def _copy_member(zf: zipfile.ZipFile, info: zipfile.ZipInfo, target: Path, limit: int) -> tuple[str, int]:
-    h, size = hashlib.sha256(), 0
-    with zf.open(info) as src, open(target, "wb") as dst:
-        while chunk := src.read(1 << 20):
-            size += len(chunk)
-            if size > limit:  # never trust the declared size: stop a zip bomb at the manifest's size
-                raise CaseError(f"Archive member {info.filename} is larger than its manifest says; refused.")
-            h.update(chunk)
-            dst.write(chunk)
-    return h.hexdigest(), size
+def _check_key(sig: dict[str, Any] | None, expected_key: str | None) -> None:
+    if not expected_key:
+        return
+    want = expected_key.strip().lower()
+    got = str((sig or {}).get("fingerprint", ""))
+    if len(want) < 16 or not got.startswith(want):
+        raise CaseError(f"The archive is signed by key {got or '(none)'}, not the {expected_key} expected: refused.")
 
 
-def _verify_staged(staging: Path, manifest: dict[str, Any]) -> None:
-    case = open_case_folder(staging)
+def _verify_staged(stage: Path, manifest: dict[str, Any], expected_key: str | None) -> dict[str, Any]:
+    """Run the full verification on the staged case; return the head signature it carries."""
+    case = open_case_folder(stage)
     try:
         if case.case_id != manifest.get("case_id"):
             raise CaseError("The archive's database belongs to another case than its manifest says; refused.")
-        a = manifest.get("audit") or {}
-        anchors = [audit.Anchor("archive manifest", int(a.get("count", 0)), str(a.get("head", "")), exact=True)]
-        report = verify_case(case, anchors + [x for x in case.anchors() if x.exact])
+        raw = manifest.get("audit")
+        a: dict[str, Any] = raw if isinstance(raw, dict) else {}
+        try:
+            claimed = audit.Anchor("archive manifest", int(a.get("count", 0)), str(a.get("head", "")), exact=True)
+        except (TypeError, ValueError) as exc:
+            raise CaseError("The archive's manifest has no usable audit head; refused.") from exc
+        report = verify_case(case, [claimed, *[x for x in case.anchors() if x.exact]], accept_other_key=True)
         if not report.ok:
             raise CaseError("The archived case does not verify; refused. "
                             + " ".join(f.message for f in report.findings[:3]))
+        sig = report.signature or {}
+        carried = a.get("signature") if isinstance(a.get("signature"), dict) else {}
+        if carried and (carried.get("signature"), carried.get("public_key")) != (sig.get("signature"),
+                                                                                sig.get("public_key")):
+            raise CaseError("The archive's manifest carries another head signature than its database; refused.")
+        _check_key(sig, expected_key)
+        return sig
     finally:
         case.close()
 
 
 def import_case(archive: str | os.PathLike[str], *, location: str | os.PathLike[str] | None = None,
-                expected_sha256: str | None = None, user: str | None = None) -> Case:
+                expected_sha256: str | None = None, expected_key: str | None = None,
+                user: str | None = None) -> Case:
     """Check and unpack a case archive into ``location`` (default cases_dir()); return the case open.
 
     Args:
         archive: the zip written by :func:`export_case`.
         location: parent folder for the case (e.g. an encrypted volume).
-        expected_sha256: the archive's SHA-256 as the sender reported it (strongly advised: it is the
-            only check that also catches a consistently rewritten archive).
+        expected_sha256: the archive's SHA-256 as the sender reported it.
+        expected_key: the sender's workstation key fingerprint (or its first 16+ hex digits); the
+            only check that also catches an archive rebuilt and re-signed with another key.
     """
     src = Path(archive).expanduser()
+    if not src.is_file():
+        raise CaseError(f"{src} is {'a folder' if src.is_dir() else 'not there'}: give the path of a case archive "
+                        "(.zip) to import.")
     digest = sha256_file(src)
     if expected_sha256 and digest != expected_sha256.strip().lower():
         raise CaseError(f"The archive's SHA-256 is {digest}, not the {expected_sha256} expected: refused.")
     parent = Path(location).expanduser() if location else paths.cases_dir()
     parent.mkdir(parents=True, exist_ok=True)
-    staging = parent / f".import-{secrets.token_hex(4)}"
+    staging.clean_stale(parent)
+    stage = parent / f".import-{secrets.token_hex(4)}"
     try:
         with zipfile.ZipFile(src) as zf:
             manifest = _read_manifest(zf)
@@ -222,16 +254,17 @@ def import_case(archive: str | os.PathLike[str], *, location: str | os.PathLike[
             if case_id in registry.load() or (parent / case_id).exists():
                 raise CaseError(f"Case {case_id} already exists on this workstation.",
                                 hint="Open it, or remove it before importing this archive again.")
-            staging.mkdir()
-            _extract(zf, manifest, staging)
-        _verify_staged(staging, manifest)
+            staging.make(stage)
+            _extract(zf, manifest, stage)
+        sig = _verify_staged(stage, manifest, expected_key)
         final = parent / case_id
-        os.replace(staging, final)
-    except zipfile.BadZipFile as exc:
-        shutil.rmtree(staging, ignore_errors=True)
+        (stage / staging.OWNER_FILE).unlink()
+        os.replace(stage, final)
+    except (zipfile.BadZipFile, zipfile.LargeZipFile, NotImplementedError, EOFError) as exc:
+        shutil.rmtree(stage, ignore_errors=True)
         raise CaseError(f"{src.name} is not a readable zip archive ({exc}).") from exc
     except BaseException:
-        shutil.rmtree(staging, ignore_errors=True)
+        shutil.rmtree(stage, ignore_errors=True)
         raise
     case = open_case_folder(final)
     info = case.info
@@ -240,5 +273,7 @@ def import_case(archive: str | os.PathLike[str], *, location: str | os.PathLike[
         case.log("case.import", f"case:{case_id}", user=resolve_user(user), inputs={"archive": digest},
                  details={"file": src.name, "exported_at": manifest.get("exported_at"),
                           "exported_by": manifest.get("exported_by"), "manifest_sha256":
-                          sha256_bytes(canonical_json(manifest).encode("utf-8"))})
+                          sha256_bytes(canonical_json(manifest).encode("utf-8")),
+                          "archive_signature": {k: sig.get(k) for k in ("count", "head", "signature", "public_key",
+                                                                        "fingerprint", "this_workstation")}})
     return case

@@ -120,7 +120,7 @@ def test_tampered_file_with_fixed_manifest_is_refused_by_the_case_records(tmp_pa
                 f["sha256"], f["size"] = hashlib.sha256(new).hexdigest(), len(new)
 
     bad = _rewrite(archive, tmp_path / "bad.zip", replace={member: new}, manifest_edit=fix)
-    with pytest.raises(CaseError, match="does not verify"):
+    with pytest.raises(CaseError, match="not the one its case record names"):
         import_case(bad, location=tmp_path / "dest")
 
 
