@@ -26,6 +26,7 @@ _COMMAND_MODULES = (
     "engine.sketch.cli",
     "engine.generate.cli",
     "engine.validate.cli",
+    "engine.gallery.pg.cli",  # after gallery and search: adds --server to their actions
 )
 
 

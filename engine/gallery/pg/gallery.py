@@ -215,6 +215,8 @@ class PgGallery:
         """Store a batch in one transaction (COPY + idempotent insert); photos already stored are skipped."""
         if not photos:
             return PushReport()
+        from psycopg.types.json import Jsonb
+
         with self.pool.connection() as conn, conn.transaction():
             conn.execute("CREATE TEMP TABLE sf_stage_photos (sha256 text, path text, status text, width int,"
                          " height int, face_count int, subject_id text, sex text, birth_year int, source text,"
@@ -232,7 +234,7 @@ class PgGallery:
                                   if k not in ("subject_id", "sex", "birth_year", "source", "date")}
                         copy.write_row((p.sha256, p.path, p.status, p.width, p.height, len(p.faces),
                                         m.get("subject_id"), m.get("sex"), m.get("birth_year"), m.get("source"),
-                                        m.get("date"), json.dumps(extras)))
+                                        m.get("date"), Jsonb(extras)))
                 with cur.copy("COPY sf_stage_faces FROM STDIN (FORMAT BINARY)") as copy:
                     copy.set_types(["text", "int4", "float4[]", "float4", "float4", "float4", "bool", "vector",
                                     "bytea"])

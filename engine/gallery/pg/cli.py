@@ -1,0 +1,295 @@
+"""``sketchface server ...`` and the server side of ``sketchface gallery ...`` and ``search``.
+
+``server add/list/remove/test`` manage profiles (:mod:`engine.servers`); ``server init`` and
+``server grant`` are for the server's administrator. The ``gallery`` actions ``create``, ``add``,
+``info`` and ``list`` gain ``--server PROFILE`` (the same command on a server gallery), ``gallery push
+LOCAL --server PROFILE`` moves a local gallery up without re-embedding, and ``search`` gains
+``--server-gallery PROFILE:NAME`` for one ranked list over local and server galleries. This module
+registers after ``engine.gallery.cli`` and ``engine.search.cli`` and extends their parsers in place.
+"""
+
+from __future__ import annotations
+
+import argparse
+import getpass
+import socket
+from pathlib import Path
+from typing import Any
+
+from engine.cli import print_json
+from engine.errors import GalleryError
+
+
+def _server_gallery(profile_name: str, ref: str | None = None) -> Any:
+    from engine import servers
+    from engine.gallery.pg import PgGallery
+
+    profile = servers.get_profile(profile_name)
+    return profile, servers.conninfo(profile), (PgGallery.open(servers.conninfo(profile), ref, profile.name)
+                                               if ref else None)
+
+
+# -- server profiles ---------------------------------------------------------------------------
+def _server_add(args: argparse.Namespace) -> int:
+    from engine import servers
+
+    password = getpass.getpass(f"Password for {args.name} (empty: none): ") if args.ask_password else None
+    profile, note = servers.add_profile(args.name, args.url, args.unit or "", password or None)
+    if args.json:
+        print_json({"name": profile.name, "url": profile.url, "unit": profile.unit, "password": note})
+    else:
+        print(f"Saved server '{profile.name}' ({profile.where}, sslmode={profile.sslmode or 'default'}); {note}.")
+    return 0
+
+
+def _server_list(args: argparse.Namespace) -> int:
+    from engine import servers
+
+    profiles = servers.load_profiles()
+    if args.json:
+        print_json([{"name": p.name, "url": p.url, "unit": p.unit, "sslmode": p.sslmode} for p in profiles.values()])
+        return 0
+    if not profiles:
+        print("No server profiles. Add one: sketchface server add NAME postgresql://USER@HOST/DB")
+    for p in profiles.values():
+        print(f"{p.name:<20} {p.user}@{p.where}  sslmode={p.sslmode or 'default'}  unit={p.unit or '-'}")
+    return 0
+
+
+def _server_remove(args: argparse.Namespace) -> int:
+    from engine import servers
+
+    servers.remove_profile(args.name)
+    print(f"Removed server profile '{args.name}' (and its keyring password).")
+    return 0
+
+
+def _server_test(args: argparse.Namespace) -> int:
+    from engine import servers
+
+    report = servers.test_profile(servers.get_profile(args.name))
+    if args.json:
+        print_json(report)
+    else:
+        for key, value in report.items():
+            print(f"{key:>16}: {value}")
+    return 0 if report["pgvector"] and report["schema_installed"] else 1
+
+
+def _server_init(args: argparse.Namespace) -> int:
+    from engine import servers
+    from engine.gallery.pg import install_schema
+
+    install_schema(servers.conninfo(servers.get_profile(args.name)))
+    print(f"Gallery schema installed on '{args.name}'.")
+    return 0
+
+
+def _server_grant(args: argparse.Namespace) -> int:
+    from engine import servers
+    from engine.gallery.pg import create_examiner
+
+    password = getpass.getpass(f"New password for {args.user}: ")
+    create_examiner(servers.conninfo(servers.get_profile(args.name)), args.user, password, args.unit)
+    print(f"{args.user} may now use the galleries of unit(s) {', '.join(args.unit)}.")
+    return 0
+
+
+# -- gallery actions on a server ------------------------------------------------------------------
+def _gallery_create(args: argparse.Namespace, fallback: Any) -> int:
+    if not args.server:
+        return int(fallback(args))
+    from engine.gallery.pg import PgGallery
+
+    profile, conn, _ = _server_gallery(args.server)
+    unit = args.unit or profile.unit
+    if not unit:
+        raise GalleryError("Which unit owns the new gallery?", hint="Give --unit UNIT or set one in the profile.")
+    g = PgGallery.create(conn, args.name, unit, profile.name)
+    info = g.info()
+    if args.json:
+        print_json(info.to_dict())
+    else:
+        print(f"Created server gallery '{info.name}' (id {info.id}) on '{profile.name}' for unit {unit}.")
+    return 0
+
+
+def _gallery_info(args: argparse.Namespace, fallback: Any) -> int:
+    if not args.server:
+        return int(fallback(args))
+    _, _, g = _server_gallery(args.server, args.gallery)
+    info = g.info().to_dict()
+    if args.json:
+        print_json(info)
+    else:
+        for key, value in info.items():
+            print(f"{key:>16}: {value}")
+    return 0
+
+
+def _gallery_list(args: argparse.Namespace, fallback: Any) -> int:
+    if not args.server:
+        return int(fallback(args))
+    from engine.gallery.pg import PgGallery
+
+    _, conn, _ = _server_gallery(args.server)
+    rows = PgGallery.list_all(conn)
+    if args.json:
+        print_json([{"id": a, "name": b, "content_version": c} for a, b, c in rows])
+    for gid, name, version in [] if args.json else rows:
+        print(f"{gid}  {name:<30} v{version}")
+    return 0
+
+
+def _gallery_add(args: argparse.Namespace, fallback: Any) -> int:
+    if not args.server:
+        return int(fallback(args))
+    from engine.gallery.cli import progress_bar, sigint_cancels
+    from engine.gallery.pg.push import add_to_server
+
+    profile, _, g = _server_gallery(args.server, args.gallery)
+    with sigint_cancels() as token, progress_bar(f"Importing into {g.name}") as bar:
+        report, pushed = add_to_server(g, [Path(p) for p in args.paths], profile.name, progress=bar, cancel=token)
+    doc = {**report.to_dict(), "pushed": pushed.inserted, "already_on_server": pushed.skipped,
+           "faces_pushed": pushed.faces}
+    if args.json:
+        print_json(doc)
+    else:
+        print(f"{report.scanned} file(s) scanned: {report.faces} face(s) embedded here; {pushed.inserted} photo(s) "
+              f"sent to '{profile.name}', {pushed.skipped} already there.")
+    return 1 if report.failed else 0
+
+
+def _gallery_push(args: argparse.Namespace) -> int:
+    from engine.gallery import open_gallery
+    from engine.gallery.cli import progress_bar, sigint_cancels
+    from engine.gallery.pg import PgGallery
+    from engine.gallery.pg.push import push_gallery
+
+    profile, conn, _ = _server_gallery(args.server)
+    with open_gallery(args.local) as local:
+        target = args.to or local.name
+        try:
+            remote = PgGallery.open(conn, target, profile.name)
+        except GalleryError:
+            unit = args.unit or profile.unit
+            if not unit:
+                raise
+            remote = PgGallery.create(conn, target, unit, profile.name)
+        with sigint_cancels() as token, progress_bar(f"Pushing {local.name}") as bar:
+            report = push_gallery(local, remote, progress=bar, cancel=token)
+    doc = {"gallery": remote.id, "server": profile.name, "inserted": report.inserted, "skipped": report.skipped,
+           "faces": report.faces, "content_version": remote.content_version}
+    if args.json:
+        print_json(doc)
+    else:
+        print(f"Pushed {report.inserted} photo(s) ({report.faces} face(s)) to '{remote.name}' on '{profile.name}';"
+              f" {report.skipped} were already there. Content version {doc['content_version']}.")
+    return 0
+
+
+# -- search over local and server galleries -------------------------------------------------------
+def _search(args: argparse.Namespace, fallback: Any) -> int:
+    if not args.server_gallery:
+        if not args.gallery:
+            raise GalleryError("Choose what to search: --gallery NAME and/or --server-gallery PROFILE:NAME.")
+        return int(fallback(args))
+    from engine.fsutil import sha256_bytes
+    from engine.gallery import open_gallery
+    from engine.gallery.pg.mixed import search_mixed
+    from engine.search import Query, Searcher, fuse
+
+    if not args.queries:
+        raise GalleryError("Give at least one query: --photo FILE or --sketch FILE.")
+    queries = [Query.from_path(Path(p), kind) for kind, p in args.queries]
+    searcher = Searcher()
+    vectors, baseline = searcher.embed(queries)
+    q = fuse(vectors)
+    remote = []
+    for item in args.server_gallery:
+        name, _, ref = item.partition(":")
+        if not ref:
+            raise GalleryError(f"--server-gallery {item!r}: write PROFILE:GALLERY.")
+        remote.append(_server_gallery(name, ref)[2])
+    local = [open_gallery(ref) for ref in (args.gallery or [])]
+    digest = sha256_bytes(b"".join(bytes.fromhex(x.sha256) for x in queries))
+    try:
+        matches, records = search_mixed(q, local, remote, args.top or searcher.settings.search_top_k,
+                                        args.filter or [], args.ef, digest, socket.gethostname())
+    finally:
+        for g in local:
+            g.close()
+    manifest = {"query": [{"kind": x.kind, "sha256": x.sha256, "weight": x.weight} for x in queries],
+                "galleries": records, "filters": args.filter or [], "k": args.top, "baseline": baseline}
+    if args.json:
+        print_json({"matches": [m.to_dict() for m in matches], "manifest": manifest})
+        return 0
+    for m in matches:
+        print(f"{m.rank:>4}  {m.score:.4f}  [{m.gallery_name}]  {m.photo_path}")
+    return 0
+
+
+def _subactions(parser: argparse.ArgumentParser) -> Any:
+    for action in parser._actions:  # argparse keeps sub-parsers only here
+        if isinstance(action, argparse._SubParsersAction):
+            return action
+    return None
+
+
+def _wrap(parser: argparse.ArgumentParser, handler: Any) -> None:
+    fallback = parser.get_default("func")
+    parser.set_defaults(func=lambda args: handler(args, fallback))
+
+
+def register(subparsers: Any) -> None:
+    """Add ``server`` and extend ``gallery`` and ``search`` (when present) with server galleries."""
+    p = subparsers.add_parser("server", help="gallery servers (PostgreSQL + pgvector): profiles and setup")
+    acts = p.add_subparsers(dest="server_command", metavar="ACTION", required=True)
+
+    def action(name: str, func: Any, help_: str) -> argparse.ArgumentParser:
+        a = acts.add_parser(name, help=help_, description=help_)
+        a.add_argument("--json", action="store_true", help="print one JSON document for scripts")
+        a.set_defaults(func=func)
+        return a
+
+    a = action("add", _server_add, "save a server profile; a password in the URL goes to the OS keyring")
+    a.add_argument("name")
+    a.add_argument("url", help="postgresql://USER[:PASSWORD]@HOST:PORT/DB[?sslmode=verify-full&sslrootcert=CA]"
+                               " or postgresql://USER@/DB?host=/socket/dir")
+    a.add_argument("--unit", help="default unit for galleries created through this profile")
+    a.add_argument("--ask-password", action="store_true", help="type the password (kept in the OS keyring)")
+    action("list", _server_list, "list server profiles (never passwords)")
+    action("remove", _server_remove, "forget a server profile and its keyring password").add_argument("name")
+    action("test", _server_test, "connect and report versions, TLS and your units").add_argument("name")
+    action("init", _server_init, "administrator: install the gallery schema on the server").add_argument("name")
+    a = action("grant", _server_grant, "administrator: create an examiner login and add it to units")
+    a.add_argument("name")
+    a.add_argument("user")
+    a.add_argument("unit", nargs="+")
+
+    gallery = subparsers.choices.get("gallery")
+    gacts = _subactions(gallery) if gallery is not None else None
+    if gacts is not None:
+        for name, handler in (("create", _gallery_create), ("info", _gallery_info), ("list", _gallery_list),
+                              ("add", _gallery_add)):
+            if name in gacts.choices:
+                sub = gacts.choices[name]
+                sub.add_argument("--server", metavar="PROFILE", help="a gallery on this server profile")
+                if name == "create":
+                    sub.add_argument("--unit", help="unit owning a server gallery (default: the profile's)")
+                _wrap(sub, handler)
+        a = gacts.add_parser("push", help="copy a local gallery to a server (no re-embedding; resumable)")
+        a.add_argument("local", help="local gallery name or id")
+        a.add_argument("--server", metavar="PROFILE", required=True)
+        a.add_argument("--to", help="server gallery name (default: the local name; created if missing)")
+        a.add_argument("--unit", help="unit owning the server gallery if it is created")
+        a.add_argument("--json", action="store_true")
+        a.set_defaults(func=_gallery_push)
+    search = subparsers.choices.get("search")
+    if search is not None:
+        search.add_argument("--server-gallery", action="append", metavar="PROFILE:GALLERY",
+                            help="also search this server gallery; one list merged by exact score (repeatable)")
+        for action_ in search._actions:
+            if action_.dest == "gallery":
+                action_.required = False
+        _wrap(search, _search)

@@ -1,0 +1,191 @@
+"""Server profiles, the server CLI and the merged local + server search, against the real test server."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import secrets
+from collections.abc import Iterator
+from pathlib import Path
+
+import keyring
+import numpy as np
+import pytest
+from keyring.backend import KeyringBackend
+from keyring.backends import fail
+
+from engine import servers
+from engine.cli import main
+from engine.errors import ConfigError
+from engine.gallery import create_gallery
+from engine.gallery.pg import PgGallery, create_examiner, install_schema
+from engine.gallery.pg.mixed import search_mixed
+from engine.gallery.store import FaceRecord, PhotoRecord
+from tests.engine import conftest_pg
+from tests.engine.conftest_pg import PgServer, synthetic_photos
+
+pg_server = conftest_pg.pg_server  # the shared server fixtures
+pg_database = conftest_pg.pg_database
+
+
+class MemoryKeyring(KeyringBackend):
+    """A real ``keyring`` backend kept in memory (the CI machine has no OS keyring)."""
+
+    priority = 1  # type: ignore[assignment]
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.items: dict[tuple[str, str], str] = {}
+
+    def get_password(self, service: str, username: str) -> str | None:
+        return self.items.get((service, username))
+
+    def set_password(self, service: str, username: str, password: str) -> None:
+        self.items[(service, username)] = password
+
+    def delete_password(self, service: str, username: str) -> None:
+        self.items.pop((service, username), None)
+
+
+@pytest.fixture
+def memory_keyring() -> Iterator[MemoryKeyring]:
+    before = keyring.get_keyring()
+    ring = MemoryKeyring()
+    keyring.set_keyring(ring)
+    yield ring
+    keyring.set_keyring(before)
+
+
+@pytest.fixture
+def no_keyring(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    before = keyring.get_keyring()
+    keyring.set_keyring(fail.Keyring())
+    monkeypatch.delenv(servers.PASSWORD_ENV, raising=False)
+    yield
+    keyring.set_keyring(before)
+
+
+@pytest.fixture
+def examiner(pg_server: PgServer, pg_database: str) -> tuple[str, str, str, str]:
+    """(admin url, examiner user, password, unit) in a fresh database with the schema."""
+    tag = secrets.token_hex(3)
+    install_schema(pg_database)
+    create_examiner(pg_database, f"exa_{tag}", "s3cret-pw", [f"u_{tag}"])
+    return pg_database, f"exa_{tag}", "s3cret-pw", f"u_{tag}"
+
+
+def _db(admin: str) -> str:
+    return admin.rsplit("/", 1)[1]
+
+
+def test_password_goes_to_the_keyring_never_the_file(pg_server: PgServer, examiner: tuple[str, str, str, str],
+                                                    memory_keyring: MemoryKeyring,
+                                                    capsys: pytest.CaptureFixture[str]) -> None:
+    admin, user, pw, unit = examiner
+    url = f"postgresql://{user}:{pw}@127.0.0.1:{pg_server.port}/{_db(admin)}"
+    assert main(["server", "add", "hq", url, "--unit", unit]) == 0
+    assert "OS keyring" in capsys.readouterr().out
+    text = servers.servers_path().read_text()
+    assert pw not in text and user in text
+    assert memory_keyring.items[(servers.KEYRING_SERVICE, "hq")] == pw
+    assert main(["server", "test", "hq", "--json"]) == 0
+    report = json.loads(capsys.readouterr().out)
+    assert report["pgvector"].startswith("0.8") and report["schema_installed"] and report["units"] == [unit]
+    assert main(["server", "remove", "hq"]) == 0
+    assert (servers.KEYRING_SERVICE, "hq") not in memory_keyring.items
+
+
+def test_without_a_keyring_nothing_is_stored_and_the_message_says_what_to_do(
+        pg_server: PgServer, examiner: tuple[str, str, str, str], no_keyring: None,
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    admin, user, pw, _ = examiner
+    profile, note = servers.add_profile("hq", f"postgresql://{user}:{pw}@127.0.0.1:{pg_server.port}/{_db(admin)}")
+    assert "NOT saved" in note and ".pgpass" in note and servers.PASSWORD_ENV in note
+    assert pw not in servers.servers_path().read_text()
+    monkeypatch.setenv("PGPASSFILE", "/nonexistent")
+    with pytest.raises(ConfigError):
+        servers.test_profile(profile)
+    monkeypatch.setenv(servers.PASSWORD_ENV, pw)
+    assert servers.test_profile(profile)["user"] == user
+
+
+def test_unix_socket_profile(pg_server: PgServer, examiner: tuple[str, str, str, str],
+                             memory_keyring: MemoryKeyring) -> None:
+    admin, user, pw, unit = examiner
+    url = f"postgresql://{user}@/{_db(admin)}?host={pg_server.socket_dir}&port={pg_server.port}"
+    profile, _ = servers.add_profile("local", url, unit, password=pw)
+    report = servers.test_profile(profile)
+    assert report["units"] == [unit] and report["tls"] is False
+    assert str(pg_server.socket_dir) in profile.where
+
+
+def test_url_checks_and_tls_default() -> None:
+    clean, pw = servers.parse_url("postgresql://ann:p%40ss@db.agency.example:5432/faces")
+    assert pw == "p@ss" and "p%40ss" not in clean and "sslmode=verify-full" in clean
+    assert "sslmode" not in servers.parse_url("postgresql://ann@localhost/faces")[0]
+    assert "sslmode=require" in servers.parse_url("postgresql://ann@db.example/faces?sslmode=require")[0]
+    for bad in ("mysql://ann@h/db", "postgresql://h/db", "postgresql://ann@h/", "postgresql://ann@h/db?sslmode=bogus",
+                "postgresql://ann@h/db?password=x", "postgresql://ann@/db?host=relative",
+                "postgresql://ann@h/db?sslmode=verify-full&sslrootcert=/nonexistent/ca.pem"):
+        with pytest.raises(ConfigError):
+            servers.parse_url(bad)
+
+
+def _local_gallery(name: str, vecs: np.ndarray, tag: str) -> object:
+    g = create_gallery(name)
+    for i, v in enumerate(vecs):
+        sha = hashlib.sha256(f"{tag}{i}".encode()).hexdigest()
+        g.store.record_photo(PhotoRecord(f"/local/{tag}{i}.jpg", sha, 1, 1, "ok"),
+                             [FaceRecord((0, 0, 1, 1), np.zeros((5, 2), np.float32), 0.9, 0.8, 1.0, True, v, b"jpg")])
+    return g
+
+
+def test_cli_push_then_info_and_create_on_server(pg_server: PgServer, examiner: tuple[str, str, str, str],
+                                                  memory_keyring: MemoryKeyring,
+                                                  capsys: pytest.CaptureFixture[str]) -> None:
+    admin, user, pw, unit = examiner
+    main(["server", "add", "hq", f"postgresql://{user}:{pw}@127.0.0.1:{pg_server.port}/{_db(admin)}", "--unit", unit])
+    rng = np.random.default_rng(3)
+    vecs = rng.standard_normal((30, 512)).astype(np.float32)
+    vecs /= np.linalg.norm(vecs, axis=1, keepdims=True)
+    local = _local_gallery("Desk", vecs, "d")
+    local.close()  # type: ignore[attr-defined]
+    capsys.readouterr()
+    assert main(["gallery", "push", "Desk", "--server", "hq", "--json"]) == 0
+    first = json.loads(capsys.readouterr().out)
+    assert (first["inserted"], first["faces"]) == (30, 30)
+    assert main(["gallery", "push", "Desk", "--server", "hq", "--json"]) == 0  # resumable: nothing twice
+    assert json.loads(capsys.readouterr().out)["inserted"] == 0
+    assert main(["gallery", "info", "Desk", "--server", "hq", "--json"]) == 0
+    info = json.loads(capsys.readouterr().out)
+    assert info["faces"] == 30 and info["path"] == "server:hq" and info["content_version"] == first["content_version"]
+    assert main(["gallery", "create", "Empty", "--server", "hq", "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["faces"] == 0
+    assert main(["gallery", "list", "--server", "hq", "--json"]) == 0
+    assert sorted(x["name"] for x in json.loads(capsys.readouterr().out)) == ["Desk", "Empty"]
+
+
+def test_mixed_search_gives_one_list_by_exact_score(pg_server: PgServer, examiner: tuple[str, str, str, str],
+                                                    tmp_path: Path) -> None:
+    admin, user, pw, unit = examiner
+    url = pg_server.url(user, pw, _db(admin))
+    rng = np.random.default_rng(11)
+    local_vecs = rng.standard_normal((40, 512)).astype(np.float32)
+    local_vecs /= np.linalg.norm(local_vecs, axis=1, keepdims=True)
+    local = _local_gallery("Local", local_vecs, "l")
+    remote = PgGallery.create(url, "Remote", unit, "hq")
+    photos = synthetic_photos(0, 40)
+    remote.push(photos)
+    server_vecs = {p.sha256: p.faces[0].embedding for p in photos}
+    q = local_vecs[3] + server_vecs[photos[5].sha256]
+    q /= np.linalg.norm(q)
+    matches, records = search_mixed(q, [local], [remote], 10, query_sha256="ab" * 32)  # type: ignore[list-item]
+    assert [m.rank for m in matches] == list(range(1, 11))
+    scores = [m.score for m in matches]
+    assert scores == sorted(scores, reverse=True)
+    assert {m.gallery_id for m in matches[:2]} == {local.id, remote.id}  # type: ignore[attr-defined]
+    every = [float(v @ q) for v in local_vecs] + [float(f.embedding @ q) for p in photos for f in p.faces]
+    np.testing.assert_allclose(scores, sorted(every, reverse=True)[:10], atol=1e-5)
+    assert {r["server"] for r in records} == {"", "hq"}
+    assert all(isinstance(r["content_version"], int) for r in records)
+    local.close()  # type: ignore[attr-defined]
