@@ -111,9 +111,9 @@ class EngineSession:
         """The face pipeline (detector + ArcFace), loaded on first use with the current settings."""
         with self._model_lock:
             if self._pipeline is None:
-                from engine.faces import FacePipeline
+                from engine.faces import load_pipeline
 
-                self._pipeline = FacePipeline.from_models(self.settings.device, self.settings.det_size)
+                self._pipeline = load_pipeline(settings=self.settings)
             return self._pipeline
 
     def sketch_embedder(self) -> Any:

@@ -1,7 +1,9 @@
 """Detect, align, embed: the ArcFace face pipeline, loaded through insightface's own model code.
 
 One :class:`FacePipeline` holds one detector and one recognizer session. onnxruntime sessions are
-safe to run from several threads, so ingest workers share one pipeline.
+safe to run from several threads, so ingest workers share one pipeline. :func:`load_pipeline` is the
+one factory for the installed models (device and detector size from the settings); a file from the
+models folder is compared with its pin before onnxruntime reads it, so a changed file is refused.
 """
 
 from __future__ import annotations
@@ -9,7 +11,7 @@ from __future__ import annotations
 import logging
 import warnings
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import cv2
 import numpy as np
@@ -17,12 +19,16 @@ import numpy as np
 from engine import models, runtime
 from engine.errors import ModelInvalid, NoFaceFound
 from engine.faces.quality import blur_score, face_quality
+from engine.models.identity import DETECTOR, RECOGNIZER, UNPINNED, FileRef, ref_for_path
 from engine.types import DetectedFace, FaceBox
+
+if TYPE_CHECKING:
+    from engine.settings import Settings
 
 log = logging.getLogger(__name__)
 
-DETECTOR_ID = "buffalo_l.det_10g"
-RECOGNIZER_ID = "buffalo_l.w600k_r50"
+DETECTOR_ID = DETECTOR
+RECOGNIZER_ID = RECOGNIZER
 ALIGNED_SIZE = 112
 EMBEDDING_DIM = 512
 
@@ -53,6 +59,9 @@ class FacePipeline:
         self.providers = providers
         self.detector_path = Path(detector_path)
         self.recognizer_path = Path(recognizer_path)
+        # Checked against their pins before onnxruntime reads a byte (ModelTampered names the fix).
+        self.model_files: tuple[FileRef, ...] = (_identify(self.detector_path, DETECTOR_ID),
+                                                 _identify(self.recognizer_path, RECOGNIZER_ID))
         ctx = 0 if providers[0] == "CUDAExecutionProvider" else -1
         self.det: Any = self._load(model_zoo, self.detector_path, providers, "detection")
         self.rec: Any = self._load(model_zoo, self.recognizer_path, providers, "recognition")
@@ -78,9 +87,17 @@ class FacePipeline:
 
     @classmethod
     def from_models(cls, device: str = "auto", det_size: int = 640, det_thresh: float = 0.5) -> FacePipeline:
-        """Load the installed detector and recognizer (``ModelMissing`` says how to get them)."""
-        return cls(models.model_path(DETECTOR_ID), models.model_path(RECOGNIZER_ID), device=device,
-                   det_size=det_size, det_thresh=det_thresh)
+        """Load the installed detector and recognizer; see :func:`load_pipeline`."""
+        return load_pipeline(device, det_size=det_size, det_thresh=det_thresh)
+
+    @property
+    def recognizer_sha256(self) -> str:
+        """SHA-256 of the ArcFace file this pipeline runs (checked when it was loaded)."""
+        return self.model_files[1].sha256
+
+    def model_refs(self) -> list[dict[str, Any]]:
+        """The detector and recognizer files as a run manifest records them (id, file, sha256, trust)."""
+        return [ref.to_dict() for ref in self.model_files]
 
     # -- steps -------------------------------------------------------------------------------
     def detect(self, bgr: np.ndarray) -> list[FaceBox]:
@@ -146,6 +163,42 @@ class FacePipeline:
         if boxes:
             return self.embed([self.align(bgr, boxes[0])])[0], True
         return self.embed([centre_crop(bgr, ALIGNED_SIZE)])[0], False
+
+
+def load_pipeline(device: str | None = None, *, settings: Settings | None = None, det_size: int | None = None,
+                  det_thresh: float = 0.5) -> FacePipeline:
+    """The one factory of the face pipeline from the installed models, each file checked against its pin.
+
+    Args:
+        device: "auto", "cuda" or "cpu"; None for the settings' device.
+        settings: where the defaults come from (loaded when None).
+        det_size: detector input size; None for the settings' value.
+        det_thresh: minimum detector score for a face.
+    """
+    if device is None or det_size is None:
+        from engine import settings as settings_mod
+
+        settings = settings or settings_mod.load()
+        device = device or settings.device
+        det_size = det_size or settings.det_size
+    det = models.require(DETECTOR_ID, purpose="face detection")
+    rec = models.require(RECOGNIZER_ID, purpose="face recognition")
+    return FacePipeline(det, rec, device=device, det_size=det_size, det_thresh=det_thresh)
+
+
+def _identify(path: Path, model_id: str) -> FileRef:
+    """A file of the models folder is checked against its pin; any other file (tests, benchmarks) is only hashed."""
+    ref = ref_for_path(path)
+    if ref is not None:
+        return ref
+    from engine.models.digests import sha256_cached
+
+    try:
+        digest = sha256_cached(path)
+    except OSError as exc:
+        raise ModelInvalid(f"{path} cannot be read ({exc.strerror or exc}).",
+                           hint="Check the path, or import the model in Settings > Models.") from exc
+    return FileRef(model_id, str(path), digest, UNPINNED)
 
 
 def centre_crop(bgr: np.ndarray, size: int) -> np.ndarray:

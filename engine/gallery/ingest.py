@@ -248,9 +248,9 @@ def ingest(gallery: Gallery, folders: list[Path], pipeline: FacePipeline | None 
             else:
                 todo.append((path, k))
         if todo and pipeline is None:
-            from engine.faces import FacePipeline
+            from engine.faces import load_pipeline
 
-            pipeline = FacePipeline.from_models(settings.device, settings.det_size)
+            pipeline = load_pipeline(settings=settings)
         run = _Run(gallery, pipeline, len(files), progress, batch)
         run.report.unchanged = unchanged
         run.done = unchanged

@@ -49,9 +49,9 @@ class FaceTools:
     def _fp(self) -> Any:
         with self._lock:
             if self._pipeline is None:
-                from engine.faces import FacePipeline
+                from engine.faces import load_pipeline
 
-                self._pipeline = FacePipeline.from_models(device=self.device)
+                self._pipeline = load_pipeline(self.device)
             return self._pipeline
 
     def available(self) -> bool:

@@ -1,7 +1,8 @@
 """Model manifest, locating and verifying installed models, offline import and download.
 
-Everything that loads a model asks :func:`model_path` for it, so a missing model is always reported
-the same way: which model, where it was looked for, and how to get it.
+Everything that loads a model asks :func:`require` (or a :class:`ModelLocator`) for it, so a missing
+model is always reported the same way (which model, where it was looked for, how to get it) and a file
+that changed since it was installed is refused at load (:mod:`engine.models.identity`).
 """
 
 from __future__ import annotations
@@ -9,12 +10,23 @@ from __future__ import annotations
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from engine import paths
-from engine.errors import ModelMissing
+from engine.models.identity import (
+    PINNED,
+    PUBLISHED,
+    FileRef,
+    ModelLocator,
+    digest,
+    get_spec,
+    locate,
+    refs_for,
+    require,
+    task_models,
+)
 from engine.models.manifest import MODELS, ModelFile, ModelSpec
 
 __all__ = [
-    "MODELS", "BadBundle", "DownloadFailed", "FileCheck", "FileState", "ModelFile", "ModelSpec", "ModelStatus",
+    "MODELS", "PINNED", "PUBLISHED", "BadBundle", "FileRef", "ModelLocator", "digest", "locate", "refs_for",
+    "require", "task_models", "DownloadFailed", "FileCheck", "FileState", "ModelFile", "ModelSpec", "ModelStatus",
     "ModelVerification", "download", "file_sha256", "get_spec", "import_bundle", "installed", "missing_files",
     "model_dir", "model_path", "status", "verify",
 ]
@@ -51,25 +63,14 @@ def __getattr__(name: str) -> Any:
     return getattr(importlib.import_module(module), name)
 
 
-def get_spec(model_id: str) -> ModelSpec:
-    try:
-        return MODELS[model_id]
-    except KeyError:
-        known = ", ".join(sorted(MODELS))
-        raise ModelMissing(f"Unknown model {model_id!r}.", hint=f"Known models: {known}.") from None
-
-
 def model_dir(model_id: str) -> Path:
     """The folder a model lives in (may not exist yet)."""
-    get_spec(model_id)
-    return paths.models_dir() / model_id
+    return ModelLocator().folder(model_id)
 
 
 def missing_files(model_id: str) -> list[str]:
     """Relative paths of the model's required files that are not present."""
-    spec = get_spec(model_id)
-    base = model_dir(model_id)
-    return [f.path for f in spec.files if not f.optional and not (base / f.path).is_file()]
+    return ModelLocator().missing(model_id)
 
 
 def installed(model_id: str) -> bool:
@@ -77,24 +78,13 @@ def installed(model_id: str) -> bool:
 
 
 def model_path(model_id: str, file: str | None = None) -> Path:
-    """Path of a model's file (its primary file by default), or :class:`ModelMissing` saying what to do.
+    """Path of a model's file (its primary file by default), checked against its pin.
+
+    ``ModelMissing`` says how to get a model that is not installed; ``ModelTampered`` refuses a file
+    that changed since it was installed. Same as :func:`engine.models.identity.require`.
 
     Args:
         model_id: a key of :data:`MODELS`.
         file: a relative file path of that model; None for its primary file.
     """
-    spec = get_spec(model_id)
-    base = model_dir(model_id)
-    missing = missing_files(model_id)
-    if missing:
-        downloadable = all(f.url or f.optional for f in spec.files)
-        get_it = (f"Import it with 'sketchface models import PATH' (a folder or zip), or download it with "
-                  f"'sketchface models download {model_id}' on a machine with internet"
-                  if downloadable else
-                  f"Import it with 'sketchface models import PATH' (a folder or zip holding a folder named "
-                  f"{model_id}; source: {spec.source})")
-        raise ModelMissing(
-            f"{spec.title} is not installed (looked for {', '.join(missing)} in {base}).",
-            hint=f"{get_it}; in the app: Settings > Models. Licence: {spec.licence}",
-        )
-    return base / (file or spec.primary.path)
+    return require(model_id, file)

@@ -29,6 +29,14 @@ from engine.progress import CancelToken, ProgressCallback, Reporter, check
 log = logging.getLogger(__name__)
 
 _SKIP_NAMES = {"__MACOSX", ".DS_Store", "Thumbs.db", "desktop.ini"}
+# Caps on what a bundle may install, checked from the zip's directory before a byte is inflated: a file
+# the manifest gives a size for must have exactly that size; any other at most MAX_MEMBER_BYTES (the
+# largest real model file is ~4.3 GB). Model weights barely compress (ratio ~1.1, JSON ~5), so a member
+# over 1 MiB that inflates more than MAX_RATIO times is a decompression bomb, not a model.
+MAX_MEMBER_BYTES = 8 << 30
+MAX_RATIO = 50
+MAX_MEMBERS = 20_000
+_RATIO_FLOOR = 1 << 20
 _DRIVE = re.compile(r"^[A-Za-z]:")
 
 
@@ -44,6 +52,7 @@ class _Entry:
     size: int
     open: Callable[[], IO[bytes]]
     origin: str
+    packed: int | None = None  # compressed size in a zip
 
 
 def _file_opener(path: Path) -> Callable[[], IO[bytes]]:
@@ -85,13 +94,16 @@ def _zip_parts(info: zipfile.ZipInfo, bundle: Path) -> tuple[str, ...] | None:
 
 def _zip_entries(zf: zipfile.ZipFile, bundle: Path) -> list[_Entry]:
     entries = []
+    if len(zf.infolist()) > MAX_MEMBERS:
+        raise BadBundle(f"{bundle.name} holds {len(zf.infolist())} members, more than the {MAX_MEMBERS} a model "
+                        "bundle can have; refused, nothing was installed.")
     for info in zf.infolist():  # every member is checked, even ones we would not install
         parts = _zip_parts(info, bundle)
         if parts is None:
             continue
         entries.append(_Entry((bundle.stem, *parts), info.file_size,
                               _member_opener(zf, info),
-                              f"import:{bundle}!{info.filename}"))
+                              f"import:{bundle}!{info.filename}", info.compress_size))
     return entries
 
 
@@ -205,6 +217,7 @@ def import_bundle(path: str | os.PathLike[str], progress: ProgressCallback | Non
             raise BadBundle(f"No model files recognised in {bundle}.{extra}",
                             hint=f"Expected files named like {', '.join(known[:8])}…, or folders named "
                                  f"after a model id ({', '.join(sorted(MODELS)[:3])}, …).")
+        _check_sizes(plan)
         for name in ambiguous:
             log.warning("bundle: %s could belong to several models; put it under a <model id>/ folder", name)
         report = Reporter(progress, total=sum(e.size for e in plan.values()))
@@ -213,6 +226,23 @@ def import_bundle(path: str | os.PathLike[str], progress: ProgressCallback | Non
         check(cancel)
         commit(staged)
     return sorted({model_id for model_id, _ in plan})
+
+
+def _check_sizes(plan: dict[tuple[str, str], _Entry]) -> None:
+    """Refuse members whose size differs from the manifest's, that are too large, or that inflate like a bomb."""
+    for (model_id, rel), entry in sorted(plan.items()):
+        declared = next((f.size for f in MODELS[model_id].files if f.path == rel), None)
+        name = f"{entry.origin} ({model_id}/{rel})"
+        if declared is not None and entry.size != declared:
+            raise BadBundle(f"{name} is {entry.size} bytes, but its publisher states {declared}; refused, "
+                            "nothing was installed.", hint="Get the file again from its source.")
+        if entry.size > MAX_MEMBER_BYTES:
+            raise BadBundle(f"{name} is {entry.size / 2**30:.1f} GiB, larger than any model file "
+                            f"({MAX_MEMBER_BYTES >> 30} GiB at most); refused, nothing was installed.")
+        if entry.packed is not None and entry.size > _RATIO_FLOOR and entry.size > MAX_RATIO * max(entry.packed, 1):
+            raise BadBundle(f"{name} would inflate from {entry.packed} to {entry.size} bytes (compressed "
+                            f"{entry.size // max(entry.packed, 1)}:1, model files compress less than {MAX_RATIO}:1): "
+                            "a decompression bomb, not a model; refused, nothing was installed.")
 
 
 def _stage_all(plan: dict[tuple[str, str], _Entry], report: Reporter, cancel: CancelToken | None,
@@ -224,7 +254,8 @@ def _stage_all(plan: dict[tuple[str, str], _Entry], report: Reporter, cancel: Ca
         dst = staging.new_path(rel)
         try:
             with entry.open() as src:
-                digest, size = copy_stream(src, dst, stepper(report, f"{model_id}/{rel}"), cancel)
+                digest, size = copy_stream(src, dst, stepper(report, f"{model_id}/{rel}"), cancel,
+                                           limit=entry.size)
         except (zipfile.BadZipFile, OSError) as exc:  # CRC error, truncated member, unreadable file
             if isinstance(exc, OSError) and exc.errno == errno.ENOSPC:
                 raise DiskFull(f"The disk holding {dst.parent} is full; nothing was installed.",

@@ -47,10 +47,19 @@ def _status(args: argparse.Namespace) -> int:
         print_json([row.to_dict() for row in rows])
         return 0
     width = max(len(r.id) for r in rows)
-    print(f"{'MODEL':<{width}}  {'TASK':<15} {'INSTALLED':<9}  VERIFIED")
+    print(f"{'MODEL':<{width}}  {'TASK':<15} {'INSTALLED':<9}  DIGEST")
     for r in rows:
         extra = f"  (missing: {', '.join(r.missing)})" if r.missing and r.verified != "not installed" else ""
-        print(f"{r.id:<{width}}  {r.task:<15} {'yes' if r.installed else 'no':<9}  {r.verified}{extra}")
+        print(f"{r.id:<{width}}  {r.task:<15} {'yes' if r.installed else 'no':<9}  {_TRUST_TEXT.get(r.verified, r.verified)}"
+              f"{extra}")
+        mixed = {f.trust for f in r.files}
+        if args.files or len(mixed) > 1:
+            for f in r.files:
+                print(f"{'':<{width}}    {f.path}: {_TRUST_TEXT.get(f.trust, f.trust)}"
+                      f"{'' if f.state == 'ok' else f' ({f.state})'}")
+    print("\npublished: the file matches the SHA-256 its publisher states (in the model manifest).\n"
+          "pinned at first import: compared only with the digest the file had when it was first imported "
+          "(trust on first use); it proves the file has not changed since, not that it is the publisher's file.")
     missing = [r for r in rows if not r.installed]
     if missing:
         print("\nTo install a missing model:")
@@ -60,6 +69,11 @@ def _status(args: argparse.Namespace) -> int:
     if any(r.verified == "mismatch" for r in rows):
         print("\nA file differs from its expected digest: run 'sketchface models verify' for details.")
     return 0
+
+
+_TRUST_TEXT = {"pinned at first import": "pinned at first import", "published": "published",
+               "unchecked": "digest not checked yet (run with --deep)", "not pinned": "not pinned (no known digest)",
+               "mismatch": "MISMATCH"}
 
 
 def _verify(args: argparse.Namespace) -> int:
@@ -81,7 +95,9 @@ def _verify(args: argparse.Namespace) -> int:
         print(f"{r.model_id}: {r.state.upper() if r.state == 'mismatch' else r.state}")
         for f in r.files:
             if f.state == "ok":
-                print(f"  ok        {f.path}  sha256 {f.actual} (matches the {f.expected_from})")
+                what = ("the digest its publisher states" if f.expected_from == "manifest"
+                        else "the digest pinned at first import (not a published digest)")
+                print(f"  ok        {f.path}  sha256 {f.actual} (matches {what})")
             elif f.state == "mismatch":
                 print(f"  MISMATCH  {f.path}\n            expected {f.expected} ({f.expected_from})\n"
                       f"            actual   {f.actual}")
@@ -145,6 +161,7 @@ def register(subparsers: Any) -> None:
     p = sub.add_parser("status", help="which models are installed, and what to do about missing ones")
     p.add_argument("--json", action="store_true", help="print JSON for scripts")
     p.add_argument("--deep", action="store_true", help="hash files whose digest is not cached yet")
+    p.add_argument("--files", action="store_true", help="list every file with where its digest comes from")
     p.set_defaults(func=_status)
 
     p = sub.add_parser("verify", help="check the SHA-256 of every installed model file")

@@ -14,6 +14,7 @@ import os
 import re
 import time
 import zipfile
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -39,6 +40,53 @@ class DownloadFailed(EngineError):
     """A model download did not complete (network error, HTTP error, corrupt archive)."""
 
 
+_LOOPBACK = ("127.0.0.1", "localhost", "::1", "[::1]")
+# Where each publisher's download host may redirect (its own CDN); anything else is refused. Integrity
+# rests on the digests, but a redirect to an unexpected host is a sign of a hijacked mirror or link.
+_PUBLISHER_CDNS = {"huggingface.co": ("huggingface.co", "hf.co"),
+                   "github.com": ("github.com", "githubusercontent.com")}
+
+
+def require_https(url: str, what: str = "Model download") -> None:
+    """Refuse plain http (and anything else) except to this machine; downloads are https only."""
+    parts = urlsplit(url)
+    host = (parts.hostname or "").lower()
+    if parts.scheme == "https" and host:
+        return
+    if parts.scheme == "http" and host in _LOOPBACK:
+        return  # never leaves this machine (a local proxy or a test server)
+    raise ConfigError(f"{what} address {url!r} is not https: refused (plain http can be altered on the way).",
+                      hint="Use an https:// address; an internal mirror must serve https.")
+
+
+def _allowed_hosts(urls: list[str]) -> set[str]:
+    hosts: set[str] = set()
+    for url in urls:
+        host = (urlsplit(url).hostname or "").lower()
+        hosts.add(host)
+        hosts.update(_PUBLISHER_CDNS.get(host, ()))
+    return hosts
+
+
+def _redirect_guard(allowed: set[str]) -> Callable[[httpx.Response], None]:
+    """An httpx response hook refusing a redirect to a host outside ``allowed`` (or off https)."""
+    def guard(response: httpx.Response) -> None:
+        if not response.has_redirect_location:
+            return
+        nxt = response.request.url.join(response.headers["location"])
+        target, host = str(nxt), (nxt.host or "").lower()
+        ok_host = any(host == a or host.endswith("." + a) for a in allowed)
+        try:
+            require_https(target)
+        except ConfigError:
+            ok_host = False
+        if not ok_host:
+            raise DownloadFailed(f"{response.request.url} redirects to {target}, another host: refused.",
+                                 hint="Download from the model's own source or an https mirror that serves the "
+                                      "files itself.")
+    return guard
+
+
 def mirror_url(url: str, base_url: str | None) -> str:
     """Point ``url`` at a mirror: the mirror's scheme, host and path prefix replace the original's scheme and host.
 
@@ -49,8 +97,9 @@ def mirror_url(url: str, base_url: str | None) -> str:
         return url
     base = urlsplit(base_url)
     if base.scheme not in ("http", "https") or not base.netloc:
-        raise ConfigError(f"Model mirror {base_url!r} is not an http(s) URL.",
-                          hint="Give it as http(s)://host[:port][/prefix].")
+        raise ConfigError(f"Model mirror {base_url!r} is not an https URL.",
+                          hint="Give it as https://host[:port][/prefix].")
+    require_https(base_url, "Model mirror")
     src = urlsplit(url)
     return urlunsplit((base.scheme, base.netloc, base.path.rstrip("/") + src.path, src.query, src.fragment))
 
@@ -82,6 +131,7 @@ def _jobs(spec: ModelSpec, base_url: str | None) -> list[_Job]:
                 no_url.append(f.path)
             continue
         url = mirror_url(f.url, base_url)
+        require_https(url)
         split = urlsplit(url)
         jobs.append(_Job(f, urlunsplit(split._replace(fragment="")), split.fragment or None))
     if no_url:
@@ -115,7 +165,8 @@ def download(model_id: str, progress: ProgressCallback | None = None, cancel: Ca
     import httpx
 
     http = httpx.Client(follow_redirects=True, timeout=httpx.Timeout(timeout),
-                        headers={"User-Agent": f"SketchFace/{__version__}"})
+                        headers={"User-Agent": f"SketchFace/{__version__}"},
+                        event_hooks={"response": [_redirect_guard(_allowed_hosts([j.url for j in jobs]))]})
     with http, Staging() as staging:
         staged: list[Staged] = []
         zips: dict[str, Path] = {}

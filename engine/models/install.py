@@ -95,13 +95,20 @@ def stepper(report: Reporter, label: str) -> Callable[[int], None]:
 
 
 def copy_stream(src: IO[bytes], dst: Path, on_bytes: Callable[[int], None] | None = None,
-                cancel: CancelToken | None = None) -> tuple[str, int]:
-    """Copy a stream to ``dst`` (fsynced), hashing as it goes; returns (sha256, size)."""
+                cancel: CancelToken | None = None, limit: int | None = None) -> tuple[str, int]:
+    """Copy a stream to ``dst`` (fsynced), hashing as it goes; returns (sha256, size).
+
+    ``limit``: the size the source announced; a source that yields more is refused (a file that grew, a
+    lying archive member) before it can fill the disk.
+    """
     h = hashlib.sha256()
     size = 0
     with open(dst, "wb") as out:
         while chunk := src.read(_CHUNK):
             check(cancel)
+            if limit is not None and size + len(chunk) > limit:
+                raise ModelInvalid(f"{dst.name} yields more than the {limit} bytes it announced; refused.",
+                                   hint="Nothing was installed. Get the files again from their source.")
             out.write(chunk)
             h.update(chunk)
             size += len(chunk)

@@ -128,7 +128,11 @@ _add(ModelSpec(
 ))
 # --- generation models (engine.generate) ---------------------------------------------------------
 def _hf_files(repo: str, *paths: str, optional: tuple[str, ...] = ()) -> tuple[ModelFile, ...]:
-    """ModelFiles downloadable from a Hugging Face repository's main branch."""
+    """ModelFiles downloadable from a Hugging Face repository's main branch.
+
+    ``main`` moves: these files have no published digest in this manifest, so each is pinned at its
+    first import or download (trust on first use) and a later change of the branch is refused then.
+    """
     return tuple(ModelFile(p, url=f"{_HF}/{repo}/resolve/main/{p}", optional=p in optional) for p in paths)
 
 
@@ -159,11 +163,21 @@ _add(ModelSpec(
     source=f"{_HF}/stabilityai/sd-vae-ft-mse",
     required_for=("reconstruction",),
 ))
+# Published digests (Git LFS pointers on the publisher's Hugging Face commits) and URLs pinned to those commits:
+# - https://huggingface.co/h94/IP-Adapter-FaceID/commit/1cc4ea2507036f0125999c9fbf142b6b46b050c5
+#   "Upload ip-adapter-faceid_sd15.bin": oid sha256:201344e2…8da7, size 96740574
+# - https://huggingface.co/h94/IP-Adapter-FaceID/commit/f4b55f9c02032374a432f33cd382c79a54c990d2
+#   "Upload ip-adapter-faceid-plusv2_sd15.bin": oid sha256:26d0d86a…e313, size 156558509
+_FACEID_REPO = "h94/IP-Adapter-FaceID"
+_FACEID_REV = "1cc4ea2507036f0125999c9fbf142b6b46b050c5"
+_FACEID_PLUS_REV = "f4b55f9c02032374a432f33cd382c79a54c990d2"
 _add(ModelSpec(
     id="ip_adapter.faceid_sd15",
     title="IP-Adapter FaceID (SD 1.5)",
     task="ip-adapter",
-    files=_hf_files("h94/IP-Adapter-FaceID", "ip-adapter-faceid_sd15.bin"),
+    files=(ModelFile("ip-adapter-faceid_sd15.bin",
+                     sha256="201344e22e6f55849cf07ca7a6e53d8c3b001327c66cb9710d69fd5da48a8da7", size=96740574,
+                     url=f"{_HF}/{_FACEID_REPO}/resolve/{_FACEID_REV}/ip-adapter-faceid_sd15.bin"),),
     licence="Non-commercial research use (follows the InsightFace model licence).",
     source=f"{_HF}/h94/IP-Adapter-FaceID",
     required_for=("reconstruction",),
@@ -173,7 +187,9 @@ _add(ModelSpec(
     id="ip_adapter.faceid_plusv2_sd15",
     title="IP-Adapter FaceID Plus v2 (SD 1.5)",
     task="ip-adapter",
-    files=_hf_files("h94/IP-Adapter-FaceID", "ip-adapter-faceid-plusv2_sd15.bin"),
+    files=(ModelFile("ip-adapter-faceid-plusv2_sd15.bin",
+                     sha256="26d0d86a1d60d6cc811d3b8862178b461e1eeb651e6fe2b72ba17aa95411e313", size=156558509,
+                     url=f"{_HF}/{_FACEID_REPO}/resolve/{_FACEID_PLUS_REV}/ip-adapter-faceid-plusv2_sd15.bin"),),
     licence="Non-commercial research use (follows the InsightFace model licence).",
     source=f"{_HF}/h94/IP-Adapter-FaceID",
     required_for=("reconstruction with structure guidance (FaceID Plus)",),
@@ -183,7 +199,14 @@ _add(ModelSpec(
     title="CLIP ViT-H/14 image encoder (LAION-2B) for FaceID Plus",
     task="image-encoder",
     # The vision tower alone (2.5 GB) as IP-Adapter publishes it, not the full 3.9 GB CLIP model.
-    files=(ModelFile("model.safetensors", url=f"{_HF}/h94/IP-Adapter/resolve/main/models/image_encoder/model.safetensors"),
+    # Published digest: https://huggingface.co/h94/IP-Adapter/blob/94e28fff1b6932cada2f95358d7191eca2106001/
+    # models/image_encoder/model.safetensors shows "SHA256: 6ca9667d…b030"; the exact size 2528373448 is from
+    # a Git LFS pointer with that same oid (huggingface.co/XuminYu/example_safetensors, commit 897ca16).
+    # config.json has no published digest (not an LFS file): it stays on main and is pinned at first import.
+    files=(ModelFile("model.safetensors", sha256="6ca9667da1ca9e0b0f75e46bb030f7e011f44f86cbfb8d5a36590fcd7507b030",
+                     size=2528373448,
+                     url=f"{_HF}/h94/IP-Adapter/resolve/94e28fff1b6932cada2f95358d7191eca2106001/models/"
+                         "image_encoder/model.safetensors"),
            ModelFile("config.json", url=f"{_HF}/h94/IP-Adapter/resolve/main/models/image_encoder/config.json")),
     licence="MIT.",
     source="https://huggingface.co/laion/CLIP-ViT-H-14-laion2B-s32B-b79K (as packaged in h94/IP-Adapter)",
@@ -236,7 +259,14 @@ _add(ModelSpec(
     id="open_clip.vit_b_32_laion2b",
     title="OpenCLIP ViT-B/32 (LAION-2B) for sketch attributes",
     task="attributes",
-    files=_hf_files("laion/CLIP-ViT-B-32-laion2B-s34B-b79K", "open_clip_pytorch_model.bin", "open_clip_config.json"),
+    # Published digest: https://huggingface.co/laion/CLIP-ViT-B-32-laion2B-s34B-b79K/blob/refs%2Fpr%2F1/
+    # open_clip_pytorch_model.bin (from the publisher's initial commit 11e0f39) shows "SHA256: 1bd3c717…80ad";
+    # the page gives "605 MB" only, so no size. No full commit hash was found: the URL stays on main.
+    files=(ModelFile("open_clip_pytorch_model.bin",
+                     sha256="1bd3c7172de5b207ceac554f5ab5266166f3b9baccc9af5989bc801016d080ad",
+                     url=f"{_HF}/laion/CLIP-ViT-B-32-laion2B-s34B-b79K/resolve/main/open_clip_pytorch_model.bin"),
+           ModelFile("open_clip_config.json",
+                     url=f"{_HF}/laion/CLIP-ViT-B-32-laion2B-s34B-b79K/resolve/main/open_clip_config.json")),
     licence=("MIT. LAION's model card puts surveillance and face recognition out of scope: here it only "
              "describes a sketch (sex, age range, hair, facial hair, glasses) to pre-fill an editable prompt."),
     source=f"{_HF}/laion/CLIP-ViT-B-32-laion2B-s34B-b79K",

@@ -2,7 +2,10 @@
 
 Why: the examiner must be able to see which models are present, which are missing and what to do
 about it, and to prove that the files used are the ones that were installed (forensic integrity).
-``status`` is cheap (it hashes nothing unless asked); ``verify`` always reads every byte.
+``status`` is cheap (it hashes nothing unless asked) and says of every file whether its digest is
+*published* (the publisher's, in the manifest) or only *pinned at first import* (trust on first use):
+a pin proves the file has not changed since import, not that it is the publisher's file.
+``verify`` always reads every byte.
 """
 
 from __future__ import annotations
@@ -13,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from engine.errors import ModelMissing
-from engine.models import MODELS, get_spec, missing_files, model_dir, model_path
+from engine.models import MODELS, get_spec, missing_files, model_dir
 from engine.models.digests import (
     cached_digest,
     expected_digest,
@@ -22,6 +25,7 @@ from engine.models.digests import (
     remember,
     sha256_cached,
 )
+from engine.models.identity import PINNED, PUBLISHED, UNPINNED, ModelLocator, trust_label
 from engine.models.install import stepper
 from engine.progress import CancelToken, ProgressCallback, Reporter, check
 
@@ -88,12 +92,26 @@ class ModelVerification:
 
 
 @dataclass(frozen=True)
+class FileTrust:
+    """One installed file as ``models status`` shows it: where its digest comes from, and whether it matches."""
+
+    path: str
+    trust: str  # "published", "pinned at first import" or "not pinned"
+    state: str  # "ok", "mismatch" or "unchecked" (the digest cache has no entry for the file yet)
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+@dataclass(frozen=True)
 class ModelStatus:
     """What the Models page and ``sketchface models status`` show for one model.
 
-    ``verified`` is "ok", "mismatch", "unchecked", "unpinned" or "not installed"; it comes from the
-    digest cache (import, download and verify fill it), so it costs no hashing unless asked for.
-    ``hint`` says what to do when the model is not installed.
+    ``verified`` is "published" (every file matches its publisher's SHA-256 from the manifest),
+    "pinned at first import" (some file is only compared with the digest it had when it was imported:
+    trust on first use, not a verification), "mismatch", "unchecked", "not pinned" or "not installed".
+    It comes from the digest cache (import, download, load and verify fill it), so it costs no hashing
+    unless asked for. ``files`` gives the same per file. ``hint`` says what to do when it is not installed.
     """
 
     id: str
@@ -108,10 +126,12 @@ class ModelStatus:
     source: str
     downloadable: bool
     hint: str
+    files: tuple[FileTrust, ...] = ()
 
     def to_dict(self) -> dict[str, Any]:
         d = asdict(self)
         d["missing"], d["required_for"] = list(self.missing), list(self.required_for)
+        d["files"] = [f.to_dict() for f in self.files]
         return d
 
 
@@ -123,17 +143,28 @@ def _files_of(model_id: str) -> list[tuple[str, bool]]:
     return listed + [(p, True) for p in pinned_files(model_id) if p not in known]
 
 
-def _cheap_state(model_id: str, rel: str, path: Path, deep: bool) -> FileState:
-    expected, _ = expected_digest(model_id, rel)
+def _file_trust(model_id: str, rel: str, path: Path, deep: bool) -> FileTrust:
+    expected, origin = expected_digest(model_id, rel)
+    trust = trust_label(origin)
     if expected is None:
-        return FileState.UNPINNED
+        return FileTrust(rel, trust, "unchecked")
     actual = sha256_cached(path) if deep else cached_digest(path)
     if actual is None:
-        return FileState.UNCHECKED
-    return FileState.OK if actual == expected else FileState.MISMATCH
+        return FileTrust(rel, trust, "unchecked")
+    return FileTrust(rel, trust, "ok" if actual == expected else "mismatch")
 
 
-_WORST = (FileState.MISMATCH, FileState.UNPINNED, FileState.UNCHECKED)
+def _summary(files: list[FileTrust]) -> str:
+    """The weakest claim over a model's files: a mismatch, then unpinned, unchecked, pinned, published."""
+    if not files:
+        return "not installed"
+    if any(f.state == "mismatch" for f in files):
+        return "mismatch"
+    if any(f.trust == UNPINNED for f in files):
+        return UNPINNED
+    if any(f.state == "unchecked" for f in files):
+        return "unchecked"
+    return PINNED if any(f.trust == PINNED for f in files) else PUBLISHED
 
 
 def model_status(model_id: str, deep: bool = False) -> ModelStatus:
@@ -141,18 +172,16 @@ def model_status(model_id: str, deep: bool = False) -> ModelStatus:
     spec = get_spec(model_id)
     base = model_dir(model_id)
     missing = tuple(missing_files(model_id))
-    states = {_cheap_state(model_id, rel, base / rel, deep)
-              for rel, _ in _files_of(model_id) if (base / rel).is_file()}
-    verified = next((str(s) for s in _WORST if s in states), "ok" if states else "not installed")
+    files = [_file_trust(model_id, rel, base / rel, deep) for rel, _ in _files_of(model_id) if (base / rel).is_file()]
     hint = ""
     if missing:
         try:
-            model_path(model_id)
+            ModelLocator().require(model_id)
         except ModelMissing as exc:
             hint = exc.hint
     downloadable = all(f.url or f.optional or f.path not in missing for f in spec.files)
-    return ModelStatus(spec.id, spec.title, spec.task, not missing, missing, verified, spec.licence,
-                       spec.required_for, str(base), spec.source, downloadable, hint)
+    return ModelStatus(spec.id, spec.title, spec.task, not missing, missing, _summary(files), spec.licence,
+                       spec.required_for, str(base), spec.source, downloadable, hint, tuple(files))
 
 
 def status(deep: bool = False) -> list[ModelStatus]:
@@ -195,13 +224,12 @@ def verify(model_id: str | None = None, progress: ProgressCallback | None = None
 
 
 def file_sha256(model_id: str, file: str | None = None) -> str:
-    """SHA-256 of an installed model file (its primary file by default), for run manifests and reports.
+    """SHA-256 of an installed model file (its primary file by default), checked against its pin.
 
-    Cached by the file's size, mtime, ctime and inode, so repeated calls cost a ``stat``; a file that
-    is rewritten or replaced is hashed again. Raises :class:`ModelMissing` (with what to do) when absent.
+    The same as :func:`engine.models.identity.digest`: cached by the file's size, mtime, ctime and
+    inode, so repeated calls cost a ``stat``. Raises ``ModelMissing`` (with what to do) when absent and
+    ``ModelTampered`` when the file no longer matches its pin.
     """
-    path = model_path(model_id, file)
-    if not path.is_file():
-        raise ModelMissing(f"{file} of {get_spec(model_id).title} is not installed (looked in {path.parent}).",
-                           hint=f"Import it with 'sketchface models import PATH' into {model_id}/.")
-    return sha256_cached(path)
+    from engine.models.identity import digest
+
+    return digest(model_id, file)

@@ -144,9 +144,9 @@ class Searcher:
     @property
     def pipeline(self) -> FacePipeline:
         if self._pipeline is None:
-            from engine.faces import FacePipeline
+            from engine.faces import load_pipeline
 
-            self._pipeline = FacePipeline.from_models(self.settings.device, self.settings.det_size)
+            self._pipeline = load_pipeline(settings=self.settings)
         return self._pipeline
 
     @property
@@ -238,7 +238,11 @@ class Searcher:
                 break
             pool *= 4
         matches = _matches(rows, baseline)
-        manifest = build_manifest(queries, embedder, arcface, galleries, ef, filters, k, group)
+        from engine.models.identity import search_model_refs
+
+        sketch = self._embedder if any(q.kind == "sketch" for q in queries) else None
+        manifest = build_manifest(queries, embedder, arcface, galleries, ef, filters, k, group,
+                                  models=search_model_refs(self.pipeline, sketch))
         notes = ["Sketch embedded by ArcFace itself (no trained sketch encoder installed): a weak baseline."] \
             if baseline else []
         return SearchResult(matches, manifest, q, baseline, (time.perf_counter() - start) * 1000, notes)
@@ -320,7 +324,8 @@ def _matches(rows: list[tuple[tuple[float, Gallery, int], int]], baseline: bool)
 
 
 def build_manifest(queries: Sequence[Query], embedder: EmbedderRef, arcface: str, galleries: list[Gallery],
-                   ef: int, filters: list[Filter], k: int, group: bool) -> RunManifest:
+                   ef: int, filters: list[Filter], k: int, group: bool,
+                   models: Sequence[dict[str, Any]] = ()) -> RunManifest:
     """The run manifest: everything needed to repeat the search and compare the list."""
     first = galleries[0].index.params
     return RunManifest(
@@ -334,6 +339,7 @@ def build_manifest(queries: Sequence[Query], embedder: EmbedderRef, arcface: str
         k=k,
         group_by_subject=group,
         engine_version=engine.__version__,
+        models=tuple(models),
     )
 
 

@@ -143,6 +143,9 @@ class RunManifest:
     group_by_subject: bool = False
     engine_version: str = ""
     fusion: str = FUSION
+    # Every model file the search loaded (detector included): id, file, sha256, trust ("published" or
+    # "pinned at first import"). Empty in manifests stored by earlier versions.
+    models: tuple[dict[str, Any], ...] = ()
 
     @property
     def baseline(self) -> bool:
@@ -161,6 +164,7 @@ class RunManifest:
             "group_by_subject": self.group_by_subject,
             "fusion": self.fusion,
             "engine_version": self.engine_version,
+            "models": [dict(m) for m in self.models],
         }
 
     @classmethod
@@ -199,4 +203,5 @@ class RunManifest:
         if problems:
             raise ManifestInvalid("The search's run manifest is malformed: " + "; ".join(problems) + ".")
         return cls(tuple(refs), embedder, str(d["arcface_sha256"]), tuple(grefs), dict(d["index"]), filters, k,
-                   bool(d["group_by_subject"]), str(d.get("engine_version", "")), str(d.get("fusion", FUSION)))
+                   bool(d["group_by_subject"]), str(d.get("engine_version", "")), str(d.get("fusion", FUSION)),
+                   tuple(dict(m) for m in d.get("models") or () if isinstance(m, Mapping)))

@@ -63,9 +63,9 @@ def cmd_embed(args: argparse.Namespace) -> int:
     image = load_image(args.image)
     embedder: Any
     if args.baseline:
-        from engine.faces.pipeline import FacePipeline
+        from engine.faces.pipeline import load_pipeline
 
-        embedder = ArcFaceBaselineEmbedder(FacePipeline.from_models(device=args.device))
+        embedder = ArcFaceBaselineEmbedder(load_pipeline(args.device))
     else:
         embedder = load_sketch_embedder(device=args.device, backend=args.backend)
     vec = embedder.embed(image, args.box)

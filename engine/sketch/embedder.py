@@ -69,10 +69,8 @@ class SketchEmbedder(Protocol):
 
 
 def file_sha256(model_id: str, file: str | None = None) -> str:
-    """SHA-256 of an installed model file, cached by file identity (a ``stat`` on repeated calls)."""
-    from engine.models.store import file_sha256 as cached
-
-    return str(cached(model_id, file))
+    """SHA-256 of an installed model file, checked against its pin and cached (a ``stat`` on repeated calls)."""
+    return models.digest(model_id, file)
 
 
 def installed_arcface_sha256() -> str | None:
@@ -122,15 +120,15 @@ class TrainedSketchEmbedder:
             self._session = None
             self.backend = "torch"
         if model_sha256 is None:
-            from engine.fsutil import sha256_file
+            from engine.models.digests import sha256_cached
 
-            model_sha256 = sha256_file(self.ckpt_dir / WEIGHTS_NAME)
+            model_sha256 = sha256_cached(self.ckpt_dir / WEIGHTS_NAME)
         self.model_sha256: str | None = model_sha256
         self.onnx_sha256: str | None = None
         if use_onnx:
-            from engine.fsutil import sha256_file
+            from engine.models.digests import sha256_cached
 
-            self.onnx_sha256 = sha256_file(onnx_path)
+            self.onnx_sha256 = sha256_cached(onnx_path)
 
     @property
     def preprocess_config(self) -> PreprocessConfig:
@@ -181,9 +179,9 @@ class ArcFaceBaselineEmbedder:
     def __init__(self, pipeline: FacePipeline, arcface_sha256: str | None = None) -> None:
         self.pipeline = pipeline
         if arcface_sha256 is None:
-            from engine.fsutil import sha256_file
+            from engine.gallery.modelhash import recognizer_sha256
 
-            arcface_sha256 = sha256_file(pipeline.recognizer_path)
+            arcface_sha256 = recognizer_sha256(pipeline)
         self.arcface_sha256: str | None = arcface_sha256
         self.model_sha256: str | None = arcface_sha256
         self.last_landmark_aligned: bool | None = None
@@ -237,14 +235,15 @@ def load_sketch_embedder(device: str = "auto", *, expected_arcface_sha256: str |
     if expected_arcface_sha256 is None:
         expected_arcface_sha256, against = installed_arcface_sha256(), "installed ArcFace model"
     if models.installed(MODEL_ID):
+        models.ModelLocator().require(MODEL_ID, "sketch search")  # every file checked against its pin
         weights_sha = file_sha256(MODEL_ID, WEIGHTS_NAME)
         embedder = TrainedSketchEmbedder(models.model_dir(MODEL_ID), device=device, backend=backend,
                                          model_sha256=weights_sha)
         check_arcface_compatible(embedder.arcface_sha256, expected_arcface_sha256, against=against)
         return embedder
-    from engine.faces.pipeline import FacePipeline
+    from engine.faces.pipeline import load_pipeline
 
-    pipeline = FacePipeline.from_models(device=device)
+    pipeline = load_pipeline(device)
     installed_sha = file_sha256(RECOGNIZER_ID)
     baseline = ArcFaceBaselineEmbedder(pipeline, arcface_sha256=installed_sha)
     if expected_arcface_sha256 is not None and installed_sha.lower() != expected_arcface_sha256.lower():

@@ -14,7 +14,7 @@ from typing import Any
 import pytest
 
 from engine import cli, paths
-from engine.errors import Cancelled, ModelInvalid, ModelMissing
+from engine.errors import Cancelled, ModelInvalid, ModelMissing, ModelTampered
 from engine.fsutil import sha256_bytes
 from engine.models import MODELS, digests, file_sha256, installed, model_dir, model_path
 from engine.models.bundle import BadBundle, import_bundle
@@ -213,8 +213,10 @@ def test_file_sha256_is_cached_and_rehashes_a_changed_file(tmp_path: Path, monke
     assert calls == []
     target = model_dir(REC) / "w600k_r50.onnx"
     target.write_bytes(REC_BYTES + b"changed")
-    assert file_sha256(REC) == sha256_bytes(REC_BYTES + b"changed")
-    assert file_sha256(REC) == sha256_bytes(REC_BYTES + b"changed")
+    # A changed file is hashed again (once) and, differing from its pin, refused with the fix.
+    for _ in range(2):
+        with pytest.raises(ModelTampered, match="(?i)re-import or re-download"):
+            file_sha256(REC)
     assert calls == [target]
 
 
@@ -264,7 +266,7 @@ def test_status_verify_and_import_never_touch_the_network(tmp_path: Path, monkey
     monkeypatch.setattr(socket.socket, "connect", no_network)
     monkeypatch.setattr(socket, "create_connection", no_network)
     import_bundle(_zip(tmp_path / "buffalo_l.zip", {"det_10g.onnx": DET_BYTES}))
-    assert status(deep=True)[0].verified == "ok"
+    assert status(deep=True)[0].verified == "pinned at first import"  # trust on first use, not "ok"
     assert verify(DET)[0].ok
 
 
@@ -275,7 +277,7 @@ def test_cli_status_json_lists_every_model_with_what_to_do(tmp_path: Path,
     assert cli.main(["models", "status", "--json"]) == 0
     rows = {row["id"]: row for row in json.loads(capsys.readouterr().out)}
     assert set(rows) == set(MODELS)
-    assert rows[DET]["installed"] and rows[DET]["verified"] == "ok" and rows[DET]["hint"] == ""
+    assert rows[DET]["installed"] and rows[DET]["verified"] == "pinned at first import" and rows[DET]["hint"] == ""
     assert rows[DET]["path"] == str(model_dir(DET))
     encoder = rows["sketch_encoder"]
     assert not encoder["installed"] and encoder["verified"] == "not installed"

@@ -237,11 +237,13 @@ def test_model_without_url_must_be_imported_and_nothing_is_fetched(monkeypatch: 
 
 def test_mirror_url_replaces_scheme_and_host() -> None:
     url = "https://github.com/deepinsight/insightface/releases/download/v0.7/buffalo_l.zip#det_10g.onnx"
-    assert mirror_url(url, "http://models.local:8080/mirror/") == (
-        "http://models.local:8080/mirror/deepinsight/insightface/releases/download/v0.7/buffalo_l.zip#det_10g.onnx")
+    assert mirror_url(url, "https://models.local:8080/mirror/") == (
+        "https://models.local:8080/mirror/deepinsight/insightface/releases/download/v0.7/buffalo_l.zip#det_10g.onnx")
     assert mirror_url(url, None) == url
     with pytest.raises(ConfigError):
         mirror_url(url, "models.local")
+    with pytest.raises(ConfigError, match="https"):  # plain http to another machine can be altered on the way
+        mirror_url(url, "http://models.local:8080/mirror/")
 
 
 def test_cli_download_through_mirror(server: _Server, capsys: pytest.CaptureFixture[str]) -> None:
