@@ -132,6 +132,17 @@ def prompt_from_attributes(attrs: SketchAttributes | None, min_confidence: float
     return ", ".join(parts)
 
 
+def placement(preference: str = "auto") -> str:
+    """Where the attribute model runs: in fp16 on the GPU only when the memory plan keeps everything
+    resident; else on the CPU (one image per sketch: ~0.1 s there), leaving the GPU to diffusion."""
+    from engine.generate import memory
+
+    device = runtime.resolve_device(preference)
+    if device != "cuda" or preference == "cuda":
+        return device
+    return memory.choose(device).attributes_device
+
+
 class AttributeModel:
     """OpenCLIP zero-shot attribute classifier.
 
@@ -155,9 +166,10 @@ class AttributeModel:
         """Load an OpenCLIP model folder (``open_clip_config.json`` + weights, as on LAION's hub pages)."""
         import open_clip
 
-        dev_name = runtime.resolve_device(device)
+        dev_name = placement(device)
         ref = f"local-dir:{Path(folder)}"
-        model, _, preprocess = open_clip.create_model_and_transforms(ref, device=dev_name)
+        model, _, preprocess = open_clip.create_model_and_transforms(
+            ref, device=dev_name, precision="fp16" if dev_name == "cuda" else "fp32")
         return cls(model, open_clip.get_tokenizer(ref), preprocess, dev_name, name or Path(folder).name)
 
     @classmethod
@@ -190,7 +202,8 @@ class AttributeModel:
         import torch
 
         text = self._text_features()
-        pixels = self.preprocess(to_pil_rgb(sketch)).unsqueeze(0).to(self.device)
+        dtype = next(self.model.parameters()).dtype
+        pixels = self.preprocess(to_pil_rgb(sketch)).unsqueeze(0).to(self.device, dtype=dtype)
         with torch.no_grad():
             img = torch.nn.functional.normalize(self.model.encode_image(pixels).float(), dim=-1)[0]
             scale = float(self.model.logit_scale.exp()) if hasattr(self.model, "logit_scale") else 100.0
