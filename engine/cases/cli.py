@@ -7,6 +7,10 @@ so scripts can act on the outcome without parsing text.
 from __future__ import annotations
 
 import argparse
+import functools
+import sqlite3
+import sys
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -14,12 +18,52 @@ from engine.cli import print_json
 from engine.errors import CaseError
 
 EXIT_CHANGED = 3
+_opened: list[Path] = []  # case databases this command opened, named when one turns out damaged
 
 
 def _open(ref: str) -> Any:
     from engine.cases import open_case
 
-    return open_case(ref)
+    case = open_case(ref)
+    _opened.append(case.folder / "case.sqlite")
+    return case
+
+
+def _read_input(path: str, what: str) -> bytes:
+    """The bytes of a file the user named, or one clear CaseError (missing, a folder, unreadable)."""
+    p = Path(path).expanduser()
+    if p.is_dir():
+        raise CaseError(f"{p} is a folder; give the {what} file itself.")
+    try:
+        return p.read_bytes()
+    except FileNotFoundError:
+        raise CaseError(f"There is no {what} file at {p}.", hint="Check the path and try again.") from None
+    except OSError as exc:
+        raise CaseError(f"The {what} file {p} cannot be read ({exc.strerror or exc}).") from None
+
+
+def _guarded(func: Callable[[argparse.Namespace], int]) -> Callable[[argparse.Namespace], int]:
+    """Turn a damaged case database or a file-system error into one line, and show registry notices."""
+
+    @functools.wraps(func)
+    def run(args: argparse.Namespace) -> int:
+        from engine.cases import registry
+
+        _opened.clear()
+        try:
+            return func(args)
+        except sqlite3.DatabaseError as exc:
+            where = _opened[-1] if _opened else "of this case"
+            raise CaseError(f"The case database {where} is damaged ({exc}); nothing was changed.",
+                            hint="Restore the case from its latest export ('sketchface case import ARCHIVE') or "
+                                 "from a backup of its folder.") from exc
+        except OSError as exc:
+            raise CaseError(f"{exc.filename or 'A file'}: {exc.strerror or exc}.") from exc
+        finally:
+            for notice in registry.take_notices():
+                print(f"warning: {notice}", file=sys.stderr)
+
+    return run
 
 
 def _cmd_new(args: argparse.Namespace) -> int:
@@ -95,25 +139,29 @@ def _cmd_show(args: argparse.Namespace) -> int:
     return 0
 
 
-def _parse_head(text: str | None) -> tuple[int, str] | None:
+def _parse_head(text: str | None) -> tuple[int | None, str] | None:
     if not text:
         return None
-    count, sep, head = text.partition(":")
-    if not sep or not count.isdigit() or len(head) != 64:
-        raise CaseError("--expect-head takes COUNT:HASH (as printed on a report or by 'case verify').")
-    return int(count), head.lower()
+    count, sep, head = text.strip().rpartition(":")
+    if (sep and not count.isdigit()) or len(head) != 64 or any(c not in "0123456789abcdefABCDEF" for c in head):
+        raise CaseError("--head takes the head hash (64 hex digits), or COUNT:HASH, as printed on a report or by "
+                        "'case verify'.")
+    return (int(count) if sep else None), head.lower()
 
 
 def _cmd_verify(args: argparse.Namespace) -> int:
     with _open(args.case) as case:
-        report = case.verify(_parse_head(args.expect_head))
+        report = case.verify(_parse_head(args.head))
     if args.json:
         print_json(report.to_dict())
     else:
+        from engine.cases.integrity import describe_signature
+
         print(report.summary())
         for f in report.findings:
             print(f"  - {f.message}")
         print(f"  anchors checked: {', '.join(report.anchors_checked) or 'none'}")
+        print(f"  head signature: {describe_signature(report.signature)}")
         if report.ok:
             print(f"  head for later checks: {report.count}:{report.head}")
     return 0 if report.ok else EXIT_CHANGED
@@ -163,9 +211,27 @@ def _cmd_import(args: argparse.Namespace) -> int:
     from engine.cases import import_case
 
     with import_case(args.archive, location=args.location, expected_sha256=args.expect_sha256,
-                     user=args.user) as case:
+                     expected_key=args.expect_key, user=args.user) as case:
         info = case.info
+        signed = case.audit_entries()[-1].details.get("archive_signature") or {}
     print(f"Imported case {info.case_number} ({info.case_id}) into {info.folder}")
+    who = "this workstation" if signed.get("this_workstation") else "ANOTHER workstation"
+    print(f"  the archive's audit head was signed by {who}, key {signed.get('fingerprint')}")
+    if not signed.get("this_workstation") and not args.expect_key:
+        print("  compare that key with the sender's ('sketchface case key' on their workstation), or import with "
+              "--expect-key")
+    return 0
+
+
+def _cmd_key(args: argparse.Namespace) -> int:
+    from engine.cases import anchor
+
+    pub = anchor.public_key_hex()
+    if args.json:
+        print_json({"public_key": pub, "fingerprint": anchor.key_fingerprint(pub)})
+    else:
+        print(f"Workstation key fingerprint {anchor.key_fingerprint(pub)}\n  public key {pub}\n"
+              "  give the fingerprint to whoever receives your case archives (import --expect-key)")
     return 0
 
 
@@ -191,11 +257,37 @@ def _cmd_signoff(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_audit(args: argparse.Namespace) -> int:
+    """The audit log, as the window's audit panel lists it (newest last), with the chain's status."""
+    with _open(args.case) as case:
+        entries = case.audit_entries()
+        report = case.verify()
+    shown = entries[-args.last:] if args.last else entries
+    if args.json:
+        print_json({"ok": report.ok, "count": report.count, "head": report.head,
+                    "entries": [e.to_dict() for e in shown]})
+        return 0 if report.ok else EXIT_CHANGED
+    for e in shown:
+        print(f"{e.seq:>5}  {e.ts}  {e.user:<16} {e.action:<18} {e.object}")
+    print(report.summary())
+    return 0 if report.ok else EXIT_CHANGED
+
+
+def _cmd_update(args: argparse.Namespace) -> int:
+    from engine.cases import update_case
+
+    with _open(args.case) as case:
+        info = update_case(case, title=args.title, status=args.status, notes=args.notes,
+                           witnesses=args.witness, incident_date=args.incident_date, user=args.user)
+    print(f"Case {info.case_number}: {info.title}  [{info.status}]")
+    return 0
+
+
 def _cmd_add_sketch(args: argparse.Namespace) -> int:
     from engine.cases import add_sketch
 
     with _open(args.case) as case:
-        v = add_sketch(case, Path(args.file).read_bytes(), witness=args.witness or "", name=args.name,
+        v = add_sketch(case, _read_input(args.file, "sketch"), witness=args.witness or "", name=args.name,
                        sketch_id=args.sketch, note=args.note, user=args.user)
     print(f"Stored sketch {v.sketch_id} version {v.version} ({v.sha256})")
     return 0
@@ -205,7 +297,8 @@ def _cmd_attach(args: argparse.Namespace) -> int:
     from engine.cases import add_attachment
 
     with _open(args.case) as case:
-        a = add_attachment(case, Path(args.file).read_bytes(), Path(args.file).name, note=args.note, user=args.user)
+        a = add_attachment(case, _read_input(args.file, "attachment"), Path(args.file).name, note=args.note,
+                           user=args.user)
     print(f"Attached {a.name} ({a.sha256})")
     return 0
 
@@ -224,7 +317,7 @@ def register(subparsers: Any) -> None:
             sp.add_argument("--json", action="store_true", help="machine-readable output")
         if user:
             sp.add_argument("--user", help="who is acting (default: settings examiner, else OS user)")
-        sp.set_defaults(func=func)
+        sp.set_defaults(func=_guarded(func))
         return sp
 
     sp = add("new", _cmd_new, "create a case", case=False, json_=True)
@@ -239,7 +332,8 @@ def register(subparsers: Any) -> None:
     sp = add("show", _cmd_show, "show a case, or one search's candidates", json_=True, user=False)
     sp.add_argument("--search", type=int, help="show this search's candidates")
     sp = add("verify", _cmd_verify, "verify the audit chain (exit 3 if tampered)", json_=True, user=False)
-    sp.add_argument("--expect-head", help="COUNT:HASH from a printed report or an earlier verify")
+    sp.add_argument("--head", "--expect-head", dest="head",
+                    help="the head hash (or COUNT:HASH) printed on a report or by an earlier verify")
     sp = add("rerun", _cmd_rerun, "re-run a stored search and compare (exit 3 if the list changed)", json_=True)
     sp.add_argument("search", type=int)
     sp.add_argument("--no-store", action="store_true", help="do not keep the re-run in the case")
@@ -254,6 +348,9 @@ def register(subparsers: Any) -> None:
     sp.add_argument("archive")
     sp.add_argument("--location", help="parent folder for the case")
     sp.add_argument("--expect-sha256", help="the archive's SHA-256 as reported by the sender")
+    sp.add_argument("--expect-key", help="the sender's workstation key fingerprint ('sketchface case key')")
+    add("key", _cmd_key, "show this workstation's case-signing key (public half)", case=False, json_=True,
+        user=False)
     sp = add("decide", _cmd_decide, "record a decision on a candidate")
     sp.add_argument("search", type=int)
     sp.add_argument("face", help="face id, or GALLERY:FACE_ID")
@@ -264,6 +361,15 @@ def register(subparsers: Any) -> None:
     sp.add_argument("--role", default="second examiner")
     sp.add_argument("--statement", default="")
     sp.add_argument("--search", type=int, help="sign off one search only")
+    sp = add("audit", _cmd_audit, "list the audit log and verify its chain (exit 3 if tampered)", json_=True,
+             user=False)
+    sp.add_argument("--last", type=int, help="only the last N entries")
+    sp = add("update", _cmd_update, "change the case's title, status, notes, witnesses or incident date")
+    sp.add_argument("--title")
+    sp.add_argument("--status", choices=("open", "closed", "archived"))
+    sp.add_argument("--notes")
+    sp.add_argument("--witness", action="append", help="the full list of witnesses (repeatable)")
+    sp.add_argument("--incident-date")
     sp = add("add-sketch", _cmd_add_sketch, "store a sketch image (new sketch or new version)")
     sp.add_argument("file")
     sp.add_argument("--witness")

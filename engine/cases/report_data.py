@@ -56,8 +56,12 @@ def _model_refs(manifest: dict[str, Any]) -> list[tuple[str, list[str], str]]:
         refs.append(("buffalo_l.w600k_r50", _shas(manifest.get("arcface_sha256")), "face embedding"))
     if manifest.get("detector_sha256"):
         refs.append(("buffalo_l.det_10g", _shas(manifest.get("detector_sha256")), "face detection"))
-    for model_id, sha in (manifest.get("models") or {}).items():
-        refs.append((str(model_id), _shas(sha), "search"))
+    models = manifest.get("models") or {}
+    if isinstance(models, Mapping):
+        models = [{"id": k, "sha256": v} for k, v in models.items()]
+    for m in models:  # the engine's form: [{"id", "file", "sha256", "trust"}, ...]
+        if isinstance(m, Mapping) and m.get("id"):
+            refs.append((str(m["id"]), _shas(m.get("sha256")), "search"))
     return refs
 
 
