@@ -28,6 +28,15 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 VENV = Path(os.environ.get("SKETCHFACE_VENV", ROOT / ".venv"))
 INSIGHTFACE = "insightface>=0.7.3"
+# The CUDA runtime libraries onnxruntime-gpu's CUDA provider links against (libcudart, libcublas(Lt),
+# libcurand) and loads (libcudnn), as NVIDIA's wheels, by the CUDA major version the wheel was built for
+# (onnxruntime.capi.build_and_package_info.cuda_version). CUDA 13's wheels dropped the -cu13 suffix
+# except cuDNN's. onnxruntime.preload_dlls() (>= 1.21) finds them in site-packages/nvidia.
+CUDA_WHEELS = {
+    "12": ("nvidia-cuda-runtime-cu12", "nvidia-cublas-cu12", "nvidia-curand-cu12", "nvidia-cudnn-cu12>=9,<10"),
+    "13": ("nvidia-cuda-runtime>=13,<14", "nvidia-cublas>=13,<14", "nvidia-curand>=10.4,<11",
+           "nvidia-cudnn-cu13>=9,<10"),
+}
 
 
 def _venv_python() -> Path:
@@ -60,6 +69,43 @@ def _installed(py: Path, dist: str) -> bool:
     return subprocess.call([str(py), "-c", code], stderr=subprocess.DEVNULL) == 0
 
 
+def _ort_cuda_major(py: Path) -> str:
+    """The CUDA major version the installed onnxruntime-gpu was built for ("" when unknown or CPU build)."""
+    code = ("from onnxruntime.capi import build_and_package_info as b; "
+            "print(str(getattr(b, 'cuda_version', '') or '').split('.')[0])")
+    try:
+        out = subprocess.run([str(py), "-c", code], capture_output=True, text=True, timeout=120, check=False)
+    except (OSError, subprocess.TimeoutExpired):
+        return ""
+    return out.stdout.strip() if out.returncode == 0 else ""
+
+
+def install_cuda_libraries(py: Path, pip: list) -> None:
+    """Install the CUDA libraries onnxruntime-gpu needs, so face detection and ArcFace run on the GPU.
+
+    Skipped for the CPU build of onnxruntime and on macOS; a failure only warns (the app then says
+    "CPU" for the face models, with the reason, instead of failing).
+    """
+    if sys.platform == "darwin" or not _installed(py, "onnxruntime-gpu"):
+        return
+    major = _ort_cuda_major(py)
+    wheels = CUDA_WHEELS.get(major)
+    if wheels is None:
+        print(f"onnxruntime-gpu was built for CUDA {major or '?'}: install its CUDA libraries by hand "
+              "(see https://onnxruntime.ai/docs/install/).", flush=True)
+        return
+    if _run([*pip, *wheels]) != 0:
+        print("warning: the CUDA libraries for onnxruntime-gpu did not install; face models will run on the CPU.",
+              flush=True)
+
+
+def report_devices(py: Path) -> None:
+    """Say where the models will run (the probe loads the ONNX CUDA provider for real)."""
+    code = ("from engine import runtime; s = runtime.onnx_status(); "
+            "print('Face models (ONNX Runtime):', s.label, ('- ' + s.reason) if s.reason else '')")
+    _run([py, "-c", code], cwd=ROOT)
+
+
 def setup() -> Path:
     """Create the virtual environment and install everything the project needs (idempotent)."""
     if sys.version_info < (3, 11):  # noqa: UP036 - this script may be started by an older python
@@ -85,6 +131,8 @@ def setup() -> Path:
     if both:
         _must([py, "-m", "pip", "uninstall", "-y", "onnxruntime"])
         _must([*pip, "--force-reinstall", "--no-deps", "onnxruntime-gpu"])
+    install_cuda_libraries(py, pip)
+    report_devices(py)
     stamp_file.write_text(_stamp())
     return py
 
