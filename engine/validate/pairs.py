@@ -117,7 +117,9 @@ def evaluate(scores: Sequence[float] | np.ndarray, pairs: Sequence[Pair]) -> dic
     for f in FARS:
         ok = far <= f + 1e-12
         tar_at[f"FAR={f:g}"] = float(tar[ok].max()) if n_diff * f >= 1 and ok.any() else None
-    keep = np.unique(np.linspace(0, len(far) - 1, min(len(far), 400)).astype(int))
+    # Keep ~400 points spread evenly in log FAR (the low-FAR end is what matters), plus both ends.
+    targets = np.geomspace(1.0 / max(n_diff, 1), 1.0, 400)
+    keep = np.unique(np.r_[0, np.searchsorted(far, targets, side="right") - 1, len(far) - 1])
     return {"pairs": len(sc), "same": int(same.sum()), "different": n_diff, "folds": len(folds),
             "accuracy": float(np.mean(accs)), "accuracy_std": float(np.std(accs)), "fold_accuracy": accs,
             "fold_threshold": ths, "auc": float(np.trapezoid(tar, far)), "tar_at_far": tar_at,

@@ -148,7 +148,9 @@ def distribution_png(values: dict[str, list[float]], title: str, xlabel: str) ->
     """Histograms of several named score lists on one axis (identity checks)."""
     fig = _figure(7.0, 3.6)
     ax = fig.add_subplot()
-    bins = np.linspace(-1, 1, 81)
+    every = [x for xs in values.values() for x in xs]
+    lo, hi = (min(every) - 0.05, max(every) + 0.05) if every else (-1.0, 1.0)
+    bins = np.linspace(max(-1.0, lo), min(1.0, hi), 41)
     for i, (name, xs) in enumerate(values.items()):
         if xs:
             ax.hist(xs, bins=bins, histtype="stepfilled", alpha=0.45, color=f"C{i}",
@@ -167,15 +169,23 @@ def roc_png(far: np.ndarray, tar: np.ndarray, title: str, marks: dict[str, float
     ax = fig.add_subplot()
     keep = far > 0
     ax.plot(far[keep], tar[keep], color="#1f5fa8")
+    missing = []
     for text, t in marks.items():
         f = float(text.split("=")[1])
-        if t is not None:
-            ax.plot([f], [t], "o", color="#c0392b", markersize=4)
-            ax.annotate(f"TAR {100 * t:.2f} % at FAR {f:g}", (f, t), textcoords="offset points", xytext=(5, -12),
-                        fontsize=7)
+        if t is None:
+            missing.append(f"{f:g}")
+            continue
+        ax.plot([f], [t], "o", color="#c0392b", markersize=4)
+        ax.annotate(f"TAR {100 * t:.2f} % at FAR {f:g}", (f, t), textcoords="offset points", xytext=(5, -12),
+                    fontsize=7)
+    if missing:
+        ax.text(0.98, 0.03, f"FAR {', '.join(missing)}: too few different-person pairs to measure",
+                transform=ax.transAxes, ha="right", fontsize=7, color="#7f7f7f")
     ax.set_xscale("log")
-    ax.set_xlim(max(1e-5, float(far[keep].min()) if keep.any() else 1e-5), 1)
-    ax.set_ylim(0, 1.01)
+    low_far = float(far[keep].min()) if keep.any() else 1e-5
+    ax.set_xlim(min(low_far, 1e-3) * 0.8, 1)
+    low_tar = float(tar[keep].min()) if keep.any() else 0.0
+    ax.set_ylim(max(0.0, np.floor((low_tar - 0.02) * 20) / 20), 1.005)
     ax.set_xlabel("false accept rate (log scale)", fontsize=8)
     ax.set_ylabel("true accept rate", fontsize=8)
     ax.set_title(title, fontsize=9)
