@@ -60,6 +60,7 @@ class GalleryInfo:
     with_metadata: int
     index: dict[str, int] = field(default_factory=dict)
     index_file_bytes: int = 0
+    recall: dict[str, Any] = field(default_factory=dict)  # the last ef self-measurement (engine.gallery.tuning)
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -143,6 +144,28 @@ class Gallery:
     def content_version(self) -> int:
         return self.store.content_version
 
+    @property
+    def ef(self) -> int:
+        """Query ef: the self-tuned value once measured (engine.gallery.tuning), else the settings' default."""
+        from engine.gallery.tuning import stored_tuning
+
+        tuned = stored_tuning(self.store.meta())
+        return tuned.ef if tuned is not None else self.settings.hnsw_ef
+
+    def recall_record(self) -> dict[str, Any]:
+        """The last recall self-measurement ({} before the first import), for info and run manifests."""
+        from engine.gallery.tuning import stored_tuning
+
+        tuned = stored_tuning(self.store.meta())
+        return tuned.to_dict() if tuned is not None else {}
+
+    def retune(self) -> None:
+        """Measure recall against an exact scan and set ef to the smallest value reaching the target."""
+        from engine.gallery.tuning import tune_gallery
+
+        with self.write_lock:
+            tune_gallery(self)
+
     def close(self) -> None:
         self.store.close()
 
@@ -151,11 +174,12 @@ class Gallery:
         params = self._index.params if self._index is not None else {
             "M": int(meta.get("hnsw_M", self.settings.hnsw_m)),
             "ef_construction": int(meta.get("hnsw_ef_construction", self.settings.hnsw_ef_construction)),
-            "ef": self.settings.hnsw_ef}
+            "ef": self.ef}
         size = self.index_path.stat().st_size if self.index_path.exists() else 0
         return GalleryInfo(self.id, meta["name"], meta.get("created", ""), str(self.dir), meta.get("model_sha256"),
                            int(meta.get("content_version", 0)), counts["photos"], counts["faces"], counts["ok"],
-                           counts["no_face"], counts["error"], counts["with_metadata"], params, size)
+                           counts["no_face"], counts["error"], counts["with_metadata"], params, size,
+                           self.recall_record())
 
     # -- the index ---------------------------------------------------------------------------
     @property
@@ -171,13 +195,13 @@ class Gallery:
         return HnswIndex(DIM, M=M or int(meta.get("hnsw_M", self.settings.hnsw_m)),
                          ef_construction=ef_construction or int(meta.get("hnsw_ef_construction",
                                                                          self.settings.hnsw_ef_construction)),
-                         ef=self.settings.hnsw_ef, capacity=capacity)
+                         ef=self.ef, capacity=capacity)
 
     def _load_index(self) -> HnswIndex:
         index: HnswIndex | None = None
         if self.index_path.exists():
             try:
-                index = HnswIndex.load(self.index_path, DIM, ef=self.settings.hnsw_ef)
+                index = HnswIndex.load(self.index_path, DIM, ef=self.ef)
             except IndexCorrupt as exc:
                 log.warning("%s; rebuilding it from the stored embeddings", exc)
         if index is None:
@@ -224,8 +248,11 @@ class Gallery:
         """Import image files and folders (recursively); see :func:`engine.gallery.ingest.ingest`."""
         from engine.gallery.ingest import ingest
 
-        return ingest(self, [Path(f) for f in folders], pipeline=pipeline, progress=progress, cancel=cancel,
-                      workers=workers, batch=batch)
+        report = ingest(self, [Path(f) for f in folders], pipeline=pipeline, progress=progress, cancel=cancel,
+                        workers=workers, batch=batch)
+        if report.faces or report.updated:
+            self.retune()
+        return report
 
     def remove(self, photo_paths: Sequence[Path | str]) -> RemoveReport:
         """Forget photos (files, or every photo under a folder): store rows deleted, index labels marked."""
@@ -259,6 +286,7 @@ class Gallery:
                 self.store.set_meta("hnsw_ef_construction", str(fresh.params["ef_construction"]))
             with self._index_mutex:
                 self._index = fresh
+            self.retune()
             reporter.emit("done", force=True)
 
     def verify(self, sample: int = 256) -> VerifyReport:
@@ -275,7 +303,7 @@ class Gallery:
                     problems.append("the index file is missing")
             else:
                 try:
-                    index = HnswIndex.load(self.index_path, DIM, ef=self.settings.hnsw_ef)
+                    index = HnswIndex.load(self.index_path, DIM, ef=self.ef)
                 except IndexCorrupt as exc:
                     problems.append(str(exc))
                     index = self._new_index(1)

@@ -139,3 +139,35 @@ def tune_ef(query: QueryFn, set_ef: Callable[[int], None], sample: np.ndarray,
     set_ef(chosen)
     return EfTuning(chosen, round(rp, 4), round(rs, 4), target, k, n, faces, min(rp, rs) >= target,
                     time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), round(time.perf_counter() - start, 3))
+
+
+META_KEY = "ef_tuning"
+
+
+def stored_tuning(meta: dict[str, str]) -> EfTuning | None:
+    """The last self-measurement recorded in a gallery's metadata (None before the first import)."""
+    import json
+
+    raw = meta.get(META_KEY)
+    if not raw:
+        return None
+    try:
+        return EfTuning.from_dict(json.loads(raw))
+    except (ValueError, KeyError, TypeError):
+        return None
+
+
+def tune_gallery(gallery: Any, target: float = TARGET_RECALL, k: int = TARGET_K, probes: int = PROBES) -> EfTuning | None:
+    """Measure a local gallery's recall, set its index's ef and record the result in its metadata."""
+    import json
+
+    store, index = gallery.store, gallery.index
+    ids = store.face_ids()
+    if not len(ids):
+        return None
+    rng = np.random.default_rng(SEED)
+    sample = store.embeddings(np.sort(rng.choice(ids, size=min(probes, len(ids)), replace=False)))
+    result = tune_ef(lambda q, n: index.query(q, n)[0], index.set_ef, sample,
+                     lambda: store.iter_embeddings(10_000, sample.shape[1]), len(index), target, k)
+    store.set_meta(META_KEY, json.dumps(result.to_dict(), sort_keys=True))
+    return result

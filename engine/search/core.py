@@ -186,7 +186,7 @@ class Searcher:
         k = k or self.settings.search_top_k
         if k < 1:
             raise GalleryError(f"k must be at least 1, not {k}.")
-        ef = ef or self.settings.hnsw_ef
+        ef = ef or 0  # 0: each gallery's self-tuned ef (engine.gallery.tuning)
         parsed = parse_filters(list(filters))
         opened = [g if isinstance(g, Gallery) else open_gallery(g, self.settings) for g in galleries]
         try:
@@ -268,6 +268,7 @@ def _gallery_candidates(g: Gallery, q: np.ndarray, n: int, allowed: np.ndarray |
                         ef: int) -> list[tuple[int, float]]:
     """(face id, exact cosine) of up to ``n`` best faces of one gallery."""
     index = g.index
+    ef = ef or g.ef
     if index.params["ef"] != ef:
         index.set_ef(ef)
     live = len(index)
@@ -332,9 +333,10 @@ def build_manifest(queries: Sequence[Query], embedder: EmbedderRef, arcface: str
         query=tuple(q.ref() for q in queries),
         embedder=embedder,
         arcface_sha256=arcface,
-        galleries=tuple(GalleryRef(g.id, g.content_version, g.name, g.store.face_count(), dict(g.index.params))
+        galleries=tuple(GalleryRef(g.id, g.content_version, g.name, g.store.face_count(),
+                                   {**g.index.params, "recall": g.recall_record()})
                         for g in galleries),
-        index={"M": first["M"], "ef_construction": first["ef_construction"], "ef": ef},
+        index={"M": first["M"], "ef_construction": first["ef_construction"], "ef": ef or first["ef"]},
         filters=tuple(str(f) for f in filters),
         k=k,
         group_by_subject=group,
