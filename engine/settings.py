@@ -31,6 +31,9 @@ class Settings:
         cases_dir: where cases live ("" = default data dir), e.g. an encrypted volume.
         cloud_backend_enabled: the Replicate backend is off unless the user turns it on.
         examiner: default examiner name written into audit entries.
+        gen_*: Settings > Generation: GPU memory plan ("auto" from free VRAM), VAE tiling (auto/on/off),
+            fp16, torch.compile, the safety checker (on, as the reference), a VRAM cap in GB (0 = none),
+            candidates per UNet call.
     """
 
     device: str = "auto"
@@ -44,6 +47,14 @@ class Settings:
     cases_dir: str = ""
     cloud_backend_enabled: bool = False
     examiner: str = ""
+    # Settings > Generation (engine.generate.memory / RuntimeOptions): the GPU memory plan and its overrides.
+    gen_memory_plan: str = "auto"
+    gen_vae_tiling: str = "auto"
+    gen_half_precision: bool = True
+    gen_compile_unet: bool = False
+    gen_safety_checker: bool = True
+    gen_vram_budget_gb: float = 0.0
+    gen_batch_candidates: int = 1
     extra: dict[str, Any] = field(default_factory=dict)
 
     def validate(self) -> None:
@@ -54,6 +65,21 @@ class Settings:
         for name in ("search_top_k", "hnsw_m", "hnsw_ef_construction", "hnsw_ef", "ingest_batch", "ingest_workers"):
             if getattr(self, name) < 1:
                 raise ConfigError(f"Setting {name} must be a positive number.")
+        self._validate_generation()
+
+    def _validate_generation(self) -> None:
+        plans = ("auto", "resident", "model_offload", "sequential_offload")
+        if self.gen_memory_plan not in plans:
+            raise ConfigError(f"Unknown GPU memory plan {self.gen_memory_plan!r}; choose one of {', '.join(plans)}.")
+        if self.gen_vae_tiling not in ("auto", "on", "off"):
+            raise ConfigError(f"VAE tiling must be auto, on or off, not {self.gen_vae_tiling!r}.")
+        for name in ("gen_half_precision", "gen_compile_unet", "gen_safety_checker"):
+            if not isinstance(getattr(self, name), bool):
+                raise ConfigError(f"Setting {name} must be true or false.")
+        if not isinstance(self.gen_vram_budget_gb, int | float) or self.gen_vram_budget_gb < 0:
+            raise ConfigError("Setting gen_vram_budget_gb must be 0 (no cap) or a number of GB.")
+        if not isinstance(self.gen_batch_candidates, int) or not 1 <= self.gen_batch_candidates <= 16:
+            raise ConfigError("Setting gen_batch_candidates must be a whole number from 1 to 16.")
 
 
 def settings_path() -> Path:

@@ -88,10 +88,16 @@ def _face_box(text: str) -> tuple[float, float, float, float]:
 
 
 def _runtime(args: argparse.Namespace) -> Any:
-    from engine.generate.types import RuntimeOptions
+    """Runtime options: the user's Settings > Generation, overridden by the flags given."""
+    from engine import settings
+    from engine.generate.memory import runtime_options
 
-    return RuntimeOptions(device=args.device, half_precision=not args.fp32, compile_unet=args.compile,
-                          cpu_offload=args.offload, vae_tiling=args.vae_tiling, allow_cpu=args.allow_cpu)
+    plan = "model_offload" if args.offload and args.memory_plan is None else args.memory_plan
+    return runtime_options(
+        settings.load(), allow_cpu=args.allow_cpu, device=args.device, memory_plan=plan,
+        vae_tiling=args.vae_tiling, vram_budget_gb=args.vram_budget_gb,
+        half_precision=False if args.fp32 else None, compile_unet=True if args.compile else None,
+        safety_checker=False if args.no_safety_checker else None)
 
 
 def _attributes(sketch: np.ndarray | None, args: argparse.Namespace) -> Any:
@@ -242,8 +248,14 @@ def _runtime_flags(p: argparse.ArgumentParser) -> None:
     p.add_argument("--allow-cpu", action="store_true", help="run even without a GPU (can take many minutes)")
     p.add_argument("--fp32", action="store_true", help="full precision on CUDA (default fp16)")
     p.add_argument("--compile", action="store_true", help="torch.compile the UNet (CUDA)")
-    p.add_argument("--offload", action="store_true", help="model CPU offload for 6-8 GB GPUs")
-    p.add_argument("--vae-tiling", action="store_true", help="decode in tiles (large sizes, small GPUs)")
+    p.add_argument("--offload", action="store_true", help="model CPU offload (same as --memory-plan model_offload)")
+    p.add_argument("--memory-plan", choices=("auto", "resident", "model_offload", "sequential_offload"),
+                   help="GPU memory plan (default: Settings > Generation; auto chooses from free VRAM)")
+    p.add_argument("--vae-tiling", nargs="?", const="on", choices=("auto", "on", "off"),
+                   help="decode in tiles (default auto: above 768 px)")
+    p.add_argument("--vram-budget-gb", type=float, help="use at most this much GPU memory for the plan")
+    p.add_argument("--no-safety-checker", action="store_true",
+                   help="skip the safety checker (recorded in each image's provenance)")
     p.add_argument("--no-mark", action="store_true", help="omit the visible SYNTHETIC band (metadata stays)")
     p.add_argument("--set", action="append", type=_attr_pair, metavar="ATTR=VALUE",
                    help="correct a sketch attribute, e.g. --set glasses=glasses --set sex=female")

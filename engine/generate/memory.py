@@ -166,6 +166,29 @@ def free_cuda_cache() -> None:
         torch.cuda.empty_cache()
 
 
+def runtime_options(settings: Any, *, allow_cpu: bool = False, **overrides: Any) -> Any:
+    """The :class:`RuntimeOptions` the user's settings ask for (Settings > Generation), plus overrides.
+
+    One place for the mapping, so the desktop, the CLI and ``sketchface doctor`` run the same options.
+    """
+    from engine.generate.types import RuntimeOptions
+
+    budget = float(getattr(settings, "gen_vram_budget_gb", 0.0) or 0.0)
+    values: dict[str, Any] = {
+        "device": getattr(settings, "device", "auto"),
+        "half_precision": bool(getattr(settings, "gen_half_precision", True)),
+        "compile_unet": bool(getattr(settings, "gen_compile_unet", False)),
+        "memory_plan": getattr(settings, "gen_memory_plan", "auto"),
+        "vae_tiling": getattr(settings, "gen_vae_tiling", "auto"),
+        "vram_budget_gb": budget if budget > 0 else None,
+        "safety_checker": bool(getattr(settings, "gen_safety_checker", True)),
+        "batch_candidates": int(getattr(settings, "gen_batch_candidates", 1)),
+        "allow_cpu": allow_cpu,
+    }
+    values.update({k: v for k, v in overrides.items() if v is not None})
+    return RuntimeOptions(**values)
+
+
 class Residency:
     """Which generation component holds the GPU; claiming it releases the previous holder.
 

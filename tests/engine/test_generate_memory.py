@@ -207,3 +207,28 @@ def test_safety_checker_choice_is_in_every_provenance(gen_models: Path) -> None:
     assert flagged.provenance["safety_checker"] == {"enabled": True, "model": SAFETY, "flagged": True,
                                                     "action": "replaced by a black image"}
     assert np.asarray(flagged.unmarked).max() == 0 and SAFETY in flagged.provenance["models"]
+
+
+def test_settings_reach_the_runtime_options_and_bad_values_are_refused() -> None:
+    from engine import settings
+    from engine.errors import ConfigError
+
+    s = settings.Settings(gen_memory_plan="sequential_offload", gen_vae_tiling="on", gen_safety_checker=False,
+                          gen_vram_budget_gb=7.5, gen_batch_candidates=2, gen_half_precision=False)
+    settings.save(s)
+    opts = memory.runtime_options(settings.load(), allow_cpu=True, memory_plan=None)
+    assert (opts.placement, opts.tiling, opts.safety_checker, opts.vram_budget_gb, opts.batch_candidates,
+            opts.half_precision, opts.allow_cpu) == ("sequential_offload", "on", False, 7.5, 2, False, True)
+    assert memory.runtime_options(settings.Settings()).vram_budget_gb is None  # 0 = no cap
+    assert memory.runtime_options(s, memory_plan="resident").placement == "resident"  # a CLI flag wins
+    with pytest.raises(ConfigError, match="GPU memory plan"):
+        settings.Settings(gen_memory_plan="all").validate()
+
+
+def test_attribute_model_placement_follows_the_plan(fake_gpu: Any) -> None:
+    from engine.generate.attributes import placement
+
+    fake_gpu.set(6)
+    assert placement("auto") == "cpu" and placement("cuda") == "cuda"
+    fake_gpu.set(24)
+    assert placement("auto") == "cuda" and placement("cpu") == "cpu"
