@@ -25,8 +25,10 @@ _COMMAND_MODULES = (
     "engine.cases.cli",
     "engine.sketch.cli",
     "engine.generate.cli",
+    "engine.demo",
     "engine.validate.cli",
     "engine.gallery.pg.cli",  # after gallery and search: adds --server to their actions
+    "engine.doctor",
 )
 
 
