@@ -18,6 +18,7 @@ from pathlib import Path
 from sketchface_desktop import crash
 
 GIL_SWITCH_INTERVAL_S = 0.001
+OPEN_CASE_ENV = "SKETCHFACE_OPEN_CASE"  # a case to open at start (the demo workstation opens its DEMO case)
 HEAVY_MODULES = ("torch", "diffusers", "onnxruntime", "open_clip", "insightface", "transformers")
 
 
@@ -67,9 +68,11 @@ def run(argv: list[str] | None = None) -> int:
     from sketchface_desktop.main_window import MainWindow
 
     probe = os.environ.get("SKETCHFACE_STARTUP_PROBE")
-    window = MainWindow(show_guide=not probe)
+    window = MainWindow(show_guide=not probe and not os.environ.get(OPEN_CASE_ENV))
     if probe:
         _probe(window, probe)
+    elif case_ref := os.environ.get(OPEN_CASE_ENV):
+        window.flow.open_case(case_ref)
     window.show()
     crash.log.info("main window shown after %.2f s", time.monotonic() - started)
     return int(app.exec())

@@ -84,7 +84,7 @@ class CompareDialog(QDialog):
         self.setWindowTitle(f"Compare — candidate #{row.rank if row.rank is not None else row.position}")
         self.row = row
         self.pane = ComparePane(self)
-        self.pane.sketch = _square_sketch(QImage.fromData(sketch_png))
+        self.pane.sketch = QImage.fromData(sketch_png)  # the whole sheet until the engine's crop arrives
         self.set_candidate(candidate)
         side = QRadioButton("Side by side")
         over = QRadioButton("Overlay")
@@ -109,9 +109,10 @@ class CompareDialog(QDialog):
         modes.addWidget(self.opacity)
         modes.addStretch(1)
         score = f"{row.score:.3f}" if row.score is not None else "hidden (blind review)"
-        facts = label(f"<b>{row.gallery_name}</b> · subject {row.subject_id or '—'} · score {score}"
-                      + (" · <span style='color:#8a6d1a'><b>baseline</b></span>" if row.baseline else "")
-                      + f"<br><span style='color:#5d6b79'>{row.photo_path}</span>", wrap=True)
+        facts = label(f"{row.gallery_name} · subject {row.subject_id or '—'} · score {score}"
+                      + (" · baseline (no trained sketch encoder)" if row.baseline else "")
+                      + f"\n{row.photo_path}", "subtle", wrap=True)
+        facts.setObjectName("CompareFacts")
         self.note = QLineEdit(row.note)
         self.note.setPlaceholderText("Note on this candidate (kept in the case with the decision)")
         self.state = label(f"Decision: {DECISION_TEXT[row.decision]}", "subtle")
@@ -133,6 +134,13 @@ class CompareDialog(QDialog):
             layout.addWidget(label("Open or create a case to record decisions.", "subtle"))
         self.resize(900, 620)
 
+    def set_sketch(self, png: bytes) -> None:
+        """Show the square of the sketch the encoder sees (the engine's crop), framed like the face crop."""
+        image = QImage.fromData(png)
+        if not image.isNull():
+            self.pane.sketch = image
+            self.pane.update()
+
     def set_candidate(self, candidate: bytes | QImage | None) -> None:
         if isinstance(candidate, QImage):
             self.pane.candidate = candidate
@@ -152,52 +160,6 @@ class CompareDialog(QDialog):
     def _decide(self, decision: str) -> None:
         self.state.setText(f"Decision: {DECISION_TEXT[decision]} (saving…)")
         self.decision_made.emit(self.row, decision, self.note.text().strip())
-
-
-def _square_sketch(image: QImage, margin: float = 0.12) -> QImage:
-    """The sketch's drawn region as a square on white paper, framed like the candidate's face crop.
-
-    The candidate is cut around its detected face box; the sketch is cut around its ink the same way,
-    so in the overlay eyes, nose and mouth of both sit at comparable places.
-    """
-    if image.isNull():
-        return image
-    import numpy as np
-
-    gray = image.convertToFormat(QImage.Format.Format_Grayscale8)
-    arr = np.frombuffer(gray.constBits(), np.uint8).reshape(gray.height(), gray.bytesPerLine())[:, : gray.width()]
-    ys, xs = np.nonzero(arr < 200)
-    if len(xs) < 20:
-        x1, y1, x2, y2 = 0, 0, image.width(), image.height()
-    else:
-        x1, x2 = np.quantile(xs, [0.002, 0.998])
-        y1, y2 = np.quantile(ys, [0.002, 0.998])
-    side = int(max(x2 - x1, y2 - y1) * (1 + 2 * margin)) + 1
-    cx, cy = (x1 + x2) / 2, (y1 + y2) / 2
-    sheet = QImage(side, side, QImage.Format.Format_RGB32)
-    sheet.fill(QColor("white"))
-    p = QPainter(sheet)
-    p.drawImage(int(round(side / 2 - cx)), int(round(side / 2 - cy)), image)
-    p.end()
-    return sheet
-
-
-def face_crop(photo_path: str, bbox: tuple[float, float, float, float] | None, margin: float = 0.25) -> QImage | None:
-    """The candidate's face from the original photo (larger than the 112 px thumbnail), or None (io lane)."""
-    from PySide6.QtGui import QImageReader
-
-    reader = QImageReader(photo_path)
-    reader.setAutoTransform(True)
-    image = reader.read()
-    if image.isNull():
-        return None
-    if bbox is None:
-        return image
-    x1, y1, x2, y2 = bbox
-    side = max(x2 - x1, y2 - y1) * (1 + 2 * margin)
-    cx, cy = (x1 + x2) / 2, (y1 + y2) / 2
-    rect = QRectF(cx - side / 2, cy - side / 2, side, side).toAlignedRect().intersected(image.rect())
-    return image.copy(rect)
 
 
 def pixmap_of(data: Any) -> QPixmap:

@@ -24,11 +24,8 @@ from PySide6.QtWidgets import (
 from engine import models
 from engine.errors import ModelMissing
 from sketchface_desktop import assets
+from sketchface_desktop.ops.models import RECOMMENDED, REQUIRED
 from sketchface_desktop.ui import button, label, primary_button
-
-# What the guide asks for first: search cannot work without these two.
-REQUIRED = ("buffalo_l.det_10g", "buffalo_l.w600k_r50")
-RECOMMENDED = ("sketch_encoder",)
 
 
 @dataclass(frozen=True)
@@ -70,10 +67,12 @@ class FirstRunGuide(QDialog):
     Signals:
         open_models(): the user wants the Models page of the settings.
         import_requested(): the user wants to import a model bundle now.
+        demo_requested(): the user wants to try the workstation with the demo data (a separate home).
     """
 
     open_models = Signal()
     import_requested = Signal()
+    demo_requested = Signal()
 
     def __init__(self, parent: QWidget | None = None, reason: str = "") -> None:
         super().__init__(parent)
@@ -122,9 +121,16 @@ class FirstRunGuide(QDialog):
         models_button.clicked.connect(self._models)
         close_button = button("Continue without")
         close_button.clicked.connect(self.accept)
+        self.demo_button = button("Try with demo data", "info")
+        self.demo_button.setObjectName("TryDemo")
+        self.demo_button.setToolTip("Installs tiny random-weight DEMO models, a sample gallery and a DEMO case into a "
+                                    "separate demo folder and restarts there: scores are meaningless, your real "
+                                    "data is not touched.")
+        self.demo_button.clicked.connect(self._demo)
         foot = QHBoxLayout()
         foot.addWidget(self.dont_show)
         foot.addStretch(1)
+        foot.addWidget(self.demo_button)
         foot.addWidget(models_button)
         foot.addWidget(import_button)
         foot.addWidget(close_button)
@@ -143,7 +149,7 @@ class FirstRunGuide(QDialog):
         icon.setPixmap(assets.svg_pixmap("warning" if m.level == "required" else "model", 22))
         text = QVBoxLayout()
         text.setSpacing(2)
-        title = QLabel(f"<b>{m.title}</b>")
+        title = label(m.title, "heading-small")
         title.setWordWrap(True)
         text.addWidget(title)
         if m.required_for:
@@ -158,6 +164,10 @@ class FirstRunGuide(QDialog):
 
     def _models(self) -> None:
         self.open_models.emit()
+        self.accept()
+
+    def _demo(self) -> None:
+        self.demo_requested.emit()
         self.accept()
 
     def _import(self) -> None:

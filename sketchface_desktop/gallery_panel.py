@@ -8,7 +8,6 @@ the gallery fill without the GUI thread ever waiting on the database.
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Any
 
 from PySide6.QtCore import QTimer, Signal
@@ -25,17 +24,15 @@ from PySide6.QtWidgets import (
 
 from sketchface_desktop import assets
 from sketchface_desktop.engine_session import EngineSession
-from sketchface_desktop.gallery_view import EMPTY_GALLERY_TEXT, GalleryModel, GalleryView, read_photo_rows
+from sketchface_desktop.gallery_view import EMPTY_GALLERY_TEXT, GalleryModel, GalleryView
+from sketchface_desktop.ops import Runner
+from sketchface_desktop.ops import galleries as gallery_ops
 from sketchface_desktop.thumbnails import ThumbnailLoader
 from sketchface_desktop.ui import button, label, primary_button
-from sketchface_desktop.workers import Job, JobHub
+from sketchface_desktop.workers import Job
 
 REFRESH_DURING_IMPORT_MS = 1000
 FILTERS = (("All photos", None), ("Indexed", "ok"), ("No face", "no_face"), ("Errors", "error"))
-
-
-def gallery_infos(session: EngineSession) -> list[Any]:
-    return [g.info() for g in session.galleries()]
 
 
 class GalleryPanel(QWidget):
@@ -51,7 +48,7 @@ class GalleryPanel(QWidget):
     import_finished = Signal(object)
     message = Signal(str)
 
-    def __init__(self, hub: JobHub, session: EngineSession, loader: ThumbnailLoader,
+    def __init__(self, hub: Runner, session: EngineSession, loader: ThumbnailLoader,
                  parent: QWidget | None = None) -> None:
         super().__init__(parent)
         self.setObjectName("GalleryPanel")
@@ -110,8 +107,7 @@ class GalleryPanel(QWidget):
 
     # -- gallery list ------------------------------------------------------------------------
     def refresh(self) -> Job:
-        return self.hub.submit("Listing galleries", lambda _p, _c: gallery_infos(self.session), lane="io",
-                               visible=False, on_result=self._set_infos)
+        return gallery_ops.list_galleries(self.session).success(self._set_infos).run(self.hub)
 
     def _set_infos(self, infos: list[Any]) -> None:
         self.infos = infos
@@ -164,13 +160,8 @@ class GalleryPanel(QWidget):
         self._rows_loading = True
         self._reload_again = False
 
-        def work(_p: Any, _c: Any) -> tuple[Any, list[Any], Any]:
-            g = self.session.gallery(gid)
-            return g, read_photo_rows(g), g.info()
-
-        self.hub.submit("Reading gallery", work, lane="io", visible=False,
-                        on_result=lambda res: self._rows_read(gid, res, reset),
-                        on_finished=lambda _j: self._rows_settled())
+        gallery_ops.read_rows(self.session, gid).success(lambda res: self._rows_read(gid, res, reset)).finished(
+            lambda _j: self._rows_settled()).run(self.hub)
 
     def _rows_settled(self) -> None:
         self._rows_loading = False
@@ -213,15 +204,11 @@ class GalleryPanel(QWidget):
             if not ok or not name.strip():
                 return None
 
-        def work(_p: Any, _c: Any) -> str:
-            return str(self.session.create_gallery(name).id)
-
         def created(gid: str) -> None:
             self.current_id = gid
             self.refresh()
 
-        # Engine lane: the engine's create_gallery opens every gallery, which must not race an import's index save.
-        return self.hub.submit(f"Creating gallery {name}", work, visible=False, on_result=created)
+        return gallery_ops.create(self.session, name).success(created).run(self.hub)
 
     def add_folder(self, folder: str | None = None) -> Job | None:
         """Import a folder of photos into the current gallery as a cancellable engine job."""
@@ -232,18 +219,10 @@ class GalleryPanel(QWidget):
             folder = QFileDialog.getExistingDirectory(self, "Add a folder of photos")
             if not folder:
                 return None
-        session = self.session
-
-        def work(progress: Any, cancel: Any) -> Any:
-            g = session.gallery(gid)
-            s = session.settings
-            return g.add([Path(folder)], pipeline=session.pipeline(), progress=progress, cancel=cancel,
-                         workers=s.ingest_workers, batch=s.ingest_batch)
-
-        name = self.info(gid).name if self.info(gid) else "gallery"
-        self.import_job = self.hub.submit(f"Adding {Path(folder).name} to {name}", work,
-                                          on_result=self.import_finished.emit,
-                                          on_finished=lambda _j: self._import_done())
+        info = self.info(gid)
+        name = info.name if info is not None else "gallery"
+        self.import_job = gallery_ops.add_folder(self.session, gid, folder, name).success(
+            self.import_finished.emit).finished(lambda _j: self._import_done()).run(self.hub)
         self._refresh_timer.start()
         self.view.placeholder = "Importing… photos appear here as they are indexed."
         self._update_actions()
@@ -257,20 +236,25 @@ class GalleryPanel(QWidget):
         self.refresh()
         self.reload_rows()
 
-    def _engine_job(self, title: str, fn: Any, done: Any = None) -> Job | None:
+    def _maintain(self, make: Any, done: Any = None) -> Job | None:
+        """Run a maintenance op on the current gallery, then re-read the list and the photos."""
         gid = self.current_id
         if gid is None:
             return None
-        return self.hub.submit(title, lambda p, c: fn(self.session.gallery(gid), p, c),
-                               on_result=done, on_finished=lambda _j: (self.refresh(), self.reload_rows()))
+        return make(self.session, gid).success(done).finished(lambda _j: self._after_maintenance()).run(  # type: ignore[no-any-return]
+            self.hub)
+
+    def _after_maintenance(self) -> None:
+        self.refresh()
+        self.reload_rows()
 
     def import_csv(self, path: str | None = None) -> Job | None:
         if path is None:
             path, _ = QFileDialog.getOpenFileName(self, "Import metadata CSV", "", "CSV files (*.csv)")
             if not path:
                 return None
-        return self._engine_job("Importing metadata", lambda g, _p, _c: g.import_metadata(path),
-                                lambda rep: self.message.emit(f"Metadata: {rep.imported} of {rep.rows} rows imported."))
+        return self._maintain(lambda session, gid: gallery_ops.import_metadata(session, gid, path),
+                              lambda rep: self.message.emit(f"Metadata: {rep.imported} of {rep.rows} rows imported."))
 
     def verify(self) -> Job | None:
         def done(rep: Any) -> None:
@@ -281,10 +265,10 @@ class GalleryPanel(QWidget):
                 self._tell("Verify gallery", "Problems found:\n" + "\n".join(rep.problems)
                            + "\n\nRebuild the index (Manage > Rebuild index) to fix them.", warn=True)
 
-        return self._engine_job("Verifying gallery index", lambda g, _p, _c: g.verify(), done)
+        return self._maintain(gallery_ops.verify, done)
 
     def rebuild(self) -> Job | None:
-        return self._engine_job("Rebuilding gallery index", lambda g, p, c: g.rebuild(progress=p, cancel=c))
+        return self._maintain(gallery_ops.rebuild)
 
     def remove_selected(self) -> Job | None:
         rows = sorted({i.row() for i in self.view.selectionModel().selectedIndexes()})
@@ -292,7 +276,7 @@ class GalleryPanel(QWidget):
         if not paths:
             self._tell("Remove photos", "Select the photos to remove first.")
             return None
-        return self._engine_job(f"Removing {len(paths)} photos", lambda g, _p, _c: g.remove(paths))
+        return self._maintain(lambda session, gid: gallery_ops.remove_photos(session, gid, paths))
 
     def delete_gallery(self, confirm: bool = True) -> Job | None:
         info = self.info()
@@ -304,8 +288,7 @@ class GalleryPanel(QWidget):
             return None
         gid = info.id
         self.current_id = None
-        return self.hub.submit(f"Deleting gallery {info.name}", lambda _p, _c: self.session.delete_gallery(gid),
-                               on_finished=lambda _j: self.refresh())
+        return gallery_ops.delete(self.session, gid, info.name).finished(lambda _j: self.refresh()).run(self.hub)
 
     def _tell(self, title: str, text: str, warn: bool = False) -> None:
         box = QMessageBox(QMessageBox.Icon.Warning if warn else QMessageBox.Icon.Information, title, text,

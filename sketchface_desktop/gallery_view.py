@@ -7,7 +7,6 @@ measuring them, so a large gallery scrolls as fast as a small one.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -16,6 +15,7 @@ from PySide6.QtGui import QColor, QFont, QPainter, QPaintEvent, QPixmap, QResize
 from PySide6.QtWidgets import QListView, QStyle, QStyledItemDelegate, QStyleOptionViewItem, QWidget
 
 from sketchface_desktop import assets
+from sketchface_desktop.ops.galleries import PhotoRow, read_photo_thumbnail
 from sketchface_desktop.thumbnails import ThumbnailLoader
 
 STATUS_TEXT = {"ok": "indexed", "no_face": "no face", "error": "error"}
@@ -26,28 +26,6 @@ PathRole = Qt.ItemDataRole.UserRole + 3
 CELL = QSize(132, 182)
 EMPTY_GALLERY_TEXT = "No photos in this gallery yet. Use “Add folder…” to import a folder of photos."
 THUMB = 112
-
-
-@dataclass(frozen=True)
-class PhotoRow:
-    """One photo of a gallery as the view shows it."""
-
-    photo_id: int
-    path: str
-    status: str
-    reason: str = ""
-
-
-def read_photo_rows(gallery: Any) -> list[PhotoRow]:
-    """All photos of a gallery with status and reason (io lane; two queries whatever the size)."""
-    bad = {path: (status, reason) for path, status, reason in gallery.bad_photos()}
-    return [PhotoRow(pid, path, *bad.get(path, ("ok", ""))) for pid, path in gallery.store.photo_paths()]
-
-
-def read_photo_thumbnail(gallery: Any, photo_id: int) -> bytes | None:
-    """JPEG of the photo's primary face (the first stored), or None for photos without a face."""
-    faces = gallery.store.faces_of_photo(photo_id)
-    return gallery.thumbnail(faces[0]) if faces else None
 
 
 class GalleryModel(QAbstractListModel):

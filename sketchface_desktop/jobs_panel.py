@@ -23,7 +23,7 @@ from PySide6.QtWidgets import (
 )
 
 from sketchface_desktop import assets
-from sketchface_desktop.ui import button, label
+from sketchface_desktop.ui import button, label, plain
 from sketchface_desktop.workers import Job, JobHub, JobState
 
 MAX_FINISHED_ROWS = 30
@@ -57,7 +57,7 @@ class JobRow(QFrame):
         self.job = job
         self.setProperty("role", "jobrow")
         self.setObjectName(f"JobRow{job.id}")
-        self.title = QLabel(job.title)
+        self.title = plain(QLabel(job.title))
         self.title.setStyleSheet("font-weight: 600;")
         self.full_message = "Waiting for the engine…"
         self.message = label(self.full_message, "subtle")

@@ -1,8 +1,10 @@
-"""MainWindow: navigator, sketch canvas, results and gallery tabs, jobs panel and status bar in one window.
+"""MainWindow: navigator, sketch canvas, results and gallery tabs, audit and jobs docks, status bar in one window.
 
-The window only lays things out, owns the menus and shortcuts and remembers its layout (QSettings in
-the SketchFace config dir, so a relocated SKETCHFACE_HOME carries it). What happens when the examiner
-searches, decides or saves lives in :mod:`sketchface_desktop.examiner_flow`.
+The window lays things out, owns the menus and shortcuts, remembers its layout (QSettings in the
+SketchFace config dir, so a relocated SKETCHFACE_HOME carries it) and is where views meet
+controllers: it builds the controllers with the collaborators each needs and connects its widgets'
+signals to them (:mod:`sketchface_desktop.window_wiring`). What an action does lives in
+:mod:`sketchface_desktop.controllers`; the work itself in :mod:`sketchface_desktop.ops`.
 """
 
 from __future__ import annotations
@@ -16,28 +18,32 @@ from PySide6.QtWidgets import QDockWidget, QMainWindow, QMenu, QMessageBox, QSpl
 
 from engine import paths
 from sketchface_desktop import assets
+from sketchface_desktop.audit_panel import AuditPanel
 from sketchface_desktop.canvas import SketchPanel
-from sketchface_desktop.case_controller import CaseController
+from sketchface_desktop.controllers.case_controller import CaseController
+from sketchface_desktop.controllers.examiner_flow import ExaminerFlow
+from sketchface_desktop.controllers.reconstruct_controller import ReconstructController
+from sketchface_desktop.controllers.search_controller import SearchController
 from sketchface_desktop.engine_session import EngineSession
 from sketchface_desktop.error_dialog import ErrorPresenter
-from sketchface_desktop.examiner_flow import ExaminerFlow
 from sketchface_desktop.gallery_panel import GalleryPanel
 from sketchface_desktop.jobs_panel import JobsPanel
 from sketchface_desktop.navigator import NavigatorPanel
-from sketchface_desktop.reconstruct_controller import ReconstructController
+from sketchface_desktop.prompter import DialogPrompter
 from sketchface_desktop.reconstruct_panel import ReconstructPanel
 from sketchface_desktop.results_panel import ResultsPanel
 from sketchface_desktop.results_view import ResultsModel
-from sketchface_desktop.search_controller import SearchController
 from sketchface_desktop.shortcuts_dialog import ShortcutsDialog
 from sketchface_desktop.status_bar import WorkstationStatusBar
 from sketchface_desktop.thumbnails import ThumbnailLoader
 from sketchface_desktop.ui import make_action
+from sketchface_desktop.window_dialogs import WindowDialogs
 from sketchface_desktop.window_state import window_settings
-from sketchface_desktop.workers import Job, JobHub
+from sketchface_desktop.window_wiring import after_first_paint, wire_window
+from sketchface_desktop.workers import JobHub
 
 log = logging.getLogger(__name__)
-LAYOUT_VERSION = 1
+LAYOUT_VERSION = 2  # 2: the Audit dock
 DEVICE_PROBE_DELAY_MS = 300
 
 
@@ -59,9 +65,9 @@ class MainWindow(QMainWindow):
         self.hub = hub or JobHub()
         self.session = session or EngineSession()
         self.errors = ErrorPresenter(self)
-        self.hub.job_failed.connect(self._job_failed)
         self.first_paint_at: float | None = None
         self.show_guide_at_start = show_guide
+        self.started = False  # the deferred start-up work has begun (tests and tools wait for it)
         self.loader = ThumbnailLoader(self.hub, parent=self)
         self.cases = CaseController(self.hub, self)
         self.searches = SearchController(self.hub, self.session, self)
@@ -74,15 +80,29 @@ class MainWindow(QMainWindow):
         self.navigator = NavigatorPanel([self.act_new_case, self.act_open_case, self.act_edit_case,
                                          self.act_close_case], self)
         self.jobs = JobsPanel(self.hub, self)
+        self.audit = AuditPanel(self.cases, self)
         self.status = WorkstationStatusBar(self.hub, self)
         self.setStatusBar(self.status)
         self._build_layout()
         self._build_menus()
-        self.flow = ExaminerFlow(self)
-        self.reconstruct_flow = ReconstructController(self)
-        self.jobs.active_count_changed.connect(self.status.set_jobs)
-        self.status.models_clicked.connect(lambda: self.flow.open_settings("models"))
+        self.dialogs = WindowDialogs(self, self.hub, self.session, self.cases, self.errors, self._models_changed,
+                                     self._settings_saved)
+        self.prompter = DialogPrompter(self, self.dialogs.show_guide)
+        self.flow = ExaminerFlow(self.hub, self.session, self.cases, self.searches, self.sketch.canvas, self.results,
+                                 self.navigator, self.prompter, self)
+        self.dialogs.flow = self.flow
+        self.reconstruct_flow = ReconstructController(self.hub, self.session, self.cases, self.flow, self.reconstruct,
+                                                      self.sketch.canvas, self.prompter, self)
+        wire_window(self)
         self._restore_layout()
+
+    def _models_changed(self) -> None:
+        self.session.forget_models()
+        self.status.refresh_models()
+
+    def _settings_saved(self, settings: object) -> None:
+        self.session.apply_settings(settings)  # type: ignore[arg-type]
+        self.status.refresh_device(settings.device)  # type: ignore[attr-defined]
 
     # -- construction --------------------------------------------------------------------------
     def _build_actions(self) -> None:
@@ -112,6 +132,16 @@ class MainWindow(QMainWindow):
         self.act_quit.triggered.connect(self.close)
         self.act_reset_layout = make_action(self, None, "Reset window layout")
         self.act_reset_layout.triggered.connect(self.reset_layout)
+        self.act_export_report = make_action(self, "export", "Export report…", "Ctrl+P",
+                                             "Export the case as a PDF, HTML or JSON report")
+        self.act_sign_off = make_action(self, "verify", "Second-examiner sign-off…", None,
+                                        "A second examiner signs the case or chosen searches")
+        self.act_rerun = make_action(self, "history", "Re-run shown search…", None,
+                                     "Repeat the search on show with its recorded manifest and compare the lists")
+        self.act_export_archive = make_action(self, "download", "Export case archive…", None,
+                                              "The whole case as one zip, with its SHA-256")
+        self.act_import_archive = make_action(self, "import-scan", "Import case archive…", None,
+                                              "Check and open a case archive from another workstation")
 
     def _build_layout(self) -> None:
         self.tabs = QTabWidget()
@@ -131,6 +161,9 @@ class MainWindow(QMainWindow):
         self.nav_dock = self._dock("Case and galleries", "NavigatorDock", self.navigator,
                                    Qt.DockWidgetArea.LeftDockWidgetArea)
         self.jobs_dock = self._dock("Jobs", "JobsDock", self.jobs, Qt.DockWidgetArea.BottomDockWidgetArea)
+        self.audit_dock = self._dock("Audit", "AuditDock", self.audit, Qt.DockWidgetArea.BottomDockWidgetArea)
+        self.tabifyDockWidget(self.jobs_dock, self.audit_dock)
+        self.audit_dock.hide()  # opened from Case > Audit; the default layout stays as it was
         self.resize(1440, 900)
         self._layout_restored = False
         self._pending_splitter: QByteArray | None = None
@@ -148,10 +181,13 @@ class MainWindow(QMainWindow):
     def _build_menus(self) -> None:
         bar = self.menuBar()
         case = bar.addMenu("&Case")
-        for a in (self.act_new_case, self.act_open_case, self.act_edit_case, self.act_close_case):
-            case.addAction(a)
-        case.addSeparator()
-        case.addAction(self.act_quit)
+        for a in (self.act_new_case, self.act_open_case, self.act_edit_case, self.act_close_case, None,
+                  self.act_export_report, self.act_sign_off, self.act_rerun, self.audit_dock.toggleViewAction(), None,
+                  self.act_export_archive, self.act_import_archive, None, self.act_quit):
+            if a is None:
+                case.addSeparator()
+            else:
+                case.addAction(a)
         sketch = bar.addMenu("&Sketch")
         sketch.addAction(self.act_new_sketch)
         sketch.addSeparator()
@@ -178,6 +214,7 @@ class MainWindow(QMainWindow):
         view.addSeparator()
         view.addAction(self.nav_dock.toggleViewAction())
         view.addAction(self.jobs_dock.toggleViewAction())
+        view.addAction(self.audit_dock.toggleViewAction())
         view.addAction(self.act_reset_layout)
         tools = bar.addMenu("&Tools")
         tools.addAction(self.act_settings)
@@ -191,7 +228,7 @@ class MainWindow(QMainWindow):
         main.setObjectName("MainToolbar")
         main.setToolButtonStyle(Qt.ToolButtonStyle.ToolButtonTextBesideIcon)
         for a in (self.act_new_case, self.act_open_case, None, self.act_search, self.act_search_photo, None,
-                  self.act_new_gallery, self.act_add_folder, None, self.act_settings):
+                  self.act_export_report, None, self.act_new_gallery, self.act_add_folder, None, self.act_settings):
             if a is None:
                 main.addSeparator()
             else:
@@ -244,6 +281,9 @@ class MainWindow(QMainWindow):
             dock.show()
         self.addDockWidget(Qt.DockWidgetArea.LeftDockWidgetArea, self.nav_dock)
         self.addDockWidget(Qt.DockWidgetArea.BottomDockWidgetArea, self.jobs_dock)
+        self.addDockWidget(Qt.DockWidgetArea.BottomDockWidgetArea, self.audit_dock)
+        self.tabifyDockWidget(self.jobs_dock, self.audit_dock)
+        self.jobs_dock.raise_()
         self._default_proportions()
 
     # -- events --------------------------------------------------------------------------------
@@ -261,10 +301,7 @@ class MainWindow(QMainWindow):
         if self.first_paint_at is None:
             self.first_paint_at = time.monotonic()
             QTimer.singleShot(0, lambda: self.first_painted.emit(self.first_paint_at))
-            QTimer.singleShot(DEVICE_PROBE_DELAY_MS, self.flow.after_first_paint)
-
-    def _job_failed(self, job: Job, exc: BaseException) -> None:
-        self.flow.job_failed(job, exc)
+            QTimer.singleShot(DEVICE_PROBE_DELAY_MS, self, lambda: after_first_paint(self))
 
     def closeEvent(self, event: QCloseEvent) -> None:
         active = [j for j in self.hub.active_jobs() if j.visible]

@@ -24,19 +24,13 @@ from PySide6.QtWidgets import (
 )
 
 from sketchface_desktop import assets
+from sketchface_desktop.ops import Runner
+from sketchface_desktop.ops import models as model_ops
 from sketchface_desktop.ui import button, label
-from sketchface_desktop.workers import JobHub
 
 COLUMNS = ("Model", "Used for", "Installed", "Integrity")
 _STATE_TEXT = {"ok": "verified", "unchecked": "not yet verified", "unpinned": "no digest known",
                "mismatch": "DIFFERS from expected", "not installed": "—"}
-
-
-def read_status(_progress: Any = None, _cancel: Any = None) -> list[Any]:
-    """Model status rows (engine.models.store.status); cheap: stats files, hashes nothing."""
-    from engine.models import store
-
-    return store.status(deep=False)
 
 
 class ModelsPage(QWidget):
@@ -48,7 +42,7 @@ class ModelsPage(QWidget):
 
     models_changed = Signal()
 
-    def __init__(self, hub: JobHub, parent: QWidget | None = None) -> None:
+    def __init__(self, hub: Runner, parent: QWidget | None = None) -> None:
         super().__init__(parent)
         self.setObjectName("ModelsPage")
         self.hub = hub
@@ -102,7 +96,7 @@ class ModelsPage(QWidget):
         self.refresh()
 
     def refresh(self) -> None:
-        self.hub.submit("Reading model status", read_status, lane="io", visible=False, on_result=self.set_rows)
+        model_ops.status().success(self.set_rows).run(self.hub)
 
     def set_rows(self, rows: list[Any]) -> None:
         self.rows = list(rows)
@@ -130,12 +124,12 @@ class ModelsPage(QWidget):
         self.download_button.setEnabled(bool(st and st.downloadable and not st.installed))
         if st is None:
             return
-        lines = [f"<b>{st.title}</b> — folder <code>{st.path}</code>", f"Licence: {st.licence}"]
+        lines = [f"{st.title} — folder {st.path}", f"Licence: {st.licence}"]
         if st.missing:
             lines.append("Missing: " + ", ".join(st.missing))
         if st.hint:
             lines.append(st.hint)
-        self.detail.setText("<br>".join(lines))
+        self.detail.setText("\n".join(lines))
 
     def _after(self, title: str) -> Any:
         def done(value: Any) -> None:
@@ -156,12 +150,7 @@ class ModelsPage(QWidget):
         if not path:
             return
 
-        def work(progress: Any, cancel: Any) -> list[str]:
-            from engine.models import import_bundle
-
-            return import_bundle(path, progress=progress, cancel=cancel)
-
-        self.hub.submit(f"Importing models from {path}", work, on_result=self._after("Import models"))
+        model_ops.import_bundle(path).success(self._after("Import models")).run(self.hub)
 
     def download_selected(self) -> None:
         st = self.selected()
@@ -172,19 +161,7 @@ class ModelsPage(QWidget):
             f"Download {st.title} from {st.source}?\n\nThis connects to the internet. Licence: {st.licence}")
         if ok != QMessageBox.StandardButton.Yes:
             return
-        model_id = st.id
-
-        def work(progress: Any, cancel: Any) -> list[str]:
-            from engine.models import download
-
-            return download(model_id, progress=progress, cancel=cancel)
-
-        self.hub.submit(f"Downloading {st.title}", work, on_result=self._after("Download model"))
+        model_ops.download(st.id, st.title).success(self._after("Download model")).run(self.hub)
 
     def verify_all(self) -> None:
-        def work(progress: Any, cancel: Any) -> list[Any]:
-            from engine.models import store
-
-            return [v for v in store.verify(None, progress=progress, cancel=cancel) if v.present]
-
-        self.hub.submit("Verifying model files (SHA-256)", work, on_result=self._after("Verify models"))
+        model_ops.verify_all().success(self._after("Verify models")).run(self.hub)

@@ -24,14 +24,17 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from sketchface_desktop.ops.generation import (
+    BACKEND_LOCAL,
+    BACKEND_REPLICATE,
+    SOURCE_CANDIDATE,
+    SOURCE_SKETCH,
+    GeneratedOutput,
+    GenerateSettings,
+)
 from sketchface_desktop.reconstruct_strip import OutputStrip
-from sketchface_desktop.reconstruct_work import GeneratedOutput, GenerateSettings
 from sketchface_desktop.ui import button, label, primary_button
 
-SOURCE_SKETCH = "sketch"
-SOURCE_CANDIDATE = "candidate"
-BACKEND_LOCAL = "local"
-BACKEND_REPLICATE = "replicate"
 BANNER = "Generated faces are SYNTHETIC: an investigative aid, never evidence of identity."
 CLOUD_WARNING = ("Replicate is a cloud service: the selected face will be uploaded and leaves this computer. "
                  "You will be asked to confirm before each upload.")
@@ -229,6 +232,21 @@ class ReconstructPanel(QWidget):
             self.backend.addItem("Replicate (cloud: uploads)", BACKEND_REPLICATE)
         self.backend.blockSignals(False)
         self._backend_changed()
+
+    def set_status(self, text: str) -> None:
+        self.status.setText(text)
+
+    def outputs(self) -> list[GeneratedOutput]:
+        """The outputs in the strip, in order."""
+        return list(self.strip.outputs)
+
+    def add_output(self, output: GeneratedOutput) -> None:
+        """One more output, streamed in while the rest still generate."""
+        self.strip.add_output(output)
+        self._update_actions()
+
+    def cloud_offered(self) -> bool:
+        return self.backend.count() > 1
 
     def show_outputs(self, outputs: list[GeneratedOutput], keep_previous: bool = False) -> None:
         keep = list(self.strip.outputs) if keep_previous else []

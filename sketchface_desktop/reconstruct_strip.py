@@ -16,7 +16,7 @@ from PySide6.QtWidgets import QAbstractItemView, QListView, QListWidget, QListWi
 if TYPE_CHECKING:
     from PIL import Image
 
-    from sketchface_desktop.reconstruct_work import GeneratedOutput
+    from sketchface_desktop.ops.generation import GeneratedOutput
 
 THUMB = 120
 SYNTHETIC_TEXT = "SYNTHETIC"

@@ -1,7 +1,9 @@
-"""ResultsPanel: the search options (k, filters, grouping, blind, fusion), the baseline banner and the results grid.
+"""ResultsPanel: the search options (k, filters, grouping, fusion), the review mode, the banners and the results grid.
 
 The examiner's verbs live here: search, compare (double-click), mark possible / excluded / not reviewed
-(keys 1, 2, 3), add a note, refine with "more like this" or "exclude".
+(keys 1, 2, 3), add a note, refine with "more like this" or "exclude". Blind review is a mode of the
+grid: candidates shuffled, ranks and scores hidden until every one has a decision (the engine reveals
+them then), with the progress shown above the grid.
 """
 
 from __future__ import annotations
@@ -11,17 +13,20 @@ from typing import Any
 from PySide6.QtCore import QPoint, Qt, Signal
 from PySide6.QtGui import QAction, QKeySequence
 from PySide6.QtWidgets import (
+    QButtonGroup,
     QCheckBox,
     QHBoxLayout,
     QInputDialog,
     QLineEdit,
     QMenu,
+    QPushButton,
     QSpinBox,
     QVBoxLayout,
     QWidget,
 )
 
 from sketchface_desktop import assets
+from sketchface_desktop.controllers.ports import SearchOptions
 from sketchface_desktop.results_view import ResultRow, ResultsModel, ResultsView
 from sketchface_desktop.ui import button, label, primary_button
 
@@ -39,6 +44,7 @@ class ResultsPanel(QWidget):
         decision_requested(object, str, str): ResultRow, decision, note.
         more_like_requested(object): refine the last search with this candidate's photo.
         exclude_requested(object): repeat the last search without this candidate's photo.
+        bring_forward(): the panel has news to show (the window brings its tab forward).
     """
 
     search_sketch_requested = Signal()
@@ -47,6 +53,7 @@ class ResultsPanel(QWidget):
     decision_requested = Signal(object, str, str)
     more_like_requested = Signal(object)
     exclude_requested = Signal(object)
+    bring_forward = Signal()
 
     def __init__(self, model: ResultsModel, parent: QWidget | None = None) -> None:
         super().__init__(parent)
@@ -65,8 +72,18 @@ class ResultsPanel(QWidget):
         self.filters.setObjectName("SearchFilters")
         self.filters.setPlaceholderText("Filters, e.g. sex=M, birth_year>=1980, quality>=0.5")
         self.group = QCheckBox("One row per subject")
-        self.blind = QCheckBox("Blind review")
-        self.blind.setToolTip("Shuffle candidates and hide scores until every one has a decision")
+        self.ranked = QPushButton("Ranked review")
+        self.ranked.setObjectName("ModeRanked")
+        self.ranked.setToolTip("Candidates in rank order with their scores")
+        self.blind = QPushButton("Blind review")
+        self.blind.setObjectName("ModeBlind")
+        self.blind.setToolTip("Shuffle candidates and hide ranks and scores until every one has a decision")
+        self.mode = QButtonGroup(self)
+        for b in (self.ranked, self.blind):
+            b.setCheckable(True)
+            b.setProperty("role", "segment")
+            self.mode.addButton(b)
+        self.ranked.setChecked(True)
         self.fuse = QCheckBox("Fuse with other sketches")
         self.fuse.setToolTip("Search with the current sketch and the case's other sketches (e.g. other witnesses') "
                              "together: their embeddings are averaged")
@@ -86,12 +103,22 @@ class ResultsPanel(QWidget):
         row2 = QHBoxLayout()
         row2.addWidget(self.filters, 1)
         row3 = QHBoxLayout()
-        for w in (self.group, self.blind, self.fuse):
+        row3.setSpacing(0)
+        row3.addWidget(label("Review mode:", "subtle"))
+        row3.addSpacing(6)
+        row3.addWidget(self.ranked)
+        row3.addWidget(self.blind)
+        row3.addSpacing(16)
+        for w in (self.group, self.fuse):
             row3.addWidget(w)
+            row3.addSpacing(12)
         row3.addStretch(1)
         self.banner = label(BASELINE_TEXT, "baseline", True)
         self.banner.setObjectName("BaselineBanner")
         self.banner.hide()
+        self.blind_banner = label("", "blind", True)
+        self.blind_banner.setObjectName("BlindBanner")
+        self.blind_banner.hide()
         self.summary = label("Draw a sketch (or load one), tick the galleries to search, then press Search.",
                              "placeholder", True)
         self.summary.setObjectName("ResultsSummary")
@@ -102,6 +129,7 @@ class ResultsPanel(QWidget):
         layout.addLayout(row3)
         layout.addWidget(self.scope)
         layout.addWidget(self.banner)
+        layout.addWidget(self.blind_banner)
         layout.addWidget(self.summary)
         layout.addWidget(self.view, 1)
         self.can_decide = False
@@ -164,6 +192,12 @@ class ResultsPanel(QWidget):
         menu.popup(self.view.viewport().mapToGlobal(pos))
 
     # -- state shown ---------------------------------------------------------------------------
+    def options(self) -> SearchOptions:
+        """The search options as set now."""
+        filters = tuple(f.strip() for f in self.filters.text().split(",") if f.strip())
+        return SearchOptions(self.k.value(), filters, self.group.isChecked(), self.blind.isChecked(),
+                             self.fuse.isChecked())
+
     def set_can_decide(self, can: bool) -> None:
         self.can_decide = can
         for action in (self.act_possible, self.act_excluded, self.act_not_reviewed, self.act_note):
@@ -180,9 +214,15 @@ class ResultsPanel(QWidget):
         else:
             self.model.set_rows(rows, search_id)
         self.banner.setVisible(self.model.any_baseline())
+        hidden = bool(rows) and all(r.score is None for r in rows)
+        decided = sum(r.decision != "not_reviewed" for r in rows)
+        self.blind_banner.setText(f"BLIND REVIEW — {decided} of {len(rows)} decided. Candidates are shuffled; ranks "
+                                  "and scores appear once every candidate has a decision.")
+        self.blind_banner.setVisible(hidden)
         self.summary.setText(summary)
         self.summary.setProperty("role", "subtle")
         self.summary.style().polish(self.summary)
 
     def set_busy(self, text: str) -> None:
         self.summary.setText(text)
+        self.bring_forward.emit()

@@ -8,8 +8,7 @@ candidate can never be mistaken for a trained-encoder result.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
-from pathlib import Path
+from dataclasses import replace
 from typing import Any
 
 from PySide6.QtCore import QAbstractListModel, QModelIndex, QPersistentModelIndex, QRect, QSize, Qt
@@ -18,6 +17,7 @@ from PySide6.QtWidgets import QListView, QStyle, QStyledItemDelegate, QStyleOpti
 
 from sketchface_desktop import assets
 from sketchface_desktop.gallery_view import fill_grid
+from sketchface_desktop.ops.search import ResultRow, read_face_thumbnail
 from sketchface_desktop.thumbnails import ThumbnailLoader
 
 RowRole = Qt.ItemDataRole.UserRole + 10
@@ -26,51 +26,6 @@ THUMB = 128
 DECISION_TEXT = {"possible": "Possible", "excluded": "Excluded", "not_reviewed": "Not reviewed"}
 DECISION_COLOUR = {"possible": QColor("#1e6b3a"), "excluded": QColor("#a33a1f"), "not_reviewed": QColor("#6b7885")}
 DECISION_ICON = {"possible": "possible", "excluded": "excluded", "not_reviewed": "not-reviewed"}
-
-
-@dataclass(frozen=True)
-class ResultRow:
-    """One candidate as the grid shows it (``score``/``rank`` None while a blind review hides them)."""
-
-    position: int
-    rank: int | None
-    score: float | None
-    gallery_id: str
-    gallery_name: str
-    face_id: int
-    photo_id: int
-    photo_path: str
-    photo_sha256: str
-    subject_id: str | None
-    baseline: bool
-    group_size: int = 1
-    decision: str = "not_reviewed"
-    note: str = ""
-    thumbnail_file: str | None = None  # a stored case thumbnail (absolute path), else read from the gallery
-    bbox: tuple[float, float, float, float] | None = None
-
-    @classmethod
-    def from_match(cls, m: Any) -> ResultRow:
-        return cls(m.rank, m.rank, float(m.score), m.gallery_id, getattr(m, "gallery_name", "") or m.gallery_id,
-                   m.face_id, m.photo_id, m.photo_path, m.photo_sha256, m.subject_id, bool(m.baseline),
-                   int(m.group_size), bbox=getattr(m, "bbox", None))
-
-    @classmethod
-    def from_candidate(cls, c: Any, case_folder: str | None, names: dict[str, str]) -> ResultRow:
-        thumb = str(Path(case_folder) / c.thumbnail_path) if case_folder and c.thumbnail_path else None
-        return cls(c.position, c.rank, c.score, c.gallery_id, names.get(c.gallery_id, c.gallery_id), c.face_id,
-                   c.photo_id, c.photo_path, c.photo_sha256, c.subject_id, bool(c.baseline), int(c.group_size),
-                   c.decision, c.note, thumb)
-
-
-def read_face_thumbnail(session: Any, row: ResultRow) -> bytes | None:
-    """The face crop of a result: the copy stored in the case when there is one, else the gallery's."""
-    if row.thumbnail_file:
-        try:
-            return Path(row.thumbnail_file).read_bytes()
-        except OSError:
-            pass
-    return session.gallery(row.gallery_id).thumbnail(row.face_id)
 
 
 class ResultsModel(QAbstractListModel):

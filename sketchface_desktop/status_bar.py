@@ -11,29 +11,15 @@ from typing import Any
 from PySide6.QtCore import QEvent, QObject, Qt, Signal
 from PySide6.QtWidgets import QLabel, QStatusBar, QWidget
 
-from sketchface_desktop.workers import JobHub
+from sketchface_desktop.ops import Runner
+from sketchface_desktop.ops import models as model_ops
+from sketchface_desktop.ui import plain
 
 
 def _named_label(text: str, name: str) -> QLabel:
-    lab = QLabel(text)
+    lab = plain(QLabel(text))
     lab.setObjectName(name)
     return lab
-
-
-def model_summary(_progress: Any = None, _cancel: Any = None) -> dict[str, Any]:
-    """Which search models are installed and which sketch embedding will be used (file checks only)."""
-    from engine import models
-    from sketchface_desktop.first_run import REQUIRED
-
-    required = {m: models.installed(m) for m in REQUIRED}
-    return {"required_ok": all(required.values()), "missing": [m for m, ok in required.items() if not ok],
-            "sketch_encoder": models.installed("sketch_encoder")}
-
-
-def device_description(preference: str) -> str:
-    from engine import runtime
-
-    return runtime.describe(preference)
 
 
 class WorkstationStatusBar(QStatusBar):
@@ -45,7 +31,7 @@ class WorkstationStatusBar(QStatusBar):
 
     models_clicked = Signal()
 
-    def __init__(self, hub: JobHub, parent: QWidget | None = None) -> None:
+    def __init__(self, hub: Runner, parent: QWidget | None = None) -> None:
         super().__init__(parent)
         self.setObjectName("StatusBar")
         self.hub = hub
@@ -76,7 +62,7 @@ class WorkstationStatusBar(QStatusBar):
         self.jobs_label.setText(f"{active} job{'s' if active != 1 else ''} running" if active else "")
 
     def refresh_models(self) -> None:
-        self.hub.submit("Checking models", model_summary, lane="io", visible=False, on_result=self._models_read)
+        model_ops.summary().success(self._models_read).run(self.hub)
 
     def _models_read(self, state: dict[str, Any]) -> None:
         self.model_state = state
@@ -94,9 +80,8 @@ class WorkstationStatusBar(QStatusBar):
 
     def refresh_device(self, preference: str) -> None:
         """Ask the engine lane which device the models will use (may import torch: never on the GUI thread)."""
-        self.hub.submit("Detecting compute device", lambda _p, _c: device_description(preference),
-                        visible=False, on_result=self._device_read,
-                        on_error=lambda exc: self._device_read(f"unknown ({exc})"))
+        model_ops.device(preference).success(self._device_read).failure(
+            lambda exc: self._device_read(f"unknown ({exc})")).run(self.hub)
 
     def _device_read(self, text: str) -> None:
         self.device_text = text

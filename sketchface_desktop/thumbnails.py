@@ -15,7 +15,8 @@ from typing import Any
 from PySide6.QtCore import QObject, Signal
 from PySide6.QtGui import QImage, QPixmap
 
-from sketchface_desktop.workers import JobHub
+from sketchface_desktop.ops import Runner
+from sketchface_desktop.ops import galleries as gallery_ops
 
 Fetch = Callable[[], bytes | QImage | None]
 MAX_PENDING = 300
@@ -31,7 +32,7 @@ class ThumbnailLoader(QObject):
 
     ready = Signal(object)
 
-    def __init__(self, hub: JobHub, capacity: int = 1500, parent: QObject | None = None) -> None:
+    def __init__(self, hub: Runner, capacity: int = 1500, parent: QObject | None = None) -> None:
         super().__init__(parent)
         self.hub = hub
         self.capacity = capacity
@@ -64,10 +65,9 @@ class ThumbnailLoader(QObject):
         while self._pending and len(self._in_flight) < MAX_IN_FLIGHT:
             key, fetch = self._pending.popitem(last=True)
             self._in_flight.add(key)
-            self.hub.submit("thumbnail", lambda _p, _c, f=fetch: _decode(f()), lane="io", visible=False,
-                            cancellable=False, on_result=lambda img, k=key: self._arrived(k, img),
-                            on_error=lambda _exc, k=key: self._arrived(k, None),
-                            on_finished=lambda _job, k=key: self._settled(k))
+            gallery_ops.thumbnail("thumbnail", lambda f=fetch: _decode(f())).success(
+                lambda img, k=key: self._arrived(k, img)).failure(lambda _exc, k=key: self._arrived(k, None)).finished(
+                lambda _job, k=key: self._settled(k)).run(self.hub)
 
     def _arrived(self, key: Hashable, image: QImage | None) -> None:
         pixmap = QPixmap.fromImage(image) if image is not None and not image.isNull() else None

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from PySide6.QtCore import Qt
 from PySide6.QtGui import QAction, QKeySequence
 from PySide6.QtWidgets import QLabel, QPushButton, QWidget
 
@@ -22,9 +23,15 @@ def make_action(parent: QWidget, icon: str | None, text: str,
     return action
 
 
+def plain(widget: QLabel) -> QLabel:
+    """Show text as typed: case, user and database text can never turn into markup or links."""
+    widget.setTextFormat(Qt.TextFormat.PlainText)
+    return widget
+
+
 def label(text: str, role: str = "", wrap: bool = False, parent: QWidget | None = None) -> QLabel:
-    """A QLabel with a style role (heading, subtle, placeholder, baseline, badge-ok, badge-missing)."""
-    widget = QLabel(text, parent)
+    """A plain-text QLabel with a style role (heading, subtle, placeholder, baseline, badge-ok, badge-missing)."""
+    widget = plain(QLabel(text, parent))
     if role:
         widget.setProperty("role", role)
     widget.setWordWrap(wrap)

@@ -256,6 +256,11 @@ class JobHub(QObject):
             if not self.jobs:
                 self.idle_changed.emit(True)
 
+    @property
+    def closed(self) -> bool:
+        """True once :meth:`shutdown` ran: nothing more can be submitted."""
+        return self._closed
+
     def active_jobs(self) -> list[Job]:
         return [j for j in self.jobs.values() if j.active]
 

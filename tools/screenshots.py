@@ -221,11 +221,11 @@ def take(out: Path) -> None:
     w.setProperty("confirm_close", False)
     w.setGeometry(0, 0, *SCREEN)
     w.show()
-    wait_for(lambda: w.flow.started)
+    wait_for(lambda: w.started)
     wait_idle(w)
     out.mkdir(parents=True, exist_ok=True)
 
-    guide = w.flow.show_guide()
+    guide = w.dialogs.show_guide()
     centre_over(guide, w)
     save(guide, out / "01_first_run_guide.png")
     guide.close()
@@ -233,7 +233,7 @@ def take(out: Path) -> None:
     from engine import paths
 
     install_tiny_models(paths.models_dir())
-    w.flow._models_changed()
+    w._models_changed()
     w.flow.new_case({"case_number": "2026-0417", "title": "Armed robbery, Harbour Street pharmacy",
                      "examiner": "D. Okafor", "witnesses": ["W1 (cashier)", "W2"], "incident_date": "2026-03-14",
                      "notes": "Witness W1 saw the suspect for about 40 s under good light."})
@@ -279,7 +279,7 @@ def take(out: Path) -> None:
     spin(800)
     save(w, out / "05_results.png")
 
-    dialog = w.flow.open_compare(w.results_model.row(0))
+    dialog = w.dialogs.open_compare(w.results_model.row(0))
     wait_idle(w)
     dialog.overlay_button.setChecked(True)
     dialog.opacity.setValue(55)
@@ -287,7 +287,7 @@ def take(out: Path) -> None:
     save(dialog, out / "06_compare.png")
     dialog.close()
 
-    settings = w.flow.open_settings("models")
+    settings = w.dialogs.open_settings("models")
     wait_idle(w)
     settings.models_page.table.selectRow(1)
     centre_over(settings, w)

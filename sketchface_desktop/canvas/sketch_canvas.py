@@ -133,6 +133,17 @@ class SketchCanvas(QWidget):
         self.update()
         self.changed.emit()
 
+    def is_modified(self) -> bool:
+        """The drawing changed since it was last stored (or loaded)."""
+        return not self.undo_stack.isClean()
+
+    def mark_saved(self) -> None:
+        self.undo_stack.setClean()
+
+    def load_png(self, png: bytes | None) -> None:
+        """Show a stored sheet (None: an empty sheet) with a fresh history."""
+        self.reset(QImage.fromData(png) if png else None)
+
     def is_blank(self) -> bool:
         """True when the sheet has no ink (every pixel white)."""
         import numpy as np  # not at module level: numpy is not needed for the first paint

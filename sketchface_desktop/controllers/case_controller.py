@@ -1,97 +1,99 @@
-"""CaseController: the open case and everything the window does with it, run in the case lane.
+"""CaseController: the one writer of the open case, and the one place that says it changed.
 
-Every sketch version, search and decision goes through ``engine.cases`` (one audited transaction
-each), from one dedicated thread, so the case's SQLite connection is never used by two threads at
-once and a decision is stored at once even while a long import occupies the engine lane.
+Every write (details, sketch versions, searches, decisions, generated images, sign-offs, reports,
+re-runs, archives) is an operation of :mod:`sketchface_desktop.ops.cases` started here, in the case
+lane, and followed by :attr:`CaseController.changed` (Anki's ``operation_did_execute``), so the
+audit panel, the navigator and the results all follow without anyone writing behind its back.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 from PySide6.QtCore import QObject, Signal
 
-from sketchface_desktop.workers import Job, JobHub
+from sketchface_desktop.ops import Runner
+from sketchface_desktop.ops import cases as case_ops
+from sketchface_desktop.ops.cases import AuditView, CaseSlot, CaseState
+from sketchface_desktop.workers import Job
+
+ErrorFn = Callable[[BaseException], None]
+# What a change touched (the payload of ``changed``).
+DETAILS, SKETCHES, SEARCHES, DECISIONS, SIGNOFFS, REPORTS, GENERATED = (
+    "details", "sketches", "searches", "decisions", "signoffs", "reports", "generated")
+OPENED = frozenset({DETAILS, SKETCHES, SEARCHES, DECISIONS, SIGNOFFS, REPORTS, GENERATED})
 
 
 class CaseController(QObject):
-    """Owns the open :class:`engine.cases.Case` (touched only in the case lane).
+    """Owns the open case (through a :class:`CaseSlot` touched only in the case lane).
 
     Signals:
         case_changed(object): the open case's CaseInfo, or None when no case is open.
-        sketches_changed(list): the case's SketchVersion list.
-        searches_changed(list): the case's SearchRecord list.
-        candidates_ready(int, list): a search id and its Candidate list (with current decisions).
+        sketches_changed(object): the case's SketchVersion list.
+        searches_changed(object): the case's SearchRecord list.
+        candidates_ready(int, object): a search id and its Candidate list (with current decisions).
+        changed(object): a frozenset of what an operation changed (``OPENED`` for open/close/import).
     """
 
     case_changed = Signal(object)
     sketches_changed = Signal(object)
     searches_changed = Signal(object)
     candidates_ready = Signal(int, object)
+    changed = Signal(object)
 
-    def __init__(self, hub: JobHub, parent: QObject | None = None) -> None:
+    def __init__(self, runner: Runner, parent: QObject | None = None) -> None:
         super().__init__(parent)
-        self.hub = hub
-        self.case: Any = None  # engine Case; only used inside case-lane jobs
-        self.info: Any = None  # CaseInfo, for the GUI
+        self.runner = runner
+        self.slot = CaseSlot()
+        self.info: Any = None
         self.sketches: list[Any] = []
         self.searches: list[Any] = []
         self.current_sketch_id: int | None = None
 
     @property
+    def case(self) -> Any:
+        """The engine Case (for tests and the exit path; work on it only through ops)."""
+        return self.slot.case
+
+    @property
     def is_open(self) -> bool:
         return self.info is not None
 
-    def _run(self, title: str, fn: Callable[[], Any], on_result: Callable[[Any], None] | None = None,
-             visible: bool = False) -> Job:
-        return self.hub.submit(title, lambda _p, _c: fn(), lane="case", visible=visible, cancellable=False,
-                               on_result=on_result)
+    def _write(self, op: Any, what: frozenset[str] | set[str], then: Callable[[Any], None] | None = None) -> Job:
+        def done(value: Any) -> None:
+            if then is not None:
+                then(value)
+            self.changed.emit(frozenset(what))
+
+        return op.success(done).run(self.runner)  # type: ignore[no-any-return]
 
     # -- open / create / close -----------------------------------------------------------------
     def create(self, case_number: str, title: str, *, examiner: str = "", witnesses: list[str] | None = None,
                incident_date: str = "", notes: str = "", location: str = "") -> Job:
-        def work() -> tuple[Any, Any, list[Any], list[Any]]:
-            from engine.cases import create_case
-
-            case = create_case(case_number, title, examiner=examiner or None, witnesses=witnesses or [],
-                               incident_date=incident_date, notes=notes, location=location or None)
-            self._close_now()
-            return self._adopt(case)
-
-        return self._run(f"Creating case {case_number}", work, self._opened)
+        op = case_ops.create(self.slot, case_number, title, examiner=examiner or None, witnesses=witnesses or [],
+                             incident_date=incident_date, notes=notes, location=location or None)
+        return self._write(op, OPENED, self._opened)
 
     def open(self, ref: str) -> Job:
-        def work() -> tuple[Any, Any, list[Any], list[Any]]:
-            from engine.cases import open_case
+        return self._write(case_ops.open_case(self.slot, ref), OPENED, self._opened)
 
-            case = open_case(ref)
-            self._close_now()
-            return self._adopt(case)
+    def import_archive(self, archive: str, expected_sha256: str = "", location: str = "",
+                       on_error: ErrorFn | None = None) -> Job:
+        """Check and unpack a case archive; it becomes the open case."""
+        op = case_ops.import_archive(self.slot, archive, expected_sha256, location).failure(on_error)
+        return self._write(op, OPENED, self._opened)
 
-        return self._run(f"Opening case {ref}", work, self._opened)
-
-    def _adopt(self, case: Any) -> tuple[Any, Any, list[Any], list[Any]]:
-        from engine.cases import list_searches, list_sketches
-
-        self.case = case
-        return case, case.info, list_sketches(case), list_searches(case)
-
-    def _opened(self, result: tuple[Any, Any, list[Any], list[Any]]) -> None:
-        _case, info, sketches, searches = result
-        self.info = info
-        self.current_sketch_id = sketches[-1].sketch_id if sketches else None
-        self.case_changed.emit(info)
-        self._set_sketches(sketches)
-        self._set_searches(searches)
+    def _opened(self, state: CaseState) -> None:
+        self.info = state.info
+        self.current_sketch_id = state.sketches[-1].sketch_id if state.sketches else None
+        self.case_changed.emit(state.info)
+        self._set_sketches(state.sketches)
+        self._set_searches(state.searches)
 
     def close(self) -> Job:
-        return self._run("Closing case", self._close_now, lambda _r: self._closed())
-
-    def _close_now(self) -> None:
-        if self.case is not None:
-            self.case.close()
-            self.case = None
+        return self._write(case_ops.close(self.slot), OPENED, lambda _r: self._closed())
 
     def _closed(self) -> None:
         self.info = None
@@ -101,109 +103,141 @@ class CaseController(QObject):
         self._set_searches([])
 
     def update(self, **fields: Any) -> Job:
-        def work() -> Any:
-            from engine.cases import update_case
+        def updated(info: Any) -> None:
+            self.info = info
+            self.case_changed.emit(info)
 
-            return update_case(self.case, **fields)
-
-        return self._run("Updating case details", work, self._updated)
-
-    def _updated(self, info: Any) -> None:
-        self.info = info
-        self.case_changed.emit(info)
+        return self._write(case_ops.update(self.slot, **fields), {DETAILS}, updated)
 
     def list_cases(self, on_result: Callable[[list[dict[str, Any]]], None]) -> Job:
-        def work() -> list[dict[str, Any]]:
-            from engine.cases import list_cases
-
-            return list_cases()
-
-        return self._run("Listing cases", work, on_result)
+        return case_ops.list_cases().success(on_result).run(self.runner)
 
     # -- sketches ------------------------------------------------------------------------------
+    def default_witness(self) -> str:
+        return str(self.info.witnesses[0]) if self.info is not None and self.info.witnesses else "unknown"
+
     def save_sketch(self, png: bytes, *, witness: str = "", note: str = "", new_sketch: bool = False,
                     name: str = "") -> Job:
         """Store the drawing as the next version of the current sketch (or as a new sketch)."""
         sketch_id = None if new_sketch else self.current_sketch_id
 
-        def work() -> tuple[Any, list[Any]]:
-            from engine.cases import add_sketch, list_sketches
-
-            version = add_sketch(self.case, png, witness=witness if sketch_id is None else "", name=name,
-                                 sketch_id=sketch_id, note=note)
-            return version, list_sketches(self.case)
-
-        def done(result: tuple[Any, list[Any]]) -> None:
+        def saved(result: tuple[Any, list[Any]]) -> None:
             version, sketches = result
             self.current_sketch_id = version.sketch_id
             self._set_sketches(sketches)
 
-        return self._run("Saving sketch version", work, done)
+        op = case_ops.add_sketch(self.slot, png, witness=witness, sketch_id=sketch_id, note=note, name=name)
+        return self._write(op, {SKETCHES}, saved)
+
+    def start_new_sketch(self) -> None:
+        """The next saved drawing starts a new sketch (another witness) instead of a new version."""
+        self.current_sketch_id = None
 
     def read_sketch(self, version: Any, on_result: Callable[[bytes], None]) -> Job:
-        return self._run("Reading sketch", lambda: self.case.read_file(version.path, version.sha256), on_result)
+        def read(files: list[bytes]) -> None:
+            self.current_sketch_id = version.sketch_id
+            on_result(files[0])
+
+        return case_ops.read_files(self.slot, [(version.path, version.sha256)]).success(read).run(self.runner)
+
+    def read_versions(self, versions: list[Any], on_result: Callable[[list[bytes]], None]) -> Job:
+        refs = [(v.path, v.sha256) for v in versions]
+        return case_ops.read_files(self.slot, refs).titled("Reading saved sketches").success(on_result).run(
+            self.runner)
 
     def _set_sketches(self, sketches: list[Any]) -> None:
         self.sketches = list(sketches)
         self.sketches_changed.emit(self.sketches)
 
+    def save_on_exit(self, png: bytes) -> None:
+        """At exit, after the lanes stopped: keep an unsaved drawing (no thread uses the case any more)."""
+        if self.slot.case is None:
+            return
+        case_ops.save_sketch_now(self.slot, png, witness=self.default_witness(), sketch_id=self.current_sketch_id,
+                                 note="autosaved on exit")
+
+    # -- generated images ------------------------------------------------------------------------
+    def save_generated(self, png: bytes, params: dict[str, Any], *, sketch_png: bytes | None, note: str,
+                       on_result: Callable[[Any], None] | None = None) -> Job:
+        """Store a generated image linked to the sketch version it came from (that sheet is stored first
+        when the drawing changed since, or was never saved)."""
+        import hashlib
+
+        sha = hashlib.sha256(sketch_png).hexdigest() if sketch_png else None
+        if sha and sketch_png and not any(v.sha256 == sha for v in self.sketches):
+            witness = "" if self.current_sketch_id is not None else self.default_witness()
+            self.save_sketch(sketch_png, witness=witness, note="the sheet a reconstruction was made from")
+        op = case_ops.add_generated(self.slot, png, params, sketch_png=sketch_png, note=note)
+        return self._write(op, {GENERATED}, on_result)
+
     # -- searches and decisions ---------------------------------------------------------------
     def store_search(self, result: Any, query_images: list[bytes], thumbnails: dict[Any, bytes], *,
                      blind: bool = False, label: str = "") -> Job:
         """Record a finished search in the case; ``candidates_ready`` follows with its rows."""
-        def work() -> tuple[int, list[Any], list[Any]]:
-            from engine.cases import add_search, candidates, list_searches
-
-            rec = add_search(self.case, result.manifest, result.matches, query_images, thumbnails=thumbnails,
-                             blind=blind, label=label)
-            return rec.id, candidates(self.case, rec.id), list_searches(self.case)
-
-        def done(res: tuple[int, list[Any], list[Any]]) -> None:
+        def stored(res: tuple[int, list[Any], list[Any]]) -> None:
             sid, rows, searches = res
             self._set_searches(searches)
             self.candidates_ready.emit(sid, rows)
 
-        return self._run("Recording search in case", work, done)
+        op = case_ops.add_search(self.slot, result, query_images, thumbnails, blind=blind, label=label)
+        return self._write(op, {SEARCHES}, stored)
 
     def load_candidates(self, search_id: int) -> Job:
-        def work() -> list[Any]:
-            from engine.cases import candidates
-
-            return candidates(self.case, search_id)
-
-        return self._run("Reading search results", work, lambda rows: self.candidates_ready.emit(search_id, rows))
+        op = case_ops.candidates(self.slot, search_id)
+        return op.success(lambda rows: self.candidates_ready.emit(search_id, rows)).run(self.runner)
 
     def record_decision(self, search_id: int, face_id: int, gallery_id: str, decision: str, note: str = "",
                         on_result: Callable[[Any], None] | None = None) -> Job:
-        def work() -> list[Any]:
-            from engine.cases import record_decisions
-
-            return record_decisions(self.case, search_id, [{"face_id": face_id, "gallery_id": gallery_id,
-                                                             "decision": decision, "note": note}])
-
-        def done(rows: list[Any]) -> None:
+        def recorded(res: tuple[list[Any], list[Any]]) -> None:
+            rows, searches = res
+            self._set_searches(searches)
             self.candidates_ready.emit(search_id, rows)
             if on_result is not None:
                 on_result(rows)
 
-        return self._run("Recording decision", work, done)
+        op = case_ops.record_decision(self.slot, search_id, face_id, gallery_id, decision, note)
+        return self._write(op, {DECISIONS}, recorded)
 
     def query_images(self, search_id: int, on_result: Callable[[list[bytes]], None]) -> Job:
-        def work() -> list[bytes]:
-            from engine.cases import query_images
-
-            return query_images(self.case, search_id)
-
-        return self._run("Reading query images", work, on_result)
+        return case_ops.query_images(self.slot, search_id).success(on_result).run(self.runner)
 
     def _set_searches(self, searches: list[Any]) -> None:
         self.searches = list(searches)
         self.searches_changed.emit(self.searches)
 
-    def read_case_file(self, rel: str, sha256: str | None = None) -> bytes:
-        """Bytes of a file stored in the case (call from a case-lane job only)."""
-        return bytes(self.case.read_file(rel, sha256))
+    # -- record: sign-off, audit, re-run, reports, archives -----------------------------------
+    def read_candidates(self, search_id: int, on_result: Callable[[list[Any]], None]) -> Job:
+        """A search's candidates for a side view (the grid is not touched)."""
+        return case_ops.candidates(self.slot, search_id).success(on_result).run(self.runner)
+
+    def sign_off(self, examiner: str, role: str, statement: str, search_ids: list[int] | None,
+                 on_result: Callable[[list[Any]], None] | None = None, on_error: ErrorFn | None = None) -> Job:
+        """A second examiner signs the case (``search_ids`` None) or each search named."""
+        op = case_ops.sign_off(self.slot, examiner, role=role, statement=statement, search_ids=search_ids)
+        return self._write(op.failure(on_error), {SIGNOFFS}, on_result)
+
+    def audit(self, on_result: Callable[[AuditView], None], expected: tuple[int, str] | None = None,
+              on_error: ErrorFn | None = None) -> Job:
+        """Verify the record (against a printed ``(count, head)`` when given) and read its entries."""
+        return case_ops.audit(self.slot, expected).success(on_result).failure(on_error).run(self.runner)
+
+    def rerun(self, search_id: int, on_result: Callable[[Any], None], on_error: ErrorFn | None = None) -> Job:
+        """Repeat a stored search; the re-run is stored as a new search linked to it."""
+        def done(res: tuple[Any, list[Any]]) -> None:
+            report, searches = res
+            self._set_searches(searches)
+            on_result(report)
+
+        return self._write(case_ops.rerun(self.slot, search_id).failure(on_error), {SEARCHES}, done)
+
+    def export_report(self, fmt: str, out: str | None, on_result: Callable[[Path], None],
+                      on_error: ErrorFn | None = None) -> Job:
+        """Write a PDF, HTML or JSON report (default: the case's reports folder); it is audited."""
+        return self._write(case_ops.export_report(self.slot, fmt, out).failure(on_error), {REPORTS}, on_result)
+
+    def export_archive(self, out: str, on_result: Callable[[Any], None], on_error: ErrorFn | None = None) -> Job:
+        return self._write(case_ops.export_archive(self.slot, out).failure(on_error), {REPORTS}, on_result)
 
     def shutdown(self) -> None:
         """Close the case from the GUI thread at exit, after the case lane has stopped."""
-        self._close_now()
+        self.slot.replace(None)

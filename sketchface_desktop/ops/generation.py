@@ -1,7 +1,7 @@
-"""Engine-lane work of the Reconstruct panel: attributes, reconstruction and variations (no Qt here).
+"""Engine-lane state of the Reconstruct panel: attributes, reconstruction and variations (no Qt here).
 
-Why a separate, Qt-free module: these functions run inside :class:`~sketchface_desktop.workers.Job`
-callables on the engine thread, take the engine's progress callback and cancel token straight through,
+Why a separate, Qt-free module: :mod:`sketchface_desktop.ops.generate` runs these methods as
+engine-lane operations; they take the engine's progress callback and cancel token straight through,
 and keep the loaded diffusion pipelines between runs (a Reconstructor per ``allow_cpu`` choice, so a
 CPU-only machine's refusing instance never throws away the pipelines the user chose to run anyway).
 Heavy modules (torch, diffusers, open_clip) load here on first use, never when the window opens.
@@ -24,6 +24,10 @@ if TYPE_CHECKING:
     from sketchface_desktop.engine_session import EngineSession
 
 log = logging.getLogger(__name__)
+SOURCE_SKETCH = "sketch"  # the face image of a reconstruction: the sketch alone ...
+SOURCE_CANDIDATE = "candidate"  # ... or with the selected candidate's photo (FaceID Plus v2)
+BACKEND_LOCAL = "local"
+BACKEND_REPLICATE = "replicate"
 
 
 @dataclass(frozen=True, eq=False)  # holds images: compare by identity
@@ -101,6 +105,15 @@ def _decode(png: bytes) -> np.ndarray:
     return np.asarray(img)
 
 
+def _face_square(sheet: np.ndarray, face_box: tuple[float, float, float, float] | None, cfg: Any) -> np.ndarray:
+    """The engine's crop of the sheet (the square the encoder sees), as a BGR image for the generators."""
+    import cv2
+
+    from engine.sketch.preprocess import crop_sketch
+
+    return np.asarray(cv2.cvtColor(crop_sketch(sheet, face_box, cfg), cv2.COLOR_GRAY2BGR))
+
+
 class GenerationEngine:
     """Generation state kept between jobs; every method runs in the engine lane.
 
@@ -111,15 +124,16 @@ class GenerationEngine:
     def __init__(self, session: EngineSession) -> None:
         self.session = session
         self._lock = threading.Lock()
-        self._reconstructors: dict[tuple[str, bool], Any] = {}
-        self._editors: dict[tuple[str, bool, int, int], Any] = {}
+        self._reconstructors: dict[tuple[Any, bool], Any] = {}
+        self._editors: dict[tuple[Any, bool, int, int], Any] = {}
         self._attributes: Any = None
 
     # -- shared pieces --------------------------------------------------------------------------
     def _runtime(self, allow_cpu: bool) -> Any:
-        from engine.generate.types import RuntimeOptions
+        """Every Settings > Generation option (memory plan, tiling, fp16, safety checker...), not the device only."""
+        from engine.generate.memory import runtime_options
 
-        return RuntimeOptions(device=self.session.settings.device, allow_cpu=allow_cpu)
+        return runtime_options(self.session.settings, allow_cpu=allow_cpu)
 
     def _face_tools(self) -> Any:
         """ArcFace identity/crop on the session's face pipeline (no second copy); None when not installed."""
@@ -135,9 +149,9 @@ class GenerationEngine:
     def reconstructor(self, allow_cpu: bool) -> Any:
         from engine.generate.reconstruct import Reconstructor
 
-        key = (self.session.settings.device, allow_cpu)
+        key = (self._runtime(False), allow_cpu)
         with self._lock:
-            for old in [k for k in self._reconstructors if k[0] != key[0]]:  # the device setting changed
+            for old in [k for k in self._reconstructors if k[0] != key[0]]:  # a generation setting changed
                 self._reconstructors.pop(old).close()
             if key not in self._reconstructors:
                 tools = self._face_tools()
@@ -159,12 +173,10 @@ class GenerationEngine:
     def describe(self, sketch_png: bytes, face_box: tuple[float, float, float, float] | None) -> Any:
         """The sketch's attributes (sex, age, hair, facial hair, glasses) with their confidences."""
         from engine.generate.attributes import AttributeModel
-        from sketchface_desktop.search_controller import crop_to_guide
 
         if self._attributes is None:
-            self._attributes = AttributeModel.from_models(device=self.session.settings.device)
-        png = crop_to_guide(sketch_png, face_box) if face_box is not None else sketch_png
-        return self._attributes.predict(_decode(png))
+            self._attributes = AttributeModel.from_models(device=self.session.settings.device)  # placed by the plan
+        return self._attributes.predict(_face_square(_decode(sketch_png), face_box, None))
 
     # -- reconstruction -------------------------------------------------------------------------
     def request(self, settings: GenerateSettings, inputs: GenerationInputs) -> tuple[Any, bool]:
@@ -172,11 +184,11 @@ class GenerationEngine:
         from engine.faces.decode import load_image
         from engine.fsutil import sha256_file
         from engine.generate.types import ReconstructionRequest
-        from sketchface_desktop.search_controller import crop_to_guide
+        from engine.sketch.embedder import embed_sketch
 
         sheet = _decode(inputs.sketch_png)
         embedder = self.session.sketch_embedder()
-        vec = np.asarray(embedder.embed(sheet, inputs.face_box), np.float32).reshape(-1)
+        vec = np.asarray(embed_sketch(embedder, sheet, inputs.face_box), np.float32).reshape(-1)
         sources = {"sketch_sha256": hashlib.sha256(inputs.sketch_png).hexdigest(), "embedding_from": "sketch",
                    "sketch_embedder": str(embedder.backend),
                    "sketch_embedder_baseline": "true" if embedder.is_baseline else "false", **inputs.extra_sources}
@@ -186,8 +198,7 @@ class GenerationEngine:
             sources["face_image_file_sha256"] = sha256_file(inputs.face_photo)
         structure = None
         if settings.structure:
-            cropped = crop_to_guide(inputs.sketch_png, inputs.face_box) if inputs.face_box else inputs.sketch_png
-            structure = _decode(cropped)
+            structure = _face_square(sheet, inputs.face_box, embedder.preprocess_config)
         req = ReconstructionRequest(
             embedding=vec / max(float(np.linalg.norm(vec)), 1e-12), prompt=settings.prompt,
             num_candidates=settings.num_candidates, seed=settings.seed, steps=settings.steps, width=settings.size,
@@ -217,7 +228,7 @@ class GenerationEngine:
     def local_editor(self, allow_cpu: bool, steps: int, size: int) -> Any:
         from engine.generate.variations import EditOptions, LocalEditor
 
-        key = (self.session.settings.device, allow_cpu, steps, size)
+        key = (self._runtime(False), allow_cpu, steps, size)
         with self._lock:
             if key not in self._editors:
                 self._editors.clear()  # one editor pipeline in memory at a time

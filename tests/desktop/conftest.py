@@ -66,7 +66,7 @@ def window(qtbot) -> Iterator:  # type: ignore[no-untyped-def]
     qtbot.addWidget(w)
     w.show()
     qtbot.waitExposed(w)
-    qtbot.waitUntil(lambda: w.flow.started)  # the deferred start-up work (device, models, galleries) began
+    qtbot.waitUntil(lambda: w.started)  # the deferred start-up work (device, models, galleries) began
     wait_idle(qtbot, w.hub)
     yield w
     w.setProperty("confirm_close", False)

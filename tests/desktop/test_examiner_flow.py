@@ -89,7 +89,7 @@ def test_compare_view_records_a_decision_with_a_note(qtbot, window, installed_mo
     wait_idle(qtbot, w.hub, timeout=120_000)
     qtbot.waitUntil(lambda: w.results_model.rowCount() > 0 and w.flow.shown_search_id is not None)
     row = w.results_model.row(1)
-    dialog = w.flow.open_compare(row)
+    dialog = w.dialogs.open_compare(row)
     wait_idle(qtbot, w.hub)
     assert not dialog.pane.candidate.isNull() and not dialog.pane.sketch.isNull()
     dialog.findChild(type(dialog.opacity), "OverlayOpacity").setValue(30)

@@ -93,7 +93,7 @@ def test_missing_model_shows_the_guide_not_a_traceback(qtbot, window, make_photo
     job = w.gallery.add_folder(str(make_photos(2)))  # no models installed in this test's home
     wait_idle(qtbot, w.hub, timeout=60_000)
     assert job.state is JobState.FAILED
-    guide = w.flow.guide
+    guide = w.dialogs.guide
     assert isinstance(guide, FirstRunGuide) and guide.isVisible()
     assert "not installed" in guide.findChild(type(guide.cards[0].children()[1]), "GuideReason").text()
     assert {c.objectName() for c in guide.cards} >= {"Missing:buffalo_l.det_10g", "Missing:buffalo_l.w600k_r50"}
@@ -101,7 +101,7 @@ def test_missing_model_shows_the_guide_not_a_traceback(qtbot, window, make_photo
     guide.close()
     w.sketch.canvas.draw_stroke([(100, 100), (300, 300)])
     w.flow.search_sketch()
-    assert w.flow.guide is not guide and w.flow.guide.isVisible(), "search without models opens the guide too"
+    assert w.dialogs.guide is not guide and w.dialogs.guide.isVisible(), "search without models opens the guide too"
     assert w.errors.shown == []
     assert "missing" in w.status.models_label.text()
 

@@ -174,7 +174,7 @@ def test_missing_generation_models_open_the_guide_not_an_error(qtbot: Any, windo
     _draw(window)
     panel = _set(window)
     panel.generate_button.click()
-    guide = window.flow.guide
+    guide = window.dialogs.guide
     assert guide is not None and guide.isVisible()
     assert "generation models" in guide.findChild(type(panel.status), "GuideReason").text()
     assert not window.hub.jobs and not window.errors.shown

@@ -97,8 +97,8 @@ def test_first_run_guide_opens_at_start_without_models_and_can_be_dismissed(qtbo
     w = MainWindow(show_guide=True)
     qtbot.addWidget(w)
     w.show()
-    qtbot.waitUntil(lambda: w.flow.guide is not None and w.flow.guide.isVisible(), timeout=10_000)
-    guide = w.flow.guide
+    qtbot.waitUntil(lambda: w.dialogs.guide is not None and w.dialogs.guide.isVisible(), timeout=10_000)
+    guide = w.dialogs.guide
     guide.dont_show.setChecked(True)
     guide.accept()
     assert guide_dismissed()

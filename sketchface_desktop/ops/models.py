@@ -1,0 +1,97 @@
+"""Model operations: status reads in the io lane; import, download, verify and warm-up in the engine lane."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sketchface_desktop.ops.base import Op, query
+
+# What search cannot work without (the first-run guide asks for these first).
+REQUIRED = ("buffalo_l.det_10g", "buffalo_l.w600k_r50")
+RECOMMENDED = ("sketch_encoder",)
+
+
+def missing_required() -> list[str]:
+    """The required search models that are not installed (file checks only: safe in the GUI thread)."""
+    from engine import models
+
+    return [m for m in REQUIRED if not models.installed(m)]
+
+
+def model_summary() -> dict[str, Any]:
+    """Which search models are installed and which sketch embedding will be used (file checks only)."""
+    from engine import models
+
+    missing = missing_required()
+    return {"required_ok": not missing, "missing": missing, "sketch_encoder": models.installed("sketch_encoder")}
+
+
+def summary() -> Op[dict[str, Any]]:
+    return query("Checking models", model_summary)
+
+
+def status() -> Op[list[Any]]:
+    """Model status rows (``engine.models.store.status``): stats files, hashes nothing."""
+    def work() -> list[Any]:
+        from engine.models import store
+
+        return list(store.status(deep=False))
+
+    return query("Reading model status", work)
+
+
+def device(preference: str) -> Op[str]:
+    """Which device the models will use (may import torch: never in the GUI thread)."""
+    def work() -> str:
+        from engine import runtime
+
+        return str(runtime.describe(preference))
+
+    return query("Detecting compute device", work, lane="engine")
+
+
+def import_bundle(path: str) -> Op[list[str]]:
+    def work(progress: Any, cancel: Any) -> list[str]:
+        from engine.models import import_bundle as engine_import
+
+        return list(engine_import(path, progress=progress, cancel=cancel))
+
+    return Op(f"Importing models from {path}", work, lane="engine")
+
+
+def download(model_id: str, title: str) -> Op[list[str]]:
+    def work(progress: Any, cancel: Any) -> list[str]:
+        from engine.models import download as engine_download
+
+        return list(engine_download(model_id, progress=progress, cancel=cancel))
+
+    return Op(f"Downloading {title}", work, lane="engine")
+
+
+def verify_all() -> Op[list[Any]]:
+    def work(progress: Any, cancel: Any) -> list[Any]:
+        from engine.models import store
+
+        return [v for v in store.verify(None, progress=progress, cancel=cancel) if v.present]
+
+    return Op("Verifying model files (SHA-256)", work, lane="engine")
+
+
+def warm_up() -> Op[None]:
+    """Import the engine's heavy modules after the first paint, before the examiner needs them."""
+    def work() -> None:
+        from sketchface_desktop.engine_session import warm_up_engine
+
+        warm_up_engine()
+
+    return query("Preparing the engine", work, lane="engine")
+
+
+def prepare_demo() -> Op[Any]:
+    """Install the demo (tiny random-weight models, sample gallery, DEMO case) into the separate demo home."""
+    def work(progress: Any, cancel: Any) -> Any:
+        from engine.demo import prepare_demo as engine_demo  # type: ignore[import-not-found,unused-ignore]
+
+        return engine_demo(progress=progress, cancel=cancel)
+
+    return Op("Preparing demo data", work, lane="engine")

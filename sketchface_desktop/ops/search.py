@@ -1,0 +1,179 @@
+"""Search operations: a request, run in the engine lane, returns the engine's result and face thumbnails.
+
+The query images are the bytes that are embedded and recorded (convention 10). A sketch travels as
+the whole sheet with the canvas guide box: the engine crops it (``engine.sketch.preprocess``), the
+same way for search and reconstruction, and records the box in the run manifest.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from sketchface_desktop.ops.base import Op
+
+if TYPE_CHECKING:
+    from sketchface_desktop.engine_session import EngineSession
+
+Box = tuple[float, float, float, float]
+
+
+@dataclass(frozen=True)
+class QueryImage:
+    """One query image: kind ("sketch" or "photo"), bytes, fusion weight, display name, sketch face box."""
+
+    kind: str
+    data: bytes
+    weight: float = 1.0
+    name: str = ""
+    face_box: Box | None = None
+
+
+@dataclass(frozen=True)
+class SearchRequest:
+    """Everything a search needs; refinements derive a new request from the last one."""
+
+    queries: tuple[QueryImage, ...]
+    gallery_ids: tuple[str, ...]
+    k: int = 50
+    filters: tuple[str, ...] = ()
+    group_by_subject: bool = False
+    blind: bool = False
+    label: str = ""
+    excluded: tuple[str, ...] = field(default=())
+
+    @property
+    def title(self) -> str:
+        kinds = " + ".join(sorted({q.kind for q in self.queries}))
+        return self.label or f"Searching {len(self.gallery_ids)} gallery(ies) by {kinds}"
+
+
+@dataclass(frozen=True)
+class ResultRow:
+    """One candidate as the grid shows it (``score``/``rank`` None while a blind review hides them)."""
+
+    position: int
+    rank: int | None
+    score: float | None
+    gallery_id: str
+    gallery_name: str
+    face_id: int
+    photo_id: int
+    photo_path: str
+    photo_sha256: str
+    subject_id: str | None
+    baseline: bool
+    group_size: int = 1
+    decision: str = "not_reviewed"
+    note: str = ""
+    thumbnail_file: str | None = None  # a stored case thumbnail (absolute path), else read from the gallery
+    bbox: tuple[float, float, float, float] | None = None
+
+    @classmethod
+    def from_match(cls, m: Any) -> ResultRow:
+        return cls(m.rank, m.rank, float(m.score), m.gallery_id, getattr(m, "gallery_name", "") or m.gallery_id,
+                   m.face_id, m.photo_id, m.photo_path, m.photo_sha256, m.subject_id, bool(m.baseline),
+                   int(m.group_size), bbox=getattr(m, "bbox", None))
+
+    @classmethod
+    def from_candidate(cls, c: Any, case_folder: str | None, names: dict[str, str]) -> ResultRow:
+        thumb = str(Path(case_folder) / c.thumbnail_path) if case_folder and c.thumbnail_path else None
+        return cls(c.position, c.rank, c.score, c.gallery_id, names.get(c.gallery_id, c.gallery_id), c.face_id,
+                   c.photo_id, c.photo_path, c.photo_sha256, c.subject_id, bool(c.baseline), int(c.group_size),
+                   c.decision, c.note, thumb)
+
+
+def read_face_thumbnail(session: Any, row: ResultRow) -> bytes | None:
+    """The face crop of a result: the copy stored in the case when there is one, else the gallery's."""
+    if row.thumbnail_file:
+        try:
+            return Path(row.thumbnail_file).read_bytes()
+        except OSError:
+            pass
+    return session.gallery(row.gallery_id).thumbnail(row.face_id)
+
+
+def sketch_request(png: bytes, face_box: Box | None, gallery_ids: list[str], k: int, filters: list[str], *,
+                   extra_sketches: list[bytes] | None = None, group_by_subject: bool = False,
+                   blind: bool = False) -> SearchRequest:
+    """A sketch search (fused with ``extra_sketches``, e.g. the case's other saved versions)."""
+    queries = [QueryImage("sketch", png, 1.0, "current sketch", face_box)]
+    queries += [QueryImage("sketch", s, 1.0, f"saved sketch {i + 1}") for i, s in enumerate(extra_sketches or [])]
+    label = "Sketch search" + (f" (fusion of {len(queries)})" if len(queries) > 1 else "")
+    return SearchRequest(tuple(queries), tuple(gallery_ids), k, tuple(filters), group_by_subject, blind, label)
+
+
+def photo_request(path: str, gallery_ids: list[str], k: int, filters: list[str], *,
+                  group_by_subject: bool = False, blind: bool = False) -> SearchRequest:
+    data = Path(path).read_bytes()
+    return SearchRequest((QueryImage("photo", data, 1.0, Path(path).name),), tuple(gallery_ids), k,
+                         tuple(filters), group_by_subject, blind, f"Photo search: {Path(path).name}")
+
+
+def run_search(session: EngineSession, request: SearchRequest, cancel: Any) -> tuple[Any, dict[int, bytes]]:
+    """Engine lane: the search itself plus the face thumbnails of its matches (for the case record)."""
+    from engine.search import Query, Searcher
+
+    galleries = [session.gallery(gid) for gid in request.gallery_ids]
+    has_sketch = any(q.kind == "sketch" for q in request.queries)
+    pipeline = session.pipeline()
+    embedder = session.sketch_embedder() if has_sketch else None
+    searcher = Searcher(pipeline, embedder, session.settings)
+    queries = [Query(q.kind, q.data, q.weight, q.name, face_box=q.face_box) for q in request.queries]
+    filters = list(request.filters) + [f"photo_sha256!={sha}" for sha in request.excluded]
+    result = searcher.search(queries, galleries, k=request.k, filters=filters,
+                             group_by_subject=request.group_by_subject, cancel=cancel)
+    owners = {g.id: g for g in galleries}
+    thumbs = {m.face_id: t for m in result.matches if (t := owners[m.gallery_id].thumbnail(m.face_id))}
+    return result, thumbs
+
+
+def search(session: EngineSession, request: SearchRequest) -> Op[tuple[Any, dict[int, bytes]]]:
+    """The search op: engine lane (models and indexes), cancellable, shown in the jobs panel."""
+    return Op(request.title, lambda _p, cancel: run_search(session, request, cancel), lane="engine")
+
+
+def candidate_face(session: EngineSession, gallery_id: str, face_id: int, photo_path: str,
+                   bbox: Box | None) -> Op[Any]:
+    """The candidate's face cut from its original photo (or the stored thumbnail), for the compare view."""
+    def work(_p: Any, _c: Any) -> Any:
+        box = bbox
+        if box is None:
+            info = session.gallery(gallery_id).store.face_infos([face_id]).get(face_id)
+            box = info.bbox if info else None
+        return face_crop(photo_path, box) or session.gallery(gallery_id).thumbnail(face_id)
+
+    return Op("Reading candidate photo", work, lane="io", visible=False)
+
+
+def sketch_crop(png: bytes, face_box: Box | None) -> Op[bytes]:
+    """The square of the sheet the encoder sees (engine preprocessing), for the compare overlay."""
+    def work(_p: Any, _c: Any) -> bytes:
+        from engine.sketch.preprocess import crop_sketch_png
+
+        return crop_sketch_png(png, face_box)
+
+    return Op("Cropping the sketch", work, lane="io", visible=False)
+
+
+def face_crop(photo_path: str, bbox: Box | None, margin: float = 0.25) -> bytes | None:
+    """The candidate's face from the original photo as PNG (larger than the 112 px thumbnail), or None."""
+    import cv2
+    import numpy as np
+
+    data = np.fromfile(photo_path, np.uint8) if Path(photo_path).is_file() else None
+    image = cv2.imdecode(data, cv2.IMREAD_COLOR) if data is not None and data.size else None
+    if image is None:
+        return None
+    if bbox is not None:
+        x1, y1, x2, y2 = bbox
+        side = max(x2 - x1, y2 - y1) * (1 + 2 * margin)
+        cx, cy = (x1 + x2) / 2, (y1 + y2) / 2
+        h, w = image.shape[:2]
+        left, top = max(0, int(cx - side / 2)), max(0, int(cy - side / 2))
+        right, bottom = min(w, int(cx + side / 2)), min(h, int(cy + side / 2))
+        if right > left and bottom > top:
+            image = image[top:bottom, left:right]
+    ok, buf = cv2.imencode(".png", image)
+    return bytes(buf) if ok else None

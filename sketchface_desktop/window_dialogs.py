@@ -1,0 +1,215 @@
+"""WindowDialogs: the dialogs the window opens — guide, settings, compare, report, sign-off, re-run, archives, demo.
+
+A view-side helper of :class:`~sketchface_desktop.main_window.MainWindow`: it is given what each
+dialog needs (the job runner, the engine session, the controllers) and keeps a reference to each
+dialog it opened, so tests and the screenshot tool can reach them.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import sys
+from collections.abc import Callable
+from typing import Any
+
+from PySide6.QtCore import QObject, QProcess, QProcessEnvironment, Qt
+from PySide6.QtWidgets import QFileDialog, QInputDialog, QMessageBox, QWidget
+
+from engine.errors import ModelMissing
+from sketchface_desktop.compare_dialog import CompareDialog
+from sketchface_desktop.controllers.case_controller import CaseController
+from sketchface_desktop.controllers.examiner_flow import ExaminerFlow
+from sketchface_desktop.engine_session import EngineSession
+from sketchface_desktop.error_dialog import ErrorPresenter
+from sketchface_desktop.first_run import FirstRunGuide
+from sketchface_desktop.ops import Runner
+from sketchface_desktop.ops import models as model_ops
+from sketchface_desktop.ops import search as search_ops
+from sketchface_desktop.ops.search import ResultRow
+from sketchface_desktop.report_dialog import ReportDialog
+from sketchface_desktop.rerun_dialog import RerunDialog
+from sketchface_desktop.settings_dialog import SettingsDialog
+from sketchface_desktop.signoff_dialog import SignOffDialog
+from sketchface_desktop.window_state import set_guide_dismissed
+from sketchface_desktop.workers import Job
+
+log = logging.getLogger(__name__)
+
+
+class WindowDialogs(QObject):
+    """Opens and remembers the window's dialogs (no signals of its own)."""
+
+    def __init__(self, window: QWidget, runner: Runner, session: EngineSession, cases: CaseController,
+                 errors: ErrorPresenter, on_models_changed: Callable[[], None],
+                 on_settings_saved: Callable[[Any], None]) -> None:
+        super().__init__(window)
+        self.window = window
+        self.runner = runner
+        self.session = session
+        self.cases = cases
+        self.errors = errors
+        self.flow: ExaminerFlow | None = None  # set once the flow exists (it asks through this object)
+        self._models_changed = on_models_changed
+        self._settings_saved = on_settings_saved
+        self.guide: FirstRunGuide | None = None
+        self.compare: CompareDialog | None = None
+        self.report: ReportDialog | None = None
+        self.signoff: SignOffDialog | None = None
+        self.rerun: RerunDialog | None = None
+        self.demo_job: Job | None = None
+
+    # -- failures, guide, settings -------------------------------------------------------------
+    def job_failed(self, job: Job, exc: BaseException) -> None:
+        """Missing models open the guide; other engine errors the error dialog."""
+        if isinstance(exc, ModelMissing):
+            self.show_guide(f"{job.title} needs a model that is not installed: {exc.message}")
+            return
+        self.errors.show(exc, job.title)
+
+    def show_guide(self, reason: str = "") -> FirstRunGuide:
+        if self.guide is not None:
+            self.guide.close()
+        self.guide = guide = FirstRunGuide(self.window, reason)
+        guide.open_models.connect(lambda: self.open_settings("models"))
+        guide.import_requested.connect(self._import_models)
+        guide.demo_requested.connect(lambda: self.try_demo())
+        guide.finished.connect(lambda _r: set_guide_dismissed(guide.dont_show.isChecked()))
+        guide.open()
+        return guide
+
+    def _import_models(self) -> None:
+        self.open_settings("models").models_page.import_bundle(folder=True)
+
+    def open_settings(self, tab: str = "general") -> SettingsDialog:
+        dialog = SettingsDialog(self.runner, self.window, tab)  # type: ignore[arg-type]
+        dialog.settings_saved.connect(self._settings_saved)
+        dialog.models_page.models_changed.connect(self._models_changed)
+        dialog.open()
+        return dialog
+
+    # -- review ------------------------------------------------------------------------------
+    def open_compare(self, row: ResultRow) -> CompareDialog:
+        """The sketch beside (or over) the candidate's face; decisions go to the examiner flow."""
+        flow = self.flow
+        assert flow is not None
+        if self.compare is not None:
+            self.compare.close()
+        self.compare = dialog = CompareDialog(row, flow.compare_sketch(), None, flow.can_decide, self.window)
+        dialog.decision_made.connect(flow.decide)
+        box = flow.sketch.face_box() if flow.shown_query_png is None else None
+        search_ops.sketch_crop(flow.compare_sketch(), box).success(dialog.set_sketch).run(self.runner)
+        search_ops.candidate_face(self.session, row.gallery_id, row.face_id, row.photo_path, row.bbox).success(
+            dialog.set_candidate).run(self.runner)
+        dialog.open()
+        return dialog
+
+    def rows_shown(self, rows: list[ResultRow]) -> None:
+        """Keep an open compare view's decision in step with the grid."""
+        dialog = self.compare
+        if dialog is None:
+            return
+        match = next((r for r in rows if (r.gallery_id, r.face_id) == (dialog.row.gallery_id, dialog.row.face_id)),
+                     None)
+        if match is not None:
+            dialog.row = match
+            dialog.state.setText(f"Decision: {match.decision.replace('_', ' ')} (saved)")
+
+    # -- the record ----------------------------------------------------------------------------
+    def _need_case(self, what: str) -> bool:
+        if not self.cases.is_open:
+            QMessageBox.information(self.window, what, "Create or open a case first.")
+        return self.cases.is_open
+
+    def export_report(self) -> ReportDialog | None:
+        if not self._need_case("Export report"):
+            return None
+        self.report = ReportDialog(self.cases, self.window)
+        self.report.open()
+        return self.report
+
+    def sign_off(self) -> SignOffDialog | None:
+        if not self._need_case("Sign-off"):
+            return None
+        self.signoff = SignOffDialog(self.cases, self.window)
+        self.signoff.open()
+        return self.signoff
+
+    def rerun_search(self, search_id: int | None) -> RerunDialog | None:
+        if not self._need_case("Re-run search"):
+            return None
+        if search_id is None:
+            QMessageBox.information(self.window, "Re-run search", "Show a recorded search first (double-click it "
+                                    "under Searches in the navigator).")
+            return None
+        self.rerun = RerunDialog(self.cases, search_id, self.window)
+        self.rerun.open()
+        self.rerun.start()
+        return self.rerun
+
+    def export_archive(self, path: str | None = None) -> Job | None:
+        if not self._need_case("Export case archive"):
+            return None
+        if path is None:
+            default = f"case_{self.cases.info.case_number}.zip".replace("/", "-")
+            path, _ = QFileDialog.getSaveFileName(self.window, "Export case archive", default, "Case archive (*.zip)")
+            if not path:
+                return None
+
+        def done(res: Any) -> None:
+            box = QMessageBox(QMessageBox.Icon.Information, "Case archive written",
+                              f"{res.path}\n\nSHA-256 (give it to the receiver with the archive):\n{res.sha256}\n\n"
+                              f"{res.files} files · audit head {res.audit_count}:{res.audit_head}",
+                              QMessageBox.StandardButton.Ok, self.window)
+            box.setObjectName("ArchiveWritten")
+            box.setTextFormat(Qt.TextFormat.PlainText)
+            box.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+            box.open()
+
+        return self.cases.export_archive(path, done)
+
+    def import_archive(self, path: str | None = None, sha256: str | None = None) -> Job | None:
+        if path is None:
+            path, _ = QFileDialog.getOpenFileName(self.window, "Import case archive", "", "Case archive (*.zip)")
+            if not path:
+                return None
+        if sha256 is None:
+            sha256, ok = QInputDialog.getText(self.window, "Import case archive",
+                                              "The archive's SHA-256 as the sender reported it (strongly advised; "
+                                              "leave empty if you have none):")
+            if not ok:
+                return None
+        if self.flow is not None:
+            self.flow.autosave()
+        return self.cases.import_archive(path, sha256.strip())
+
+    # -- demo ----------------------------------------------------------------------------------
+    def try_demo(self, restart: bool = True) -> Job:
+        """Install the demo into its own home, then start a workstation there (this one keeps your data)."""
+        def ready(info: Any) -> None:
+            log.info("demo prepared in %s (case %s)", info.home, info.case_number)
+            if restart:
+                self.start_demo_workstation(info)
+
+        self.demo_job = model_ops.prepare_demo().success(ready).run(self.runner)
+        return self.demo_job
+
+    def start_demo_workstation(self, info: Any) -> bool:
+        """A second workstation process on the demo home (SKETCHFACE_HOME), showing the DEMO case."""
+        from engine.demo import demo_env  # type: ignore[import-not-found,unused-ignore]
+
+        env = dict(os.environ)
+        env.update(demo_env(info.home))
+        process = QProcess(self)
+        process.setProgram(sys.executable)
+        process.setArguments(["-m", "sketchface_desktop"])
+        env["SKETCHFACE_OPEN_CASE"] = str(info.case_id)
+        penv = QProcessEnvironment()
+        for k, v in env.items():
+            penv.insert(k, v)
+        process.setProcessEnvironment(penv)
+        ok, _pid = process.startDetached()
+        QMessageBox.information(self.window, "Demo", "A DEMO workstation opens in a separate window (tiny random "
+                                "models, sample photos: scores are meaningless). Your own cases stay here."
+                                if ok else "The demo workstation could not be started; see the log.")
+        return bool(ok)
