@@ -145,10 +145,18 @@ def _load(value: str) -> dict[str, Any]:
     return data if isinstance(data, dict) else {"<not an object>": data}
 
 
+def _int(value: Any) -> int:
+    """A stored number; a tampered non-number reads as 0, which no entry's hash accepts."""
+    try:
+        return int(value)
+    except (TypeError, ValueError):
+        return 0
+
+
 def read_entries(conn: sqlite3.Connection) -> list[AuditEntry]:
     """All stored entries in storage order (which is what a reader of the table sees)."""
     rows = conn.execute("SELECT * FROM audit ORDER BY pos").fetchall()
-    return [AuditEntry(int(r["pos"]), int(r["seq"]), str(r["ts"]), str(r["user"]), str(r["action"]),
+    return [AuditEntry(_int(r["pos"]), _int(r["seq"]), str(r["ts"]), str(r["user"]), str(r["action"]),
                        str(r["object"]), _load(r["inputs"]), _load(r["outputs"]), _load(r["details"]),
                        str(r["prev_hash"]), str(r["hash"])) for r in rows]
 
@@ -226,7 +234,11 @@ def _check_anchors(entries: list[AuditEntry], seqs: list[int | None], anchors: l
     by_seq = {s: entries[pos] for pos, s in enumerate(seqs) if s is not None}
     top = max(by_seq, default=0)
     for a in anchors:
-        if a.count > top:
+        if a.count < 0:  # a head given without its count, and no stored entry has it
+            findings.append(Finding("anchor", None, None,
+                                    f"The head {a.head} from the {a.source} is not in this log: the log was "
+                                    "rewritten, or the head belongs to another case."))
+        elif a.count > top:
             first = top + 1
             span = f"#{first}" if first == a.count else f"#{first}–#{a.count}"
             findings.append(Finding("truncated", first, None,

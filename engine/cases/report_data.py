@@ -124,11 +124,26 @@ def _search_section(case: Case, s: searches.SearchRecord, top_n: int | None) -> 
 def _signoffs(case: Case, entries: list[Any]) -> list[dict[str, Any]]:
     out = []
     for so in review.list_signoffs(case):
-        later = [e for e in entries if e.seq > so.audit_count + 1
+        covered = so.audit_count if isinstance(so.audit_count, int) else 0  # a tampered count: all entries shown
+        later = [e for e in entries if e.seq > covered + 1
                  and e.action not in ("report.export", "case.export", "signoff.record")]
         d = so.to_dict()
         d["changes_after"] = [f"#{e.seq} {e.action} {e.object}" for e in later]
         out.append(d)
+    return out
+
+
+def _imports(entries: list[Any]) -> list[dict[str, Any]]:
+    """Where the case came from when it was imported: the archive and the key that signed its head."""
+    out = []
+    for e in entries:
+        if e.action == "case.import":
+            sig = e.details.get("archive_signature") if isinstance(e.details.get("archive_signature"), dict) else {}
+            out.append({"seq": e.seq, "ts": e.ts, "archive_sha256": e.inputs.get("archive"),
+                        "exported_by": e.details.get("exported_by"), "signed_count": sig.get("count"),
+                        "signed_head": sig.get("head"), "signature": sig.get("signature"),
+                        "public_key": sig.get("public_key"), "fingerprint": sig.get("fingerprint"),
+                        "this_workstation": sig.get("this_workstation")})
     return out
 
 
@@ -168,6 +183,9 @@ def build_report_data(case: Case, *, top_n: int | None = None, generated_at: str
         "case": info,
         "limitations": list(LIMITATIONS),
         "audit": {**verification.to_dict(),
+                  "check_command": f"sketchface case verify {case.case_id} --head {verification.count}:"
+                                   f"{verification.head}",
+                  "imports": _imports(entries),
                   "entries": [{"seq": e.seq, "ts": e.ts, "user": e.user, "action": e.action, "object": e.object,
                                "hash": e.hash} for e in entries]},
         "signoffs": _signoffs(case, entries),

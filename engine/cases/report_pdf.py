@@ -13,6 +13,14 @@ from engine.cases.store import Case
 from engine.errors import CaseError
 
 
+def _fmt(value: Any, spec: str) -> str:
+    """A number formatted with ``spec``; a tampered non-number is printed as it is."""
+    try:
+        return format(value, spec)
+    except (TypeError, ValueError):
+        return str(value)
+
+
 def _candidate_table(pdf: ReportPDF, case: Case | None, s: dict[str, Any]) -> None:
     hidden = s["scores_hidden"]
     has_thumbs = any(c["thumbnail_path"] for c in s["candidates"])
@@ -33,7 +41,7 @@ def _candidate_table(pdf: ReportPDF, case: Case | None, s: dict[str, Any]) -> No
             except CaseError:
                 thumb = "altered"
         rank = f"{c['position']}" if hidden else f"{c['rank']}"
-        score = "withheld" if hidden else f"{c['score']:.4f}"
+        score = "withheld" if hidden else _fmt(c["score"], ".4f")
         who = f"{c['gallery_name'] or c['gallery_id']}\nface {c['face_id']}\nsubject {c['subject_id'] or '—'}" + (
             "\nArcFace baseline" if c["baseline"] else "")
         photo = f"{c['photo_path'].replace(chr(92), '/').rsplit('/', 1)[-1]}\n{c['photo_sha256']}"
@@ -53,7 +61,7 @@ def _search(pdf: ReportPDF, case: Case | None, s: dict[str, Any]) -> None:
     emb = m.get("embedder") or {}
     galleries = "\n".join(f"{g.get('name', g['id'])} ({g['id']}): content version {g.get('content_version')}, "
                           f"{g.get('face_count')} faces" for g in m.get("galleries", [])) or "—"
-    queries = "\n".join(f"{q['kind']} ×{q['weight']:g}  {q['sha256']}" for q in s["queries"])
+    queries = "\n".join(f"{q['kind']} ×{_fmt(q['weight'], 'g')}  {q['sha256']}" for q in s["queries"])
     idx = m.get("index") or {}
     pairs = [
         ("Run", f"{s['created_at']} by {s['created_by']}"),
@@ -131,13 +139,28 @@ def _audit_status(pdf: ReportPDF) -> None:
     broken = "BROKEN — the case was altered after it was recorded; see the problems below."
     pdf.para(intact if a["ok"] else broken, 10, GREEN if a["ok"] else RED, bold=True)
     pdf.ln(1)
-    pdf.key_values([("Entries", str(a["count"])), ("Head hash", a["head"]),
-                    ("Anchors checked", ", ".join(a["anchors_checked"]) or "—")], mono_keys=("Head hash",))
+    sig = a.get("signature") or {}
+    if sig:
+        who = "this workstation" if sig.get("this_workstation") else "ANOTHER workstation (compare the key)"
+        signed = [("Head signed", f"{'valid' if sig.get('valid') else 'DOES NOT VERIFY'}; entry #{sig.get('count')} "
+                                  f"signed by {who}"),
+                  ("Head signature (Ed25519)", str(sig.get("signature"))),
+                  ("Workstation public key", str(sig.get("public_key"))), ("Key fingerprint", str(sig.get("fingerprint")))]
+    else:
+        signed = [("Head signed", "NONE: the head is not signed by a workstation key")]
+    pdf.key_values([("Entries", str(a["count"])), ("Head hash", a["head"]), *signed,
+                    ("Anchors checked", ", ".join(a["anchors_checked"]) or "—")],
+                   mono_keys=("Head hash", "Head signature (Ed25519)", "Workstation public key", "Key fingerprint"))
     for f in a["findings"]:
         pdf.para(f"• {f['message']}", 8.5, RED)
     pdf.ln(1)
-    pdf.para("To check this case later against this printed report: sketchface case verify "
-             f"{pdf.data['case']['case_number']} --expect-head {a['count']}:{a['head']}", 7.5, GREY)
+    pdf.para(f"To check this case later against this printed report: {a.get('check_command', '')}  (the head "
+             "printed here must still be in the log, and the head signature must verify with the public key "
+             "printed here).", 7.5, GREY)
+    for i in a.get("imports", []):
+        who = "this workstation" if i.get("this_workstation") else "another workstation"
+        pdf.para(f"Imported at entry #{i.get('seq')} ({i.get('ts')}) from archive {i.get('archive_sha256')}, whose "
+                 f"head (entry #{i.get('signed_count')}) was signed by {who}: key {i.get('fingerprint')}.", 7.5, GREY)
 
 
 def _signoffs(pdf: ReportPDF) -> None:
@@ -227,7 +250,7 @@ def _attachments_and_models(pdf: ReportPDF) -> None:
         widths = [50, 18, pdf.epw - 68]
         pdf.row(widths, ["Name", "Size", "SHA-256 · added"], size=7.5, bold=True, fill=(235, 235, 235))
         for a in d["attachments"]:
-            pdf.row(widths, [a["name"], f"{a['size']:,} B", f"{a['sha256']}\n{a['created_at']} by {a['created_by']}"],
+            pdf.row(widths, [a["name"], f"{_fmt(a['size'], ',')} B", f"{a['sha256']}\n{a['created_at']} by {a['created_by']}"],
                     size=7.5)
     pdf.section("Models: provenance and licences", keep=40)
     if not d["models"]:

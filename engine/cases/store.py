@@ -237,7 +237,7 @@ class Case:
         except (OSError, EngineError) as exc:  # the change is committed; a lagging anchor copy is allowed
             log.warning("Could not update the audit anchor copies of case %s: %s", self.case_id, exc)
 
-    def anchors(self, expected: tuple[int, str] | None = None) -> list[audit.Anchor]:
+    def anchors(self, expected: tuple[int | None, str] | None = None) -> list[audit.Anchor]:
         """Every anchor available for this case: meta row (exact), sidecar, registry, and an expected one."""
         out: list[audit.Anchor] = []
         meta = audit.read_anchor(self.conn)
@@ -254,14 +254,18 @@ class Case:
         if reg is not None:
             out.append(audit.Anchor("workstation case registry", reg[0], reg[1]))
         if expected is not None:
-            out.append(audit.Anchor("expected head given", expected[0], expected[1]))
+            count = expected[0]
+            if count is None:  # a bare head hash: the entry that has it, wherever it is
+                count = next((e.seq for e in self.audit_entries() if e.hash == expected[1]), -1)
+            out.append(audit.Anchor("expected head given", count, expected[1]))
         return out
 
-    def verify(self, expected: tuple[int, str] | None = None) -> audit.AuditReport:
+    def verify(self, expected: tuple[int | None, str] | None = None) -> audit.AuditReport:
         """Verify the audit chain against all anchors, and every record and file against the chain.
 
         Args:
-            expected: (count, head) from a printed report or an earlier verification, if at hand.
+            expected: (count, head) from a printed report or an earlier verification, if at hand
+                (count None: the head alone, as printed).
         """
         from engine.cases.integrity import verify_case
 

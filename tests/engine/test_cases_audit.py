@@ -166,6 +166,10 @@ def test_cli_verify_reports_location_and_exit_status(capsys: pytest.CaptureFixtu
         head = f"4:{case.audit_entries()[-1].hash}"
     assert main(["case", "verify", case_id, "--expect-head", head]) == 0
     assert "intact" in capsys.readouterr().out
+    assert main(["case", "verify", case_id, "--head", head.split(":")[1]]) == 0
+    assert "valid signature by this workstation" in capsys.readouterr().out
+    assert main(["case", "verify", case_id, "--head", "0" * 64]) == 3
+    assert "not in this log" in capsys.readouterr().out
     with pytest.raises(SystemExit):
         main(["case", "verify"])
     capsys.readouterr()
