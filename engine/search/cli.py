@@ -58,16 +58,13 @@ def _weights(text: str | None, n: int) -> list[float]:
 
 def _record(args: argparse.Namespace, queries: list[Any], galleries: list[Any], result: Any) -> Any:
     """Store the search in ``--case`` with its query images and candidate thumbnails; the stored record."""
-    from engine.cases import add_search, open_case
+    from engine.cases import open_case
+    from engine.search.record import record_search
 
-    owners = {g.id: g for g in galleries}
-    thumbs: dict[int | tuple[str, int], bytes] = {(m.gallery_id, m.face_id): t for m in result.matches
-              if (t := owners[m.gallery_id].thumbnail(m.face_id)) is not None}
     kinds = " + ".join(sorted({q.kind for q in queries}))
     label = args.label or f"{kinds.capitalize()} search (command line)"
     with open_case(args.case) as case:
-        return add_search(case, result.run, result.matches, [q.data for q in queries], thumbnails=thumbs,
-                          blind=args.blind, label=label, user=args.user)
+        return record_search(case, result, queries, galleries, label=label, blind=args.blind, user=args.user)
 
 
 def _search(args: argparse.Namespace) -> int:
