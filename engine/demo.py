@@ -109,7 +109,10 @@ def sample_photos(folder: Path) -> list[Path]:
         out.append(path)
 
     for name in _SKIMAGE_PHOTOS:
-        img = np.asarray(getattr(data, name)())
+        try:  # a build without scikit-image's data files still gets insightface's photos
+            img = np.asarray(getattr(data, name)())
+        except (OSError, ValueError, ImportError):
+            continue
         if img.ndim == 2:
             img = np.stack([img] * 3, axis=-1)
         write(f"skimage_{name}", np.ascontiguousarray(img[:, :, :3][:, :, ::-1]).astype(np.uint8))
@@ -118,10 +121,16 @@ def sample_photos(folder: Path) -> list[Path]:
         bgr = cv2.imread(str(path), cv2.IMREAD_COLOR)
         if bgr is not None:
             write(f"insightface_{path.stem}", bgr)
-    lfw = data.lfw_subset()
+    try:
+        lfw = data.lfw_subset()
+    except (OSError, ValueError, ImportError):
+        lfw = np.zeros((0, 25, 25))
     for i in range(0, min(len(lfw), 2 * _LFW_FACES), 2):
         face = cv2.resize((lfw[i] * 255).astype(np.uint8), (160, 160), interpolation=cv2.INTER_CUBIC)
         write(f"lfw_{i:03d}", cv2.cvtColor(face, cv2.COLOR_GRAY2BGR))
+    if not out:
+        raise ConfigError("No sample photos are available in this installation (scikit-image and insightface "
+                          "data files are missing).", hint="Reinstall SketchFace; the demo needs them.")
     return out
 
 

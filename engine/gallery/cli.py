@@ -80,6 +80,7 @@ def _create(args: argparse.Namespace) -> int:
 
 def _add(args: argparse.Namespace) -> int:
     with _open(args.gallery) as g, sigint_cancels() as token, progress_bar(f"Importing into {g.name}") as bar:
+        g.write_lock.timeout = args.wait  # another process importing: wait this long, then refuse
         report = g.add([Path(p) for p in args.paths], progress=bar, cancel=token, workers=args.workers,
                        batch=args.batch)
     if args.json:
@@ -209,6 +210,8 @@ def register(subparsers: Any) -> None:
     a.add_argument("paths", nargs="+", help="folders or image files")
     a.add_argument("--workers", type=int, default=None, help="decoding threads (settings: ingest_workers)")
     a.add_argument("--batch", type=int, default=None, help="faces per embedding batch (settings: ingest_batch)")
+    a.add_argument("--wait", type=float, default=600.0, metavar="SECONDS",
+                   help="when another process is changing the gallery, wait this long for it (default 600)")
     action("list", _list, "list galleries", gallery=False)
     a = action("info", _info, "show a gallery's counts, model digest and index parameters")
     a.add_argument("--bad", action="store_true", help="also list files that are not indexed, with reasons")

@@ -1,5 +1,12 @@
 """A gallery: its SQLite store (the truth) and its derived HNSW index, with remove/rebuild/verify.
 
+Why the index file carries its SHA-256: hnswlib trusts the file it loads, and a damaged or altered
+one can crash the process (SIGSEGV) or answer wrongly. Each save records the digest of the bytes
+written in the store; a file that does not match is never handed to hnswlib: the index is rebuilt
+from the stored embeddings instead. Why writers take a file lock: two processes adding photos each
+hold the index in memory, and the last save would drop the other's faces; the lock serialises them,
+and a writer that waited first brings its loaded index up to date with the store.
+
 Why the index is reconciled on load: ingest commits each photo to the database first and saves the
 index only now and then, so after a crash the index may lack the last faces (or still hold removed
 ones). The database is the truth: on load, faces stored but missing from the index are re-added
@@ -23,6 +30,7 @@ from engine import settings as settings_mod
 from engine.errors import GalleryError, IndexCorrupt
 from engine.gallery.index import MIN_CHUNK, HnswIndex
 from engine.gallery.store import GalleryStore
+from engine.gallery.writerlock import WriterLock, writer_lock_path
 from engine.progress import CancelToken, ProgressCallback, Reporter, check
 from engine.settings import Settings
 
@@ -108,7 +116,8 @@ class Gallery:
         if "id" not in meta or "name" not in meta:
             raise GalleryError(f"{self.dir} is not a complete gallery (its metadata is missing).")
         self.id: str = meta["id"]
-        self.write_lock = threading.RLock()
+        # One writer per gallery across threads and processes; re-entrant within a thread.
+        self.write_lock = WriterLock(writer_lock_path(self.dir), self.store.meta()["name"], self._refresh_index)
         self._index: HnswIndex | None = None
         self._index_mutex = threading.Lock()
         # Left by a crash during a save. Only old ones: a fresh one may belong to a save that another
@@ -199,16 +208,47 @@ class Gallery:
 
     def _load_index(self) -> HnswIndex:
         index: HnswIndex | None = None
-        if self.index_path.exists():
+        problem = self.index_file_problem() if self.index_path.exists() else None
+        if problem is not None:  # never handed to hnswlib: a damaged file can crash the process
+            log.warning("gallery %s: %s; rebuilding the index from the stored embeddings", self.id, problem)
+        if self.index_path.exists() and problem is None:
             try:
                 index = HnswIndex.load(self.index_path, DIM, ef=self.ef)
             except IndexCorrupt as exc:
                 log.warning("%s; rebuilding it from the stored embeddings", exc)
         if index is None:
             index = self._new_index(self.store.face_count() + MIN_CHUNK)
-        if self._reconcile(index):
-            index.save(self.index_path)
+        if (self._reconcile(index) or problem is not None) and self.write_lock.try_acquire():
+            try:  # saved only when no other process is writing; otherwise this copy serves from memory
+                self._save(index)
+            finally:
+                self.write_lock.release()
         return index
+
+    def index_file_problem(self) -> str | None:
+        """Why the index file must not be loaded (its SHA-256 differs from the one recorded at save), or None."""
+        from engine.models.digests import sha256_cached
+
+        expected = self.store.meta().get("index_sha256")
+        if expected is None:
+            return "the index file has no recorded SHA-256 (saved by an older version)"
+        if sha256_cached(self.index_path) != expected:
+            return ("the index file does not match the SHA-256 recorded when it was saved (changed or damaged "
+                    "outside SketchFace)")
+        return None
+
+    def _refresh_index(self) -> None:
+        """Bring a loaded index up to date with the store (another process may have written meanwhile)."""
+        if self._index is not None and self._reconcile(self._index):
+            self._save(self._index)
+
+    def _save(self, index: HnswIndex) -> None:
+        """Save an index and record the SHA-256 of the bytes written (checked before the next load)."""
+        from engine.models.digests import remember
+
+        digest = index.save_with_digest(self.index_path)
+        self.store.set_meta("index_sha256", digest)
+        remember(self.index_path, digest)
 
     def _reconcile(self, index: HnswIndex) -> bool:
         """Re-add stored faces the index lacks, mark deleted labels the store no longer has."""
@@ -227,7 +267,8 @@ class Gallery:
 
     def save_index(self) -> None:
         if self._index is not None:
-            self._index.save(self.index_path)
+            with self.write_lock:
+                self._save(self._index)
 
     def set_model_sha256(self, sha: str) -> None:
         """Adopt the ArcFace digest of the first import; refuse a different one once faces exist."""
@@ -280,7 +321,7 @@ class Gallery:
                 fresh.add(vecs, ids)
                 reporter.step(len(ids), "indexing stored embeddings")
             check(cancel)
-            fresh.save(self.index_path)
+            self._save(fresh)
             if M or ef_construction:
                 self.store.set_meta("hnsw_M", str(fresh.params["M"]))
                 self.store.set_meta("hnsw_ef_construction", str(fresh.params["ef_construction"]))
@@ -301,6 +342,9 @@ class Gallery:
                 index = self._new_index(1)
                 if self.store.face_count():
                     problems.append("the index file is missing")
+            elif (problem := self.index_file_problem()) is not None:
+                problems.append(problem)  # not loaded: hnswlib trusts the file and may crash on a damaged one
+                index = self._new_index(1)
             else:
                 try:
                     index = HnswIndex.load(self.index_path, DIM, ef=self.ef)

@@ -142,8 +142,16 @@ class HnswIndex:
 
     def save(self, path: Path) -> None:
         """Write the index to a temporary file beside ``path``, fsync it, then rename: never half-written."""
+        self.save_with_digest(path)
+
+    def save_with_digest(self, path: Path) -> str:
+        """:meth:`save`, returning the SHA-256 of the bytes written (galleries check it before the next load)."""
+        from engine.fsutil import sha256_file
+
         with self._lock.read(), atomic_path(path) as tmp:
             self._index.save_index(str(tmp))
+            digest = sha256_file(tmp)
+        return digest
 
     # -- mutation ----------------------------------------------------------------------------
     def add(self, vectors: np.ndarray, labels: np.ndarray, num_threads: int = -1) -> None:

@@ -108,6 +108,26 @@ def scan(folders: list[Path]) -> list[Path]:
     return list(dict.fromkeys(found))
 
 
+def split_unencodable(files: list[Path]) -> tuple[list[Path], list[BadFile]]:
+    """Files whose name can be stored, and a per-file error for each that cannot (non-UTF-8 bytes on Linux).
+
+    Why: POSIX file names are bytes; Python carries undecodable ones as surrogates, which SQLite (UTF-8)
+    cannot store. One such name must not stop the batch: it is reported and the others go on.
+    """
+    ok: list[Path] = []
+    bad: list[BadFile] = []
+    for path in files:
+        try:
+            str(path).encode("utf-8")
+        except UnicodeEncodeError:
+            shown = os.fsencode(path).decode("utf-8", "backslashreplace")
+            bad.append(BadFile(shown, "failed", "the file name is not valid UTF-8 and cannot be recorded; "
+                                                "rename the file (e.g. with your file manager) and add it again"))
+            continue
+        ok.append(path)
+    return ok, bad
+
+
 def _read(path: Path, known: tuple[int, int, int, str | None] | None) -> _Prepared:
     """Worker: read, hash and decode one file (no model, no database: those stay on the calling thread)."""
     try:
@@ -232,7 +252,7 @@ def ingest(gallery: Gallery, folders: list[Path], pipeline: FacePipeline | None 
     start = time.perf_counter()
     settings = gallery.settings
     workers, batch = workers or settings.ingest_workers, batch or settings.ingest_batch
-    files = scan(folders)
+    files, unnamed = split_unencodable(scan(folders))
     with gallery.write_lock:
         known = gallery.store.photo_index()
         todo: list[tuple[Path, tuple[int, int, int, str | None] | None]] = []
@@ -252,6 +272,8 @@ def ingest(gallery: Gallery, folders: list[Path], pipeline: FacePipeline | None 
 
             pipeline = load_pipeline(settings=settings)
         run = _Run(gallery, pipeline, len(files), progress, batch)
+        run.report.failed += unnamed
+        run.report.scanned += len(unnamed)
         run.report.unchanged = unchanged
         run.done = unchanged
         if unchanged and progress is not None:

@@ -22,7 +22,7 @@ from typing import Any
 
 import numpy as np
 
-from engine.errors import GalleryError, IndexCorrupt
+from engine.errors import EngineError, GalleryError, IndexCorrupt
 from engine.gallery.filters import Filter, to_sql
 
 SCHEMA_VERSION = 1
@@ -156,8 +156,17 @@ class GalleryStore:
             self._conn.execute("PRAGMA foreign_keys=ON")
             self._conn.executescript(_SCHEMA)
         except sqlite3.DatabaseError as exc:
-            raise IndexCorrupt(f"The gallery database {self.path} cannot be opened ({exc}).",
-                               hint="Restore it from a backup; the photos themselves are untouched.") from exc
+            raise self.damaged(exc) from exc
+
+    def damaged(self, exc: sqlite3.DatabaseError) -> EngineError:
+        """The one message for a database SQLite cannot use: which file, and what to do."""
+        if isinstance(exc, sqlite3.OperationalError) and "locked" in str(exc):
+            return GalleryError(f"The gallery database {self.path} is busy ({exc}).",
+                                hint="Another program holds it; try again in a moment.")
+        return IndexCorrupt(
+            f"The gallery database {self.path} is damaged ({exc}).",
+            hint=f"Restore {self.path.name} from a backup, or delete the gallery ('sketchface gallery delete') "
+                 "and import the photos again; the photos themselves are untouched.")
 
     @classmethod
     def create(cls, path: Path, meta: dict[str, str]) -> GalleryStore:
@@ -178,17 +187,34 @@ class GalleryStore:
     def transaction(self) -> Iterator[sqlite3.Connection]:
         """BEGIN IMMEDIATE ... COMMIT, rolled back on any error."""
         with self._lock:
-            self._conn.execute("BEGIN IMMEDIATE")
+            try:
+                self._conn.execute("BEGIN IMMEDIATE")
+            except sqlite3.DatabaseError as exc:
+                raise self.damaged(exc) from exc
             try:
                 yield self._conn
+            except sqlite3.DatabaseError as exc:
+                with contextlib.suppress(sqlite3.DatabaseError):
+                    self._conn.execute("ROLLBACK")
+                if isinstance(exc, sqlite3.IntegrityError | sqlite3.ProgrammingError):
+                    raise
+                raise self.damaged(exc) from exc
             except BaseException:
                 self._conn.execute("ROLLBACK")
                 raise
-            self._conn.execute("COMMIT")
+            try:
+                self._conn.execute("COMMIT")
+            except sqlite3.DatabaseError as exc:
+                raise self.damaged(exc) from exc
 
     def _rows(self, sql: str, params: Sequence[Any] = ()) -> list[Any]:
         with self._lock:
-            return self._conn.execute(sql, params).fetchall()
+            try:
+                return self._conn.execute(sql, params).fetchall()
+            except sqlite3.DatabaseError as exc:
+                if isinstance(exc, sqlite3.IntegrityError | sqlite3.ProgrammingError):
+                    raise
+                raise self.damaged(exc) from exc
 
     # -- meta --------------------------------------------------------------------------------
     def meta(self) -> dict[str, str]:

@@ -1,0 +1,91 @@
+"""The typed run manifest: one schema for search, cases and re-run; old records still read; one error family."""
+
+from __future__ import annotations
+
+import hashlib
+import inspect
+from typing import Any
+
+import pytest
+
+import engine.errors as errors
+from engine.cases import add_search, create_case, rerun_search
+from engine.errors import CaseError, EngineError, InvalidRequest
+from engine.search import EmbedderRef, ManifestInvalid, RunManifest
+from engine.search.manifest import REQUIRED_KEYS
+from tests.engine.test_cases_support import FakeSearch, face_png
+
+
+def stored_by_an_earlier_version(image: bytes) -> dict[str, Any]:
+    """A manifest as an earlier version wrote it: the sketch embedder's old spelling, no face box, no models."""
+    return {
+        "query": [{"kind": "sketch", "sha256": hashlib.sha256(image).hexdigest(), "weight": 1.0}],
+        "embedder": {"kind": "trained", "sha256": "e" * 64},
+        "arcface_sha256": "a" * 64,
+        "galleries": [{"id": "g1", "name": "Mugshots", "content_version": 3, "face_count": 40}],
+        "index": {"M": 16, "ef_construction": 200, "ef": 200},
+        "filters": ["sex=M"],
+        "k": 10,
+        "group_by_subject": False,
+        "engine_version": "0.1.0",
+    }
+
+
+def test_old_spellings_are_read_into_the_one_vocabulary() -> None:
+    old = stored_by_an_earlier_version(b"sketch")
+    run = RunManifest.from_dict(old)
+    assert run.embedder == EmbedderRef("sketch_encoder", "e" * 64) and not run.baseline
+    assert run.query[0].face_box is None  # cropped to its ink, as before the box was recorded
+    assert RunManifest.from_dict({**old, "embedder": {"kind": "arcface-baseline", "sha256": "a" * 64}}).baseline
+    again = RunManifest.from_dict(run.to_dict())
+    assert again == run and again.to_dict()["embedder"]["kind"] == "sketch_encoder"
+    assert set(run.to_dict()) >= set(REQUIRED_KEYS)
+    with pytest.raises(ManifestInvalid, match="Unknown embedder kind"):
+        RunManifest.from_dict({**old, "embedder": {"kind": "mystery"}})
+
+
+def test_malformed_manifests_name_every_problem() -> None:
+    old = stored_by_an_earlier_version(b"sketch")
+    with pytest.raises(ManifestInvalid, match="lacks index, k"):
+        RunManifest.from_dict({k: v for k, v in old.items() if k not in ("index", "k")})
+    bad = {**old, "query": [{"kind": "drawing", "sha256": "x"}], "galleries": [{"name": "no id"}],
+           "embedder": "sketch"}
+    with pytest.raises(ManifestInvalid) as err:
+        RunManifest.from_dict(bad)
+    for part in ("query[0]", "galleries", "embedder"):
+        assert part in str(err.value)
+    with pytest.raises(ManifestInvalid, match="face box"):
+        RunManifest.from_dict({**old, "query": [{**old["query"][0], "face_box": [5, 5, 1, 1]}]})
+
+
+def test_cases_store_an_old_record_and_re_run_it_without_a_spurious_embedder_change() -> None:
+    fs = FakeSearch()
+    image = face_png(11)
+    manifest, matches = fs.search([image], k=5)
+    old = {**manifest, "embedder": {"kind": "trained", "sha256": fs.embedder_sha}}
+    with create_case("2026-0300", "old record") as case:
+        rec = add_search(case, old, matches, [image], user="alice")
+        report = rerun_search(case, rec.id, fs, user="alice")  # the re-run writes "sketch_encoder"
+        assert report.identical and report.manifest_identical, report.changes
+        with pytest.raises(CaseError, match="malformed"):
+            add_search(case, {**manifest, "query": "one sketch"}, matches, [image])
+
+
+def test_every_engine_error_has_a_title_and_a_hint() -> None:
+    family = [c for _, c in inspect.getmembers(errors, inspect.isclass) if issubclass(c, EngineError)]
+    assert len(family) >= 10
+    titles = {c.title for c in family}
+    assert len(titles) == len(family)  # each kind of error reads differently in a dialog
+    for cls in family:
+        err = cls() if cls is errors.Cancelled else cls("message")
+        assert err.title and err.hint == "" and str(err) == err.message
+    err = InvalidRequest("Image size must be positive multiples of 8.", hint="Use 512.")
+    assert isinstance(err, ValueError) and str(err).endswith("Use 512.")
+
+
+def test_generation_refuses_bad_input_with_an_engine_error() -> None:
+    from engine.generate.imaging import check_size
+
+    with pytest.raises(InvalidRequest, match="multiples of 8") as err:
+        check_size(500, 512)
+    assert err.value.title == "Invalid settings"
