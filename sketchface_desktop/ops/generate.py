@@ -86,3 +86,20 @@ def editor_missing() -> bool:
     from engine.generate import model_set as ms
 
     return not ms.ModelLocator().available(ms.EDITOR)
+
+
+def gpu_facts() -> Op[dict[str, Any]]:
+    """Free/total VRAM and where ONNX models run, for Settings > Generation (imports torch: engine lane)."""
+    def work(_p: Any, _c: Any) -> dict[str, Any]:
+        from engine import runtime
+        from engine.generate import memory
+
+        vram = memory.read_vram()
+        try:
+            onnx = runtime.onnx_status()
+            onnx_text = onnx.label + (f" ({onnx.reason})" if onnx.reason else "")
+        except ImportError as exc:
+            onnx_text = f"unavailable ({exc})"
+        return {"vram": vram, "onnx": onnx_text}
+
+    return Op("Reading GPU memory", work, lane="engine", visible=False, cancellable=False)
