@@ -1,4 +1,4 @@
-"""SettingsDialog: compute device, search and import defaults, data locations, and the Models page.
+"""SettingsDialog: compute device, generation memory plan, search and import defaults, locations, Models.
 
 Settings are the engine's typed ``Settings`` (TOML in the config dir), loaded and saved through
 ``engine.settings`` so the CLI and the app always agree; a bad value is refused with the engine's message.
@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import dataclasses
 import os
+from typing import Any
 
 from PySide6.QtCore import QUrl, Signal
 from PySide6.QtGui import QDesktopServices
@@ -16,6 +17,7 @@ from PySide6.QtWidgets import (
     QComboBox,
     QDialog,
     QDialogButtonBox,
+    QDoubleSpinBox,
     QFileDialog,
     QFormLayout,
     QGroupBox,
@@ -30,10 +32,14 @@ from PySide6.QtWidgets import (
 from engine import paths, settings
 from engine.errors import ConfigError
 from sketchface_desktop.models_page import ModelsPage
+from sketchface_desktop.ops import generate as generate_ops
 from sketchface_desktop.ui import button, label
 from sketchface_desktop.workers import JobHub
 
 DEVICE_LABELS = {"auto": "Automatic (GPU when usable, else CPU)", "cuda": "GPU (CUDA)", "cpu": "CPU only"}
+PLAN_LABELS = {"auto": "Automatic (from free GPU memory)", "resident": "Everything on the GPU (16 GB and more)",
+               "model_offload": "Model CPU offload (8-16 GB)", "sequential_offload": "Sequential CPU offload (under 8 GB)"}
+TILING_LABELS = {"auto": "Automatic (above 768 px)", "on": "Always", "off": "Never"}
 
 
 def _folder_row(parent: QWidget, path: str, env: str) -> QWidget:
@@ -72,10 +78,14 @@ class SettingsDialog(QDialog):
             self.error_label.setText(f"{exc} Defaults are shown; saving replaces the file.")
         self.tabs = QTabWidget()
         self.tabs.addTab(self._general_tab(), "General")
+        self.tabs.addTab(self._generation_tab(), "Generation")
         self.tabs.addTab(self._locations_tab(), "Data locations")
         self.models_page = ModelsPage(hub, self)
         self.tabs.addTab(self.models_page, "Models")
-        self.tabs.setCurrentIndex({"general": 0, "locations": 1, "models": 2}.get(start_tab, 0))
+        self.tabs.setCurrentIndex({"general": 0, "generation": 1, "locations": 2, "models": 3}.get(start_tab, 0))
+        self.gpu: dict[str, Any] | None = None
+        generate_ops.gpu_facts().success(self._gpu_read).failure(
+            lambda exc: self._gpu_read({"vram": None, "onnx": f"unknown ({exc})"})).run(hub)
         buttons = QDialogButtonBox(QDialogButtonBox.StandardButton.Ok | QDialogButtonBox.StandardButton.Cancel)
         buttons.accepted.connect(self.accept)
         buttons.rejected.connect(self.reject)
@@ -123,6 +133,82 @@ class SettingsDialog(QDialog):
         lay.addStretch(1)
         return page
 
+    def _generation_tab(self) -> QWidget:
+        """The GPU memory plan the engine would choose, and the user's overrides of it."""
+        s = self.current
+        page = QWidget()
+        self.plan_label = label("Reading GPU memory…", "subtle", True)
+        self.plan_label.setObjectName("MemoryPlanLabel")
+        self.onnx_label = label("", "subtle", True)
+        self.memory_plan = QComboBox()
+        self.memory_plan.setObjectName("MemoryPlanCombo")
+        for key, text in PLAN_LABELS.items():
+            self.memory_plan.addItem(text, key)
+        self.memory_plan.setCurrentIndex(max(0, self.memory_plan.findData(s.gen_memory_plan)))
+        self.vae_tiling = QComboBox()
+        for key, text in TILING_LABELS.items():
+            self.vae_tiling.addItem(text, key)
+        self.vae_tiling.setCurrentIndex(max(0, self.vae_tiling.findData(s.gen_vae_tiling)))
+        self.vram_budget = QDoubleSpinBox()
+        self.vram_budget.setRange(0.0, 512.0)
+        self.vram_budget.setDecimals(1)
+        self.vram_budget.setSuffix(" GB")
+        self.vram_budget.setSpecialValueText("No limit")
+        self.vram_budget.setValue(float(s.gen_vram_budget_gb))
+        self.half = QCheckBox("Half precision (fp16) on the GPU")
+        self.half.setChecked(s.gen_half_precision)
+        self.compile_unet = QCheckBox("Compile the UNet (faster after a slow first image)")
+        self.compile_unet.setChecked(s.gen_compile_unet)
+        self.safety = QCheckBox("Safety checker (as the reference pipeline: flagged images are blacked out; "
+                                "the choice is recorded in every image's provenance)")
+        self.safety.setObjectName("SafetyCheckerBox")
+        self.safety.setChecked(s.gen_safety_checker)
+        self.batch_candidates = QSpinBox()
+        self.batch_candidates.setRange(1, 16)
+        self.batch_candidates.setValue(s.gen_batch_candidates)
+        for widget in (self.memory_plan, self.vae_tiling):
+            widget.currentIndexChanged.connect(self._show_plan)
+        self.vram_budget.valueChanged.connect(self._show_plan)
+        box = QGroupBox("GPU memory")
+        form = QFormLayout(box)
+        form.addRow("Plan now", self.plan_label)
+        form.addRow("Memory plan", self.memory_plan)
+        form.addRow("VAE tiling", self.vae_tiling)
+        form.addRow("Use at most", self.vram_budget)
+        form.addRow("Candidates per GPU call", self.batch_candidates)
+        form.addRow("", self.half)
+        form.addRow("", self.compile_unet)
+        form.addRow("Face models", self.onnx_label)
+        out = QGroupBox("Outputs")
+        QVBoxLayout(out).addWidget(self.safety)
+        lay = QVBoxLayout(page)
+        lay.addWidget(box)
+        lay.addWidget(out)
+        lay.addWidget(label("If the GPU runs out of memory, choose a plan further down the list or turn VAE "
+                            "tiling on. Takes effect for the next generation.", "subtle", True))
+        lay.addStretch(1)
+        return page
+
+    def _gpu_read(self, facts: dict[str, Any]) -> None:
+        self.gpu = facts
+        self.onnx_label.setText(str(facts.get("onnx", "")))
+        self._show_plan()
+
+    def _show_plan(self) -> None:
+        """Show the plan the engine would choose with the dialog's values (no torch in the GUI thread)."""
+        if self.gpu is None:
+            return
+        from engine.generate import memory
+
+        vram = self.gpu.get("vram")
+        device = "cuda" if vram is not None and self.device.currentData() != "cpu" else "cpu"
+        budget = self.vram_budget.value()
+        plan = memory.choose(device, placement=str(self.memory_plan.currentData()),
+                             vae_tiling=str(self.vae_tiling.currentData()),
+                             vram_budget_gb=budget if budget > 0 else None, vram=vram)
+        free = f"{plan.free_gb:.1f} of {plan.total_gb:.1f} GB free · " if plan.free_gb is not None else ""
+        self.plan_label.setText(f"{plan.label} — {free}{plan.reason}")
+
     def _locations_tab(self) -> QWidget:
         page = QWidget()
         form = QFormLayout()
@@ -158,7 +244,11 @@ class SettingsDialog(QDialog):
         return dataclasses.replace(
             self.current, device=str(self.device.currentData()), examiner=self.examiner.text().strip(),
             search_top_k=self.top_k.value(), ingest_workers=self.workers.value(), ingest_batch=self.batch.value(),
-            cloud_backend_enabled=self.cloud.isChecked(), cases_dir=self.cases_dir.text().strip())
+            cloud_backend_enabled=self.cloud.isChecked(), cases_dir=self.cases_dir.text().strip(),
+            gen_memory_plan=str(self.memory_plan.currentData()), gen_vae_tiling=str(self.vae_tiling.currentData()),
+            gen_vram_budget_gb=float(self.vram_budget.value()), gen_half_precision=self.half.isChecked(),
+            gen_compile_unet=self.compile_unet.isChecked(), gen_safety_checker=self.safety.isChecked(),
+            gen_batch_candidates=self.batch_candidates.value())
 
     def accept(self) -> None:
         new = self.edited()
