@@ -33,6 +33,7 @@ from sketchface_desktop.prompter import DialogPrompter
 from sketchface_desktop.reconstruct_panel import ReconstructPanel
 from sketchface_desktop.results_panel import ResultsPanel
 from sketchface_desktop.results_view import ResultsModel
+from sketchface_desktop.server_dialog import open_server_dialog
 from sketchface_desktop.shortcuts_dialog import ShortcutsDialog
 from sketchface_desktop.status_bar import WorkstationStatusBar
 from sketchface_desktop.thumbnails import ThumbnailLoader
@@ -220,6 +221,7 @@ class MainWindow(QMainWindow):
         tools.addAction(self.act_settings)
         tools.addAction(self.act_models)
         tools.addAction(self.act_train)
+        tools.addAction("Gallery &servers…", lambda: open_server_dialog(self))
         help_menu = bar.addMenu("&Help")
         help_menu.addAction(self.act_guide)
         help_menu.addAction(self.act_shortcuts)

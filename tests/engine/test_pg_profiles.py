@@ -189,3 +189,26 @@ def test_mixed_search_gives_one_list_by_exact_score(pg_server: PgServer, examine
     assert {r["server"] for r in records} == {"", "hq"}
     assert all(isinstance(r["content_version"], int) for r in records)
     local.close()  # type: ignore[attr-defined]
+
+
+@pytest.mark.gui
+def test_server_dialog_saves_to_the_keyring_and_tests_the_server(
+        qtbot, pg_server: PgServer, examiner: tuple[str, str, str, str],  # type: ignore[no-untyped-def]
+        memory_keyring: MemoryKeyring) -> None:
+    from sketchface_desktop.server_dialog import ServerDialog
+
+    admin, user, pw, unit = examiner
+    dialog = ServerDialog()
+    qtbot.addWidget(dialog)
+    dialog.name.setText("hq")
+    dialog.url.setText(f"postgresql://{user}@127.0.0.1:{pg_server.port}/{_db(admin)}")
+    dialog.unit.setText(unit)
+    dialog.password.setText(pw)
+    dialog.save_button.click()
+    assert dialog.list.count() == 1 and dialog.password.text() == ""
+    assert memory_keyring.items[(servers.KEYRING_SERVICE, "hq")] == pw
+    dialog.test_button.click()  # no job hub given: the test runs in place
+    assert dialog.status.text().startswith("OK") and unit in dialog.status.text()
+    dialog.url.setText("mysql://nobody@h/db")
+    dialog.save_button.click()
+    assert "not a PostgreSQL URL" in dialog.status.text()
