@@ -3,6 +3,11 @@
 Each area of the engine contributes its sub-commands through a ``register(subparsers)`` function in
 its own ``cli`` module (models, gallery + search, cases, generation); a handler is stored as
 ``func`` on the parsed arguments and returns the process exit code.
+
+The edge: an engine error, an ``OSError`` or a ``sqlite3.DatabaseError`` that reaches here becomes one
+line on stderr and exit code 1; its traceback goes to the log file (``paths.log_dir()``), never to the
+terminal. The Hugging Face hub is put offline with telemetry off (unless the user already chose) for
+every command except ``models download``, so no library phones home on its own.
 """
 
 from __future__ import annotations
@@ -11,11 +16,19 @@ import argparse
 import importlib
 import json
 import logging
+import logging.handlers
+import os
+import sqlite3
 import sys
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Any
 
 from engine.errors import Cancelled, EngineError
+
+LOG_NAME = "sketchface-cli.log"
+_trace = logging.getLogger("sketchface.cli.trace")  # file only: tracebacks never reach the terminal
+_trace.propagate = False
 
 # Modules that add sub-commands. Missing ones are skipped so a partial install still runs.
 _COMMAND_MODULES = (
@@ -57,7 +70,64 @@ def print_json(obj: Any) -> None:
     sys.stdout.write("\n")
 
 
+def hub_offline(argv: Sequence[str]) -> None:
+    """No silent hub traffic: offline and no telemetry unless this command is ``models download``.
+
+    ``setdefault``: a value the user exported is kept. Set before any command module imports a library
+    that reads them at import time (huggingface_hub, diffusers, transformers).
+    """
+    words = [a for a in argv if not a.startswith("-")]
+    os.environ.setdefault("HF_HUB_DISABLE_TELEMETRY", "1")
+    if words[:2] != ["models", "download"]:
+        os.environ.setdefault("HF_HUB_OFFLINE", "1")
+
+
+def _log_file() -> Path | None:
+    """Attach the rotating log file (once); None where the log folder cannot be written."""
+    from engine import paths
+
+    path = paths.log_dir() / LOG_NAME
+    for handler in _trace.handlers:
+        if getattr(handler, "baseFilename", None) == str(path):
+            return path
+    for handler in list(_trace.handlers):
+        _trace.removeHandler(handler)
+        handler.close()
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        handler = logging.handlers.RotatingFileHandler(path, maxBytes=2_000_000, backupCount=3, encoding="utf-8")
+    except OSError:
+        return None
+    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(message)s"))
+    _trace.addHandler(handler)
+    _trace.setLevel(logging.DEBUG)
+    return path
+
+
+def _one_line(exc: BaseException) -> str:
+    """A person's view of an OS or database error: what failed and on which file, without a traceback."""
+    if isinstance(exc, OSError):
+        what = exc.strerror or str(exc) or type(exc).__name__
+        where = ", ".join(str(f) for f in (exc.filename, exc.filename2) if f is not None)
+        return f"{what}: {where}" if where else what
+    if isinstance(exc, sqlite3.DatabaseError):
+        return f"a database could not be used ({exc}); if it is damaged, restore it from a backup"
+    return str(exc)
+
+
+def _fail(exc: BaseException, text: str, argv: Sequence[str]) -> int:
+    """Print one line, log the traceback to the file; exit code 1."""
+    log = _log_file()
+    if log is not None:
+        _trace.error("sketchface %s: %s", " ".join(argv), text, exc_info=exc)
+    print(f"error: {text}" + (f" (details in {log})" if log is not None and not isinstance(exc, EngineError)
+                              else ""), file=sys.stderr)
+    return 1
+
+
 def main(argv: Sequence[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    hub_offline(argv)
     parser = build_parser()
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.DEBUG if args.verbose else logging.WARNING,
@@ -74,8 +144,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         print("Interrupted.", file=sys.stderr)
         return 130
     except EngineError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 1
+        return _fail(exc, str(exc), argv)
+    except (OSError, sqlite3.DatabaseError) as exc:
+        return _fail(exc, _one_line(exc), argv)
 
 
 if __name__ == "__main__":

@@ -1,0 +1,74 @@
+"""The command line's edge: OS and database errors are one line and a non-zero exit, tracebacks go to the log file,
+and no Hugging Face hub traffic happens unless the user asked for a download."""
+
+from __future__ import annotations
+
+import os
+import sqlite3
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from engine import cli, paths
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+def _sketchface(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-m", "engine.cli", *args], cwd=REPO, capture_output=True, text=True,
+                          timeout=300)
+
+
+@pytest.mark.parametrize("error", [PermissionError(13, "Permission denied", "/evidence/locked.csv"),
+                                   sqlite3.DatabaseError("database disk image is malformed")])
+def test_os_and_database_errors_are_one_line_and_the_traceback_goes_to_the_log(
+        error: Exception, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
+    import engine.models.store as store
+
+    def fail(*_a: object, **_k: object) -> None:
+        raise error
+
+    monkeypatch.setattr(store, "status", fail)
+    assert cli.main(["models", "status"]) == 1
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and "Traceback" not in err, err
+    if isinstance(error, OSError):
+        assert "Permission denied" in err and "/evidence/locked.csv" in err
+    else:
+        assert "malformed" in err
+    log = paths.log_dir() / cli.LOG_NAME
+    assert str(log) in err
+    text = log.read_text("utf-8")
+    assert "Traceback" in text and type(error).__name__ in text
+
+
+def test_a_real_user_mistake_reading_a_folder_as_a_file_is_one_line(tmp_path: Path) -> None:
+    done = _sketchface("models", "import", str(tmp_path / "missing" / "bundle.zip"))
+    assert done.returncode == 1 and "Traceback" not in done.stderr
+    folder = tmp_path / "a_folder.csv"
+    folder.mkdir()
+    done = _sketchface("gallery", "create", "g")
+    assert done.returncode == 0, done.stderr
+    done = _sketchface("gallery", "import-metadata", "g", str(folder))
+    assert done.returncode == 1, done.stderr
+    assert "Traceback" not in done.stderr and len(done.stderr.strip().splitlines()) == 1, done.stderr
+
+
+def test_hub_is_offline_and_telemetry_off_unless_a_download_was_asked(monkeypatch: pytest.MonkeyPatch,
+                                                                      capsys: pytest.CaptureFixture[str]) -> None:
+    for var in ("HF_HUB_OFFLINE", "HF_HUB_DISABLE_TELEMETRY"):
+        monkeypatch.delenv(var, raising=False)
+    cli.main(["models", "status"])
+    assert os.environ["HF_HUB_OFFLINE"] == "1" and os.environ["HF_HUB_DISABLE_TELEMETRY"] == "1"
+    monkeypatch.delenv("HF_HUB_OFFLINE")
+    cli.main(["-v", "models", "download", "no.such.model"])  # refused (unknown id), but it was a download
+    assert os.environ.get("HF_HUB_OFFLINE") != "1"
+    capsys.readouterr()
+
+
+def test_a_user_choice_of_hub_offline_is_kept(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("HF_HUB_OFFLINE", "0")
+    cli.main(["models", "status"])
+    assert os.environ["HF_HUB_OFFLINE"] == "0"
