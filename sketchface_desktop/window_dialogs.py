@@ -196,10 +196,8 @@ class WindowDialogs(QObject):
 
     def start_demo_workstation(self, info: Any) -> bool:
         """A second workstation process on the demo home (SKETCHFACE_HOME), showing the DEMO case."""
-        from engine.demo import demo_env  # type: ignore[import-not-found,unused-ignore]
-
         env = dict(os.environ)
-        env.update(demo_env(info.home))
+        env.update(info.env())
         process = QProcess(self)
         process.setProgram(sys.executable)
         process.setArguments(["-m", "sketchface_desktop"])

@@ -90,7 +90,7 @@ def warm_up() -> Op[None]:
 def prepare_demo() -> Op[Any]:
     """Install the demo (tiny random-weight models, sample gallery, DEMO case) into the separate demo home."""
     def work(progress: Any, cancel: Any) -> Any:
-        from engine.demo import prepare_demo as engine_demo  # type: ignore[import-not-found,unused-ignore]
+        from engine.demo import prepare_demo as engine_demo
 
         return engine_demo(progress=progress, cancel=cancel)
 
