@@ -1,0 +1,172 @@
+"""The compact index: usearch HNSW over int8-quantised vectors, behind the same ``VectorIndex`` protocol.
+
+Why: the float32 hnswlib index costs about 2.4 KB per face (2 KB of vector plus the graph), so a 32 GB
+workstation holds roughly 10M faces with nothing else running. usearch's int8 index keeps 512 bytes of
+vector plus its graph (about 1 KB per face measured at 200k), and the search re-scores every candidate
+from the gallery's stored float32 embeddings (the store is the truth), so the ranking keeps exact
+scores. Use it past :data:`COMPACT_THRESHOLD_FACES`, or when :func:`choose_index_kind` says the float32
+index would not fit in the memory given.
+
+Facts this is built on (usearch 2.x, checked): ``expansion_search`` is not saved (set after every load);
+``get`` returns the int8 codes (:meth:`UsearchI8Index.get` scales them back: approximate, for display
+and checks, never for scoring); cosine metric on unit vectors equals inner product.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from engine.errors import IndexCorrupt
+from engine.fsutil import atomic_path
+from engine.gallery.index import RWLock
+
+HNSWLIB_BYTES_PER_FACE = 2400  # bench/README.md: 2374-2402 B measured at M=32, 100k-1M faces
+USEARCH_I8_BYTES_PER_FACE = 1000  # issue 15's side-by-side at 200k faces: 1.0 KB (usearch i8, M=32)
+COMPACT_THRESHOLD_FACES = 5_000_000  # float32 past this: ~12 GB of index, over a third of a 32 GB workstation
+I8_SCALE = 127.0
+
+
+def choose_index_kind(faces: int, memory_bytes: int | None = None, share: float = 0.5) -> str:
+    """``"hnswlib"`` (fastest on float32) unless the gallery is past the threshold or its float32 index
+    would take more than ``share`` of ``memory_bytes``; then ``"usearch_i8"``."""
+    if faces >= COMPACT_THRESHOLD_FACES:
+        return "usearch_i8"
+    if memory_bytes is not None and faces * HNSWLIB_BYTES_PER_FACE > share * memory_bytes:
+        return "usearch_i8"
+    return "hnswlib"
+
+
+def largest_gallery(memory_bytes: int, kind: str = "hnswlib", share: float = 0.75) -> int:
+    """Faces whose index fits in ``share`` of the memory (the rest: OS, app, models)."""
+    per = HNSWLIB_BYTES_PER_FACE if kind == "hnswlib" else USEARCH_I8_BYTES_PER_FACE
+    return int(memory_bytes * share // per)
+
+
+class UsearchI8Index:
+    """usearch HNSW (cosine, int8) labelled by face id; thread-safe through a reader/writer lock.
+
+    Args:
+        dim: vector dimension.
+        M: graph connectivity.
+        ef_construction: build-time expansion.
+        ef: query-time expansion (restored after every load).
+    """
+
+    def __init__(self, dim: int = 512, M: int = 32, ef_construction: int = 200, ef: int = 200,
+                 capacity: int = 0, *, _index: Any = None) -> None:
+        from usearch.index import Index
+
+        self.dim = dim
+        self._lock = RWLock()
+        self._index = _index if _index is not None else Index(
+            ndim=dim, metric="cos", dtype="i8", connectivity=M, expansion_add=ef_construction, expansion_search=ef)
+        if capacity:
+            self._index.reserve(capacity)
+        self._index.expansion_search = ef
+        self._M, self._efc, self._ef = M, ef_construction, ef
+
+    @classmethod
+    def load(cls, path: Path, dim: int = 512, ef: int = 200, M: int = 32, ef_construction: int = 200) -> UsearchI8Index:
+        from usearch.index import Index
+
+        try:
+            raw = Index.restore(str(path))
+        except (RuntimeError, ValueError, OSError) as exc:
+            raise IndexCorrupt(f"The compact index {path} cannot be read ({exc}).",
+                               hint="Run 'sketchface gallery rebuild' to rebuild it from the stored embeddings.") from exc
+        if raw is None or raw.ndim != dim:
+            raise IndexCorrupt(f"The compact index {path} is not a {dim}-D index.", hint="Rebuild the gallery.")
+        return cls(dim, int(raw.connectivity), ef_construction, ef, _index=raw)
+
+    def save(self, path: Path) -> None:
+        with self._lock.read(), atomic_path(path) as tmp:
+            self._index.save(str(tmp))
+
+    def add(self, vectors: np.ndarray, labels: np.ndarray, num_threads: int = 0) -> None:
+        vectors = np.ascontiguousarray(vectors, dtype=np.float32).reshape(-1, self.dim)
+        labels = np.asarray(labels, dtype=np.int64).reshape(-1)
+        if len(vectors) != len(labels):
+            raise ValueError(f"{len(vectors)} vectors but {len(labels)} labels")
+        if not len(labels):
+            return
+        with self._lock.write():
+            present = [int(x) for x in labels if int(x) in self._index]
+            if present:  # replace, as hnswlib does
+                self._index.remove(present)
+            self._index.add(labels, vectors, threads=num_threads)
+
+    def remove(self, labels: Iterable[int]) -> int:
+        with self._lock.write():
+            live = [int(x) for x in labels if int(x) in self._index]
+            if live:
+                self._index.remove(live)
+        return len(live)
+
+    def set_ef(self, ef: int) -> None:
+        with self._lock.write():
+            self._ef = ef
+            self._index.expansion_search = ef
+
+    def query(self, vectors: np.ndarray, k: int,
+              allowed: Callable[[int], bool] | None = None) -> tuple[np.ndarray, np.ndarray]:
+        """Top-k labels and approximate similarities (int8); callers re-score from the stored vectors.
+
+        ``allowed`` is honoured by asking for more and dropping the rest (usearch has no filter callback).
+        """
+        q = np.ascontiguousarray(vectors, dtype=np.float32).reshape(-1, self.dim)
+        with self._lock.read():
+            n = min(k if allowed is None else 4 * k, len(self._index))
+            if n <= 0 or not len(q):
+                return np.zeros((len(q), 0), np.int64), np.zeros((len(q), 0), np.float32)
+            m = self._index.search(q, n, threads=1)
+        keys, dist = np.asarray(m.keys, np.int64).reshape(len(q), -1), np.asarray(m.distances).reshape(len(q), -1)
+        if allowed is not None:
+            rows = [[(key, d) for key, d in zip(kr, dr, strict=True) if allowed(int(key))][:k]
+                    for kr, dr in zip(keys, dist, strict=True)]
+            width = min(len(r) for r in rows)
+            keys = np.asarray([[key for key, _ in r[:width]] for r in rows], np.int64).reshape(len(q), width)
+            dist = np.asarray([[d for _, d in r[:width]] for r in rows], np.float32).reshape(len(q), width)
+        return keys, (1.0 - dist).astype(np.float32)
+
+    def get(self, labels: np.ndarray) -> np.ndarray:
+        """Approximate (dequantised, re-normalised) vectors: int8 codes scaled back, never exact."""
+        ids = [int(x) for x in np.asarray(labels).reshape(-1)]
+        if not ids:
+            return np.zeros((0, self.dim), np.float32)
+        with self._lock.read():
+            codes = self._index.get(np.asarray(ids, np.int64))
+        if any(c is None for c in codes):
+            raise IndexCorrupt("The compact index lacks a face it should hold.", hint="Run 'sketchface gallery rebuild'.")
+        out = np.stack([np.asarray(c, np.float32).reshape(self.dim) / I8_SCALE for c in codes])
+        return (out / np.maximum(np.linalg.norm(out, axis=1, keepdims=True), 1e-12)).astype(np.float32)
+
+    def labels(self) -> np.ndarray:
+        with self._lock.read():
+            return np.sort(np.asarray(self._index.keys, np.int64))
+
+    def all_labels(self) -> np.ndarray:
+        return self.labels()
+
+    def is_deleted(self, label: int) -> bool:
+        with self._lock.read():
+            return int(label) not in self._index
+
+    def __len__(self) -> int:
+        with self._lock.read():
+            return len(self._index)
+
+    @property
+    def deleted_count(self) -> int:
+        return 0
+
+    @property
+    def memory_bytes(self) -> int:
+        return int(self._index.memory_usage)
+
+    @property
+    def params(self) -> dict[str, int]:
+        return {"M": self._M, "ef_construction": self._efc, "ef": int(self._ef)}
