@@ -66,6 +66,11 @@ class FaceTools:
             return False
         return True
 
+    def digests(self) -> dict[str, dict[str, str]]:
+        """SHA-256 of the detector and ArcFace files used (checked at load), for provenance; {} if not loaded."""
+        refs = getattr(self._pipeline, "model_files", ()) if self._pipeline is not None else ()
+        return {ref.model_id: {ref.file: ref.sha256} for ref in refs}
+
     def embed(self, bgr: np.ndarray) -> np.ndarray | None:
         """The primary face's unit ArcFace embedding, or None when no face is detected."""
         faces = self._fp().analyze(bgr)

@@ -199,6 +199,8 @@ class Reconstructor:
                 check(cancel)
                 call, sources, params = self._prepare(pipe, request, structure)
                 identity, note = self._identity_fn()
+                if self._tools is not None:  # the detector and ArcFace files of the identity check and crop
+                    digests.update(self._tools.digests())
                 candidates: list[Candidate] = []
                 for g, group in enumerate(groups):
                     check(cancel)

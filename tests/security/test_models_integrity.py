@@ -236,3 +236,24 @@ def test_plain_http_to_a_remote_host_is_refused_before_any_connection(monkeypatc
         model_id = _spec(monkeypatch, "https://huggingface.co/x/resolve/abc/weights.bin")
         with pytest.raises(ConfigError, match="https"):
             download(model_id, base_url="http://mirror.agency.example/hf")
+
+
+@pytest.mark.slow
+def test_a_reconstruction_records_the_detector_and_arcface_files_it_used(
+        installed_models: Path, request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> None:
+    import numpy as np
+
+    from engine.generate.model_set import ModelLocator
+    from engine.generate.reconstruct import Reconstructor
+    from engine.generate.types import ReconstructionRequest, RuntimeOptions
+    from tests.fixtures import tiny_diffusion
+
+    gen_models = tiny_diffusion.session_models(request, tmp_path_factory)
+    emb = np.random.default_rng(3).normal(size=512).astype(np.float32)
+    with tiny_diffusion.one_thread():
+        rec = Reconstructor(models=ModelLocator(gen_models), runtime=RuntimeOptions(allow_cpu=True))
+        req = ReconstructionRequest(embedding=emb / np.linalg.norm(emb), prompt="portrait", seeds=(5,), steps=2,
+                                    width=32, height=32)
+        record = rec.reconstruct(req).candidates[0].provenance
+    assert record["models"][DET]["det_10g.onnx"] == sha256_bytes((installed_models / DET / "det_10g.onnx").read_bytes())
+    assert REC in record["models"]
