@@ -12,6 +12,7 @@ SHA-256 its row records.
 from __future__ import annotations
 
 import sqlite3
+from dataclasses import asdict
 from typing import Any
 
 from engine.cases import anchor, audit, db, records
@@ -81,10 +82,37 @@ def _check_meta(case: Case, entries: list[audit.AuditEntry], *, chain_ok: bool) 
         out.append(_finding("schema", "The case's schema version was changed."))
     if entries and audit.ANCHOR_META_KEY not in keys:
         out.append(_finding("anchor", "The case meta record of the audit head is missing: it was deleted."))
+    out += _check_meta_forms(case)
     positions = [e.pos for e in entries]
     if chain_ok and positions != list(range(1, len(entries) + 1)):  # else the chain findings say more
         out.append(_finding("reordered", "The audit log's storage positions were renumbered: they no longer run "
                                          f"1–{len(entries)}."))
+    return out
+
+
+def _check_meta_forms(case: Case) -> list[audit.Finding]:
+    """The head record and its signature must be stored exactly as SketchFace writes them."""
+    out = []
+    raw = db.get_meta(case.conn, audit.ANCHOR_META_KEY)
+    if raw is not None:
+        try:
+            count, head = audit.read_anchor(case.conn) or (0, "")
+            same = raw == db.canonical_json({"count": count, "head": head})
+        except (ValueError, KeyError, TypeError):
+            same = False
+        if not same:
+            out.append(_finding("anchor", "The case meta record of the audit head was altered (it is not in the "
+                                          "form SketchFace writes)."))
+    raw = db.get_meta(case.conn, anchor.SIGNATURE_META_KEY)
+    if raw is not None:
+        try:
+            sig = anchor.read_signature(case.conn)
+            same = sig is not None and raw == db.canonical_json(asdict(sig))
+        except ValueError:
+            same = True  # reported as unreadable by the signature check
+        if not same:
+            out.append(_finding("signature", "The stored head signature was altered (it is not in the form "
+                                             "SketchFace writes)."))
     return out
 
 

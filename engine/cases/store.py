@@ -240,7 +240,10 @@ class Case:
     def anchors(self, expected: tuple[int | None, str] | None = None) -> list[audit.Anchor]:
         """Every anchor available for this case: meta row (exact), sidecar, registry, and an expected one."""
         out: list[audit.Anchor] = []
-        meta = audit.read_anchor(self.conn)
+        try:
+            meta = audit.read_anchor(self.conn)
+        except (ValueError, KeyError, TypeError):
+            meta = None  # reported by the integrity check of the meta table
         if meta is not None:
             out.append(audit.Anchor("case meta record", meta[0], meta[1], exact=True))
         sidecar = self.folder / SIDECAR_ANCHOR

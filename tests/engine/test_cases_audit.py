@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 
 from engine.cases import add_sketch, audit, registry
+from engine.cases.db import canonical_json
 from engine.cases.store import SIDECAR_ANCHOR, Case
 from engine.cli import main
 from tests.engine.test_cases_support import face_png, new_case, populated_case
@@ -105,7 +106,7 @@ def test_truncation_with_forged_meta_anchor_is_caught_by_the_sidecar_and_registr
         last_kept = case.audit_entries()[6]  # entry #7
         case.conn.execute("DELETE FROM audit WHERE seq >= 8")
         case.conn.execute("UPDATE meta SET value = ? WHERE key = 'audit_anchor'",
-                          (json.dumps({"count": 7, "head": last_kept.hash}),))
+                          (canonical_json({"count": 7, "head": last_kept.hash}),))
         report = case.verify()
         messages = [f.message for f in report.findings if f.kind == "truncated"]
         assert not report.ok and all(f.seq == 8 for f in report.findings if f.kind == "truncated")
@@ -121,7 +122,7 @@ def test_truncation_with_every_local_anchor_forged_is_caught_by_a_printed_head(t
         kept = case.audit_entries()[6]
         case.conn.execute("DELETE FROM audit WHERE seq >= 8")
         case.conn.execute("UPDATE meta SET value = ? WHERE key = 'audit_anchor'",
-                          (json.dumps({"count": 7, "head": kept.hash}),))
+                          (canonical_json({"count": 7, "head": kept.hash}),))
         (case.folder / SIDECAR_ANCHOR).unlink()
         registry.update_anchor(case.case_id, 7, kept.hash)
         # the sketches whose entries were cut off no longer match the log, and the signed head is #9 ...

@@ -15,6 +15,7 @@ import pytest
 from engine.cases import anchor, import_case, open_case
 from engine.cases.archive import MANIFEST_NAME
 from engine.cases.archive_members import MAX_RATIO, RATIO_FLOOR_BYTES
+from engine.cases.db import canonical_json
 from engine.cli import main
 from engine.errors import CaseError
 from tests.security.test_case_support import exported, rewrite_archive, rewrite_archive_db
@@ -129,7 +130,7 @@ def test_archive_rebuilt_and_resigned_with_another_key_is_refused_when_the_key_i
         msg = anchor.head_message(row["case_id"], row["count"], row["head"])
         row["signature"] = key.sign(msg).hex()
         row["public_key"] = key.public_key().public_bytes_raw().hex()
-        c.execute("UPDATE meta SET value = ? WHERE key = 'audit_signature'", (json.dumps(row),))
+        c.execute("UPDATE meta SET value = ? WHERE key = 'audit_signature'", (canonical_json(row),))
 
     bad = rewrite_archive_db(archive, tmp_path / "bad.zip", forge)
     with pytest.raises(CaseError):  # the forged row has no entry, whatever key signed the head
