@@ -29,7 +29,9 @@ from sketchface_desktop.ops import models as model_ops
 from sketchface_desktop.ui import button, label
 
 COLUMNS = ("Model", "Used for", "Installed", "Integrity")
-_STATE_TEXT = {"ok": "verified", "unchecked": "not yet verified", "unpinned": "no digest known",
+# A pin recorded at first import proves the file has not changed since, not that it is the publisher's file.
+_STATE_TEXT = {"published": "matches the publisher's SHA-256", "pinned at first import": "pinned at first import",
+               "unchecked": "not yet checked", "not pinned": "no digest known",
                "mismatch": "DIFFERS from expected", "not installed": "—"}
 
 
