@@ -196,7 +196,8 @@ def build_setup(cfg: TrainConfig, dist: DistInfo, reporter: RunReporter) -> Setu
                                                           "fallback_centre_crop": len(protos.fallback_ids)},
                              pretrained)
     model = build_encoder(enc_cfg)
-    reporter.emit("pretrained", source=load_pretrained_visual(model, pretrained), **pretrained.record())
+    load_pretrained_visual(model, pretrained)
+    reporter.emit("pretrained", **pretrained.record())
     model.to(dist.device)
     optimizer = build_optimizer(model, cfg.optim)
     ema = EMATeacher(model)

@@ -250,13 +250,9 @@ def resolve_pretrained(source: str, architecture: str, tag: str = "") -> Pretrai
         return PretrainedSource(NO_PRETRAINED, "none (random initialisation)", architecture=architecture)
     if source in models.MODELS:
         spec = models.get_spec(source)
-        path = models.model_path(source)  # ModelMissing says how to import or download it
-        digest = sha256_file(path)
-        published = spec.primary.sha256
-        if published and digest != published:
-            raise ModelInvalid(f"{spec.title}: {path.name} is not the published file (SHA-256 {digest[:12]}…, "
-                               f"published {published[:12]}…).",
-                               hint=f"Re-import it from a trusted copy ({spec.source}).")
+        # Checked against its published digest (or its import pin); ModelMissing says how to get it.
+        path = models.require(source, purpose="training the sketch encoder")
+        digest = models.digest(source)
         arch = spec.extra.get("open_clip_architecture", architecture)
         mtag = spec.extra.get("open_clip_tag") or tag or None
         return PretrainedSource("managed", f"{source} ({path.name})", path, arch, mtag, source, digest,
