@@ -10,7 +10,7 @@ import time
 from pathlib import Path
 
 from engine import paths
-from engine.cases import list_cases, registry
+from engine.cases import list_cases, open_case, registry
 from engine.cli import main
 from tests.engine.test_cases_support import new_case
 
@@ -40,6 +40,9 @@ def test_six_concurrent_case_new_processes_lose_nothing(tmp_path: Path, sketchfa
     assert sorted(e["case_number"] for e in registered.values()) == numbers
     assert all("anchor" in e for e in registered.values())  # every case's anchor copy survived as well
     assert len({e["path"] for e in registered.values()}) == 6
+    for case_id in registered:  # and each is signed by the one workstation key the six shared
+        with open_case(case_id) as case:
+            assert case.verify().ok
 
 
 def test_same_number_from_two_processes_makes_one_case(tmp_path: Path, sketchface_home: Path) -> None:
