@@ -16,7 +16,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 
@@ -62,10 +62,8 @@ class UsearchI8Index:
 
         self.dim = dim
         self._lock = RWLock()
-        self._index = _index if _index is not None else Index(
-            ndim=dim, metric="cos", dtype="i8", connectivity=M, expansion_add=ef_construction, expansion_search=ef)
-        if capacity:
-            self._index.reserve(capacity)
+        self._index: Any = _index if _index is not None else cast(Any, Index(
+            ndim=dim, metric="cos", dtype="i8", connectivity=M, expansion_add=ef_construction, expansion_search=ef))
         self._index.expansion_search = ef
         self._M, self._efc, self._ef = M, ef_construction, ef
 
@@ -138,7 +136,7 @@ class UsearchI8Index:
         if not ids:
             return np.zeros((0, self.dim), np.float32)
         with self._lock.read():
-            codes = self._index.get(np.asarray(ids, np.int64))
+            codes: Any = self._index.get(np.asarray(ids, np.int64))
         if any(c is None for c in codes):
             raise IndexCorrupt("The compact index lacks a face it should hold.", hint="Run 'sketchface gallery rebuild'.")
         out = np.stack([np.asarray(c, np.float32).reshape(self.dim) / I8_SCALE for c in codes])
