@@ -62,6 +62,12 @@ def cmc_png(doc: dict[str, Any]) -> bytes:
                         fontsize=7, color=color)
     ax.set_xscale("log")
     ax.set_xlim(1, grid[-1])
+    from matplotlib.ticker import FuncFormatter, NullFormatter
+
+    ax.xaxis.set_major_formatter(FuncFormatter(lambda v, _pos: f"{v:,.0f}"))
+    if n_max < 30:  # a short axis: label every rank
+        ax.set_xticks(range(1, n_max + 1))
+    ax.xaxis.set_minor_formatter(NullFormatter())
     ax.set_ylim(0, 1.02)
     ax.set_xlabel("rank (log scale)")
     ax.set_ylabel("share of solved cases with the true person at this rank or better")
