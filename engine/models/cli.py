@@ -39,12 +39,26 @@ class _Bar:
         self._done = 0
 
 
+def _encoder_origin(row: Any) -> dict[str, Any]:
+    """For an installed sketch encoder: the pretrained weights it was trained from (its config.json)."""
+    if row.task != "sketch-encoder" or not row.installed:
+        return {}
+    from engine.errors import EngineError
+    from engine.models import model_dir
+    from engine.sketch.checkpoint import load_config
+
+    try:
+        return {"pretrained": load_config(model_dir(row.id)).pretrained or {"source": "not recorded"}}
+    except EngineError:
+        return {}
+
+
 def _status(args: argparse.Namespace) -> int:
     from engine.models.store import status
 
     rows = status(deep=args.deep)
     if args.json:
-        print_json([row.to_dict() for row in rows])
+        print_json([{**row.to_dict(), **_encoder_origin(row)} for row in rows])
         return 0
     width = max(len(r.id) for r in rows)
     print(f"{'MODEL':<{width}}  {'TASK':<15} {'INSTALLED':<9}  DIGEST")
@@ -52,6 +66,11 @@ def _status(args: argparse.Namespace) -> int:
         extra = f"  (missing: {', '.join(r.missing)})" if r.missing and r.verified != "not installed" else ""
         print(f"{r.id:<{width}}  {r.task:<15} {'yes' if r.installed else 'no':<9}  {_TRUST_TEXT.get(r.verified, r.verified)}"
               f"{extra}")
+        origin = _encoder_origin(r).get("pretrained")
+        if origin:
+            print(f"{'':<{width}}    trained from: {origin.get('source')}"
+                  + (f", sha256 {origin['sha256']}" if origin.get("sha256") else "")
+                  + (f"  WARNING: {origin['warning']}" if origin.get("warning") else ""))
         mixed = {f.trust for f in r.files}
         if args.files or len(mixed) > 1:
             for f in r.files:

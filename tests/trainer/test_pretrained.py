@@ -102,3 +102,22 @@ def test_a_managed_checkpoint_that_is_not_the_published_file_is_refused(tmp_path
     (dest / "open_clip_model.safetensors").write_bytes(b"not the LAION checkpoint")
     with pytest.raises(ModelTampered):
         pretrained_source(load_config())
+
+
+def test_models_status_shows_what_the_installed_encoder_was_trained_from(
+        installed_models: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from engine.cli import main as cli
+    from engine.sketch.config import EncoderConfig
+    from tests.fixtures import tiny_sketch
+
+    dest = tiny_sketch.build(installed_models)
+    cfg = EncoderConfig.load(dest / "config.json")
+    cfg.pretrained = {"source": "open_clip.vit_b_16_laion2b (open_clip_model.safetensors)", "sha256": "ab" * 32}
+    cfg.save(dest / "config.json")
+    capsys.readouterr()
+    assert cli(["models", "status"]) == 0
+    out = capsys.readouterr().out
+    assert f"trained from: open_clip.vit_b_16_laion2b (open_clip_model.safetensors), sha256 {'ab' * 32}" in out
+    assert cli(["models", "status", "--json"]) == 0
+    rows = {r["id"]: r for r in json.loads(capsys.readouterr().out)}
+    assert rows["sketch_encoder"]["pretrained"]["sha256"] == "ab" * 32
