@@ -38,6 +38,7 @@ from sketchface_desktop.shortcuts_dialog import ShortcutsDialog
 from sketchface_desktop.status_bar import WorkstationStatusBar
 from sketchface_desktop.thumbnails import ThumbnailLoader
 from sketchface_desktop.ui import make_action
+from sketchface_desktop.validate_dialog import open_validation
 from sketchface_desktop.window_dialogs import WindowDialogs
 from sketchface_desktop.window_state import window_settings
 from sketchface_desktop.window_wiring import after_first_paint, wire_window
@@ -221,6 +222,7 @@ class MainWindow(QMainWindow):
         tools.addAction(self.act_settings)
         tools.addAction(self.act_models)
         tools.addAction(self.act_train)
+        tools.addAction("&Validate on solved cases…", lambda: open_validation(self.hub, self.session, self))
         tools.addAction("Gallery &servers…", lambda: open_server_dialog(self))
         help_menu = bar.addMenu("&Help")
         help_menu.addAction(self.act_guide)
