@@ -17,7 +17,6 @@ import importlib
 import json
 import logging
 import logging.handlers
-import os
 import sqlite3
 import sys
 from collections.abc import Sequence
@@ -71,15 +70,10 @@ def print_json(obj: Any) -> None:
 
 
 def hub_offline(argv: Sequence[str]) -> None:
-    """No silent hub traffic: offline and no telemetry unless this command is ``models download``.
+    """No silent hub traffic: offline and no telemetry unless this command is ``models download``."""
+    from engine.models.fetch import hub_offline as set_offline
 
-    ``setdefault``: a value the user exported is kept. Set before any command module imports a library
-    that reads them at import time (huggingface_hub, diffusers, transformers).
-    """
-    words = [a for a in argv if not a.startswith("-")]
-    os.environ.setdefault("HF_HUB_DISABLE_TELEMETRY", "1")
-    if words[:2] != ["models", "download"]:
-        os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    set_offline(download=[a for a in argv if not a.startswith("-")][:2] == ["models", "download"])
 
 
 def _log_file() -> Path | None:

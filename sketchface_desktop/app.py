@@ -64,6 +64,9 @@ def run(argv: list[str] | None = None) -> int:
     """Start the desktop app and return its exit code."""
     started = time.monotonic()
     crash.install()
+    from engine.models.fetch import hub_offline
+
+    hub_offline()  # no silent hub traffic; model downloads from the Models page do not use the hub
     app = create_application(argv)
     from sketchface_desktop.main_window import MainWindow
 

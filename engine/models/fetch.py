@@ -47,6 +47,18 @@ _PUBLISHER_CDNS = {"huggingface.co": ("huggingface.co", "hf.co"),
                    "github.com": ("github.com", "githubusercontent.com")}
 
 
+def hub_offline(download: bool = False) -> None:
+    """No silent hub traffic: the Hugging Face hub offline and its telemetry off, unless this is a download.
+
+    ``setdefault``: a value the user exported is kept. Call it at start (CLI, desktop), before a library
+    that reads these at import time (huggingface_hub, diffusers, transformers) is imported. Our own
+    downloads use httpx with the manifest's pinned URLs, so they do not depend on the hub's settings.
+    """
+    os.environ.setdefault("HF_HUB_DISABLE_TELEMETRY", "1")
+    if not download:
+        os.environ.setdefault("HF_HUB_OFFLINE", "1")
+
+
 def require_https(url: str, what: str = "Model download") -> None:
     """Refuse plain http (and anything else) except to this machine; downloads are https only."""
     parts = urlsplit(url)
