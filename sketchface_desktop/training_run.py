@@ -18,7 +18,7 @@ import signal
 import sys
 import time
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 from PySide6.QtCore import QProcess, QProcessEnvironment, QTimer
 
@@ -181,22 +181,87 @@ def default_run_dir() -> Path:
     return paths.data_dir() / "training" / time.strftime("run-%Y%m%d-%H%M%S")
 
 
+def pretrained_problem(cfg: Any) -> str | None:
+    """Why the run would stop at once for want of its pretrained tower (None: the weights are there).
+
+    The Train action checks this before anything else: the default config trains from the managed
+    OpenCLIP checkpoint, and a run without it is refused by the trainer anyway.
+    """
+    from engine import models
+
+    source = cfg.model.pretrained
+    if source not in models.MODELS:
+        return None  # a file, a tag or "none": the trainer checks those itself
+    missing = models.missing_files(source)
+    if not missing:
+        return None
+    spec = models.get_spec(source)
+    return (f"Training starts from {spec.title}, which is not installed.\n\nImport it in Settings > Models, or "
+            f"run 'sketchface models download {source}' on a machine with internet ({spec.source}).")
+
+
+def doctor_summary(report: dict[str, Any]) -> tuple[str, bool]:
+    """The dataset doctor's report as the Train dialog shows it, and whether training may start."""
+    from trainer.doctor import format_report
+
+    ok = report.get("verdict") != "unusable"
+    head = ("The dataset can be used for training." if report.get("verdict") == "ok" else
+            "The dataset can be used, with the notes below." if ok else
+            "Training would stop on this dataset: fix the problems below first.")
+    return f"{head}\n\n{format_report(report)}", ok
+
+
 def start_training(hub: Any, parent: Any, config: str | None = None) -> Job | None:
-    """Ask for a training config (when not given) and start a :class:`TrainingJob` on ``hub``."""
+    """Ask for a training config, check the pretrained weights and the dataset, then start a :class:`TrainingJob`.
+
+    The dataset doctor (``python -m trainer check``) runs first as a background job; its report is
+    shown, and training starts only when the examiner confirms (never on an unusable dataset).
+    """
     from PySide6.QtWidgets import QFileDialog, QMessageBox
+
+    from trainer.config import load_config
 
     if config is None:
         config, _ = QFileDialog.getOpenFileName(parent, "Training configuration", "", "Training config (*.toml *.json)")
         if not config:
             return None
+    try:
+        cfg = load_config(config)
+    except EngineError as exc:
+        QMessageBox.warning(parent, "Training configuration", str(exc))
+        return None
+    problem = pretrained_problem(cfg)
+    if problem:
+        QMessageBox.warning(parent, "Pretrained weights missing", problem)
+        return None
     run_dir = default_run_dir()
-    job = TrainingJob(f"Training the sketch encoder ({run_dir.name})",
-                      train_command(config, [f'run.out_dir="{run_dir.as_posix()}"']))
 
-    def done(_event: Any) -> None:
-        box = QMessageBox(QMessageBox.Icon.Information, "Training finished",
-                          f"The run is in {run_dir}. Export it with 'python -m trainer export OUT --from {run_dir}', "
-                          "then import OUT in Settings > Models.", QMessageBox.StandardButton.Ok, parent)
-        box.open()
+    def launch() -> Job:
+        job = TrainingJob(f"Training the sketch encoder ({run_dir.name})",
+                          train_command(config, [f'run.out_dir="{run_dir.as_posix()}"']))
 
-    return hub.start_process(job, on_result=done)
+        def done(_event: Any) -> None:
+            box = QMessageBox(QMessageBox.Icon.Information, "Training finished",
+                              f"The run is in {run_dir}. Install it with 'sketchface sketch install {run_dir}' "
+                              "(or export it and import it in Settings > Models).", QMessageBox.StandardButton.Ok,
+                              parent)
+            box.open()
+
+        return hub.start_process(job, on_result=done)
+
+    def show(report: dict[str, Any]) -> None:
+        text, ok = doctor_summary(report)
+        if not ok:
+            QMessageBox.warning(parent, "Training dataset", text)
+            return
+        answer = QMessageBox.question(parent, "Training dataset", text + "\n\nStart training?",
+                                      QMessageBox.StandardButton.Yes | QMessageBox.StandardButton.No)
+        if answer == QMessageBox.StandardButton.Yes:
+            launch()
+
+    def check(_progress: Any, _cancel: Any) -> dict[str, Any]:
+        from trainer.doctor import check_dataset
+
+        return check_dataset(cfg)
+
+    return cast(Job, hub.submit("Checking the training dataset", check, lane="io", on_result=show))
