@@ -30,6 +30,7 @@ from engine.cases.items import (
     list_generated,
     list_sketches,
 )
+from engine.cases.lifecycle import create_case, list_cases, open_case, update_case
 from engine.cases.report import REPORT_FORMATS, build_report, export_report
 from engine.cases.report_data import LIMITATIONS, build_report_data
 from engine.cases.rerun import Rerunner, RerunReport, load_engine_rerunner, rerun_search
@@ -55,7 +56,7 @@ from engine.cases.searches import (
     query_images,
     stored_matches,
 )
-from engine.cases.store import STATUSES, Case, CaseInfo, create_case, list_cases, open_case, update_case
+from engine.cases.store import STATUSES, Case, CaseInfo
 
 __all__ = [
     "DECISIONS", "LIMITATIONS", "MANIFEST_KEYS", "REPORT_FORMATS", "STATUSES", "SYNTHETIC_STAMP",

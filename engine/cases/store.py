@@ -1,4 +1,4 @@
-"""The case store: creating, finding and opening cases; one write path that always audits.
+"""The case store: an open case, its folder and database, and the one write path that always audits and signs.
 
 A case is a folder: ``case.sqlite`` (WAL) plus ``sketches/``, ``generated/``, ``attachments/``,
 ``reports/``, ``queries/`` and ``thumbnails/``. Every change goes through :meth:`Case.write`, which
@@ -13,9 +13,6 @@ import getpass
 import json
 import logging
 import os
-import re
-import secrets
-import shutil
 import sqlite3
 import tempfile
 import threading
@@ -24,8 +21,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
-from engine import paths
-from engine.cases import anchor, audit, db, records, registry, staging
+from engine.cases import anchor, audit, db, records, registry
 from engine.errors import CaseError, ConfigError, EngineError
 from engine.fsutil import atomic_write_bytes, fsync_dir, sha256_bytes
 
@@ -297,11 +293,6 @@ def _record_digests(conn: sqlite3.Connection, refs: list[tuple[str, Any]]) -> di
     return records.digests(conn, refs)
 
 
-def _slug(text: str) -> str:
-    s = re.sub(r"[^A-Za-z0-9_-]+", "-", text).strip("-_")[:40]
-    return s or "case"
-
-
 def open_case_folder(folder: Path) -> Case:
     """Open the case stored in ``folder`` (no registry involved)."""
     dbp = folder / db.DB_NAME
@@ -322,141 +313,3 @@ def open_case_folder(folder: Path) -> Case:
         raise CaseError(f"Case {case_id} was written by a newer SketchFace (format {version}).",
                         hint="Update SketchFace to open it.")
     return Case(folder, conn, case_id)
-
-
-def create_case(case_number: str, title: str, *, examiner: str | None = None,
-                witnesses: list[str] | tuple[str, ...] = (), incident_date: str = "", notes: str = "",
-                location: str | os.PathLike[str] | None = None, user: str | None = None) -> Case:
-    """Create a case folder and database, audit its creation, register it; return it open.
-
-    Args:
-        case_number: the agency's case number (unique on this workstation).
-        title: short description.
-        examiner: examiner in charge (default: the acting user).
-        witnesses: witness names or codes.
-        incident_date: free text (e.g. ISO date).
-        notes: free text.
-        location: parent folder to create the case in (e.g. an encrypted volume); default cases_dir().
-        user: who creates it (default: settings examiner, else OS user).
-    """
-    case_number = case_number.strip()
-    if not case_number:
-        raise CaseError("A case needs a case number.")
-    user = resolve_user(user)
-    parent = Path(location).expanduser() if location else paths.cases_dir()
-    with registry.locked():  # number check and registration as one step across processes
-        if any(e.get("case_number") == case_number for e in registry.load().values()):
-            raise CaseError(f"Case number {case_number} already exists on this workstation.",
-                            hint="Open the existing case, or use another number.")
-        final = _build_case(parent, case_number, title, examiner or user, list(witnesses), incident_date,
-                            notes, user)
-        case_id = final.name
-        registry.register(case_id, final, case_number, title)
-    case = open_case_folder(final)
-    case._refresh_anchors()
-    return case
-
-
-def _build_case(parent: Path, case_number: str, title: str, examiner: str, witnesses: list[str],
-                incident_date: str, notes: str, user: str) -> Path:
-    """Build a new case in a staging folder and rename it into place; return its final folder."""
-    staging.clean_stale(parent)
-    case_id = f"{_slug(case_number)}-{secrets.token_hex(3)}"
-    final = parent / case_id
-    stage = staging.make(parent / f".{case_id}.creating")
-    try:
-        for sub in db.SUBFOLDERS:
-            (stage / sub).mkdir()
-        conn = db.connect(stage / db.DB_NAME)
-        db.init_schema(conn)
-        ts = db.now_iso()
-        info = {"case_number": case_number, "title": title, "examiner": examiner,
-                "witnesses": witnesses, "incident_date": incident_date, "status": "open", "notes": notes}
-        case = Case(stage, conn, case_id)
-        with case.write():
-            db.set_meta(conn, "schema_version", str(db.SCHEMA_VERSION))
-            db.set_meta(conn, "case_id", case_id)
-            conn.execute("INSERT INTO case_info VALUES (1, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                         (case_number, title, info["examiner"], json.dumps(info["witnesses"]),
-                          incident_date, "open", notes, ts, ts))
-            case.log("case.create", f"case:{case_id}", user=user, details=info, records=[("case_info", 1)])
-        conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
-        conn.close()
-        (stage / staging.OWNER_FILE).unlink()
-        os.replace(stage, final)
-    except BaseException:
-        shutil.rmtree(stage, ignore_errors=True)
-        raise
-    return final
-
-
-def update_case(case: Case, *, title: str | None = None, status: str | None = None, notes: str | None = None,
-                witnesses: list[str] | None = None, incident_date: str | None = None,
-                user: str | None = None) -> CaseInfo:
-    """Change case details; the audit entry records the values before and after."""
-    if status is not None and status not in STATUSES:
-        raise CaseError(f"Unknown case status {status!r}; use one of {', '.join(STATUSES)}.")
-    before = case.info.to_dict()
-    changes = {k: v for k, v in {"title": title, "status": status, "notes": notes,
-                                  "witnesses": witnesses, "incident_date": incident_date}.items() if v is not None}
-    if not changes:
-        return case.info
-    with case.write() as conn:
-        for key, value in changes.items():
-            stored = json.dumps(value) if key == "witnesses" else value
-            conn.execute(f"UPDATE case_info SET {key} = ?, updated_at = ? WHERE id = 1", (stored, db.now_iso()))
-        case.log("case.update", f"case:{case.case_id}", user=resolve_user(user),
-                 details={"before": {k: before[k] for k in changes}, "after": changes}, records=[("case_info", 1)])
-    info = case.info
-    registry.update_fields(case.case_id, title=info.title)
-    return info
-
-
-def _find_folder(ref: str) -> Path:
-    p = Path(ref).expanduser()
-    if (p / db.DB_NAME).is_file():
-        return p
-    cases = registry.load()
-    if ref in cases:
-        return Path(cases[ref]["path"])
-    by_number = [e for e in cases.values() if e.get("case_number") == ref]
-    if len(by_number) == 1:
-        return Path(by_number[0]["path"])
-    local = paths.cases_dir() / ref
-    if (local / db.DB_NAME).is_file():
-        return local
-    raise CaseError(f"No case {ref!r} on this workstation.",
-                    hint="Give a case id or number from 'sketchface case list', or the case folder's path.")
-
-
-def open_case(ref: str | os.PathLike[str]) -> Case:
-    """Open a case by id, case number, or folder path."""
-    folder = _find_folder(str(ref))
-    if not folder.exists():
-        raise CaseError(f"Case {ref} is registered at {folder}, which is not available.",
-                        hint="Mount the volume that holds it, or import it again from an archive.")
-    case = open_case_folder(folder)
-    if case.case_id not in registry.load():
-        info = case.info
-        registry.register(case.case_id, folder, info.case_number, info.title)
-    return case
-
-
-def list_cases() -> list[dict[str, Any]]:
-    """Every known case (registry plus any case folder found under cases_dir()), newest first."""
-    for child in sorted(paths.cases_dir().iterdir()):
-        if (child / db.DB_NAME).is_file() and not child.name.startswith("."):
-            with contextlib.suppress(CaseError, sqlite3.Error), open_case_folder(child) as c:
-                if c.case_id not in registry.load():
-                    registry.register(c.case_id, child, c.info.case_number, c.info.title)
-    out: list[dict[str, Any]] = []
-    for case_id, entry in registry.load().items():
-        folder = Path(entry["path"])
-        row: dict[str, Any] = {"case_id": case_id, "folder": str(folder), "available": False,
-                               "case_number": entry.get("case_number", ""), "title": entry.get("title", "")}
-        if (folder / db.DB_NAME).is_file():
-            with contextlib.suppress(CaseError, sqlite3.Error), open_case_folder(folder) as c:
-                row.update(c.info.to_dict(), available=True)
-        out.append(row)
-    out.sort(key=lambda r: (r.get("created_at", ""), r["case_id"]), reverse=True)
-    return out
