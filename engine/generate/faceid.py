@@ -135,7 +135,7 @@ class FaceIDPipelines:
             base_dir = self.locator.require(BASE, "reconstruction")
             dtype = self.rt.torch_dtype
             if self.locator.available(VAE):
-                vae_dir = self.locator.folder(VAE)
+                vae_dir = self.locator.require(VAE, "reconstruction")  # each file checked against its pin
             elif (base_dir / "vae" / "config.json").is_file():
                 log.warning("sd15.vae_ft_mse not installed; using the base model's own VAE")
                 vae_dir = base_dir / "vae"
