@@ -36,7 +36,8 @@ def create_application(argv: list[str] | None = None):  # type: ignore[no-untype
     # Background jobs are Python threads: a shorter GIL switch interval (default 5 ms) lets the GUI thread
     # take the interpreter back sooner from a busy import, at a negligible cost in throughput.
     sys.setswitchinterval(GIL_SWITCH_INTERVAL_S)
-    app = QApplication.instance() or QApplication(argv if argv is not None else sys.argv)
+    existing = QApplication.instance()
+    app = existing if isinstance(existing, QApplication) else QApplication(argv if argv is not None else sys.argv)
     app.setApplicationName("SketchFace Workstation")
     app.setOrganizationName("SketchFace")
     app.setApplicationDisplayName("SketchFace Workstation")

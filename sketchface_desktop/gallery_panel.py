@@ -288,7 +288,10 @@ class GalleryPanel(QWidget):
             return None
         gid = info.id
         self.current_id = None
-        return gallery_ops.delete(self.session, gid, info.name).finished(lambda _j: self.refresh()).run(self.hub)
+        return gallery_ops.delete(self.session, gid, info.name).finished(self._list_again).run(self.hub)
+
+    def _list_again(self, _job: Job) -> None:
+        self.refresh()
 
     def _tell(self, title: str, text: str, warn: bool = False) -> None:
         box = QMessageBox(QMessageBox.Icon.Warning if warn else QMessageBox.Icon.Information, title, text,

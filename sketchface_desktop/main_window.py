@@ -260,7 +260,7 @@ class MainWindow(QMainWindow):
             self.restoreState(state, LAYOUT_VERSION)
         if isinstance(split, QByteArray):
             self._pending_splitter = split  # applied once shown: sizes restored before the first layout drift
-        self.tabs.setCurrentIndex(s.value("tab", 0, int))
+        self.tabs.setCurrentIndex(int(s.value("tab", 0, int)))  # type: ignore[call-overload]
         self._layout_restored = True
 
     def _default_proportions(self) -> None:

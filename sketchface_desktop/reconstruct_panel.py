@@ -102,11 +102,11 @@ class ReconstructPanel(QWidget):
         self.steps = QSpinBox()
         self.steps.setRange(1, 150)
         self.steps.setValue(30)
-        self.size = QSpinBox()
-        self.size.setRange(32, 1024)
-        self.size.setSingleStep(64)
-        self.size.setValue(512)
-        self.size.setSuffix(" px")
+        self.image_size = QSpinBox()
+        self.image_size.setRange(32, 1024)
+        self.image_size.setSingleStep(64)
+        self.image_size.setValue(512)
+        self.image_size.setSuffix(" px")
         self.likeness = _double(1.1, 0.0, 3.0, "How strongly the sketch's embedding drives the face (IP-Adapter)")
         self.face_strength = _double(1.6, 0.0, 3.0, "How much the candidate photo's structure counts (FaceID Plus)")
         self.structure = QCheckBox("Follow lines")
@@ -159,7 +159,7 @@ class ReconstructPanel(QWidget):
         form.addRow("Prompt", prompt_row)
         form.addRow("", self.attributes)
         for title, pairs in (("Sampling", (("Candidates", self.candidates), ("Seed", self.seed))),
-                             ("", (("Steps", self.steps), ("Size", self.size)))):
+                             ("", (("Steps", self.steps), ("Size", self.image_size)))):
             row = QHBoxLayout()
             for text, widget in pairs:
                 row.addWidget(QLabel(text))
@@ -167,9 +167,9 @@ class ReconstructPanel(QWidget):
             row.addStretch(1)
             form.addRow(title, row)
         strengths = QHBoxLayout()
-        for text, widget in (("Likeness", self.likeness), ("Face strength", self.face_strength)):
+        for text, strength in (("Likeness", self.likeness), ("Face strength", self.face_strength)):
             strengths.addWidget(QLabel(text))
-            strengths.addWidget(widget)
+            strengths.addWidget(strength)
         strengths.addWidget(self.structure)
         strengths.addStretch(1)
         form.addRow("Guidance", strengths)
@@ -197,7 +197,7 @@ class ReconstructPanel(QWidget):
         seed = self.seed.value()
         return GenerateSettings(
             prompt=self.prompt.toPlainText().strip(), num_candidates=self.candidates.value(),
-            seed=None if seed < 0 else seed, steps=self.steps.value(), size=self.size.value() // 8 * 8,
+            seed=None if seed < 0 else seed, steps=self.steps.value(), size=self.image_size.value() // 8 * 8,
             likeness_strength=self.likeness.value(), face_strength=self.face_strength.value(),
             structure=self.structure.isChecked())
 

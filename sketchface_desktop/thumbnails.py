@@ -65,9 +65,13 @@ class ThumbnailLoader(QObject):
         while self._pending and len(self._in_flight) < MAX_IN_FLIGHT:
             key, fetch = self._pending.popitem(last=True)
             self._in_flight.add(key)
-            gallery_ops.thumbnail("thumbnail", lambda f=fetch: _decode(f())).success(
-                lambda img, k=key: self._arrived(k, img)).failure(lambda _exc, k=key: self._arrived(k, None)).finished(
-                lambda _job, k=key: self._settled(k)).run(self.hub)
+            self._fetch(key, fetch)
+
+    def _fetch(self, key: Hashable, fetch: Fetch) -> None:
+        """One thumbnail read in the io lane; failure shows as "no thumbnail", never as an error dialog."""
+        gallery_ops.thumbnail("thumbnail", lambda: _decode(fetch())).success(
+            lambda img: self._arrived(key, img)).failure(lambda _exc: self._arrived(key, None)).finished(
+            lambda _job: self._settled(key)).run(self.hub)
 
     def _arrived(self, key: Hashable, image: QImage | None) -> None:
         pixmap = QPixmap.fromImage(image) if image is not None and not image.isNull() else None

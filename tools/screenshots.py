@@ -328,7 +328,7 @@ def take(out: Path) -> None:
     wait_idle(w)
     panel.candidates.setValue(5)
     panel.steps.setValue(3)
-    panel.size.setValue(128)
+    panel.image_size.setValue(128)
     panel.seed.setValue(1207)
     w.reconstruct_flow.generate(allow_cpu=True)  # the CPU refusal dialog is skipped: the user insisted
     wait_idle(w)

@@ -157,7 +157,7 @@ class SketchCanvas(QWidget):
         data = QByteArray()
         buf = QBuffer(data)
         buf.open(QIODevice.OpenModeFlag.WriteOnly)
-        self.image.save(buf, "PNG")
+        self.image.save(buf, "PNG")  # type: ignore[call-overload]  # the stubs want bytes; Qt takes the str
         buf.close()
         return bytes(data.data())
 

@@ -41,6 +41,9 @@ class SketchPanel(QWidget):
     sketch_changed = Signal()
     save_requested = Signal()
 
+    top: QWidget  # built by _build_toolbar
+    size_slider: QSlider
+
     def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__(parent)
         self.setObjectName("SketchPanel")

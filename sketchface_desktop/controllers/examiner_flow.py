@@ -158,15 +158,16 @@ class ExaminerFlow(QObject):
         png, box, opts = self.sketch.to_png_bytes(), self.sketch.face_box(), self.results.options()
         self.shown_query_png = png
 
-        def start(extra: list[bytes]) -> Job:
+        def start(extra: list[bytes]) -> None:
             req = sketch_request(png, box, ids, opts.k, list(opts.filters), extra_sketches=extra,
                                  group_by_subject=opts.group_by_subject, blind=opts.blind)
-            return self._started(self.searches.run(req))
+            self._started(self.searches.run(req))
 
         others = self._other_sketches()
         if opts.fuse and others:
             return self.cases.read_versions(others, start)
-        return start([])
+        start([])
+        return self.searches.job
 
     def _other_sketches(self) -> list[Any]:
         """The latest version of every other sketch of the case (other witnesses' drawings), for fusion."""

@@ -201,7 +201,8 @@ def sign_off(slot: CaseSlot, examiner: str, *, role: str, statement: str,
         from engine.cases import sign_off as engine_sign
 
         case = slot.get()
-        for sid in search_ids or [None]:
+        scopes: list[int | None] = list(search_ids) if search_ids else [None]
+        for sid in scopes:
             engine_sign(case, examiner, role=role, statement=statement, search_id=sid)
         return list_signoffs(case)
 

@@ -57,7 +57,7 @@ def _set(window: Any, n: int = 2, steps: int = 2, size: int = 64, seed: int = 5)
     window.tabs.setCurrentWidget(p)
     p.candidates.setValue(n)
     p.steps.setValue(steps)
-    p.size.setValue(size)
+    p.image_size.setValue(size)
     p.seed.setValue(seed)
     p.prompt.setPlainText("RAW photo, portrait of a person")
     return p
