@@ -251,9 +251,40 @@ def _cmd_decide(args: argparse.Namespace) -> int:
 def _cmd_signoff(args: argparse.Namespace) -> int:
     from engine.cases import sign_off
 
+    scopes: list[int | None] = list(args.search) if args.search else [None]  # the window's "which searches"
     with _open(args.case) as case:
-        so = sign_off(case, args.examiner, role=args.role, statement=args.statement, search_id=args.search)
-    print(f"Signed off by {so.examiner} over audit entries 1–{so.audit_count} (head {so.audit_head}).")
+        for sid in scopes:
+            so = sign_off(case, args.examiner, role=args.role, statement=args.statement, search_id=sid)
+            what = f"search {sid}" if sid is not None else "the case"
+            print(f"Signed off {what} by {so.examiner} over audit entries 1–{so.audit_count} "
+                  f"(head {so.audit_head}).")
+    return 0
+
+
+def _cmd_add_generated(args: argparse.Namespace) -> int:
+    """Store a reconstruction/variation PNG with the parameters its provenance record carries (the window's
+    "Save to case"), linked to the stored sketch version it was made from when that sketch is in the case."""
+    from engine.cases import add_generated_image, list_sketches
+    from engine.generate.provenance import read_record
+
+    data = _read_input(args.file, "generated image")
+    try:
+        rec = read_record(data)
+    except (OSError, ValueError) as exc:
+        raise CaseError(f"{args.file} is not a readable PNG ({exc}).") from exc
+    if rec is None:
+        raise CaseError(f"{args.file} carries no SketchFace provenance record; only images written by "
+                        "'sketchface reconstruct' or 'sketchface vary' can be stored as generated images.")
+    params = {"kind": rec.get("kind"), "label": rec.get("label"), "synthetic": True, "seed": rec.get("seed"),
+              "identity_score": rec.get("identity_score"), "parameters": rec.get("parameters", {}),
+              "models": rec.get("models", {}), "sources": rec.get("sources", {}),
+              "software": rec.get("software", "")}
+    sketch_sha = (rec.get("sources") or {}).get("sketch_sha256")
+    with _open(args.case) as case:
+        parent = next((v for v in reversed(list_sketches(case)) if v.sha256 == sketch_sha), None) if sketch_sha else None
+        g = add_generated_image(case, data, params, parent=parent, note=args.note, user=args.user)
+    linked = f", made from sketch {parent.sketch_id} v{parent.version}" if parent is not None else ""
+    print(f"Stored generated image {g.id} ({g.sha256}){linked}; reports stamp it SYNTHETIC.")
     return 0
 
 
@@ -360,7 +391,11 @@ def register(subparsers: Any) -> None:
     sp.add_argument("--examiner", required=True, help="the signing (second) examiner")
     sp.add_argument("--role", default="second examiner")
     sp.add_argument("--statement", default="")
-    sp.add_argument("--search", type=int, help="sign off one search only")
+    sp.add_argument("--search", type=int, action="append",
+                    help="sign off this search only (repeatable: one sign-off per search; default: the whole case)")
+    sp = add("add-generated", _cmd_add_generated, "store a generated image (from 'reconstruct' or 'vary') in the case")
+    sp.add_argument("file")
+    sp.add_argument("--note", default="")
     sp = add("audit", _cmd_audit, "list the audit log and verify its chain (exit 3 if tampered)", json_=True,
              user=False)
     sp.add_argument("--last", type=int, help="only the last N entries")

@@ -4,6 +4,7 @@ PDF report whose text (read back with pypdf) holds the decisions and the sign-of
 
 from __future__ import annotations
 
+import hashlib
 import io
 import json
 from pathlib import Path
@@ -93,3 +94,30 @@ def test_a_blind_search_from_the_command_line_prints_no_ranking(installed_models
     assert shown["search"]["blind"] is True and all(c["score"] is None for c in shown["candidates"])
     run(capsys, "search", "--gallery", "G", "--sketch", str(drawn), "--case", "NO-SUCH-CASE", code=1)
     run(capsys, "search", "--gallery", "G", "--sketch", str(drawn), "--blind", code=1)  # blind needs a case
+
+
+def test_generated_images_and_case_details_have_command_line_twins(tmp_path: Path,
+                                                                   capsys: pytest.CaptureFixture[str]) -> None:
+    from PIL import Image
+
+    from engine.generate.provenance import build_record, png_bytes
+
+    run(capsys, "case", "new", "2026-0103", "--title", "Twins", "--examiner", "Alice")
+    drawn = sketch(tmp_path / "s.png")
+    run(capsys, "case", "add-sketch", "2026-0103", str(drawn), "--witness", "W1")
+    record = build_record("reconstruction", parameters={"prompt": "a face", "steps": 30}, seed=7,
+                          models={"sd15.realistic_vision_v4": {"unet.safetensors": "b" * 64}},
+                          sources={"sketch_sha256": hashlib.sha256(drawn.read_bytes()).hexdigest()})
+    out = tmp_path / "candidate.png"
+    out.write_bytes(png_bytes(Image.new("RGB", (64, 64), "gray"), record))
+    said = run(capsys, "case", "add-generated", "2026-0103", str(out), "--note", "candidate 1")
+    assert "made from sketch 1 v1" in said
+    shown = json.loads(run(capsys, "case", "show", "2026-0103", "--json"))
+    gen = shown["generated_images"][0]
+    assert gen["params"]["seed"] == 7 and gen["params"]["synthetic"] is True and gen["parent"]
+    plain = tmp_path / "plain.png"
+    Image.new("RGB", (8, 8)).save(plain)
+    run(capsys, "case", "add-generated", "2026-0103", str(plain), code=1)  # no provenance: refused
+    run(capsys, "case", "update", "2026-0103", "--status", "closed", "--title", "Twins (closed)")
+    audit = json.loads(run(capsys, "case", "audit", "2026-0103", "--json", "--last", "2"))
+    assert audit["ok"] and [e["action"] for e in audit["entries"]][-1] == "case.update"
