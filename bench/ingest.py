@@ -2,6 +2,10 @@
 """Ingest benchmark: the gallery import pipeline against the raw detector + recognizer throughput.
 
     python bench/ingest.py --photos 200 --json
+    python bench/ingest.py --photos 2000 --batch 256 --workers 8 --json   # on a GPU workstation
+
+The JSON says which onnxruntime provider the sessions really use (``provider``, ``*_session_providers``)
+and, when it is the CPU, why (``onnx_reason``), so a GPU run that silently fell back is visible.
 
 The recognizer is the R50-cost stand-in (IResNet-50 layout, random weights) that
 ``python -m tests.fixtures.tiny_models OUT --realistic`` writes; the detector is the tiny SCRFD-signature
@@ -117,7 +121,8 @@ def main() -> None:
                       "raw_embed_s": round(r["embed_s"], 2), "pipeline_faces_per_s": round(q["faces_per_s"], 2),
                       "pipeline_s": round(q["seconds"], 2), "verify_ok": q["verify_ok"]}
                      for r, q in zip(raws, pipes, strict=True)],
-            "batch": args.batch, "workers": args.workers, "providers": pipeline.providers,
+            "batch": args.batch, "workers": args.workers, "providers_requested": pipeline.providers,
+            **used_providers(pipeline, args.device),
             "recognizer": "IResNet-50 layout, random weights (tests.fixtures.tiny_models --realistic)",
             "detector": "tiny SCRFD-signature (tests.fixtures.tiny_models)",
             "machine": {"cpus": os.cpu_count(), "platform": platform.platform()},
@@ -129,6 +134,24 @@ def main() -> None:
     else:
         print(f"pipeline {out['pipeline_faces_per_s']} faces/s, raw {out['raw_model_faces_per_s']} faces/s, "
               f"ratio {out['ratio']}")
+
+
+def used_providers(pipeline: Any, device: str) -> dict[str, Any]:
+    """The providers the detector and recognizer sessions really run on (not those they asked for)."""
+    from engine import runtime
+
+    status = runtime.onnx_status(device)
+    out: dict[str, Any] = {"onnx_device": status.label, "onnx_reason": status.reason}
+    for name in ("det", "rec"):
+        session = getattr(getattr(pipeline, name, None), "session", None)
+        if session is not None:
+            out[f"{name}_session_providers"] = runtime.session_providers(session)
+    rec = out.get("rec_session_providers", [])
+    out["provider"] = rec[0] if rec else status.providers[0]
+    if status.on_gpu and out["provider"] != runtime.CUDA_EP:
+        log("WARNING: the CUDA provider loaded in the probe but the recognizer session runs on the CPU")
+    log(f"face models run on {out['provider']} ({status.label}{': ' + status.reason if status.reason else ''})")
+    return out
 
 
 def _first_face(pipeline: Any, path: Path) -> tuple[Any, Any]:

@@ -3,6 +3,9 @@
 
     python bench/reconstruct.py --json                 # 512x512, 30 steps on CUDA (reduced on CPU)
     python bench/reconstruct.py --json --compile       # with torch.compile of the UNet
+    python bench/reconstruct.py --json --vram-cap-gb 8 # as on an 8 GB card: caps this process's VRAM
+                                                       # (torch.cuda.set_per_process_memory_fraction) and
+                                                       # lets the memory plan choose for that budget
 
 It runs the product's code path (``engine.generate.Reconstructor``: FaceID adapter + LoRA check, fp16 +
 SDPA on CUDA, per-step callback, latent decode) on the installed models, or, when they are not
@@ -79,8 +82,20 @@ def build_random_sd15(out: Path) -> None:
     (out / "ip_adapter.faceid_sd15").mkdir(parents=True, exist_ok=True)
     torch.save({k: {n: t.half() for n, t in v.items()} for k, v in state.items()},
                out / "ip_adapter.faceid_sd15" / "ip-adapter-faceid_sd15.bin")
+    (out / ".random-weights").write_text("built by bench/reconstruct.py: random weights, not a real model\n")
     del pipe, unet, text, state
     gc.collect()
+
+
+def allow_stand_ins() -> None:
+    """Random-weight stand-ins cannot match the publishers' SHA-256/size: set those aside in this process
+    only (as the tests do), so the product's loader accepts them. Never done for installed models."""
+    from engine.models import MODELS
+
+    for model_id, spec in list(MODELS.items()):
+        if any(f.sha256 or f.size for f in spec.files):
+            files = tuple(dataclasses.replace(f, sha256=None, size=None) for f in spec.files)
+            MODELS[model_id] = dataclasses.replace(spec, files=files)
 
 
 def _sync(device: str) -> None:
@@ -189,28 +204,53 @@ def main() -> None:
     parser.add_argument("--cpu-images", type=int, default=2)
     parser.add_argument("--device", default="auto", choices=("auto", "cuda", "cpu"))
     parser.add_argument("--compile", action="store_true")
-    parser.add_argument("--offload", action="store_true")
-    parser.add_argument("--models", type=Path, help="models folder (default: the installed models if complete)")
+    parser.add_argument("--offload", action="store_true", help="same as --memory-plan model_offload")
+    parser.add_argument("--memory-plan", default="auto",
+                        choices=("auto", "resident", "model_offload", "sequential_offload"))
+    parser.add_argument("--vram-cap-gb", type=float, help="cap this process's GPU memory (an 8 GB card: 8)")
+    parser.add_argument("--safety-checker", action="store_true",
+                        help="screen outputs too (needs sd15.safety_checker installed; off: generation alone)")
+    parser.add_argument("--models", type=Path, help="models folder (default: the installed models if complete); "
+                                                    "random-weight models are built there when it is incomplete")
     args = parser.parse_args()
 
     import torch
 
     from engine import runtime as engine_runtime
+    from engine.generate import device as dev
     from engine.generate.model_set import BASE, FACEID, VAE, ModelLocator
     from engine.generate.types import RuntimeOptions
 
     device = engine_runtime.resolve_device(args.device)
     size, steps, images = ((args.size, args.steps, args.images) if device == "cuda"
                            else (args.cpu_size, args.cpu_steps, args.cpu_images))
-    runtime = RuntimeOptions(device=device, compile_unet=args.compile, cpu_offload=args.offload, allow_cpu=True)
+    cap = args.vram_cap_gb if device == "cuda" else None
+    if cap is not None:
+        total_gb = torch.cuda.get_device_properties(0).total_memory / 2**30
+        torch.cuda.set_per_process_memory_fraction(min(1.0, cap / total_gb), 0)
+        log(f"VRAM capped at {cap:g} GB of {total_gb:.1f} GB (set_per_process_memory_fraction)")
+    plan_choice = "model_offload" if args.offload and args.memory_plan == "auto" else args.memory_plan
+    runtime = RuntimeOptions(device=device, compile_unet=args.compile, memory_plan=plan_choice,
+                             vram_budget_gb=cap, safety_checker=args.safety_checker, allow_cpu=True)
+    plan = dev.resolve(runtime).plan
+    log(f"memory plan: {plan.placement} ({plan.reason})")
     locator = ModelLocator(args.models) if args.models else ModelLocator()
     tmp = None
     weights = "installed"
     if not all(locator.available(m) for m in (BASE, VAE, FACEID)):
-        tmp = tempfile.TemporaryDirectory(prefix="sf-bench-")
-        log("SD 1.5 + FaceID not installed: building real-size models with random weights")
-        build_random_sd15(Path(tmp.name))
-        locator, weights = ModelLocator(tmp.name), "random (real SD 1.5 / FaceID sizes)"
+        if args.models:  # build into the given folder, so later runs (capped, compiled) reuse it
+            args.models.mkdir(parents=True, exist_ok=True)
+            folder = args.models
+        else:
+            tmp = tempfile.TemporaryDirectory(prefix="sf-bench-")
+            folder = Path(tmp.name)
+        log(f"SD 1.5 + FaceID not installed: building real-size models with random weights in {folder}")
+        build_random_sd15(folder)
+        locator, weights = ModelLocator(folder), "random (real SD 1.5 / FaceID sizes)"
+    elif args.models and (args.models / ".random-weights").exists():
+        weights = "random (real SD 1.5 / FaceID sizes)"
+    if weights != "installed":
+        allow_stand_ins()
     log(f"FaceID vs baseline on {device}: {size}x{size}, {steps} steps, {images} image(s) each, interleaved")
     m = measure(locator, runtime, size, steps, images, device)
     s_img = float(np.median(m["faceid"]))
@@ -218,10 +258,11 @@ def main() -> None:
     reduced = (size, steps) != (args.size, args.steps)
     result = {
         "benchmark": "reconstruct (SD 1.5 + IP-Adapter FaceID, DDIM, CFG 7.5, batch 1)",
-        "device": engine_runtime.describe(device), "platform": platform.platform(),
+        "device": engine_runtime.describe(args.device), "platform": platform.platform(),
         "torch": torch.__version__, "diffusers": metadata.version("diffusers"), "threads": torch.get_num_threads(),
         "dtype": "float16" if device == "cuda" else "float32", "attention": "SDPA (AttnProcessor2_0 / IPAdapterAttnProcessor2_0)",
-        "compile": args.compile and device == "cuda", "cpu_offload": args.offload and device == "cuda",
+        "compile": args.compile and device == "cuda", "memory_plan": plan.to_dict(), "vram_cap_gb": cap,
+        "safety_checker": args.safety_checker,
         "weights": weights, "faceid_lora_layers_verified": m["lora_layers"],
         "requested": {"size": args.size, "steps": args.steps}, "measured": {"size": size, "steps": steps, "images": images},
         "reduced": reduced,

@@ -113,7 +113,7 @@ def _onnx_status(preference: str) -> OnnxStatus:
     ort.set_default_logger_severity(3)  # warnings about pruned initializers are noise to a user
     available = tuple(ort.get_available_providers())
     if resolve_device(preference) != "cuda":
-        why = "CPU chosen in Settings" if preference == "cpu" else "no usable NVIDIA GPU"
+        why = "CPU chosen (device setting)" if preference == "cpu" else "no usable NVIDIA GPU"
         return OnnxStatus((CPU_EP,), CPU_LABEL, why, available)
     if CUDA_EP not in available:
         return OnnxStatus((CPU_EP,), CPU_LABEL, "the installed onnxruntime has no CUDA provider "

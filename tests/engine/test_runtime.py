@@ -75,7 +75,7 @@ def test_cpu_machine_says_cpu_with_the_reason() -> None:
     status = runtime.onnx_status()  # the test session forces the CPU
     assert status.label == "CPU" and status.reason == "no usable NVIDIA GPU"
     assert runtime.describe().startswith("CPU (") and "no usable NVIDIA GPU" in runtime.describe()
-    assert runtime.onnx_status("cpu").reason == "CPU chosen in Settings"
+    assert runtime.onnx_status("cpu").reason == "CPU chosen (device setting)"
 
 
 def test_probe_model_runs_on_the_real_onnxruntime() -> None:
