@@ -27,6 +27,8 @@ from engine.cases.archive_db import copy_case_db
 from engine.cases.archive_members import (
     MANIFEST_NAME,
     MAX_MANIFEST_BYTES,
+    MAX_RATIO,
+    RATIO_FLOOR_BYTES,
     check_members,
     copy_member,
     listing,
@@ -140,9 +142,13 @@ def _read_manifest(zf: zipfile.ZipFile) -> dict[str, Any]:
 
 
 def _check_listing(members: dict[str, zipfile.ZipInfo], listed: dict[str, dict[str, Any]]) -> None:
-    for name in members:
+    for name, info in members.items():
         if name != MANIFEST_NAME and name not in listed:
             raise CaseError(f"The archive holds {name}, which its manifest does not list: refused as tampered.")
+        size = int(listed.get(name, {}).get("size", 0))
+        if size > RATIO_FLOOR_BYTES and size > MAX_RATIO * max(1, info.compress_size):
+            raise CaseError(f"Archive member {name} would expand {size // max(1, info.compress_size)}-fold "
+                            "(a compression bomb); refused.")
     absent = sorted(set(listed) - set(members))
     if absent:
         raise CaseError(f"The archive lacks {', '.join(absent[:5])}, listed in its manifest: refused as incomplete.")

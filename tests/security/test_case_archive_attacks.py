@@ -150,3 +150,22 @@ def test_manifest_hash_list_is_checked_against_the_member_bytes(tmp_path: Path) 
     assert manifest["audit"]["signature"]["valid"] is True
     with import_case(archive, location=tmp_path / "dest") as case, open_case(case.case_id) as again:
         assert again.case_id == case.case_id
+
+
+def test_report_in_the_archive_must_be_the_one_its_audit_entry_names(tmp_path: Path) -> None:
+    archive = exported(tmp_path)
+    with zipfile.ZipFile(archive) as zf:
+        report = next(n for n in zf.namelist() if n.startswith("case/reports/"))
+    forged = b"<html>a different report</html>"
+    bad = tmp_path / "bad.zip"
+    with zipfile.ZipFile(archive) as zin, zipfile.ZipFile(bad, "w") as zout:
+        manifest = json.loads(zin.read(MANIFEST_NAME))
+        for f in manifest["files"]:
+            if f["path"] == report:
+                f["sha256"], f["size"] = hashlib.sha256(forged).hexdigest(), len(forged)
+        zout.writestr(MANIFEST_NAME, json.dumps(manifest))
+        for info in zin.infolist():
+            if info.filename != MANIFEST_NAME:
+                zout.writestr(info.filename, forged if info.filename == report else zin.read(info.filename))
+    with pytest.raises(CaseError, match="not the one its case record names"):
+        import_case(bad, location=tmp_path / "dest")

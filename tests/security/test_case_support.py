@@ -17,6 +17,7 @@ from engine.cases import (
     add_attachment,
     add_generated_image,
     export_case,
+    export_report,
     list_sketches,
     registry,
     sign_off,
@@ -34,6 +35,7 @@ def full_case() -> Case:
     add_attachment(case, b"witness statement: tall, cap", "statement.txt", note="scan", user="alice")
     update_case(case, notes="suspect seen at 21:10", user="alice")
     sign_off(case, "Det. Bob", statement="reviewed")
+    export_report(case, "html", user="alice")  # a report written into the case travels with it
     return case
 
 
