@@ -107,10 +107,12 @@ class GalleryRef:
     name: str = ""
     face_count: int | None = None
     index: dict[str, Any] = field(default_factory=dict)
+    server: str = ""  # the server profile of a shared gallery ("" = this workstation)
 
     def to_dict(self) -> dict[str, Any]:
-        return {"id": self.id, "name": self.name, "content_version": self.content_version,
-                "face_count": self.face_count, "index": dict(self.index)}
+        d = {"id": self.id, "name": self.name, "content_version": self.content_version,
+             "face_count": self.face_count, "index": dict(self.index)}
+        return {**d, "server": self.server} if self.server else d
 
     @classmethod
     def from_dict(cls, d: Mapping[str, Any]) -> GalleryRef:
@@ -118,7 +120,7 @@ class GalleryRef:
             raise ManifestInvalid("galleries must list {id, content_version, ...}.")
         count = d.get("face_count")
         return cls(str(d["id"]), d["content_version"], str(d.get("name", "")),
-                   None if count is None else int(count), dict(d.get("index") or {}))
+                   None if count is None else int(count), dict(d.get("index") or {}), str(d.get("server") or ""))
 
 
 def _filters(value: Any) -> tuple[str, ...]:

@@ -186,8 +186,9 @@ def test_mixed_search_gives_one_list_by_exact_score(pg_server: PgServer, examine
     assert {m.gallery_id for m in matches[:2]} == {local.id, remote.id}  # type: ignore[attr-defined]
     every = [float(v @ q) for v in local_vecs] + [float(f.embedding @ q) for p in photos for f in p.faces]
     np.testing.assert_allclose(scores, sorted(every, reverse=True)[:10], atol=1e-5)
-    assert {r["server"] for r in records} == {"", "hq"}
-    assert all(isinstance(r["content_version"], int) for r in records)
+    assert {r.server for r in records} == {"", "hq"}
+    assert all(isinstance(r.content_version, int) for r in records)
+    assert records[1].to_dict()["server"] == "hq" and "server" not in records[0].to_dict()
     local.close()  # type: ignore[attr-defined]
 
 
@@ -212,3 +213,35 @@ def test_server_dialog_saves_to_the_keyring_and_tests_the_server(
     dialog.url.setText("mysql://nobody@h/db")
     dialog.save_button.click()
     assert "not a PostgreSQL URL" in dialog.status.text()
+
+
+def test_cli_add_to_a_server_gallery_and_search_local_plus_server(
+        installed_models: Path, pg_server: PgServer, examiner: tuple[str, str, str, str],
+        memory_keyring: MemoryKeyring, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from tests.fixtures.photos import small_photo_folder
+
+    admin, user, pw, unit = examiner
+    local_photos = small_photo_folder(tmp_path / "local", 3, seed=1)
+    server_photos = small_photo_folder(tmp_path / "server", 3, seed=2)
+    main(["server", "add", "hq", f"postgresql://{user}:{pw}@127.0.0.1:{pg_server.port}/{_db(admin)}", "--unit", unit])
+    assert main(["gallery", "create", "Desk"]) == 0
+    assert main(["gallery", "add", "Desk", str(tmp_path / "local")]) == 0
+    assert main(["gallery", "create", "Shared", "--server", "hq"]) == 0
+    capsys.readouterr()
+    assert main(["gallery", "add", "Shared", str(tmp_path / "server"), "--server", "hq", "--json"]) == 0
+    added = json.loads(capsys.readouterr().out)
+    assert added["pushed"] == 3 and added["faces_pushed"] >= 3  # embedded here, stored there
+    assert main(["gallery", "add", "Shared", str(tmp_path / "server"), "--server", "hq", "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["pushed"] == 0  # re-run: nothing twice
+    query = server_photos[1]
+    assert main(["search", "--photo", str(query), "--gallery", "Desk", "--server-gallery", "hq:Shared", "-k", "4",
+                 "--json"]) == 0
+    out = json.loads(capsys.readouterr().out)
+    top = out["matches"][0]
+    assert top["gallery_name"] == "Shared" and top["photo_path"] == str(query) and top["score"] > 0.99
+    assert {m["gallery_name"] for m in out["matches"]} == {"Desk", "Shared"}
+    scores = [m["score"] for m in out["matches"]]
+    assert scores == sorted(scores, reverse=True)
+    servers_in_manifest = {g.get("server", "") for g in out["manifest"]["galleries"]}
+    assert servers_in_manifest == {"", "hq"} and all("content_version" in g for g in out["manifest"]["galleries"])
+    assert local_photos

@@ -13,6 +13,7 @@ from __future__ import annotations
 import argparse
 import getpass
 import socket
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -201,7 +202,9 @@ def _search(args: argparse.Namespace, fallback: Any) -> int:
 
     if not args.queries:
         raise GalleryError("Give at least one query: --photo FILE or --sketch FILE.")
-    queries = [Query.from_path(Path(p), kind) for kind, p in args.queries]
+    queries = []
+    for kind, path, *box in args.queries:  # (kind, path[, face box]) as engine.search.cli collects them
+        queries.append(Query.from_path(Path(path), kind, face_box=box[0]) if box else Query.from_path(Path(path), kind))
     searcher = Searcher()
     vectors, baseline = searcher.embed(queries)
     q = fuse(vectors)
@@ -212,21 +215,39 @@ def _search(args: argparse.Namespace, fallback: Any) -> int:
             raise GalleryError(f"--server-gallery {item!r}: write PROFILE:GALLERY.")
         remote.append(_server_gallery(name, ref)[2])
     local = [open_gallery(ref) for ref in (args.gallery or [])]
-    digest = sha256_bytes(b"".join(bytes.fromhex(x.sha256) for x in queries))
+    digest = queries[0].sha256 if len(queries) == 1 else sha256_bytes(b"".join(bytes.fromhex(x.sha256)
+                                                                                for x in queries))
     try:
-        matches, records = search_mixed(q, local, remote, args.top or searcher.settings.search_top_k,
-                                        args.filter or [], args.ef, digest, socket.gethostname())
+        k = args.top or searcher.settings.search_top_k
+        matches, records = search_mixed(q, local, remote, k, args.filter or [], args.ef, digest, socket.gethostname())
     finally:
         for g in local:
             g.close()
-    manifest = {"query": [{"kind": x.kind, "sha256": x.sha256, "weight": x.weight} for x in queries],
-                "galleries": records, "filters": args.filter or [], "k": args.top, "baseline": baseline}
+    manifest = _manifest(searcher, queries, records, args, k).to_dict()
     if args.json:
-        print_json({"matches": [m.to_dict() for m in matches], "manifest": manifest})
+        print_json({"matches": [m.to_dict() for m in matches], "manifest": manifest, "baseline": baseline})
         return 0
+    if baseline:
+        print("NOTE: sketch embedded by ArcFace itself (no trained sketch encoder installed): a weak baseline.",
+              file=sys.stderr)
     for m in matches:
         print(f"{m.rank:>4}  {m.score:.4f}  [{m.gallery_name}]  {m.photo_path}")
     return 0
+
+
+def _manifest(searcher: Any, queries: list[Any], records: list[Any], args: argparse.Namespace, k: int) -> Any:
+    """The run manifest of a mixed search: server galleries carry their profile and content version."""
+    import engine
+    from engine.search.manifest import ARCFACE, EmbedderRef, RunManifest
+
+    arcface = searcher.arcface_sha256
+    embedder = (EmbedderRef.of_sketch_embedder(searcher.sketch_embedder) if any(x.kind == "sketch" for x in queries)
+                else EmbedderRef(ARCFACE, arcface))
+    first = records[0].index if records else {}
+    return RunManifest(tuple(x.ref() for x in queries), embedder, arcface, tuple(records),
+                       {"M": first.get("M"), "ef_construction": first.get("ef_construction"),
+                        "ef": args.ef or first.get("ef")}, tuple(args.filter or []), k,
+                       engine_version=engine.__version__)
 
 
 def _subactions(parser: argparse.ArgumentParser) -> Any:

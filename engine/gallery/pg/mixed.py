@@ -21,6 +21,7 @@ from engine.types import Match
 
 if TYPE_CHECKING:
     from engine.gallery.gallery import Gallery
+    from engine.search.manifest import GalleryRef
 
 
 def _local_hits(g: Gallery, q: np.ndarray, n: int, filters: list[Filter], ef: int | None) -> list[tuple[int, float]]:
@@ -32,26 +33,27 @@ def _local_hits(g: Gallery, q: np.ndarray, n: int, filters: list[Filter], ef: in
 
 def search_mixed(q: np.ndarray, local: Sequence[Gallery], remote: Sequence[PgGallery], k: int,
                  filters: Sequence[str | Filter] = (), ef: int | None = None, query_sha256: str = "",
-                 workstation: str = "") -> tuple[list[Match], list[dict[str, Any]]]:
-    """(matches best first over all galleries, one record per gallery: server, id, name, content version)."""
+                 workstation: str = "") -> tuple[list[Match], list[GalleryRef]]:
+    """(matches best first over all galleries, one manifest record per gallery: server, id, version, index)."""
+    from engine.search.manifest import GalleryRef
+
     parsed = parse_filters(list(filters))
     vec = np.asarray(q, np.float32).reshape(-1)
     pool = max(2 * k, k + 20)
     hits: list[tuple[float, str, int]] = []
-    records: list[dict[str, Any]] = []
+    records: list[GalleryRef] = []
     owners: dict[str, Any] = {}
     for g in local:
         owners[g.id] = g
         hits += [(s, g.id, f) for f, s in _local_hits(g, vec, pool, parsed, ef)]
-        records.append({"server": "", "id": g.id, "name": g.name, "content_version": g.content_version,
-                        "face_count": g.store.face_count(), "index": dict(g.index.params)})
+        records.append(GalleryRef(g.id, g.content_version, g.name, g.store.face_count(),
+                                  {**g.index.params, "recall": g.recall_record()}))
     for gid, (found, version) in search_many(remote, vec, k, parsed, ef, pool, query_sha256=query_sha256,
                                              workstation=workstation).items():
         g2 = next(r for r in remote if r.id == gid)
         owners[gid] = g2
         hits += [(s, gid, f) for f, s in found]
-        records.append({"server": g2.server, "id": gid, "name": g2.name, "content_version": version,
-                        "index": dict(g2.params)})
+        records.append(GalleryRef(gid, version, g2.name, None, dict(g2.params), server=g2.server or "server"))
     hits.sort(key=lambda h: (-h[0], h[1], h[2]))
     top = hits[:k]
     return _matches(top, owners), records
