@@ -158,6 +158,34 @@ def measure(index: HnswIndex, x: np.ndarray, q: np.ndarray, k: int, exact_timed:
     return out
 
 
+def compact(x: np.ndarray, queries: dict[str, np.ndarray], args: argparse.Namespace) -> dict[str, Any]:
+    """usearch int8 (engine.gallery.compact) + exact re-rank of ``--rerank`` candidates from the float32 vectors."""
+    from engine.gallery.compact import UsearchI8Index
+
+    before = rss_bytes()
+    t0 = time.perf_counter()
+    index = UsearchI8Index(DIM, M=args.m, ef_construction=args.ef_construction, ef=256)
+    for start in range(0, len(x), CHUNK):
+        index.add(x[start:start + CHUNK], np.arange(start, min(len(x), start + CHUNK)), num_threads=args.threads)
+    out: dict[str, Any] = {"index": "usearch i8, cos", "M": args.m, "ef": 256, "rerank": args.rerank,
+                           "build_s": round(time.perf_counter() - t0, 2),
+                           "bytes_per_vector": round((rss_bytes() - before) / len(x), 1),
+                           "usearch_memory_usage_per_vector": round(index.memory_bytes / len(x), 1)}
+    for name, q in queries.items():
+        truth = exact_topk(x, q, args.k)
+        times, hits = [], 0
+        for i in range(len(q)):
+            t1 = time.perf_counter()
+            cand = index.query(q[i], args.rerank)[0][0]
+            top = cand[np.argsort(-(x[cand] @ q[i]))[:args.k]]
+            times.append(time.perf_counter() - t1)
+            hits += len(set(top.tolist()) & set(truth[i].tolist()))
+        out[name] = {"recall_at_k": round(hits / (len(q) * args.k), 4),
+                     "p50_ms": round(float(np.percentile(times, 50)) * 1e3, 3),
+                     "p99_ms": round(float(np.percentile(times, 99)) * 1e3, 3)}
+    return out
+
+
 def self_tune(index: HnswIndex, x: np.ndarray, args: argparse.Namespace) -> dict[str, Any]:
     """The gallery's own ef self-measurement (engine.gallery.tuning) on the built index; sets the chosen ef."""
     log(f"self-tuning ef to recall@{args.k} >= {args.target_recall} (probes from the stored vectors)")
@@ -218,6 +246,9 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             sweep.append({"ef": ef, "recall_at_k": m["recall_at_k"], "hnsw_p50_ms": m["hnsw_p50_ms"]})
         out["ef_sweep_photo"] = sweep
         index.set_ef(int(out["ef"]))
+    if args.compact:
+        log("compact index: usearch int8 + exact re-rank")
+        out["compact"] = compact(x, {"photo": photo_q, "sketch": sketch_q}, args)
     out["data"] = {"model": "identity code (latent) -> 512-D linear map, + low-rank nuisance + isotropic noise",
                    "latent_dim": args.latent, "variation_dim": args.variation, "identity_weight": 0.8,
                    "variation_weight": 0.45, "noise_weight": 0.3, "identities": n_ids,
@@ -258,6 +289,8 @@ def main() -> None:
                    help="set ef by the gallery's self-measurement (engine.gallery.tuning) instead of --ef")
     p.add_argument("--target-recall", type=float, default=TARGET_RECALL, help="self-tuning target recall@k")
     p.add_argument("--tune-probes", type=int, default=200, help="stored vectors the tuning probes derive from")
+    p.add_argument("--compact", action="store_true", help="also measure usearch int8 + exact re-rank")
+    p.add_argument("--rerank", type=int, default=50, help="candidates re-ranked exactly (compact index)")
     p.add_argument("--seed", type=int, default=0)
     args = p.parse_args()
     t0 = time.perf_counter()

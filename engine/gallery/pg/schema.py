@@ -69,6 +69,8 @@ CREATE TABLE IF NOT EXISTS faces (
   det_score real, quality real, blur real, is_primary boolean NOT NULL,
   subject_id text, sex text, birth_year int, source text, date text, extras jsonb NOT NULL DEFAULT '{{}}',
   embedding vector(512) NOT NULL, thumbnail bytea, UNIQUE (photo_id, face_no));
+-- Fresh statistics soon after bulk pushes, so the planner picks the HNSW scan (not a sort of every row).
+ALTER TABLE faces SET (autovacuum_analyze_scale_factor = 0.02, autovacuum_analyze_threshold = 1000);
 CREATE INDEX IF NOT EXISTS faces_gallery ON faces (gallery_id);
 CREATE INDEX IF NOT EXISTS faces_subject ON faces (gallery_id, subject_id);
 CREATE TABLE IF NOT EXISTS access_log (
