@@ -98,12 +98,17 @@ def _search_section(case: Case, s: searches.SearchRecord, top_n: int | None) -> 
         mode = "Open review: candidates shown in rank order with scores"
     shown = rows if top_n is None else rows[:top_n]
     history = Counter((d.gallery_id, d.face_id) for d in review.decision_history(case, s.id))
+    emb = s.manifest.get("embedder") or {}
+    from engine.validate.calibration import NO_CALIBRATION, calibration_for
+
+    cal = calibration_for(emb)  # what scores meant in the agency's own validation; None: no claim
     cands = []
     for c in shown:
         d = c.to_dict()
         d["decision_changes"] = max(0, history[(c.gallery_id, c.face_id)] - 1)
+        d["calibration_share"] = (cal.share_scored_at_least(c.score)
+                                  if cal is not None and not hidden and c.score is not None else None)
         cands.append(d)
-    emb = s.manifest.get("embedder") or {}
     return {
         "id": s.id, "label": s.label, "created_at": s.created_at, "created_by": s.created_by,
         "blind": s.blind, "scores_hidden": hidden, "revealed_at": s.revealed_at, "mode": mode,
@@ -111,6 +116,7 @@ def _search_section(case: Case, s: searches.SearchRecord, top_n: int | None) -> 
         "queries": [{"kind": q.kind, "sha256": q.sha256, "weight": q.weight, "path": q.path} for q in s.queries],
         "baseline": emb.get("kind") == "arcface_baseline" or any(c.baseline for c in rows),
         "baseline_note": _BASELINE_NOTE,
+        "calibration": cal.legend() if cal is not None else NO_CALIBRATION,
         "rerun_of": s.rerun_of,
         "rerun": None if s.rerun_report is None else {
             "identical": s.rerun_report.get("identical"), "manifest_identical": s.rerun_report.get("manifest_identical"),

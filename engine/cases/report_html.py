@@ -44,6 +44,12 @@ def _fmt(value: Any, spec: str) -> str:
         return _e(value)
 
 
+def _share(c: dict[str, Any]) -> str:
+    """The calibration share beside a score, " (63 %)", or nothing without a calibration."""
+    share = c.get("calibration_share")
+    return "" if share is None else f" ({_fmt(100 * share, '.0f')} %)"
+
+
 def _img(case: Case | None, path: str | None, sha: str | None, side: int, *, stamp: bool = False,
          cls: str = "") -> str:
     if case is None or not path:
@@ -90,6 +96,8 @@ def _search(case: Case | None, s: dict[str, Any]) -> str:
     hidden = s["scores_hidden"]
     out.append(f"<p>{_e(s['shown_candidates'])} of {_e(s['total_candidates'])} candidates"
                f"{' in blind order; ranks and scores withheld' if hidden else ''}.</p>")
+    if not hidden and s.get("calibration"):
+        out.append(f"<p>{_e(s['calibration'])}</p>")
     if not s["candidates"]:
         return "".join(out)
     out.append(f"<table><tr><th>{'Pos.' if hidden else 'Rank'}</th><th>Face</th><th>Score</th>"
@@ -99,7 +107,7 @@ def _search(case: Case | None, s: dict[str, Any]) -> str:
         out.append(
             f"<tr><td>{_e(c['position'] if hidden else c['rank'])}</td>"
             f"<td>{_img(case, c['thumbnail_path'], c['thumbnail_sha256'], 96, cls='thumb')}</td>"
-            f"<td>{'withheld' if hidden else _fmt(c['score'], '.4f')}</td>"
+            f"<td>{'withheld' if hidden else _fmt(c['score'], '.4f')}{_share(c) if not hidden else ''}</td>"
             f"<td>{_e(c['gallery_name'] or c['gallery_id'])} / {_e(c['face_id'])}</td><td>{_e(c['subject_id'] or '—')}</td>"
             f"<td class=\"mono\">{_e(c['photo_path'])}<br>{_e(c['photo_sha256'])}</td>"
             f"<td class=\"{_e(c['decision'])}\">{_e(str(c['decision']).replace('_', ' '))}</td>"

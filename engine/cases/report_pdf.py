@@ -42,6 +42,8 @@ def _candidate_table(pdf: ReportPDF, case: Case | None, s: dict[str, Any]) -> No
                 thumb = "altered"
         rank = f"{c['position']}" if hidden else f"{c['rank']}"
         score = "withheld" if hidden else _fmt(c["score"], ".4f")
+        if not hidden and c.get("calibration_share") is not None:
+            score += f"\n({100 * c['calibration_share']:.0f} %)"
         who = f"{c['gallery_name'] or c['gallery_id']}\nface {c['face_id']}\nsubject {c['subject_id'] or '—'}" + (
             "\nArcFace baseline" if c["baseline"] else "")
         photo = f"{c['photo_path'].replace(chr(92), '/').rsplit('/', 1)[-1]}\n{c['photo_sha256']}"
@@ -93,6 +95,8 @@ def _search(pdf: ReportPDF, case: Case | None, s: dict[str, Any]) -> None:
     if s["scores_hidden"]:
         shown += " in blind (shuffled) order; ranks and scores are withheld until every candidate is decided"
     pdf.para(shown + ".", 8.5, GREY)
+    if not s["scores_hidden"] and s.get("calibration"):
+        pdf.para(s["calibration"], 8, GREY)
     if s["candidates"]:
         _candidate_table(pdf, case, s)
     else:

@@ -11,7 +11,16 @@ Public API (numpy only at import; matplotlib and fpdf2 load when plots or report
 
 from pathlib import Path
 
-from engine.validate.calibration import Calibration, calibration_note, fit, load, save
+from engine.validate.calibration import (
+    NO_CALIBRATION,
+    Calibration,
+    calibration_for,
+    calibration_note,
+    fit,
+    installed_encoder_sha256,
+    load,
+    save,
+)
 from engine.validate.cases import ResolvedCase, SolvedCase, ValidationError, read_cases, resolve
 from engine.validate.ranking import GalleryMatrix, rank_queries, subject_key
 from engine.validate.run import ValidationRun, validate, validate_vectors
@@ -26,7 +35,7 @@ def write_outputs(run: ValidationRun, out_dir: str | Path) -> dict[str, str]:
 
 
 __all__ = [
-    "REPORT_RANKS", "Calibration", "GalleryMatrix", "Rate", "ResolvedCase", "SolvedCase", "ValidationError",
+    "NO_CALIBRATION", "REPORT_RANKS", "Calibration", "calibration_for", "installed_encoder_sha256", "GalleryMatrix", "Rate", "ResolvedCase", "SolvedCase", "ValidationError",
     "ValidationRun", "calibration_note", "cmc", "fit", "hit_rates", "load", "rank_queries", "read_cases",
     "resolve", "save", "subject_key", "validate", "validate_vectors", "wilson", "write_outputs",
 ]

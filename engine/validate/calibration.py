@@ -34,6 +34,8 @@ log = logging.getLogger(__name__)
 
 SCHEMA = "sketchface.calibration/1"
 MIN_CASES = 20  # fewer solved cases say too little to print a percentage next to every candidate
+NO_CALIBRATION = ("No score calibration is in use for this encoder: scores are raw cosines, and nothing here "
+                  "claims what they mean (Tools > Validate measures it on solved cases).")
 
 
 @dataclass(frozen=True)
@@ -75,6 +77,13 @@ class Calibration:
         wrong = self.share_wrong_at_least(score)
         tail = f"; the best wrong candidate scored at least this in {_pct(wrong)} of cases" if wrong is not None else ""
         return f"In validation on {self.n_cases} solved cases ({date}), {', '.join(parts)}{tail}."
+
+    def legend(self) -> str:
+        """What a percentage printed beside a score means, for a report (one paragraph)."""
+        g = self.gallery
+        return (f"Score calibration: percentages beside scores are the share of true matches that scored at least "
+                f"that score in validation on {self.n_cases} solved cases ({self.validated_at[:10]}; gallery "
+                f"{g.get('name', '?')} of {g.get('subjects', '?')} subjects; encoder {self.encoder_sha256[:12]}…).")
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -174,6 +183,28 @@ def _encoder_sha(encoder: str | Mapping[str, Any] | None) -> str | None:
     return encoder.get("sha256") or encoder.get("model_sha256")
 
 
+def calibration_for(encoder: str | Mapping[str, Any] | None) -> Calibration | None:
+    """The usable stored calibration of an encoder (digest, manifest ``embedder`` dict or description), or None."""
+    sha = _encoder_sha(encoder)
+    cal = load(sha) if sha else None
+    return cal if cal is not None and cal.n_cases >= MIN_CASES else None
+
+
+def installed_encoder_sha256(baseline: bool) -> str | None:
+    """Weights digest of the installed sketch encoder (or of ArcFace for the baseline); None when not installed.
+
+    Digests are cached by file identity, and a search has already hashed them, so this is cheap after one.
+    """
+    from engine import models
+    from engine.sketch.embedder import MODEL_ID, file_sha256, installed_arcface_sha256
+
+    if baseline:
+        return installed_arcface_sha256()
+    from engine.sketch.config import WEIGHTS_NAME
+
+    return file_sha256(MODEL_ID, WEIGHTS_NAME) if models.installed(MODEL_ID) else None
+
+
 def calibration_note(score: float, rank: int | None, encoder: str | Mapping[str, Any] | None) -> str | None:
     """The calibration sentence for a candidate, or None when this encoder has no (usable) calibration.
 
@@ -183,8 +214,5 @@ def calibration_note(score: float, rank: int | None, encoder: str | Mapping[str,
         encoder: the encoder's weights SHA-256, or a search manifest's ``embedder`` dict
             (``{"kind", "sha256"}``) or an embedder description (``model_sha256``).
     """
-    sha = _encoder_sha(encoder)
-    cal = load(sha) if sha else None
-    if cal is None or cal.n_cases < MIN_CASES:
-        return None
-    return cal.note(float(score), rank)
+    cal = calibration_for(encoder)
+    return None if cal is None else cal.note(float(score), rank)
