@@ -18,6 +18,7 @@ from typing import Any
 from engine.cases import anchor, audit, db, records
 from engine.cases.store import Case
 from engine.errors import CaseError, EngineError
+from engine.fsutil import sha256_file
 
 _FILES = (("sketch_versions", "id", "path", "sha256", "sketch version"),
           ("generated", "id", "path", "sha256", "generated image"),
@@ -50,6 +51,22 @@ def _check_files(case: Case) -> list[audit.Finding]:
             except CaseError:
                 out.append(_finding("record", f"File {r[1]} ({label} {r[0]}) is missing or no longer matches "
                                               "its SHA-256."))
+    return out
+
+
+def _check_reports(case: Case, entries: list[audit.AuditEntry]) -> list[audit.Finding]:
+    """A report kept in the case's reports/ folder must be the one its report.export entry names."""
+    named: dict[str, list[tuple[str, int]]] = {}
+    for e in entries:
+        if e.action == "report.export" and isinstance(e.details.get("file"), str):
+            named.setdefault(str(e.details["file"]), []).append((str(e.outputs.get("report")), e.seq))
+    out = []
+    for name, digests in sorted(named.items()):
+        path = case.folder / "reports" / name
+        if path.is_file() and sha256_file(path) not in {d for d, _ in digests}:
+            out.append(_finding("record", f"Report reports/{name} is not the report audit entry "
+                                          f"#{digests[-1][1]} recorded (SHA-256 differs): it was replaced.",
+                                digests[-1][1]))
     return out
 
 
@@ -201,7 +218,7 @@ def verify_case(case: Case, anchors: list[audit.Anchor], *, accept_other_key: bo
     entries = case.audit_entries()
     report = audit.verify(case.case_id, entries, anchors)
     extra = _check_schema(case) + _check_meta(case, entries, chain_ok=not report.findings)
-    extra += _check_records(case, entries) + _check_files(case)
+    extra += _check_records(case, entries) + _check_files(case) + _check_reports(case, entries)
     extra += _check_signature(case, entries, report, accept_other_key)
     report.findings.extend(extra)
     report.ok = not report.findings

@@ -169,3 +169,17 @@ def test_report_in_the_archive_must_be_the_one_its_audit_entry_names(tmp_path: P
                 zout.writestr(info.filename, forged if info.filename == report else zin.read(info.filename))
     with pytest.raises(CaseError, match="not the one its case record names"):
         import_case(bad, location=tmp_path / "dest")
+
+
+def test_member_count_is_capped(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from engine.cases import archive_members
+
+    archive = exported(tmp_path)
+    with zipfile.ZipFile(archive) as zf:
+        n = len(zf.infolist())
+    monkeypatch.setattr(archive_members, "MAX_MEMBERS", n - 1)  # the cap, lowered to this small archive
+    with pytest.raises(CaseError, match="members, more than"):
+        import_case(archive, location=tmp_path / "dest")
+    monkeypatch.setattr(archive_members, "MAX_MEMBERS", n)
+    with import_case(archive, location=tmp_path / "dest"):
+        pass

@@ -134,3 +134,10 @@ def test_imported_case_carries_none_of_the_archive_schema(tmp_path: Path) -> Non
         record_decision(case, rec[0], rec[1], "excluded", note="no", user="bob")
         assert case.verify().ok
 
+
+
+def test_report_file_replaced_in_the_case_folder_is_found() -> None:
+    with full_case() as case:
+        report = next((case.folder / "reports").iterdir())
+        report.write_text("<html>another report</html>")
+        assert any("Report reports/" in m and "replaced" in m for m in _messages(case))
