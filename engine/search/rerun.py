@@ -42,6 +42,11 @@ def manifest_differences(old: Mapping[str, Any] | RunManifest, new: Mapping[str,
                        f"{g.content_version}, faces {prev.face_count} -> {g.face_count})")
     if a.index != b.index:
         out.append(f"index parameters changed ({a.index} -> {b.index})")
+    was = {(m.get("id"), m.get("file")): m.get("sha256") for m in a.models}
+    for m in b.models:  # the detector (and other model files) besides the ArcFace file reported above
+        key, sha = (m.get("id"), m.get("file")), m.get("sha256")
+        if key in was and was[key] != sha and sha != b.arcface_sha256:
+            out.append(f"model file {key[0]}/{key[1]} changed ({str(was[key])[:12]}… -> {str(sha)[:12]}…)")
     if a.engine_version != b.engine_version:
         out.append(f"engine version changed ({a.engine_version} -> {b.engine_version})")
     return out

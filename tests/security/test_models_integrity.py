@@ -257,3 +257,17 @@ def test_a_reconstruction_records_the_detector_and_arcface_files_it_used(
         record = rec.reconstruct(req).candidates[0].provenance
     assert record["models"][DET]["det_10g.onnx"] == sha256_bytes((installed_models / DET / "det_10g.onnx").read_bytes())
     assert REC in record["models"]
+
+
+def test_a_rerun_names_a_changed_detector_file() -> None:
+    from engine.search import manifest_differences
+
+    base = {"query": [{"kind": "photo", "sha256": "a" * 64, "weight": 1.0}], "embedder": {"kind": "arcface",
+            "sha256": "r" * 64}, "arcface_sha256": "r" * 64, "galleries": [], "index": {}, "filters": [], "k": 5,
+            "group_by_subject": False, "engine_version": "1",
+            "models": [{"id": DET, "file": "det_10g.onnx", "sha256": "d" * 64, "trust": "pinned at first import"},
+                       {"id": REC, "file": "w600k_r50.onnx", "sha256": "r" * 64, "trust": "pinned at first import"}]}
+    assert manifest_differences(base, base) == []  # negative control
+    changed = {**base, "models": [{**base["models"][0], "sha256": "e" * 64}, base["models"][1]]}
+    (diff,) = manifest_differences(base, changed)
+    assert DET in diff and "det_10g.onnx" in diff
