@@ -14,7 +14,7 @@ import logging
 from pathlib import Path
 from typing import Any
 
-from engine.errors import ModelInvalid
+from engine.errors import InvalidRequest, ModelInvalid
 from engine.generate import device as dev
 from engine.generate.model_set import BASE, CONTROLNET, FACEID, FACEID_PLUS, IMAGE_ENCODER, VAE, ModelLocator
 from engine.generate.types import GenerationFailed, Mode
@@ -244,7 +244,7 @@ class FaceIDPipelines:
 
         vec = np.asarray(embedding, dtype=np.float32).reshape(-1)
         if vec.shape != (512,) or not np.isfinite(vec).all():
-            raise ValueError(f"The FaceID embedding must be 512 finite numbers, got shape {vec.shape}.")
+            raise InvalidRequest(f"The FaceID embedding must be 512 finite numbers, got shape {vec.shape}.")
         ref = torch.from_numpy(vec).reshape(1, 1, 1, 512)
         out = torch.cat([torch.zeros_like(ref), ref]) if guidance else ref
         return out.to(device=pipe._execution_device, dtype=pipe.unet.dtype)

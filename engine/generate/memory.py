@@ -22,6 +22,7 @@ from dataclasses import asdict, dataclass
 from typing import Any
 
 from engine import runtime
+from engine.errors import InvalidRequest
 
 log = logging.getLogger(__name__)
 
@@ -108,9 +109,9 @@ def choose(device: str, *, placement: str = "auto", vae_tiling: str = "auto",
         vram: (free, total) GB when already read (else read now).
     """
     if placement not in PLACEMENTS:
-        raise ValueError(f"Unknown GPU memory plan {placement!r}; choose one of {', '.join(PLACEMENTS)}.")
+        raise InvalidRequest(f"Unknown GPU memory plan {placement!r}; choose one of {', '.join(PLACEMENTS)}.")
     if vae_tiling not in ("auto", "on", "off"):
-        raise ValueError(f"VAE tiling must be auto, on or off, not {vae_tiling!r}.")
+        raise InvalidRequest(f"VAE tiling must be auto, on or off, not {vae_tiling!r}.")
     if device != "cuda":
         return MemoryPlan("cpu", vae_tiling, reason="No usable NVIDIA GPU: everything runs on the CPU.")
     vram = vram if vram is not None else read_vram()
