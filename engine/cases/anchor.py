@@ -137,6 +137,20 @@ def _load_file(path: Path) -> Ed25519PrivateKey | None:
                         hint="Restore it from a backup; cases it signed now show 'signed by another key'.") from exc
 
 
+def _publish(tmp: Path, path: Path, raw: str) -> None:
+    """Put the new key in place without ever replacing one: a hard link, or O_EXCL where links fail."""
+    try:
+        os.link(tmp, path)  # atomic and complete: a concurrent first use never reads half a key
+    except FileExistsError:
+        raise
+    except OSError:  # file systems without hard links
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "w", encoding="ascii") as f:
+            f.write(raw + "\n")
+            f.flush()
+            os.fsync(f.fileno())
+
+
 def _create_file(path: Path) -> Ed25519PrivateKey:
     """Write a new key (0600) without ever replacing one another process wrote first."""
     key = Ed25519PrivateKey.generate()
@@ -149,7 +163,7 @@ def _create_file(path: Path) -> Ed25519PrivateKey:
             f.flush()
             os.fsync(f.fileno())
         try:
-            os.link(tmp, path)  # atomic and never overwrites: a concurrent first use keeps one key
+            _publish(tmp, path, raw)
         except FileExistsError:
             loaded = _load_file(path)
             if loaded is None:
