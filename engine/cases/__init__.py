@@ -11,7 +11,7 @@ Public API (everything takes an open :class:`Case`; every change is one audited 
     sign_off(case, "Second Examiner")
     export_report(case, "pdf")                          # pdf | html | json
     export_case(case, "case.zip"); import_case("case.zip")
-    case.verify()                                        # audit chain + anchors
+    case.verify()                    # audit chain, anchors, signed head, every row and file vs the log
 """
 
 from engine.cases.archive import ExportResult, export_case, import_case

@@ -7,8 +7,9 @@ kept outside the log table ("anchors"): in the case's meta table (same transacti
 file beside the database, in the workstation's case registry, in every exported archive and on
 every printed report. :func:`verify` checks the log against each anchor it is given.
 
-An attacker who can rewrite every entry *and* every anchor on the workstation is beyond what an
-unkeyed chain can catch; the copies on exports and printed reports are what catch that.
+An attacker who can rewrite every entry *and* every unkeyed anchor is caught by the head's
+signature with the workstation key, which no case folder holds (:mod:`engine.cases.anchor`); one
+who also holds that key is caught only by copies kept elsewhere: exports and printed reports.
 """
 
 from __future__ import annotations
