@@ -207,7 +207,8 @@ def require(model_id: str, file: str | None = None, purpose: str = "") -> Path:
 def digest(model_id: str, file: str | None = None) -> str:
     """Checked SHA-256 of an installed model file (primary by default), from the stat-keyed cache."""
     rel = file or get_spec(model_id).primary.path
-    require(model_id, rel)
+    if not _DEFAULT.locate(model_id, rel).is_file():
+        _DEFAULT.file(model_id, rel)  # raises ModelMissing saying how to get it
     return _DEFAULT.check(model_id, rel).sha256
 
 
