@@ -8,6 +8,7 @@ and after the upload warning is accepted (``--yes`` or an answer on the terminal
 from __future__ import annotations
 
 import argparse
+import io
 import sys
 from pathlib import Path
 from typing import Any
@@ -172,14 +173,28 @@ def _reconstruct(args: argparse.Namespace) -> int:
         path = out / f"candidate_{rank:02d}_seed{cand.seed}.png"
         rows.append({"rank": rank, "path": str(path), "seed": cand.seed, "identity_score": cand.identity_score,
                      "sha256": cand.save(path), "synthetic": True})
+    control = None
+    if result.control_image is not None:  # what the ControlNet followed, for the examiner to look at
+        from engine.fsutil import atomic_write_bytes
+
+        buf = io.BytesIO()
+        result.control_image.save(buf, format="PNG")
+        control = out / "structure_lines.png"
+        atomic_write_bytes(control, buf.getvalue())
     baseline = embedded.get("sketch_embedder_baseline") == "true"
+    plan = dict(result.memory_plan)
     if args.json:
         print_json({"prompt": prompt, "embedding": {"from": embedded["embedding_from"], "baseline": baseline},
                     "mode": result.mode, "structure": result.structure, "device": result.device,
-                    "seconds": round(result.seconds, 2), "identity_note": result.identity_note, "candidates": rows})
+                    "seconds": round(result.seconds, 2), "identity_note": result.identity_note, "candidates": rows,
+                    "control_image": str(control) if control else None, "memory_plan": plan})
         return 0
     print(f"Prompt: {prompt}\nMode: {result.mode}{' + structure' if result.structure else ''} on {result.device}, "
           f"{result.seconds:.1f} s. SYNTHETIC images: investigative aid only.")
+    if plan.get("placement") not in (None, "cpu"):
+        print(f"GPU memory plan: {plan['placement']} ({plan.get('reason', '')})")
+    if control is not None:
+        print(f"Structure lines the ControlNet followed: {control}")
     if baseline:
         print("BASELINE: no trained sketch encoder is installed; ArcFace embedded the sketch itself (weak).")
     if result.identity_note:

@@ -67,6 +67,9 @@ def test_reconstruct_writes_ranked_pngs_with_provenance(inputs: dict[str, Path],
         assert record is not None and record["synthetic"] is True and record["seed"] == cand["seed"]
         assert record["sources"]["sketch_sha256"] == sha256_file(inputs["sketch"])
         assert record["parameters"]["prompt"] == doc["prompt"]
+        assert record["sources"]["control_image_sha256"] and record["safety_checker"]["enabled"] is True
+    control = Path(doc["control_image"])  # the structure lines are shown to the user
+    assert control.parent == out and control.is_file() and doc["memory_plan"]["placement"] == "cpu"
 
 
 def test_reconstruct_refuses_on_cpu_without_allow_cpu(inputs: dict[str, Path], tmp_path: Path,
