@@ -11,6 +11,8 @@ SHA-256 its row records.
 
 from __future__ import annotations
 
+import contextlib
+import json
 import sqlite3
 from dataclasses import asdict
 from typing import Any
@@ -157,9 +159,35 @@ def _check_records(case: Case, entries: list[audit.AuditEntry]) -> list[audit.Fi
     for key in sorted(expected.keys() & actual.keys()):
         digest, seq = expected[key]
         if actual[key] != digest:
-            out.append(_finding("record", f"{records.label(key)} does not match its audit entry #{seq}: it was "
-                                          "altered outside the case store.", seq))
+            fields = _changed_details(case, entries) if key.startswith("case_info:") else ""
+            out.append(_finding("record", f"{records.label(key)}{fields} does not match its audit entry #{seq}: it "
+                                          "was altered outside the case store.", seq))
     return out
+
+
+_DETAIL_FIELDS = ("case_number", "title", "examiner", "witnesses", "incident_date", "status", "notes")
+
+
+def _changed_details(case: Case, entries: list[audit.AuditEntry]) -> str:
+    """Which case-details fields differ from the values replayed from case.create and case.update entries."""
+    replayed: dict[str, Any] = {}
+    for e in sorted(entries, key=lambda x: x.seq):
+        if e.action == "case.create":
+            replayed.update({k: e.details.get(k) for k in _DETAIL_FIELDS})
+        elif e.action == "case.update" and isinstance(e.details.get("after"), dict):
+            replayed.update(e.details["after"])
+    row = case.conn.execute("SELECT * FROM case_info WHERE id = 1").fetchone()
+    if row is None:
+        return ""
+    changed = []
+    for k in _DETAIL_FIELDS:
+        stored: Any = row[k]
+        if k == "witnesses":
+            with contextlib.suppress(TypeError, ValueError):
+                stored = json.loads(stored)
+        if k in replayed and stored != replayed[k]:
+            changed.append(k)
+    return f" ({', '.join(changed)})" if changed else ""
 
 
 def _head_seq(entries: list[audit.AuditEntry], head: str) -> int:

@@ -50,7 +50,7 @@ def test_each_case_details_field_edit_is_found_on_its_own() -> None:
                           ("incident_date", "1999-01-01"), ("status", "closed")):
         with full_case() as case:
             case.conn.execute(f"UPDATE case_info SET {column} = ?", (value,))
-            assert any("Case details" in m for m in _messages(case)), column
+            assert any("Case details" in m and f"({column})" in m for m in _messages(case)), column
         forget_locally(case)
 
 
