@@ -245,3 +245,14 @@ def test_cli_add_to_a_server_gallery_and_search_local_plus_server(
     servers_in_manifest = {g.get("server", "") for g in out["manifest"]["galleries"]}
     assert servers_in_manifest == {"", "hq"} and all("content_version" in g for g in out["manifest"]["galleries"])
     assert local_photos
+
+
+def test_a_server_without_the_schema_gives_a_one_line_error(pg_server: PgServer, pg_database: str,
+                                                             memory_keyring: MemoryKeyring,
+                                                             capsys: pytest.CaptureFixture[str]) -> None:
+    servers.add_profile("bare", f"postgresql://postgres@127.0.0.1:{pg_server.port}/{_db(pg_database)}",
+                        password=pg_server.password)
+    assert main(["gallery", "list", "--server", "bare"]) == 1
+    err = capsys.readouterr().err
+    assert err.startswith("error: ") and "sketchface server init" in err and "Traceback" not in err
+    assert main(["server", "test", "bare"]) == 1  # reachable, but no schema: not ready

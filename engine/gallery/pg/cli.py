@@ -257,9 +257,25 @@ def _subactions(parser: argparse.ArgumentParser) -> Any:
     return None
 
 
+def _guarded(fn: Any) -> Any:
+    """Turn a server's refusal (psycopg error) into a one-line GalleryError the CLI prints."""
+    def run(*a: Any) -> int:
+        import psycopg
+
+        try:
+            return int(fn(*a))
+        except psycopg.Error as exc:
+            primary = exc.diag.message_primary if exc.diag is not None else None
+            raise GalleryError(f"The gallery server refused: {primary or exc}.",
+                               hint="Check the profile ('sketchface server test'), that the schema is installed "
+                                    "('sketchface server init') and that your unit may use this gallery.") from exc
+    return run
+
+
 def _wrap(parser: argparse.ArgumentParser, handler: Any) -> None:
     fallback = parser.get_default("func")
-    parser.set_defaults(func=lambda args: handler(args, fallback))
+    guarded = _guarded(handler)
+    parser.set_defaults(func=lambda args: guarded(args, fallback))
 
 
 def register(subparsers: Any) -> None:
@@ -270,7 +286,7 @@ def register(subparsers: Any) -> None:
     def action(name: str, func: Any, help_: str) -> argparse.ArgumentParser:
         a = acts.add_parser(name, help=help_, description=help_)
         a.add_argument("--json", action="store_true", help="print one JSON document for scripts")
-        a.set_defaults(func=func)
+        a.set_defaults(func=_guarded(func))
         return a
 
     a = action("add", _server_add, "save a server profile; a password in the URL goes to the OS keyring")
@@ -305,7 +321,7 @@ def register(subparsers: Any) -> None:
         a.add_argument("--to", help="server gallery name (default: the local name; created if missing)")
         a.add_argument("--unit", help="unit owning the server gallery if it is created")
         a.add_argument("--json", action="store_true")
-        a.set_defaults(func=_gallery_push)
+        a.set_defaults(func=_guarded(_gallery_push))
     search = subparsers.choices.get("search")
     if search is not None:
         search.add_argument("--server-gallery", action="append", metavar="PROFILE:GALLERY",

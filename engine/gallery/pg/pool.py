@@ -24,6 +24,21 @@ def _configure(conn: Any) -> None:
     conn.commit()
 
 
+def _check(conninfo: str, timeout_s: float) -> None:
+    """One direct connection first: a wrong password or a server without the schema fails at once, clearly."""
+    import psycopg
+
+    try:
+        with psycopg.connect(conninfo, connect_timeout=max(1, int(timeout_s))) as conn:
+            row = conn.execute("SELECT to_regtype('vector'), to_regclass('sketchface.galleries')").fetchone()
+    except psycopg.Error as exc:
+        raise GalleryError(f"Cannot connect to the gallery server ({str(exc).strip()}).",
+                           hint="Check the server profile with 'sketchface server test PROFILE'.") from exc
+    if row is None or row[0] is None or row[1] is None:
+        raise GalleryError("The server has no SketchFace gallery schema (pgvector and the gallery tables).",
+                           hint="An administrator installs it once: 'sketchface server init PROFILE'.")
+
+
 def get_pool(conninfo: str, max_size: int = 4, timeout_s: float = 30.0) -> Any:
     """The open pool for ``conninfo`` (created on first use); :class:`GalleryError` if the server is unreachable."""
     import psycopg
@@ -33,6 +48,7 @@ def get_pool(conninfo: str, max_size: int = 4, timeout_s: float = 30.0) -> Any:
         pool = _POOLS.get(conninfo)
         if pool is not None:
             return pool
+        _check(conninfo, timeout_s)
         pool = ConnectionPool(conninfo, min_size=1, max_size=max_size, configure=_configure, open=False,
                               timeout=timeout_s, name="sketchface-gallery-server")
         try:
