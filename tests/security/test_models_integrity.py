@@ -124,7 +124,6 @@ def _bomb(path: Path, size: int) -> Path:
     return path
 
 
-@pytest.mark.slow
 def test_a_1_gib_member_in_a_small_bundle_is_refused_before_anything_is_written(tmp_path: Path) -> None:
     bundle = _bomb(tmp_path / "models.zip", 1 << 30)
     assert bundle.stat().st_size < 8 * (1 << 20)
