@@ -232,3 +232,14 @@ def test_attribute_model_placement_follows_the_plan(fake_gpu: Any) -> None:
     assert placement("auto") == "cpu" and placement("cuda") == "cuda"
     fake_gpu.set(24)
     assert placement("auto") == "cuda" and placement("cpu") == "cpu"
+
+
+@pytest.mark.parametrize(("placement", "advice"), [("resident", "'Model CPU offload'"),
+                                                   ("model_offload", "'Sequential CPU offload'"),
+                                                   ("sequential_offload", "VAE tiling 'on'")])
+def test_out_of_memory_names_the_setting_that_helps(placement: str, advice: str) -> None:
+    from engine.generate.reconstruct import out_of_memory
+
+    err = out_of_memory(torch.cuda.OutOfMemoryError("CUDA out of memory"), memory.MemoryPlan(placement))
+    assert err is not None and advice in str(err) and "Settings > Generation > GPU memory" in str(err)
+    assert out_of_memory(RuntimeError("other"), memory.MemoryPlan(placement)) is None
