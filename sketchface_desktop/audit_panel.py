@@ -10,6 +10,7 @@ import json
 from typing import Any
 
 from PySide6.QtCore import Qt
+from PySide6.QtGui import QGuiApplication
 from PySide6.QtWidgets import (
     QAbstractItemView,
     QHBoxLayout,
@@ -71,20 +72,31 @@ class AuditPanel(QWidget):
         self.table.setMinimumHeight(20)
         self.expected = QLineEdit()
         self.expected.setObjectName("ExpectedHead")
-        self.expected.setPlaceholderText("Head printed on an earlier report: COUNT:HASH (optional)")
+        self.expected.setPlaceholderText("Head printed on a report: COUNT:HASH")
+        self.expected.setToolTip("Paste the audit head printed on an earlier report to check that this record "
+                                 "still contains it (COUNT:HASH)")
         self.verify_button = button("Verify", "verify")
         self.verify_button.setObjectName("VerifyAudit")
         self.verify_button.clicked.connect(lambda: self.refresh())
+        self.copy_button = button("Copy head", "export")
+        self.copy_button.setObjectName("CopyHead")
+        self.copy_button.setToolTip("Copy COUNT:HASH of the verified record, e.g. to compare with a report")
+        self.copy_button.setEnabled(False)
+        self.copy_button.clicked.connect(self.copy_head)
         check = QHBoxLayout()
         check.addWidget(self.expected, 1)
         check.addWidget(self.verify_button)
-        layout = QVBoxLayout(self)
+        check.addWidget(self.copy_button)
+        side = QVBoxLayout()  # a bottom dock is wide and low: state and check left, the entries right
+        side.setSpacing(4)
+        side.addWidget(self.status)
+        side.addWidget(self.findings)
+        side.addLayout(check)
+        side.addStretch(1)
+        layout = QHBoxLayout(self)
         layout.setContentsMargins(8, 4, 8, 4)
-        layout.setSpacing(4)
-        layout.addWidget(self.status)
-        layout.addWidget(self.findings)
-        layout.addLayout(check)
-        layout.addWidget(self.table, 1)
+        layout.addLayout(side, 2)
+        layout.addWidget(self.table, 3)
         cases.case_changed.connect(lambda _info: self.refresh(quiet=True))
         cases.changed.connect(lambda _what: self.refresh(quiet=True))
         self.verify_button.setEnabled(False)
@@ -98,6 +110,7 @@ class AuditPanel(QWidget):
             self.table.setRowCount(0)
             self.findings.hide()
             self.verify_button.setEnabled(False)
+            self.copy_button.setEnabled(False)
             return None
         self.verify_button.setEnabled(True)
         try:
@@ -118,13 +131,15 @@ class AuditPanel(QWidget):
         anchors = ", ".join(rep.anchors_checked) or "none"
         against = f" · matches the printed head {expected[0]}:{expected[1][:12]}…" if expected and rep.ok else ""
         if rep.ok:
-            self.status.setText(f"INTACT — {rep.count} entries{against}. Head {rep.count}:{rep.head} "
-                                f"· anchors checked: {anchors} · sign-offs: {len(view.signoffs)}")
+            self.status.setText(f"INTACT — {rep.count} entries{against}.\nHead {rep.count}:{rep.head[:16]}…"
+                                f"{rep.head[-8:]} · sign-offs: {len(view.signoffs)}\nAnchors checked: {anchors}.")
             self._style("audit-ok")
         else:
             self.status.setText(f"NOT INTACT — {len(rep.findings)} finding(s) in {rep.count} entries. Do not rely on "
                                 f"this record until the findings are explained. Anchors checked: {anchors}")
             self._style("audit-broken")
+        self.status.setToolTip(f"Head {rep.count}:{rep.head}")
+        self.copy_button.setEnabled(rep.ok)
         self.findings.clear()
         for f in rep.findings:
             where = f"entry {f.seq}: " if f.seq is not None else ""
@@ -139,6 +154,13 @@ class AuditPanel(QWidget):
                 item.setToolTip(json.dumps(details, indent=1, sort_keys=True, ensure_ascii=False)[:2000]
                                 if details else "")
                 self.table.setItem(r, c, item)
+
+    def head_text(self) -> str:
+        """COUNT:HASH of the last verification ("" before one)."""
+        return f"{self.view.report.count}:{self.view.report.head}" if self.view is not None else ""
+
+    def copy_head(self) -> None:
+        QGuiApplication.clipboard().setText(self.head_text())
 
     def _style(self, role: str) -> None:
         self.status.setProperty("role", role)

@@ -79,6 +79,7 @@ class ReportDialog(QDialog):
         self.outcome = label("", "subtle", True)
         self.outcome.setObjectName("ReportOutcome")
         layout.addWidget(self.outcome)
+        layout.addStretch(1)
         self.export_button = primary_button("Export", "export")
         self.export_button.setObjectName("ExportReport")
         self.export_button.clicked.connect(self.export)
@@ -94,7 +95,7 @@ class ReportDialog(QDialog):
         foot.addWidget(self.export_button)
         foot.addWidget(close)
         layout.addLayout(foot)
-        self.resize(560, 0)
+        self.setMinimumSize(600, 400)
 
     def fmt(self) -> str:
         checked = self.formats.checkedButton()

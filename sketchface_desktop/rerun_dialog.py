@@ -51,11 +51,11 @@ class RerunDialog(QDialog):
         self.cases = cases
         self.search_id = search_id
         self.report: Any = None
-        self.verdict = label(f"Re-running search {search_id} with its recorded manifest…", "subtle", True)
+        self.verdict = label(f"Re-running search {search_id} with its recorded manifest…", "heading-small", True)
         self.verdict.setObjectName("RerunVerdict")
         self.changes = QListWidget()
         self.changes.setObjectName("RerunChanges")
-        self.changes.setMaximumHeight(110)
+        self.changes.setMaximumHeight(90)
         self.left, self.right = self._table("RerunOriginal"), self._table("RerunNew")
         self.left_title = label(f"Search {search_id} (as reviewed)", "heading-small")
         self.right_title = label("Re-run", "heading-small")

@@ -136,7 +136,7 @@ class ResultDelegate(QStyledItemDelegate):
         bold.setBold(True)
         painter.setFont(bold)
         painter.setPen(QColor("#1d2733"))
-        score = f"score {r.score:.3f}" if r.score is not None else "score hidden (blind)"
+        score = f"score {r.score:.3f}" if r.score is not None else "score hidden"
         painter.drawText(QRect(card.left() + 8, y, card.width() - 16, 18), Qt.AlignmentFlag.AlignLeft, score)
         painter.setFont(option.font)
         fm = painter.fontMetrics()

@@ -1,6 +1,6 @@
 """Screenshots of every main view of the real workstation window, for review and documentation.
 
-    python tools/screenshots.py OUTDIR
+    python tools/screenshots.py OUTDIR [--record-only]
 
 Runs the app under Xvfb (``QT_QPA_PLATFORM=xcb xvfb-run -a -s "-screen 0 1280x800x24"``; it re-starts
 itself that way when no display is set; set ``QT_QPA_PLATFORM=offscreen`` to skip the X server) in a
@@ -11,6 +11,10 @@ and insightface's sample photos, plus an unreadable file and a blank image) and 
     05_results.png            06_compare.png          07_settings_models.png
     08_settings_general.png   09_case_details.png     10_scan_import.png
     11_reconstruct.png        (tiny generation models: the outputs are noise, labelled SYNTHETIC)
+    12_signoff.png            13_report_export.png    14_audit_panel.png   15_rerun.png
+    16_blind_review.png       17_archive_written.png
+
+``--record-only`` skips 06-11 (settings, scans and the slow tiny generation run).
 """
 
 from __future__ import annotations
@@ -204,7 +208,7 @@ def centre_over(dialog, window) -> None:  # type: ignore[no-untyped-def]
     dialog.move(geo.center().x() - dialog.width() // 2, geo.center().y() - dialog.height() // 2)
 
 
-def take(out: Path) -> None:
+def take(out: Path, record_only: bool = False) -> None:
     home = Path(tempfile.mkdtemp(prefix="sketchface-shots-"))
     os.environ["SKETCHFACE_HOME"] = str(home)
     os.environ.setdefault("SKETCHFACE_FORCE_CPU", "1")
@@ -279,6 +283,15 @@ def take(out: Path) -> None:
     spin(800)
     save(w, out / "05_results.png")
 
+    sys.path.insert(0, str(ROOT / "tools"))
+    from screenshots_record import take_record
+
+    take_record(w, out, home, save, centre_over, wait_idle, wait_for, spin)
+    if record_only:
+        w.close()
+        shutil.rmtree(home, ignore_errors=True)
+        return
+
     dialog = w.dialogs.open_compare(w.results_model.row(0))
     wait_idle(w)
     dialog.overlay_button.setChecked(True)
@@ -341,11 +354,13 @@ def take(out: Path) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     args = sys.argv[1:] if argv is None else argv
+    record_only = "--record-only" in args
+    args = [a for a in args if a != "--record-only"]
     if len(args) != 1 or args[0].startswith("-"):
         print(__doc__)
         return 2
     _reexec_under_xvfb()
-    take(Path(args[0]).resolve())
+    take(Path(args[0]).resolve(), record_only)
     return 0
 
 

@@ -236,10 +236,7 @@ class ExaminerFlow(QObject):
             self.cases.query_images(search_id, self._query_images_read)
         elapsed = getattr(self.searches.last_result, "elapsed_ms", None)
         decided = sum(r.decision != "not_reviewed" for r in rows)
-        blind = any(c.hidden for c in candidates)
-        mode = " Blind review: ranks and scores stay hidden until every candidate is decided." if blind else ""
-        self._show(rows, search_id, self._summary(len(rows), elapsed, True)
-                   + f" {decided} of {len(rows)} decided.{mode}")
+        self._show(rows, search_id, self._summary(len(rows), elapsed, True) + f" {decided} of {len(rows)} decided.")
 
     def _show(self, rows: list[ResultRow], search_id: int | None, summary: str) -> None:
         self.results.show_rows(rows, search_id, summary)
