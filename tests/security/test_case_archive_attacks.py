@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from engine.cases import anchor, import_case, open_case
+from engine.cases import anchor, build_report, import_case, open_case
 from engine.cases.archive import MANIFEST_NAME
 from engine.cases.archive_members import MAX_RATIO, RATIO_FLOOR_BYTES
 from engine.cases.db import canonical_json
@@ -112,6 +112,8 @@ def test_archive_signed_by_another_workstation_is_reported_with_its_key(tmp_path
         assert signed["public_key"] == sender and signed["this_workstation"] is False
         report = case.verify()
         assert report.ok and report.signature and report.signature["this_workstation"]
+        html_text = build_report(case, "html").decode()
+        assert anchor.key_fingerprint(sender) in html_text and "signed by another workstation" in html_text
         case_id = case.case_id
     assert main(["case", "show", case_id]) == 0
 
