@@ -390,6 +390,12 @@ class GalleryStore:
     def faces_of_photo(self, photo_id: int) -> list[int]:
         return [int(r[0]) for r in self._rows("SELECT id FROM faces WHERE photo_id = ? ORDER BY id", (photo_id,))]
 
+    def face_subjects(self) -> list[tuple[int, str | None, str, bool]]:
+        """(face id, subject id, photo SHA-256, primary) of every face in id order: one query (validation)."""
+        rows = self._rows("SELECT f.id, m.subject_id, p.sha256, f.is_primary FROM faces f JOIN photos p"
+                          " ON p.id = f.photo_id LEFT JOIN photo_meta m ON m.photo_id = p.id ORDER BY f.id")
+        return [(int(a), b, str(c or ""), bool(d)) for a, b, c, d in rows]
+
     def integrity_problems(self) -> list[str]:
         """SQLite's own check plus the invariants ingest keeps (ok photos have faces, counts agree)."""
         problems = [str(r[0]) for r in self._rows("PRAGMA quick_check") if r[0] != "ok"]

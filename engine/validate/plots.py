@@ -119,7 +119,7 @@ def groups_png(doc: dict[str, Any]) -> bytes | None:
 
 
 def scores_png(doc: dict[str, Any]) -> bytes:
-    """Score distributions per encoder: true matches, the best wrong candidate per case, all other candidates."""
+    """Score distributions per encoder: true matches, the best wrong candidate per case, other gallery faces."""
     names = list(doc["encoders"])
     fig = _figure(7.0, 2.5 * len(names) + 0.4)
     axes = fig.subplots(len(names), 1, squeeze=False)[:, 0]
@@ -130,7 +130,7 @@ def scores_png(doc: dict[str, Any]) -> bytes:
         edges = h["start"] + h["width"] * np.arange(len(counts) + 1)
         if counts.sum():
             ax.stairs(counts / counts.sum() / h["width"], edges, color="#7f7f7f", fill=True, alpha=0.35,
-                      label="all other candidates")
+                      label="other gallery faces (sample)")
         true = np.asarray([c["score"] for c in enc["cases"]])
         best = np.asarray([c["best_other"] for c in enc["cases"] if c["best_other"] is not None])
         lo = min([float(true.min())] + ([float(best.min())] if len(best) else [])) - 0.05

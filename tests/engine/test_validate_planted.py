@@ -83,7 +83,24 @@ def test_exact_ranks_equal_the_planted_ranks(world: Any) -> None:
     assert np.allclose(out.true_scores, values[p["ranks"] - 1] / norms, atol=1e-5)
     best_rival = np.where(p["ranks"] == 1, values[1], values[0]) / norms
     assert np.allclose(out.best_other, best_rival, atol=1e-5)
-    assert out.other_hist.sum() == len(cases) * (N_SUBJECTS + N_LONERS - 1)
+    # Other faces' scores (all of them: the gallery is smaller than the sample), the true subject's left out.
+    own = sum(2 if t < N_TWINS else 1 for t in p["targets"])
+    assert out.other_hist.sum() == len(cases) * matrix.n_faces - own
+
+
+def test_streamed_gallery_in_small_blocks_gives_the_same_ranks(world: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Galleries too big to keep in memory are read block by block from the store: same answer."""
+    import engine.validate.ranking as ranking
+
+    p, g, cached, cases = world
+    monkeypatch.setattr(ranking, "_CACHE_BYTES", 0)
+    streamed = GalleryMatrix(g)
+    assert streamed._cache is None
+    streamed.faces_per_block = 7  # blocks end on subject boundaries, never inside a subject
+    a = rank_queries(streamed, p["queries"], [c.target for c in cases], block=16)
+    b = rank_queries(cached, p["queries"], [c.target for c in cases])
+    assert a.ranks.tolist() == b.ranks.tolist() == p["ranks"].tolist()
+    assert np.allclose(a.best_other, b.best_other) and np.allclose(a.true_scores, b.true_scores)
 
 
 def test_ungrouped_twin_faces_would_change_ranks_negative_control(world: Any) -> None:
@@ -93,6 +110,11 @@ def test_ungrouped_twin_faces_would_change_ranks_negative_control(world: Any) ->
                                                       enumerate(p["subjects"])])
     out = rank_queries(GalleryMatrix(loose), p["queries"], [c.target for c in cases])
     assert (out.ranks >= p["ranks"]).all() and (out.ranks > p["ranks"]).any()
+    scores = p["queries"] @ p["vectors"].T  # brute force: every face but the target's own is a rival
+    for i, t in enumerate(p["targets"]):
+        true = scores[i, t]
+        rivals = np.delete(scores[i], t)
+        assert out.ranks[i] == 1 + int(np.count_nonzero(rivals >= true - 1e-6))
     loose.close()
 
 
