@@ -41,7 +41,7 @@ from sketchface_desktop.ui import make_action
 from sketchface_desktop.validate_dialog import open_validation
 from sketchface_desktop.window_dialogs import WindowDialogs
 from sketchface_desktop.window_state import window_settings
-from sketchface_desktop.window_wiring import after_first_paint, wire_window
+from sketchface_desktop.window_wiring import WindowWiring
 from sketchface_desktop.workers import JobHub
 
 log = logging.getLogger(__name__)
@@ -49,7 +49,7 @@ LAYOUT_VERSION = 2  # 2: the Audit dock
 DEVICE_PROBE_DELAY_MS = 300
 
 
-class MainWindow(QMainWindow):
+class MainWindow(QMainWindow, WindowWiring):
     """The workstation's main window.
 
     Signals:
@@ -95,7 +95,7 @@ class MainWindow(QMainWindow):
         self.dialogs.flow = self.flow
         self.reconstruct_flow = ReconstructController(self.hub, self.session, self.cases, self.flow, self.reconstruct,
                                                       self.sketch.canvas, self.prompter, self)
-        wire_window(self)
+        self.wire_window()
         self._restore_layout()
 
     def _models_changed(self) -> None:
@@ -305,7 +305,7 @@ class MainWindow(QMainWindow):
         if self.first_paint_at is None:
             self.first_paint_at = time.monotonic()
             QTimer.singleShot(0, lambda: self.first_painted.emit(self.first_paint_at))
-            QTimer.singleShot(DEVICE_PROBE_DELAY_MS, self, lambda: after_first_paint(self))
+            QTimer.singleShot(DEVICE_PROBE_DELAY_MS, self, self.after_first_paint)
 
     def closeEvent(self, event: QCloseEvent) -> None:
         active = [j for j in self.hub.active_jobs() if j.visible]

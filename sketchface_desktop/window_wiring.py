@@ -1,123 +1,178 @@
 """How the main window's widgets are connected to the controllers, in one place.
 
 Views emit what the examiner asked for; controllers decide; views follow the controllers' signals
-(the case controller's broadcasts, the flow's rows). Nothing here does work itself.
+(the case controller's broadcasts, the flow's rows). Nothing here does work itself. It is a mixin of
+:class:`~sketchface_desktop.main_window.MainWindow`, which builds the parts named below.
 """
 
 from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
+from PySide6.QtGui import QAction
+from PySide6.QtWidgets import QDockWidget, QTabWidget
+
+from sketchface_desktop.audit_panel import AuditPanel
+from sketchface_desktop.canvas import SketchPanel
+from sketchface_desktop.controllers.case_controller import CaseController
+from sketchface_desktop.controllers.examiner_flow import ExaminerFlow
+from sketchface_desktop.controllers.reconstruct_controller import ReconstructController
+from sketchface_desktop.engine_session import EngineSession
+from sketchface_desktop.gallery_panel import GalleryPanel
+from sketchface_desktop.jobs_panel import JobsPanel
+from sketchface_desktop.navigator import NavigatorPanel
 from sketchface_desktop.ops import models as model_ops
+from sketchface_desktop.reconstruct_panel import ReconstructPanel
+from sketchface_desktop.results_panel import ResultsPanel
+from sketchface_desktop.status_bar import WorkstationStatusBar
 from sketchface_desktop.training_run import start_training
+from sketchface_desktop.window_dialogs import WindowDialogs
 from sketchface_desktop.window_state import guide_dismissed
-
-if TYPE_CHECKING:
-    from sketchface_desktop.main_window import MainWindow
+from sketchface_desktop.workers import JobHub
 
 
-def wire_window(w: MainWindow) -> None:
-    """Connect menus, panels and controllers of ``w``."""
-    flow, dialogs, cases, rec = w.flow, w.dialogs, w.cases, w.reconstruct_flow
-    w.hub.job_failed.connect(dialogs.job_failed)
-    rec.failed.connect(dialogs.job_failed)
-    # menus
-    w.act_new_case.triggered.connect(lambda: flow.new_case())
-    w.act_open_case.triggered.connect(lambda: flow.open_case())
-    w.act_edit_case.triggered.connect(lambda: flow.edit_case())
-    w.act_close_case.triggered.connect(lambda: flow.close_case())
-    w.act_new_sketch.triggered.connect(lambda: flow.new_sketch())
-    w.act_search.triggered.connect(lambda: flow.search_sketch())
-    w.act_search_photo.triggered.connect(lambda: flow.search_photo())
-    w.act_new_gallery.triggered.connect(lambda: w.gallery.create_gallery())
-    w.act_add_folder.triggered.connect(lambda: _add_folder(w))
-    w.act_settings.triggered.connect(lambda: dialogs.open_settings())
-    w.act_models.triggered.connect(lambda: dialogs.open_settings("models"))
-    w.act_guide.triggered.connect(lambda: dialogs.show_guide())
-    w.act_train.triggered.connect(lambda: start_training(w.hub, w))
-    w.act_export_report.triggered.connect(lambda: dialogs.export_report())
-    w.act_sign_off.triggered.connect(lambda: dialogs.sign_off())
-    w.act_rerun.triggered.connect(lambda: dialogs.rerun_search(flow.shown_search_id))
-    w.act_export_archive.triggered.connect(lambda: dialogs.export_archive())
-    w.act_import_archive.triggered.connect(lambda: dialogs.import_archive())
-    w.status.models_clicked.connect(lambda: dialogs.open_settings("models"))
-    w.jobs.active_count_changed.connect(w.status.set_jobs)
-    # results grid
-    r = w.results
-    r.search_sketch_requested.connect(lambda: flow.search_sketch())
-    r.search_photo_requested.connect(lambda: flow.search_photo())
-    r.compare_requested.connect(dialogs.open_compare)
-    r.decision_requested.connect(flow.decide)
-    r.more_like_requested.connect(flow.more_like)
-    r.exclude_requested.connect(flow.exclude)
-    r.bring_forward.connect(lambda: w.tabs.setCurrentWidget(w.results))
-    r.k.setValue(w.session.settings.search_top_k)
-    flow.rows_shown.connect(dialogs.rows_shown)
-    # the case: one writer, everyone follows its broadcasts
-    cases.case_changed.connect(lambda info: _case_shown(w, info))
-    cases.sketches_changed.connect(w.navigator.set_sketches)
-    cases.searches_changed.connect(w.navigator.set_searches)
-    w.navigator.sketch_activated.connect(flow.load_sketch)
-    w.navigator.search_activated.connect(flow.show_search)
-    w.navigator.gallery_activated.connect(lambda gid: _gallery_activated(w, gid))
-    w.navigator.search_scope_changed.connect(
-        lambda ids: r.set_scope([flow.gallery_names.get(i, i) for i in ids]))
-    # galleries and sketch
-    w.gallery.galleries_changed.connect(lambda infos: _galleries(w, infos))
-    w.gallery.message.connect(lambda text: w.status.showMessage(text, 8000))
-    w.gallery.import_finished.connect(lambda report: _import_finished(w, report))
-    w.sketch.save_requested.connect(lambda: flow.save_sketch())
-    # reconstruct panel
-    p = w.reconstruct
-    p.describe_requested.connect(lambda: rec.describe())
-    p.generate_requested.connect(lambda: rec.generate())
-    p.cancel_requested.connect(rec.cancel)
-    p.save_requested.connect(rec.save)
-    p.probe_requested.connect(rec.probe)
-    p.vary_requested.connect(rec.vary)
-    w.tabs.currentChanged.connect(lambda _i: rec.refresh_cloud())
-    _case_shown(w, None)
+class WindowWiring:
+    """The connections of the main window (a mixin: the window builds every part named here first)."""
+
+    hub: JobHub
+    session: EngineSession
+    cases: CaseController
+    flow: ExaminerFlow
+    reconstruct_flow: ReconstructController
+    dialogs: WindowDialogs
+    sketch: SketchPanel
+    results: ResultsPanel
+    gallery: GalleryPanel
+    reconstruct: ReconstructPanel
+    navigator: NavigatorPanel
+    jobs: JobsPanel
+    audit: AuditPanel
+    status: WorkstationStatusBar
+    tabs: QTabWidget
+    audit_dock: QDockWidget
+    show_guide_at_start: bool
+    started: bool
+    act_new_case: QAction
+    act_open_case: QAction
+    act_edit_case: QAction
+    act_close_case: QAction
+    act_new_sketch: QAction
+    act_search: QAction
+    act_search_photo: QAction
+    act_new_gallery: QAction
+    act_add_folder: QAction
+    act_settings: QAction
+    act_models: QAction
+    act_guide: QAction
+    act_train: QAction
+    act_export_report: QAction
+    act_sign_off: QAction
+    act_rerun: QAction
+    act_export_archive: QAction
+    act_import_archive: QAction
+
+    if TYPE_CHECKING:
+        def setWindowTitle(self, title: str) -> None: ...  # QMainWindow's
+
+    def wire_window(self) -> None:
+        """Connect menus, panels and controllers."""
+        w = self
+        flow, dialogs, cases, rec = w.flow, w.dialogs, w.cases, w.reconstruct_flow
+        w.hub.job_failed.connect(dialogs.job_failed)
+        rec.failed.connect(dialogs.job_failed)
+        # menus
+        w.act_new_case.triggered.connect(lambda: flow.new_case())
+        w.act_open_case.triggered.connect(lambda: flow.open_case())
+        w.act_edit_case.triggered.connect(lambda: flow.edit_case())
+        w.act_close_case.triggered.connect(lambda: flow.close_case())
+        w.act_new_sketch.triggered.connect(lambda: flow.new_sketch())
+        w.act_search.triggered.connect(lambda: flow.search_sketch())
+        w.act_search_photo.triggered.connect(lambda: flow.search_photo())
+        w.act_new_gallery.triggered.connect(lambda: w.gallery.create_gallery())
+        w.act_add_folder.triggered.connect(lambda: w._add_folder())
+        w.act_settings.triggered.connect(lambda: dialogs.open_settings())
+        w.act_models.triggered.connect(lambda: dialogs.open_settings("models"))
+        w.act_guide.triggered.connect(lambda: dialogs.show_guide())
+        w.act_train.triggered.connect(lambda: start_training(w.hub, w))
+        w.act_export_report.triggered.connect(lambda: dialogs.export_report())
+        w.act_sign_off.triggered.connect(lambda: dialogs.sign_off())
+        w.act_rerun.triggered.connect(lambda: dialogs.rerun_search(flow.shown_search_id))
+        w.act_export_archive.triggered.connect(lambda: dialogs.export_archive())
+        w.act_import_archive.triggered.connect(lambda: dialogs.import_archive())
+        w.status.models_clicked.connect(lambda: dialogs.open_settings("models"))
+        w.jobs.active_count_changed.connect(w.status.set_jobs)
+        # results grid
+        r = w.results
+        r.search_sketch_requested.connect(lambda: flow.search_sketch())
+        r.search_photo_requested.connect(lambda: flow.search_photo())
+        r.compare_requested.connect(dialogs.open_compare)
+        r.decision_requested.connect(flow.decide)
+        r.more_like_requested.connect(flow.more_like)
+        r.exclude_requested.connect(flow.exclude)
+        r.bring_forward.connect(lambda: w.tabs.setCurrentWidget(w.results))
+        r.k.setValue(w.session.settings.search_top_k)
+        flow.rows_shown.connect(dialogs.rows_shown)
+        # the case: one writer, everyone follows its broadcasts
+        cases.case_changed.connect(lambda info: w._case_shown(info))
+        cases.sketches_changed.connect(w.navigator.set_sketches)
+        cases.searches_changed.connect(w.navigator.set_searches)
+        w.navigator.sketch_activated.connect(flow.load_sketch)
+        w.navigator.search_activated.connect(flow.show_search)
+        w.navigator.gallery_activated.connect(lambda gid: w._gallery_activated(gid))
+        w.navigator.search_scope_changed.connect(
+            lambda ids: r.set_scope([flow.gallery_names.get(i, i) for i in ids]))
+        # galleries and sketch
+        w.gallery.galleries_changed.connect(lambda infos: w._galleries(infos))
+        w.gallery.message.connect(lambda text: w.status.showMessage(text, 8000))
+        w.gallery.import_finished.connect(lambda report: w._import_finished(report))
+        w.sketch.save_requested.connect(lambda: flow.save_sketch())
+        # reconstruct panel
+        p = w.reconstruct
+        p.describe_requested.connect(lambda: rec.describe())
+        p.generate_requested.connect(lambda: rec.generate())
+        p.cancel_requested.connect(rec.cancel)
+        p.save_requested.connect(rec.save)
+        p.probe_requested.connect(rec.probe)
+        p.vary_requested.connect(rec.vary)
+        w.tabs.currentChanged.connect(lambda _i: rec.refresh_cloud())
+        w._case_shown(None)
 
 
-def after_first_paint(w: MainWindow) -> None:
-    """Work deferred until the window is on screen: model and device status, gallery list, guide."""
-    if w.hub.closed:  # the window was closed before this ran
-        return
-    w.status.refresh_models()
-    w.status.refresh_device(w.session.settings.device)
-    w.gallery.refresh()
-    model_ops.warm_up().failure(lambda _exc: None).run(w.hub)
-    w.started = True
-    if w.show_guide_at_start and model_ops.missing_required() and not guide_dismissed():
-        w.dialogs.show_guide()
+    def after_first_paint(self) -> None:
+        """Work deferred until the window is on screen: model and device status, gallery list, guide."""
+        w = self
+        if w.hub.closed:  # the window was closed before this ran
+            return
+        w.status.refresh_models()
+        w.status.refresh_device(w.session.settings.device)
+        w.gallery.refresh()
+        model_ops.warm_up().failure(lambda _exc: None).run(w.hub)
+        w.started = True
+        if w.show_guide_at_start and model_ops.missing_required() and not guide_dismissed():
+            w.dialogs.show_guide()
 
+    def _case_shown(self, info: Any) -> None:
+        self.navigator.set_case(info)
+        is_open = info is not None
+        for action in (self.act_edit_case, self.act_close_case, self.act_export_report, self.act_sign_off, self.act_rerun,
+                       self.act_export_archive):
+            action.setEnabled(is_open)
+        self.status.set_case(f"Case {info.case_number} — {info.title}" if is_open else "No case open")
+        self.setWindowTitle(f"{info.case_number} — SketchFace Workstation" if is_open else "SketchFace Workstation")
 
-def _case_shown(w: MainWindow, info: Any) -> None:
-    w.navigator.set_case(info)
-    is_open = info is not None
-    for action in (w.act_edit_case, w.act_close_case, w.act_export_report, w.act_sign_off, w.act_rerun,
-                   w.act_export_archive):
-        action.setEnabled(is_open)
-    w.status.set_case(f"Case {info.case_number} — {info.title}" if is_open else "No case open")
-    w.setWindowTitle(f"{info.case_number} — SketchFace Workstation" if is_open else "SketchFace Workstation")
+    def _galleries(self, infos: list[Any]) -> None:
+        self.flow.set_galleries(infos)
+        self.navigator.set_galleries(infos)
 
+    def _import_finished(self, report: Any) -> None:
+        self.status.showMessage(
+            f"Import finished: {report.added:,} added, {report.updated:,} updated, {report.unchanged:,} unchanged, "
+            f"{report.no_face:,} without a face, {report.errors:,} unreadable ({report.elapsed_s:.0f} s).", 15000)
 
-def _galleries(w: MainWindow, infos: list[Any]) -> None:
-    w.flow.set_galleries(infos)
-    w.navigator.set_galleries(infos)
+    def _gallery_activated(self, gallery_id: str) -> None:
+        self.gallery.show_gallery(gallery_id)
+        self.tabs.setCurrentWidget(self.gallery)
 
-
-def _import_finished(w: MainWindow, report: Any) -> None:
-    w.status.showMessage(
-        f"Import finished: {report.added:,} added, {report.updated:,} updated, {report.unchanged:,} unchanged, "
-        f"{report.no_face:,} without a face, {report.errors:,} unreadable ({report.elapsed_s:.0f} s).", 15000)
-
-
-def _gallery_activated(w: MainWindow, gallery_id: str) -> None:
-    w.gallery.show_gallery(gallery_id)
-    w.tabs.setCurrentWidget(w.gallery)
-
-
-def _add_folder(w: MainWindow) -> None:
-    w.tabs.setCurrentWidget(w.gallery)
-    w.gallery.add_folder()
+    def _add_folder(self) -> None:
+        self.tabs.setCurrentWidget(self.gallery)
+        self.gallery.add_folder()
