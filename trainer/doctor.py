@@ -19,34 +19,38 @@ from trainer.config import TrainConfig
 from trainer.data import Pair, pair_dataset, split_by_identity
 from trainer.plan import plan_steps, plan_warnings
 
-NEAR_DUP_BITS = 4  # dHash (64 bits) distance at or below which two photos are near-duplicates
+NEAR_DUP_CORR = 0.995  # correlation of 32x32 thumbnails at or above which two photos are near-duplicates
 EXAMPLES = 50
 
 
-def dhash(bgr: np.ndarray) -> int:
-    """64-bit difference hash of an image: robust to resizing, re-compression and small tone changes."""
+def thumbnail(bgr: np.ndarray, side: int = 32) -> np.ndarray:
+    """A zero-mean, unit-length 32x32 grayscale thumbnail: robust to resizing, re-compression, brightness.
+
+    Why not a 64-bit hash: faces share one layout, so 8x9 difference hashes of different people
+    collide (on procedural faces nearly all pairs do). Thumbnail correlation separates them: a
+    re-saved copy correlates > 0.999, different procedural faces < 0.99 (real ones far lower).
+    """
     import cv2
 
     gray = cv2.cvtColor(bgr, cv2.COLOR_BGR2GRAY) if bgr.ndim == 3 else bgr
-    small = cv2.resize(gray, (9, 8), interpolation=cv2.INTER_AREA).astype(np.int16)
-    bits = (small[:, 1:] > small[:, :-1]).ravel()
-    return int(np.packbits(bits).view(">u8")[0])
+    v = cv2.resize(gray, (side, side), interpolation=cv2.INTER_AREA).astype(np.float32).ravel()
+    v -= v.mean()
+    return v / max(float(np.linalg.norm(v)), 1e-6)
 
 
-def near_duplicates(hashes: dict[str, int], max_bits: int = NEAR_DUP_BITS) -> list[tuple[str, str, int]]:
-    """Pairs of different identities whose photo hashes differ in at most ``max_bits`` bits."""
-    ids = list(hashes)
+def near_duplicates(thumbs: dict[str, np.ndarray], min_corr: float = NEAR_DUP_CORR) -> list[tuple[str, str, float]]:
+    """Pairs of different identities whose photo thumbnails correlate at least ``min_corr``."""
+    ids = list(thumbs)
     if len(ids) < 2:
         return []
-    h = np.array([hashes[i] for i in ids], dtype=np.uint64)
+    m = np.stack([thumbs[i] for i in ids])
     out = []
     for start in range(0, len(ids), 512):
-        block = h[start:start + 512]
-        dist = np.bitwise_count(block[:, None] ^ h[None, :])
-        for a, b in zip(*np.nonzero(dist <= max_bits), strict=True):
-            a = int(a) + start
-            if a < int(b):
-                out.append((ids[a], ids[int(b)], int(dist[a - start, b])))
+        corr = m[start:start + 512] @ m.T
+        for a, b in zip(*np.nonzero(corr >= min_corr), strict=True):
+            a_abs = int(a) + start
+            if a_abs < int(b):
+                out.append((ids[a_abs], ids[int(b)], round(float(corr[a, b]), 4)))
     return out
 
 
@@ -87,7 +91,7 @@ def check_dataset(cfg: TrainConfig, faces: bool = True) -> dict[str, Any]:
     min_side = cfg.data.min_side
     unreadable: list[dict[str, str]] = []
     tiny: list[dict[str, Any]] = []
-    hashes: dict[str, int] = {}
+    thumbs: dict[str, np.ndarray] = {}
     photos: dict[str, np.ndarray] = {}
     bad_ids: set[str] = set()
     for p in pairing.pairs:
@@ -102,7 +106,7 @@ def check_dataset(cfg: TrainConfig, faces: bool = True) -> dict[str, Any]:
             if min(h, w) < min_side:
                 tiny.append({"id": p.id, "file": f"{path.parent.name}/{path.name}", "size": [w, h]})
             if kind == "photo":
-                hashes[p.id] = dhash(img)
+                thumbs[p.id] = thumbnail(img)
                 if faces:
                     photos[p.id] = img
     no_face: list[str] | None = None
@@ -118,7 +122,7 @@ def check_dataset(cfg: TrainConfig, faces: bool = True) -> dict[str, Any]:
                 known[i] = checker(photos[i]) if checker is not None else True
             no_face = sorted(i for i, found in known.items() if not found)
     photos.clear()
-    dups = near_duplicates(hashes)
+    dups = near_duplicates(thumbs)
     skipped = bad_ids | set(no_face or []) if cfg.data.no_face == "skip" else set(bad_ids)
     usable = [p.id for p in pairing.pairs if p.id not in skipped]
     share = len(skipped) / max(1, len(pairing.pairs))
@@ -132,7 +136,7 @@ def check_dataset(cfg: TrainConfig, faces: bool = True) -> dict[str, Any]:
         "no_face": None if no_face is None else len(no_face), "no_face_ids": (no_face or [])[:EXAMPLES],
         "tiny": len(tiny), "tiny_files": tiny[:EXAMPLES], "min_side": min_side,
         "near_duplicates": len(dups),
-        "near_duplicate_pairs": [{"a": a, "b": b, "bits": d} for a, b, d in dups[:EXAMPLES]],
+        "near_duplicate_pairs": [{"a": a, "b": b, "correlation": c} for a, b, c in dups[:EXAMPLES]],
         "usable_pairs": len(usable), "skipped_share": round(share, 4),
         "max_skipped_fraction": cfg.data.max_skipped_fraction,
     }
