@@ -152,3 +152,11 @@ def test_a_non_unit_embedding_is_normalised_and_recorded(rec: Reconstructor) -> 
     params = scaled.provenance["parameters"]
     assert params["embedding_normalised"] is True and params["embedding_norm"] == pytest.approx(3.0, rel=1e-5)
     assert plain.provenance["parameters"]["embedding_normalised"] is False
+
+
+def test_plus_v2_without_guidance_conditions_one_image_with_one_identity(rec: Reconstructor,
+                                                                       ip_inputs: list) -> None:
+    rec.reconstruct(request(guidance_scale=1.0, face_image=face_image()))
+    assert ip_inputs and all(t.shape[0] == 1 for t in ip_inputs)  # no zero negative mixed into the image
+    layer = rec._pipes.base().unet.encoder_hid_proj.image_projection_layers[0]
+    assert layer.clip_embeds.shape[0] == 1
