@@ -32,6 +32,9 @@ if TYPE_CHECKING:
     import httpx
 
 MIRROR_ENV = "SKETCHFACE_MODEL_MIRROR"
+# A download bigger than this (or than the size the manifest states for the file) is stopped: a server
+# must not be able to fill the disk. The largest real model file is ~4.3 GB, buffalo_l.zip ~0.3 GB.
+MAX_DOWNLOAD_BYTES = 8 << 30
 _CHUNK = 1 << 16
 _CONTENT_RANGE = re.compile(r"bytes\s+(?:(\d+)-\d+|\*)/(\d+|\*)")
 
@@ -187,7 +190,7 @@ def download(model_id: str, progress: ProgressCallback | None = None, cancel: Ca
             if job.member is None:
                 part = model_dir(model_id) / f"{job.file.path}.part"
                 part.parent.mkdir(parents=True, exist_ok=True)
-                digest, size = _fetch(http, job.url, part, label, progress, cancel, retries)
+                digest, size = _fetch(http, job.url, part, label, progress, cancel, retries, limit=job.file.size)
                 staged.append(Staged(model_id, job.file.path, part, digest, size, f"download:{job.url}"))
             else:
                 archive = _cached_zip(http, job.url, progress, cancel, retries)
@@ -253,15 +256,18 @@ def _sleep(seconds: float, cancel: CancelToken | None) -> None:
 
 
 def _fetch(http: httpx.Client, url: str, part: Path, label: str, progress: ProgressCallback | None,
-           cancel: CancelToken | None, retries: int) -> tuple[str, int]:
-    """Bring ``url`` completely into ``part``, resuming what is there; returns (sha256, size)."""
+           cancel: CancelToken | None, retries: int, limit: int | None = None) -> tuple[str, int]:
+    """Bring ``url`` completely into ``part``, resuming what is there; returns (sha256, size).
+
+    ``limit``: the size the manifest states (else :data:`MAX_DOWNLOAD_BYTES`); more is refused.
+    """
     import httpx
 
     attempt = 0
     while True:
         check(cancel)
         try:
-            done = _fetch_once(http, url, part, label, progress, cancel)
+            done = _fetch_once(http, url, part, label, progress, cancel, limit or MAX_DOWNLOAD_BYTES)
             if done is not None:
                 return done
         except (httpx.TransportError, _Retryable) as exc:
@@ -280,8 +286,13 @@ class _Retryable(Exception):
     """A transient failure worth another (resuming) attempt: short body, HTTP 5xx/429."""
 
 
+def _too_big(url: str, size: int, limit: int) -> DownloadFailed:
+    return DownloadFailed(f"{url} sends {size} bytes or more, more than the {limit} expected; stopped.",
+                          hint="The source or mirror serves a different file; nothing was installed.")
+
+
 def _fetch_once(http: httpx.Client, url: str, part: Path, label: str, progress: ProgressCallback | None,
-                cancel: CancelToken | None) -> tuple[str, int] | None:
+                cancel: CancelToken | None, limit: int = MAX_DOWNLOAD_BYTES) -> tuple[str, int] | None:
     """One request; returns (sha256, size) when ``part`` is complete, None to start over from byte 0."""
     have = part.stat().st_size if part.exists() else 0
     headers = {"Range": f"bytes={have}-"} if have else {}
@@ -304,6 +315,8 @@ def _fetch_once(http: httpx.Client, url: str, part: Path, label: str, progress: 
             have = 0  # the server ignored Range: start over
         length = r.headers.get("content-length")
         expected = total if r.status_code == 206 else (int(length) if length else None)
+        if expected is not None and expected > limit:
+            raise _too_big(url, expected, limit)
         h = hashlib.sha256()
         if have:
             with open(part, "rb") as f:
@@ -315,6 +328,8 @@ def _fetch_once(http: httpx.Client, url: str, part: Path, label: str, progress: 
         with open(part, "ab" if have else "wb") as out:
             for chunk in r.iter_bytes(_CHUNK):
                 check(cancel)
+                if size + len(chunk) > limit:
+                    raise _too_big(url, size + len(chunk), limit)
                 out.write(chunk)
                 h.update(chunk)
                 size += len(chunk)

@@ -270,3 +270,21 @@ def test_a_rerun_names_a_changed_detector_file() -> None:
     changed = {**base, "models": [{**base["models"][0], "sha256": "e" * 64}, base["models"][1]]}
     (diff,) = manifest_differences(base, changed)
     assert DET in diff and "det_10g.onnx" in diff
+
+
+def test_a_download_larger_than_the_manifest_states_is_stopped(redirector: _Redirector,
+                                                               monkeypatch: pytest.MonkeyPatch) -> None:
+    from engine.models.fetch import DownloadFailed, download
+
+    port = redirector.server_address[1]
+    model_id = _spec(monkeypatch, f"http://127.0.0.1:{port}/files/weights.bin")  # serves 1000 bytes
+    spec = MODELS[model_id]
+    monkeypatch.setitem(MODELS, model_id, dataclasses.replace(
+        spec, files=(dataclasses.replace(spec.files[0], size=100),)))
+    with pytest.raises(DownloadFailed, match="more than the 100"):
+        download(model_id, retries=0)
+    assert not (model_dir(model_id) / "weights.bin").exists()
+    part = model_dir(model_id) / "weights.bin.part"
+    assert not part.exists() or part.stat().st_size <= 100
+    monkeypatch.setitem(MODELS, model_id, spec)  # negative control: no stated size, within the cap
+    assert download(model_id, retries=0) == ["weights.bin"]
