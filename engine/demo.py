@@ -35,6 +35,7 @@ DEMO_GUIDE = (150.0, 90.0, 410.0, 420.0)  # the demo sketch's face guide, in its
 MARKER = "sketchface-demo.json"
 _PATH_VARS = ("SKETCHFACE_DATA_DIR", "SKETCHFACE_CONFIG_DIR", "SKETCHFACE_LOG_DIR", "SKETCHFACE_MODELS_DIR",
               "SKETCHFACE_CASES_DIR", "SKETCHFACE_CACHE_DIR")
+# scikit-image's shipped photos the demo reads (installer/collect.py ships exactly their files).
 _SKIMAGE_PHOTOS = ("astronaut", "camera", "coffee", "chelsea", "cat", "rocket", "immunohistochemistry", "clock")
 _LFW_FACES = 24
 _STEPS = 5

@@ -63,6 +63,13 @@ DATA_PACKAGES: tuple[DataPackage, ...] = (
         "encoder and trainer); SimpleTokenizer reads the BPE vocabulary (attribute model's text tower).",
     ),
     DataPackage(
+        "skimage",
+        include=("data/astronaut.png", "data/camera.png", "data/coffee.png", "data/chelsea.png", "data/rocket.jpg",
+                 "data/ihc.png", "data/clock_motion.png", "data/lfw_subset.npy"),
+        why="engine.demo's sample gallery: the real photos scikit-image ships (its PyInstaller hook collects "
+        "only skimage/data/*.pyi). About 3.3 MB.",
+    ),
+    DataPackage(
         "insightface",
         exclude=("gui/**",),
         why="model_zoo.model_license reads trusted_keys/*.pem through importlib.resources; data/ holds the "

@@ -6,6 +6,7 @@ import json
 import os
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from engine import paths
@@ -60,3 +61,44 @@ def test_demo_refuses_a_folder_with_other_data_and_cleans_up_when_cancelled(tmp_
     with pytest.raises(Cancelled):
         prepare_demo(tmp_path / "cancelled", cancel=token)
     assert not (tmp_path / "cancelled").exists()
+
+
+def test_the_packaged_app_ships_the_files_the_demo_reads(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Run the demo's photo writer with file opens recorded: every scikit-image file it reads is collected."""
+    import builtins
+
+    from engine.demo import sample_photos
+    from installer import collect
+
+    root = collect.package_dir("skimage")
+    opened: set[Path] = set()
+    real_open, real_load = builtins.open, np.load
+
+    def spy_open(file: object, *a: object, **k: object) -> object:
+        if isinstance(file, str | Path) and Path(file).resolve().is_relative_to(root):
+            opened.add(Path(file).resolve())
+        return real_open(file, *a, **k)  # type: ignore[call-overload]
+
+    def spy_load(file: object, *a: object, **k: object) -> object:
+        if isinstance(file, str | Path):
+            opened.add(Path(file).resolve())
+        return real_load(file, *a, **k)  # type: ignore[arg-type]
+
+    import imageio.v3 as iio
+
+    real_imread = iio.imread
+
+    def spy_imread(uri: object, *a: object, **k: object) -> object:
+        if isinstance(uri, str | Path):
+            opened.add(Path(uri).resolve())
+        return real_imread(uri, *a, **k)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(builtins, "open", spy_open)
+    monkeypatch.setattr(np, "load", spy_load)
+    monkeypatch.setattr(iio, "imread", spy_imread)
+    assert len(sample_photos(tmp_path / "photos")) >= 20
+    read = {p for p in opened if p.is_relative_to(root / "data") and p.suffix not in (".py", ".pyi")}
+    assert read, "the spy saw no scikit-image data file: it no longer observes how skimage reads them"
+    spec = next(p for p in collect.DATA_PACKAGES if p.package == "skimage")
+    collected = {Path(src).resolve() for src, _ in collect.data_files(spec)}
+    assert read <= collected, f"demo photos not collected: {sorted(str(p) for p in read - collected)}"
