@@ -87,7 +87,7 @@ class WriterLock:
             return True
         try:
             self._file.acquire(timeout=0)
-        except Timeout:
+        except (Timeout, OSError):  # held elsewhere, or a read-only gallery folder: nothing is written
             self._thread.release()
             return False
         self._depth = 1
