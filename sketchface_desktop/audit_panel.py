@@ -25,7 +25,7 @@ from PySide6.QtWidgets import (
 
 from sketchface_desktop.controllers.case_controller import CaseController
 from sketchface_desktop.ops.cases import AuditView
-from sketchface_desktop.ui import button, label
+from sketchface_desktop.ui import button, label, plain_tip
 
 COLUMNS = ("#", "Time (UTC)", "Examiner", "Action", "Object")
 
@@ -151,7 +151,7 @@ class AuditPanel(QWidget):
             cells = (str(e.seq), e.ts.replace("T", " ")[:19], e.user, e.action, e.object)
             for c, text in enumerate(cells):
                 item = QTableWidgetItem(text)
-                item.setToolTip(json.dumps(details, indent=1, sort_keys=True, ensure_ascii=False)[:2000]
+                item.setToolTip(plain_tip(json.dumps(details, indent=1, sort_keys=True, ensure_ascii=False)[:2000])
                                 if details else "")
                 self.table.setItem(r, c, item)
 

@@ -87,8 +87,8 @@ class MainWindow(QMainWindow, WindowWiring):
         self.setStatusBar(self.status)
         self._build_layout()
         self._build_menus()
-        self.dialogs = WindowDialogs(self, self.hub, self.session, self.cases, self.errors, self._models_changed,
-                                     self._settings_saved)
+        self.dialogs = WindowDialogs(self, self.hub, self.session, self.cases, self.errors, self.models_changed,
+                                     self.settings_saved)
         self.prompter = DialogPrompter(self, self.dialogs.show_guide)
         self.flow = ExaminerFlow(self.hub, self.session, self.cases, self.searches, self.sketch.canvas, self.results,
                                  self.navigator, self.prompter, self)
@@ -98,11 +98,11 @@ class MainWindow(QMainWindow, WindowWiring):
         self.wire_window()
         self._restore_layout()
 
-    def _models_changed(self) -> None:
+    def models_changed(self) -> None:
         self.session.forget_models()
         self.status.refresh_models()
 
-    def _settings_saved(self, settings: object) -> None:
+    def settings_saved(self, settings: object) -> None:
         self.session.apply_settings(settings)  # type: ignore[arg-type]
         self.status.refresh_device(settings.device)  # type: ignore[attr-defined]
 

@@ -8,12 +8,12 @@ from __future__ import annotations
 
 from typing import Any
 
-from PySide6.QtCore import Qt, Signal
+from PySide6.QtCore import QPoint, Qt, Signal
 from PySide6.QtGui import QAction
-from PySide6.QtWidgets import QFrame, QListWidget, QListWidgetItem, QToolBar, QVBoxLayout, QWidget
+from PySide6.QtWidgets import QFrame, QListWidget, QListWidgetItem, QMenu, QToolBar, QVBoxLayout, QWidget
 
 from sketchface_desktop import assets
-from sketchface_desktop.ui import label
+from sketchface_desktop.ui import label, plain_tip
 
 ItemRole = Qt.ItemDataRole.UserRole
 
@@ -26,12 +26,14 @@ class NavigatorPanel(QWidget):
         search_activated(object): a SearchRecord was chosen (show its results).
         gallery_activated(str): a gallery was chosen (show its photos).
         search_scope_changed(list): ids of the ticked galleries (what the next search covers).
+        rerun_requested(object): re-run this SearchRecord with its recorded manifest.
     """
 
     sketch_activated = Signal(object)
     search_activated = Signal(object)
     gallery_activated = Signal(str)
     search_scope_changed = Signal(object)
+    rerun_requested = Signal(object)
 
     def __init__(self, case_actions: list[QAction], parent: QWidget | None = None) -> None:
         super().__init__(parent)
@@ -56,6 +58,8 @@ class NavigatorPanel(QWidget):
         self.sketch_list.itemDoubleClicked.connect(lambda it: self.sketch_activated.emit(it.data(ItemRole)))
         self.search_list = self._list("SearchList")
         self.search_list.itemClicked.connect(lambda it: self.search_activated.emit(it.data(ItemRole)))
+        self.search_list.setContextMenuPolicy(Qt.ContextMenuPolicy.CustomContextMenu)
+        self.search_list.customContextMenuRequested.connect(self._search_menu)
         self.gallery_list = self._list("GalleryList")
         self.gallery_list.itemClicked.connect(lambda it: self.gallery_activated.emit(it.data(ItemRole)))
         self.gallery_list.itemChanged.connect(lambda _it: self.search_scope_changed.emit(self.checked_galleries()))
@@ -109,7 +113,7 @@ class NavigatorPanel(QWidget):
         self.sketch_list.clear()
         for v in reversed(versions):
             item = QListWidgetItem(assets.icon("pen"), f"{v.name} v{v.version} — {v.witness}")
-            item.setToolTip(f"Saved {v.created_at} by {v.created_by}\nSHA-256 {v.sha256}\n{v.note}".strip())
+            item.setToolTip(plain_tip(f"Saved {v.created_at} by {v.created_by}\nSHA-256 {v.sha256}\n{v.note}".strip()))
             item.setData(ItemRole, v)
             self.sketch_list.addItem(item)
         if not versions:
@@ -122,12 +126,24 @@ class NavigatorPanel(QWidget):
             text = r.label or f"Search {r.id}"
             item = QListWidgetItem(assets.icon("search"), f"{text} · {r.n_results} results · "
                                    f"{r.created_at[:16].replace('T', ' ')}")
-            item.setToolTip(f"{', '.join(sorted(kinds))} query · {len(r.queries)} image(s)"
-                            + (" · blind review" if r.blind else ""))
+            item.setToolTip(plain_tip(f"{text}\n{', '.join(sorted(kinds))} query · {len(r.queries)} image(s)"
+                                      + (" · blind review" if r.blind else "")
+                                      + (f" · re-run of search {r.rerun_of}" if r.rerun_of else "")))
             item.setData(ItemRole, r)
             self.search_list.addItem(item)
         if not records:
             self._placeholder(self.search_list, "No searches in this case yet")
+
+    def _search_menu(self, pos: QPoint) -> None:
+        item = self.search_list.itemAt(pos)
+        record = item.data(ItemRole) if item is not None else None
+        if record is None:
+            return
+        menu = QMenu(self)
+        menu.addAction(assets.icon("search"), "Show results", lambda: self.search_activated.emit(record))
+        menu.addAction(assets.icon("history"), "Re-run with its recorded manifest…",
+                       lambda: self.rerun_requested.emit(record))
+        menu.popup(self.search_list.viewport().mapToGlobal(pos))
 
     def set_galleries(self, infos: list[Any]) -> None:
         self.gallery_list.blockSignals(True)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import html
+
 from PySide6.QtCore import Qt
 from PySide6.QtGui import QAction, QKeySequence
 from PySide6.QtWidgets import QLabel, QPushButton, QWidget
@@ -27,6 +29,11 @@ def plain(widget: QLabel) -> QLabel:
     """Show text as typed: case, user and database text can never turn into markup or links."""
     widget.setTextFormat(Qt.TextFormat.PlainText)
     return widget
+
+
+def plain_tip(text: str) -> str:
+    """A tooltip that shows ``text`` literally (Qt would render a tooltip that looks like HTML as HTML)."""
+    return "<p style='white-space:pre-wrap'>" + html.escape(text) + "</p>" if text else ""
 
 
 def label(text: str, role: str = "", wrap: bool = False, parent: QWidget | None = None) -> QLabel:

@@ -89,7 +89,7 @@ class WindowWiring:
         w.act_search.triggered.connect(lambda: flow.search_sketch())
         w.act_search_photo.triggered.connect(lambda: flow.search_photo())
         w.act_new_gallery.triggered.connect(lambda: w.gallery.create_gallery())
-        w.act_add_folder.triggered.connect(lambda: w._add_folder())
+        w.act_add_folder.triggered.connect(self._add_folder)
         w.act_settings.triggered.connect(lambda: dialogs.open_settings())
         w.act_models.triggered.connect(lambda: dialogs.open_settings("models"))
         w.act_guide.triggered.connect(lambda: dialogs.show_guide())
@@ -113,18 +113,19 @@ class WindowWiring:
         r.k.setValue(w.session.settings.search_top_k)
         flow.rows_shown.connect(dialogs.rows_shown)
         # the case: one writer, everyone follows its broadcasts
-        cases.case_changed.connect(lambda info: w._case_shown(info))
+        cases.case_changed.connect(self._case_shown)
         cases.sketches_changed.connect(w.navigator.set_sketches)
         cases.searches_changed.connect(w.navigator.set_searches)
         w.navigator.sketch_activated.connect(flow.load_sketch)
         w.navigator.search_activated.connect(flow.show_search)
-        w.navigator.gallery_activated.connect(lambda gid: w._gallery_activated(gid))
+        w.navigator.rerun_requested.connect(lambda record: dialogs.rerun_search(record.id))
+        w.navigator.gallery_activated.connect(self._gallery_activated)
         w.navigator.search_scope_changed.connect(
             lambda ids: r.set_scope([flow.gallery_names.get(i, i) for i in ids]))
         # galleries and sketch
-        w.gallery.galleries_changed.connect(lambda infos: w._galleries(infos))
+        w.gallery.galleries_changed.connect(self._galleries)
         w.gallery.message.connect(lambda text: w.status.showMessage(text, 8000))
-        w.gallery.import_finished.connect(lambda report: w._import_finished(report))
+        w.gallery.import_finished.connect(self._import_finished)
         w.sketch.save_requested.connect(lambda: flow.save_sketch())
         # reconstruct panel
         p = w.reconstruct
@@ -135,7 +136,7 @@ class WindowWiring:
         p.probe_requested.connect(rec.probe)
         p.vary_requested.connect(rec.vary)
         w.tabs.currentChanged.connect(lambda _i: rec.refresh_cloud())
-        w._case_shown(None)
+        self._case_shown(None)
 
 
     def after_first_paint(self) -> None:

@@ -237,7 +237,7 @@ def take(out: Path, record_only: bool = False) -> None:
     from engine import paths
 
     install_tiny_models(paths.models_dir())
-    w._models_changed()
+    w.models_changed()
     w.flow.new_case({"case_number": "2026-0417", "title": "Armed robbery, Harbour Street pharmacy",
                      "examiner": "D. Okafor", "witnesses": ["W1 (cashier)", "W2"], "incident_date": "2026-03-14",
                      "notes": "Witness W1 saw the suspect for about 40 s under good light."})

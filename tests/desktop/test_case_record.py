@@ -113,3 +113,17 @@ def test_try_with_demo_data_prepares_the_demo_home_and_starts_a_workstation_ther
     assert calls == [None] and started == [info]
     assert info.env() == {"SKETCHFACE_HOME": str(tmp_path / "demo")}
     assert not guide.isVisible()
+
+
+def test_case_and_user_text_is_shown_as_typed_never_as_markup(qtbot: Any, window: Any) -> None:
+    """A title or note that looks like HTML (e.g. from an imported archive) is displayed literally."""
+    from sketchface_desktop.ui import plain_tip
+
+    w = window
+    title = "<b>Bold</b><img src='x' onerror='alert(1)'><a href='http://example.org'>link</a>"
+    wait_job(qtbot, w.hub, w.flow.new_case(dict(CASE, case_number="<i>2026-0804</i>", title=title)))
+    for lab in (w.navigator.case_title, w.navigator.case_details, w.status.case_label, w.audit.status):
+        assert lab.textFormat() == Qt.TextFormat.PlainText, lab.objectName()
+    assert title in w.navigator.case_title.text() and "<i>2026-0804</i>" in w.status.case_label.text()
+    tip = plain_tip("note <b>x</b>")
+    assert "&lt;b&gt;x&lt;/b&gt;" in tip and "<b>x</b>" not in tip
