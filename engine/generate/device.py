@@ -107,6 +107,8 @@ def place(pipe: Any, rt: ResolvedRuntime) -> None:
 
 def maybe_compile(unet: Any, rt: ResolvedRuntime) -> None:
     """``torch.compile`` the UNet in place (CUDA only; it recompiles when adapters change)."""
+    if rt.plan.placement == "sequential_offload":  # layer-by-layer hooks and a compiled graph do not mix
+        return
     if rt.options.compile_unet and rt.device == "cuda" and not getattr(unet, "_sketchface_compiled", False):
         unet.compile(fullgraph=False, dynamic=False)
         unet._sketchface_compiled = True

@@ -84,7 +84,11 @@ def read_vram() -> tuple[float, float] | None:
         return None
     import torch
 
-    free, total = torch.cuda.mem_get_info()
+    try:
+        free, total = torch.cuda.mem_get_info()
+    except RuntimeError as exc:  # a busy or failing driver: plan without the figure, and say so
+        log.warning("free GPU memory could not be read: %s", exc)
+        return None
     return free / 1024**3, total / 1024**3
 
 
@@ -117,8 +121,8 @@ def choose(device: str, *, placement: str = "auto", vae_tiling: str = "auto",
     vram = vram if vram is not None else read_vram()
     free, total = vram if vram is not None else (None, None)
     usable = free
-    if usable is not None and vram_budget_gb is not None:
-        usable = min(usable, vram_budget_gb)
+    if vram_budget_gb is not None:
+        usable = vram_budget_gb if usable is None else min(usable, vram_budget_gb)
     if placement != "auto":
         chosen, by = placement, "user"
         reason = f"Chosen in {SETTING}."

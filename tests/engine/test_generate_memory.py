@@ -243,3 +243,15 @@ def test_out_of_memory_names_the_setting_that_helps(placement: str, advice: str)
     err = out_of_memory(torch.cuda.OutOfMemoryError("CUDA out of memory"), memory.MemoryPlan(placement))
     assert err is not None and advice in str(err) and "Settings > Generation > GPU memory" in str(err)
     assert out_of_memory(RuntimeError("other"), memory.MemoryPlan(placement)) is None
+
+
+def test_unreadable_vram_plans_offload_and_says_so(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(runtime, "cuda_usable", lambda: True)
+
+    def broken(*a: Any) -> Any:
+        raise RuntimeError("CUDA error: device busy")
+
+    monkeypatch.setattr(torch.cuda, "mem_get_info", broken)
+    plan = dev.resolve(RuntimeOptions()).plan
+    assert plan.placement == "model_offload" and "could not be read" in plan.reason and plan.free_gb is None
+    assert dev.resolve(RuntimeOptions(vram_budget_gb=6)).plan.placement == "sequential_offload"
