@@ -10,6 +10,7 @@ from __future__ import annotations
 import logging
 import traceback
 
+from PySide6.QtCore import Qt
 from PySide6.QtWidgets import QMessageBox, QWidget
 
 from engine.errors import Cancelled, EngineError, ModelMissing
@@ -58,6 +59,7 @@ class ErrorPresenter:
         box = QMessageBox(QMessageBox.Icon.Warning if isinstance(exc, EngineError) else QMessageBox.Icon.Critical,
                           title, text, QMessageBox.StandardButton.Ok, self.parent)
         box.setObjectName("EngineErrorDialog")
+        box.setTextFormat(Qt.TextFormat.PlainText)  # messages quote paths and case text: never markup
         if details and isinstance(exc, EngineError):
             box.setInformativeText(details)
         elif details:

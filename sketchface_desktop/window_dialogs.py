@@ -97,8 +97,7 @@ class WindowDialogs(QObject):
             self.compare.close()
         self.compare = dialog = CompareDialog(row, flow.compare_sketch(), None, flow.can_decide, self.window)
         dialog.decision_made.connect(flow.decide)
-        box = flow.sketch.face_box() if flow.shown_query_png is None else None
-        search_ops.sketch_crop(flow.compare_sketch(), box).success(dialog.set_sketch).run(self.runner)
+        search_ops.sketch_crop(flow.compare_sketch(), flow.compare_box()).success(dialog.set_sketch).run(self.runner)
         search_ops.candidate_face(self.session, row.gallery_id, row.face_id, row.photo_path, row.bbox).success(
             dialog.set_candidate).run(self.runner)
         dialog.open()

@@ -17,7 +17,7 @@ from sketchface_desktop.controllers.search_controller import SearchController
 from sketchface_desktop.engine_session import EngineSession
 from sketchface_desktop.ops import Runner
 from sketchface_desktop.ops import models as model_ops
-from sketchface_desktop.ops.search import ResultRow, photo_request, sketch_request
+from sketchface_desktop.ops.search import Box, ResultRow, photo_request, sketch_request
 from sketchface_desktop.workers import Job
 
 EMPTY_TEXT = "Draw a sketch (or load one), tick the galleries to search, then press Search."
@@ -267,3 +267,15 @@ class ExaminerFlow(QObject):
     def compare_sketch(self) -> bytes:
         """The query image the shown candidates answer (the stored one for a recorded search)."""
         return self.shown_query_png or self.sketch.to_png_bytes()
+
+    def compare_box(self) -> Box | None:
+        """The face box the engine cropped that query with: the recorded one for a stored search."""
+        record = next((s for s in self.cases.searches if s.id == self.shown_search_id), None)
+        if record is not None:
+            queries = record.manifest.get("query") or [{}]
+            box = queries[0].get("face_box") if isinstance(queries[0], dict) else None
+            return (float(box[0]), float(box[1]), float(box[2]), float(box[3])) if box and len(box) == 4 else None
+        last = self.searches.last_request
+        if last is not None and last.queries and last.queries[0].data == self.compare_sketch():
+            return last.queries[0].face_box
+        return self.sketch.face_box()

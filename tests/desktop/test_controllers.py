@@ -172,3 +172,16 @@ def test_sketch_request_sends_the_whole_sheet_and_the_guide_box(parts: dict[str,
     request = search_ops.sketch_request(png, box, ["g"], 5, [])
     (query,) = request.queries
     assert query.data == png and query.face_box == box, "the engine crops; the desktop sends the sheet as drawn"
+
+
+def test_compare_crops_a_recorded_search_with_its_recorded_box(parts: dict[str, Any]) -> None:
+    from types import SimpleNamespace
+
+    flow, cases = parts["flow"], parts["cases"]
+    parts["sketch"].box = (0.0, 0.0, 50.0, 50.0)  # the sheet's guide now (moved since the search)
+    assert flow.compare_box() == (0.0, 0.0, 50.0, 50.0), "nothing recorded on show: the current guide"
+    cases.searches = [SimpleNamespace(id=3, manifest={"query": [{"kind": "sketch", "face_box": [10, 20, 110, 140]}]})]
+    flow.shown_search_id, flow.shown_query_png = 3, sheet_png()
+    assert flow.compare_box() == (10.0, 20.0, 110.0, 140.0)
+    cases.searches = [SimpleNamespace(id=3, manifest={"query": [{"kind": "photo"}]})]
+    assert flow.compare_box() is None, "a photo query has no sketch box"
