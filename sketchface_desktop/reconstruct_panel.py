@@ -171,6 +171,11 @@ class ReconstructPanel(QWidget):
             strengths.addWidget(QLabel(text))
             strengths.addWidget(strength)
         strengths.addWidget(self.structure)
+        self.control_preview = QLabel()
+        self.control_preview.setObjectName("StructureLines")
+        self.control_preview.setToolTip("The lines extracted from the sketch that the last structure run followed")
+        self.control_preview.setVisible(False)
+        strengths.addWidget(self.control_preview)
         strengths.addStretch(1)
         form.addRow("Guidance", strengths)
         run = QHBoxLayout()
@@ -252,6 +257,21 @@ class ReconstructPanel(QWidget):
         keep = list(self.strip.outputs) if keep_previous else []
         self.strip.replace_outputs(keep, outputs)
         self._update_actions()
+
+    def show_control_image(self, image: Any) -> None:
+        """Show the structure lines the ControlNet followed (hidden when structure was off)."""
+        if image is None:
+            self.control_preview.clear()
+            self.control_preview.setVisible(False)
+            return
+        from PySide6.QtGui import QPixmap
+
+        from sketchface_desktop.reconstruct_strip import pil_to_qimage
+
+        pix = QPixmap.fromImage(pil_to_qimage(image)).scaled(
+            56, 56, Qt.AspectRatioMode.KeepAspectRatio, Qt.TransformationMode.SmoothTransformation)
+        self.control_preview.setPixmap(pix)
+        self.control_preview.setVisible(True)
 
     # -- internals ------------------------------------------------------------------------------
     def _source_changed(self) -> None:

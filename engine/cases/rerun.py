@@ -97,24 +97,27 @@ _LABELS = {"embedder": "Embedder", "arcface_sha256": "ArcFace model", "index": "
            "engine_version": "Engine version"}
 
 
-def _same_vocabulary(embedder: Any) -> Any:
-    """An embedder reference in today's spelling (``trained`` -> ``sketch_encoder``...), for comparison only."""
-    from engine.search.manifest import EmbedderRef, ManifestInvalid
+def _same_vocabulary(key: str, value: Any) -> Any:
+    """A manifest field as today's engine writes it, for comparison only: an embedder's old spelling
+    (``trained`` -> ``sketch_encoder``), a sketch query without ``face_box`` (it was cropped to its ink)."""
+    from engine.search.manifest import EmbedderRef, ManifestInvalid, QueryRef
 
     try:
-        return EmbedderRef.from_dict(embedder).to_dict() if isinstance(embedder, Mapping) else embedder
+        if key == "embedder" and isinstance(value, Mapping):
+            return EmbedderRef.from_dict(value).to_dict()
+        if key == "query" and isinstance(value, list):
+            return [QueryRef.from_dict(q, i).to_dict() for i, q in enumerate(value)]
     except ManifestInvalid:
-        return embedder
+        pass
+    return value
 
 
 def compare_manifests(old: Mapping[str, Any], new: Mapping[str, Any]) -> list[dict[str, Any]]:
     """What differs between two run manifests, one human-readable change per field."""
     out = _gallery_changes(old.get("galleries", []), new.get("galleries", []))
     for key in sorted((old.keys() | new.keys()) - {"galleries"} - VOLATILE_KEYS):
-        a, b = old.get(key), new.get(key)
-        if key == "embedder":
-            a, b = _same_vocabulary(a), _same_vocabulary(b)
-        if a == b:
+        a, b = _same_vocabulary(key, old.get(key)), _same_vocabulary(key, new.get(key))
+        if a == b or (key == "models" and key not in old):  # model files were not listed by earlier versions
             continue
         label = _LABELS.get(key, key)
         if key == "embedder" and isinstance(a, Mapping) and isinstance(b, Mapping):

@@ -188,6 +188,9 @@ class ReconstructController(QObject):
         def done(res: tuple[list[GeneratedOutput], str]) -> None:
             outputs, note = res
             self.panel.show_outputs(self._keep + outputs)
+            show_lines = getattr(self.panel, "show_control_image", None)  # what the ControlNet followed
+            if show_lines is not None:
+                show_lines(self.engine.control_image)
             best = f" (top {outputs[0].identity_score:.3f})" if outputs and outputs[0].identity_score \
                 is not None else ""
             self.panel.set_status(f"{len(outputs)} SYNTHETIC, best identity first{best}. {note}")

@@ -127,6 +127,7 @@ class GenerationEngine:
         self._reconstructors: dict[tuple[Any, bool], Any] = {}
         self._editors: dict[tuple[Any, bool, int, int], Any] = {}
         self._attributes: Any = None
+        self.control_image: Any = None  # the structure lines of the last reconstruction (None: structure off)
 
     # -- shared pieces --------------------------------------------------------------------------
     def _runtime(self, allow_cpu: bool) -> Any:
@@ -219,6 +220,7 @@ class GenerationEngine:
         result = self.reconstructor(allow_cpu).reconstruct(
             req, progress=progress, cancel=cancel,
             on_candidate=(lambda c: on_output(wrap(c))) if on_output is not None else None)
+        self.control_image = result.control_image
         notes = [result.identity_note] if result.identity_note else []
         if baseline:
             notes.append("BASELINE embedding: no trained sketch encoder (weak likeness).")

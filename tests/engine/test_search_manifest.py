@@ -104,3 +104,34 @@ def test_generation_raises_nothing_but_engine_errors_on_purpose() -> None:
                  for n, line in enumerate(p.read_text("utf-8").splitlines(), 1) if bare.search(line)]
     assert offenders == []
     assert bare.search('        raise ValueError("x")')  # the scan itself finds a bare raise
+
+
+def test_a_real_search_stored_by_an_earlier_version_re_runs_identical(installed_models: Any, tmp_path: Any) -> None:
+    """No face box, no model list and the old embedder spelling: the re-run reports no change at all."""
+    from engine.faces import FacePipeline
+    from engine.gallery import create_gallery
+    from engine.search import Query, Searcher, rerun_manifest
+    from tests.fixtures.photos import small_photo_folder
+
+    pipeline = FacePipeline.from_models("cpu")
+    small_photo_folder(tmp_path / "p", 5, seed=4)
+    g = create_gallery("Old")
+    g.add([tmp_path / "p"], pipeline=pipeline)
+    searcher = Searcher(pipeline)
+    sketch = (tmp_path / "p").glob("*.jpg").__next__().read_bytes()
+    result = searcher.search([Query("sketch", sketch)], [g], k=3)
+    old = result.manifest
+    assert old["query"][0]["face_box"] is None and old["models"]  # what this version writes
+    old["query"] = [{k: v for k, v in q.items() if k != "face_box"} for q in old["query"]]
+    old.pop("models")
+    old["embedder"] = {**old["embedder"], "kind": "trained"}
+    with create_case("2026-0301", "old real record") as case:
+        rec = add_search(case, old, result.matches, [sketch], user="alice")
+        report = rerun_search(case, rec.id, lambda m, imgs: rerun_manifest(m, imgs, searcher=searcher),
+                              user="alice")
+        assert report.identical and report.manifest_identical, report.changes
+        changed = {**old, "query": [{**old["query"][0], "face_box": [0, 0, 50, 50]}]}
+        rec2 = add_search(case, changed, result.matches, [sketch], user="alice")  # negative control
+        report2 = rerun_search(case, rec2.id, lambda m, imgs: rerun_manifest(m, imgs, searcher=searcher),
+                               store=False)
+        assert report2.manifest_identical and not report2.identical  # the re-run crops with the recorded box
