@@ -44,12 +44,13 @@ class RerunDialog(QDialog):
     Signals: the QDialog set.
     """
 
-    def __init__(self, cases: CaseController, search_id: int, parent: QWidget | None = None) -> None:
+    def __init__(self, cases: CaseController, search_id: int, rerunner: Any, parent: QWidget | None = None) -> None:
         super().__init__(parent)
         self.setObjectName("RerunDialog")
         self.setWindowTitle(f"Re-run of search {search_id}")
         self.cases = cases
         self.search_id = search_id
+        self.rerunner = rerunner
         self.report: Any = None
         self.verdict = label(f"Re-running search {search_id} with its recorded manifest…", "heading-small", True)
         self.verdict.setObjectName("RerunVerdict")
@@ -91,7 +92,7 @@ class RerunDialog(QDialog):
 
     def start(self) -> Any:
         """Start the re-run (case lane: it reads the stored query images and records the new run)."""
-        return self.cases.rerun(self.search_id, self.show_report, self._failed)
+        return self.cases.rerun(self.search_id, self.rerunner, self.show_report, self._failed)
 
     def _failed(self, exc: BaseException) -> None:
         self.verdict.setText(f"The search could not be re-run: {getattr(exc, 'message', None) or exc}")

@@ -141,7 +141,7 @@ class WindowDialogs(QObject):
             QMessageBox.information(self.window, "Re-run search", "Show a recorded search first (double-click it "
                                     "under Searches in the navigator).")
             return None
-        self.rerun = RerunDialog(self.cases, search_id, self.window)
+        self.rerun = RerunDialog(self.cases, search_id, search_ops.session_rerunner(self.session), self.window)
         self.rerun.open()
         self.rerun.start()
         return self.rerun

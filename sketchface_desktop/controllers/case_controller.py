@@ -221,14 +221,15 @@ class CaseController(QObject):
         """Verify the record (against a printed ``(count, head)`` when given) and read its entries."""
         return case_ops.audit(self.slot, expected).success(on_result).failure(on_error).run(self.runner)
 
-    def rerun(self, search_id: int, on_result: Callable[[Any], None], on_error: ErrorFn | None = None) -> Job:
-        """Repeat a stored search; the re-run is stored as a new search linked to it."""
+    def rerun(self, search_id: int, rerunner: Any, on_result: Callable[[Any], None],
+              on_error: ErrorFn | None = None) -> Job:
+        """Repeat a stored search with ``rerunner``; the re-run is stored as a new search linked to it."""
         def done(res: tuple[Any, list[Any]]) -> None:
             report, searches = res
             self._set_searches(searches)
             on_result(report)
 
-        return self._write(case_ops.rerun(self.slot, search_id).failure(on_error), {SEARCHES}, done)
+        return self._write(case_ops.rerun(self.slot, search_id, rerunner).failure(on_error), {SEARCHES}, done)
 
     def export_report(self, fmt: str, out: str | None, on_result: Callable[[Path], None],
                       on_error: ErrorFn | None = None) -> Job:

@@ -209,14 +209,18 @@ def sign_off(slot: CaseSlot, examiner: str, *, role: str, statement: str,
     return _case(f"Recording sign-off by {examiner}", work, visible=True)
 
 
-def rerun(slot: CaseSlot, search_id: int) -> Op[Any]:
-    """Repeat a stored search with its manifest (stored as a new, linked search) and report the difference."""
+def rerun(slot: CaseSlot, search_id: int, rerunner: Any) -> Op[Any]:
+    """Repeat a stored search with its manifest (stored as a new, linked search) and report the difference.
+
+    Case lane: the case's records are read and written around the search, which must not wait behind
+    a long import in the engine lane (``rerunner`` uses the already loaded models).
+    """
     def work() -> tuple[Any, list[SearchRecord]]:
-        from engine.cases import get_search, list_searches, load_engine_rerunner, rerun_search
+        from engine.cases import get_search, list_searches, rerun_search
 
         case = slot.get()
         get_search(case, search_id)
-        report = rerun_search(case, search_id, load_engine_rerunner())
+        report = rerun_search(case, search_id, rerunner)
         return report, list_searches(case)
 
     return _case(f"Re-running search {search_id}", work, visible=True)

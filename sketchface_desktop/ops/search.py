@@ -177,3 +177,15 @@ def face_crop(photo_path: str, bbox: Box | None, margin: float = 0.25) -> bytes 
             image = image[top:bottom, left:right]
     ok, buf = cv2.imencode(".png", image)
     return bytes(buf) if ok else None
+
+
+def session_rerunner(session: EngineSession) -> Any:
+    """The engine's re-runner on the models this workstation already loaded (no second copy in memory)."""
+    def rerun(manifest: Any, images: list[bytes]) -> Any:
+        from engine.search import Searcher, rerun_manifest
+
+        kinds = {q.get("kind") for q in manifest.get("query", []) if isinstance(q, dict)}
+        embedder = session.sketch_embedder() if "sketch" in kinds else None
+        return rerun_manifest(manifest, images, searcher=Searcher(session.pipeline(), embedder, session.settings))
+
+    return rerun
