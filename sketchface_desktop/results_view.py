@@ -83,6 +83,11 @@ class ResultsModel(QAbstractListModel):
                 lines.append(f"Note: {r.note}")
             if r.baseline:
                 lines.append("Baseline: sketch embedded by ArcFace itself (no trained sketch encoder)")
+            if r.score is not None and r.rank is not None:  # what the score meant in validation, if measured
+                from engine.validate.calibration import calibration_note, installed_encoder_sha256
+
+                note = calibration_note(r.score, r.rank, installed_encoder_sha256(r.baseline))
+                lines += [note] if note else []
             return "\n".join(lines)
         return None
 

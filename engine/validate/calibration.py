@@ -191,18 +191,22 @@ def calibration_for(encoder: str | Mapping[str, Any] | None) -> Calibration | No
 
 
 def installed_encoder_sha256(baseline: bool) -> str | None:
-    """Weights digest of the installed sketch encoder (or of ArcFace for the baseline); None when not installed.
+    """Weights digest of the installed sketch encoder (of ArcFace for the baseline), from the digest cache only.
 
-    Digests are cached by file identity, and a search has already hashed them, so this is cheap after one.
+    Never hashes (safe in a GUI thread): None when the model is not installed or its digest is not cached
+    yet (any search caches it), and then no calibration is claimed.
     """
     from engine import models
-    from engine.sketch.embedder import MODEL_ID, file_sha256, installed_arcface_sha256
-
-    if baseline:
-        return installed_arcface_sha256()
+    from engine.faces.pipeline import RECOGNIZER_ID
+    from engine.models.digests import cached_digest
     from engine.sketch.config import WEIGHTS_NAME
+    from engine.sketch.embedder import MODEL_ID
 
-    return file_sha256(MODEL_ID, WEIGHTS_NAME) if models.installed(MODEL_ID) else None
+    model_id = RECOGNIZER_ID if baseline else MODEL_ID
+    if not models.installed(model_id):
+        return None
+    name = models.get_spec(model_id).primary.path if baseline else WEIGHTS_NAME
+    return cached_digest(models.model_dir(model_id) / name)
 
 
 def calibration_note(score: float, rank: int | None, encoder: str | Mapping[str, Any] | None) -> str | None:

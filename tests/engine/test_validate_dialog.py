@@ -93,3 +93,31 @@ def test_dialog_reports_bad_input_in_place(qtbot: Any, hub_and_session: tuple[An
     dialog.start()
     qtbot.waitUntil(lambda: "No cases folder" in dialog.status.text(), timeout=30_000)
     assert dialog.outcome is None and not dialog.adopt_button.isEnabled()
+
+
+def test_results_grid_tooltip_shows_the_calibration_only_when_one_is_in_use(qtbot: Any, installed_models: Path) -> None:
+    from PySide6.QtCore import Qt
+
+    from engine.sketch.embedder import file_sha256
+    from engine.validate import save
+    from sketchface_desktop.ops.search import ResultRow
+    from sketchface_desktop.results_view import ResultsModel
+    from sketchface_desktop.thumbnails import ThumbnailLoader
+    from sketchface_desktop.workers import JobHub
+    from tests.engine.test_validate_report import calibration
+
+    hub = JobHub()
+    model = ResultsModel(ThumbnailLoader(hub), session=None)  # tooltips need no session
+    row = ResultRow(3, 3, 0.31, "g1", "Mugshots", 7, 7, "/p/7.jpg", "ab" * 32, "S7", False)
+    model.set_rows([row])
+
+    def tip() -> str:
+        return str(model.data(model.index(0), Qt.ItemDataRole.ToolTipRole))
+
+    sha = file_sha256("sketch_encoder", "model.safetensors")  # a search has hashed the encoder
+    assert "In validation" not in tip()  # no calibration: no claim
+    save(calibration(sha))
+    assert "In validation on 25 solved cases (2026-11-20)" in tip() and "ranked 3rd or better" in tip()
+    model.set_rows([ResultRow(3, None, None, "g1", "Mugshots", 7, 7, "/p/7.jpg", "ab" * 32, "S7", False)])
+    assert "In validation" not in tip()  # blind review: scores withheld, so no calibration either
+    hub.shutdown()

@@ -120,3 +120,22 @@ def test_calibration_needs_enough_cases_and_rejects_damaged_files(sketchface_hom
     assert load("ab" * 32) is None
     with pytest.raises(ValidationError):
         Calibration.from_dict({"schema": "other"})
+
+
+def test_installed_encoder_digest_comes_from_the_cache_only(installed_models: Path) -> None:
+    """The results grid asks from the GUI thread: an uncached digest is None (no claim), never a hash."""
+    from engine.models import digests
+    from engine.sketch.embedder import file_sha256
+    from engine.validate import installed_encoder_sha256
+
+    digests._memory.clear()  # a fresh process: nothing hashed yet in memory
+    monkey = digests._read_disk_cache
+    try:
+        digests._read_disk_cache = lambda: {}  # type: ignore[assignment]
+        assert installed_encoder_sha256(True) is None and installed_encoder_sha256(False) is None
+    finally:
+        digests._read_disk_cache = monkey  # type: ignore[assignment]
+    arcface = file_sha256("buffalo_l.w600k_r50")  # what a search does: hash once, cached
+    assert installed_encoder_sha256(True) == arcface
+    encoder = file_sha256("sketch_encoder", "model.safetensors")
+    assert installed_encoder_sha256(False) == encoder
