@@ -74,3 +74,4 @@ def take_record(w: Any, out: Path, home: Path, save: Callable[[Any, Path], None]
         centre_over(box, w)
         save(box, out / "17_archive_written.png")
         box.accept()
+    w.audit_dock.hide()  # the later shots show the default layout
