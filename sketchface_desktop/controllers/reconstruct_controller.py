@@ -46,6 +46,7 @@ class ReconstructView(Protocol):
     def outputs(self) -> list[GeneratedOutput]: ...
     def add_output(self, output: GeneratedOutput) -> None: ...
     def show_outputs(self, outputs: list[GeneratedOutput], keep_previous: bool = False) -> None: ...
+    def show_control_image(self, image: Any) -> None: ...
 
 
 def approx_duration(seconds: float) -> str:
@@ -188,9 +189,7 @@ class ReconstructController(QObject):
         def done(res: tuple[list[GeneratedOutput], str]) -> None:
             outputs, note = res
             self.panel.show_outputs(self._keep + outputs)
-            show_lines = getattr(self.panel, "show_control_image", None)  # what the ControlNet followed
-            if show_lines is not None:
-                show_lines(self.engine.control_image)
+            self.panel.show_control_image(self.engine.control_image)  # what the ControlNet followed
             best = f" (top {outputs[0].identity_score:.3f})" if outputs and outputs[0].identity_score \
                 is not None else ""
             self.panel.set_status(f"{len(outputs)} SYNTHETIC, best identity first{best}. {note}")

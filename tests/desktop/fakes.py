@@ -181,3 +181,6 @@ class FakeReconstructView:
 
     def show_outputs(self, outputs: list[Any], keep_previous: bool = False) -> None:
         self._outputs = list(outputs)
+
+    def show_control_image(self, image: Any) -> None:
+        self.control_image = image
