@@ -16,9 +16,12 @@ from PySide6.QtWidgets import (
     QComboBox,
     QDoubleSpinBox,
     QFormLayout,
+    QFrame,
     QHBoxLayout,
     QLabel,
     QPlainTextEdit,
+    QScrollArea,
+    QSizePolicy,
     QSpinBox,
     QVBoxLayout,
     QWidget,
@@ -188,9 +191,23 @@ class ReconstructPanel(QWidget):
         actions.addStretch(1)
         actions.addWidget(self.vary_button)
         actions.addWidget(self.backend)
+        choices = QWidget()
+        choices.setLayout(form)
+        self.choices = QScrollArea()  # scrolls when docks leave the panel less height than its choices need
+        self.choices.setObjectName("ReconstructChoices")
+        self.choices.setWidget(choices)
+        self.choices.setWidgetResizable(True)
+        self.choices.setFrameShape(QFrame.Shape.NoFrame)
+        self.choices.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
+        self.choices.setMinimumHeight(90)
+        self.choices.setMaximumHeight(choices.sizeHint().height() + 4)
+        # The strip takes what the choices leave (its own size hint must not squeeze them into scrolling).
+        self.strip.setSizePolicy(QSizePolicy.Policy.Expanding, QSizePolicy.Policy.Ignored)
+        self.strip.setMinimumHeight(110)
+        self.choices.setSizePolicy(QSizePolicy.Policy.Preferred, QSizePolicy.Policy.Preferred)
         layout = QVBoxLayout(self)
         layout.addWidget(banner)
-        layout.addLayout(form)
+        layout.addWidget(self.choices, 0)
         layout.addLayout(run)
         layout.addWidget(self.strip, 1)
         layout.addLayout(actions)
