@@ -47,7 +47,6 @@ def cases(installed_models: Path, tmp_path: Path) -> Path:
     return root
 
 
-@pytest.mark.slow
 def test_dialog_runs_shows_plots_adopts_calibration_and_saves(qtbot: Any, hub_and_session: tuple[Any, Any],
                                                               cases: Path, tmp_path: Path) -> None:
     from sketchface_desktop.validate_dialog import open_validation
