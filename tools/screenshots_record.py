@@ -75,3 +75,5 @@ def take_record(w: Any, out: Path, home: Path, save: Callable[[Any, Path], None]
         save(box, out / "17_archive_written.png")
         box.accept()
     w.audit_dock.hide()  # the later shots show the default layout
+    w.jobs_dock.raise_()
+    w.resizeDocks([w.jobs_dock], [120], Qt.Orientation.Vertical)
