@@ -185,3 +185,22 @@ def test_compare_crops_a_recorded_search_with_its_recorded_box(parts: dict[str, 
     assert flow.compare_box() == (10.0, 20.0, 110.0, 140.0)
     cases.searches = [SimpleNamespace(id=3, manifest={"query": [{"kind": "photo"}]})]
     assert flow.compare_box() is None, "a photo query has no sketch box"
+
+
+def test_case_archive_moves_to_another_workstation_through_the_case_controller(
+        parts: dict[str, Any], tmp_path: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    import hashlib
+
+    cases, changes = parts["cases"], parts["changes"]
+    cases.create(**CASE)
+    cases.save_sketch(sheet_png(), witness="W1")
+    written: list[Any] = []
+    cases.export_archive(str(tmp_path / "case.zip"), written.append)
+    (result,) = written
+    assert result.sha256 == hashlib.sha256((tmp_path / "case.zip").read_bytes()).hexdigest()
+    cases.close()
+    monkeypatch.setenv("SKETCHFACE_HOME", str(tmp_path / "second_workstation"))  # the receiver
+    changes.clear()
+    cases.import_archive(str(tmp_path / "case.zip"), result.sha256)
+    assert cases.is_open and cases.info.case_number == CASE["case_number"] and changes == [OPENED]
+    assert len(cases.sketches) == 1 and str(tmp_path / "second_workstation") in str(cases.info.folder)
