@@ -234,6 +234,16 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
                                                        "M": 32, "ef": tuned.ef},
                                   "p50_ratio_server_over_embedded": round(
                                       np.percentile(t_srv, 50) / np.percentile(t_emb, 50), 1)}
+    if args.sweep:
+        out["server_sweep"] = []
+        for ef, cand in (tuple(int(v) for v in item.split("/")) for item in args.sweep.split(",")):
+            row: dict[str, Any] = {"ef_search": ef, "candidates": cand}
+            for name, q in (("photo", photo_q), ("sketch", sketch_q)):
+                found, t = timed(lambda v, e=ef, c=cand: np.asarray(  # type: ignore[misc]
+                    [details[f] for f, _ in g.search(v, args.k, ef=e, candidates=c)[0]]), q)
+                row[name] = {"recall_at_k": recall(found, truth[name]), **stats(t)}
+            out["server_sweep"].append(row)
+            log(f"  ef_search {ef}, candidates {cand}: {row['photo']['recall_at_k']} / {row['sketch']['recall_at_k']}")
     out["goals"] = {"errors==0": out["concurrent"]["reader_errors"] + out["concurrent"]["writer_errors"] == 0,
                     "lost==0": out["rows"]["lost"] == 0, "duplicated==0": out["rows"]["duplicated"] == 0,
                     "recall>=0.99": min(out["photo_queries"]["server"]["recall_at_k"],
@@ -261,6 +271,7 @@ def main() -> None:
     p.add_argument("--ef-construction", type=int, default=64, help="pgvector HNSW ef_construction")
     p.add_argument("--ef", type=int, default=200, help="pgvector hnsw.ef_search")
     p.add_argument("--threads", type=int, default=os.cpu_count() or 1, help="embedded index build threads")
+    p.add_argument("--sweep", default="", help="also measure server recall at EF/CANDIDATES pairs, e.g. 200/30,400/100")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--json", action="store_true")
     args = p.parse_args()
