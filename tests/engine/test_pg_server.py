@@ -127,6 +127,10 @@ def test_unit_a_gets_nothing_from_unit_b(agency: Agency) -> None:
         conn.execute("SELECT embedding, thumbnail FROM sketchface.faces").fetchall()
     with psycopg.connect(agency.alice) as conn, pytest.raises(psycopg.errors.InsufficientPrivilege):
         conn.execute("INSERT INTO sketchface.photos (gallery_id, sha256) VALUES (%s, %s)", (gb.id, "a" * 64))
+    ga = PgGallery.create(agency.alice, "Own", agency.unit_a)
+    with psycopg.connect(agency.alice) as conn, pytest.raises(psycopg.errors.InsufficientPrivilege):
+        conn.execute("INSERT INTO sketchface.photos (gallery_id, sha256, added_by) VALUES (%s, %s, 'someone')",
+                     (ga.id, "b" * 64))  # who added a photo is the server's to say
     with psycopg.connect(agency.alice) as conn, pytest.raises(psycopg.errors.InsufficientPrivilege):
         conn.execute("SELECT sketchface.create_gallery('0123456789ab', 'x', %s, 16, 64)", (f"sf_unit_{agency.unit_b}",))
 

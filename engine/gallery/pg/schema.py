@@ -117,11 +117,12 @@ CREATE POLICY unit_faces ON faces USING (gallery_id IN (SELECT id FROM galleries
 DROP POLICY IF EXISTS own_log_rows ON access_log;
 CREATE POLICY own_log_rows ON access_log FOR INSERT WITH CHECK (who = session_user);
 
-REVOKE ALL ON ALL TABLES IN SCHEMA {SCHEMA} FROM PUBLIC;
+REVOKE ALL ON ALL TABLES IN SCHEMA {SCHEMA} FROM PUBLIC, {APP_ROLE};
 GRANT USAGE ON SCHEMA {SCHEMA} TO {APP_ROLE};
 GRANT SELECT ON meta, galleries TO {APP_ROLE};
 GRANT SELECT (id, gallery_id, sha256, status, face_count, added) ON photos TO {APP_ROLE};
-GRANT INSERT ON photos, faces TO {APP_ROLE};
+GRANT INSERT (gallery_id, sha256, path, status, width, height, face_count) ON photos TO {APP_ROLE};
+GRANT INSERT ON faces TO {APP_ROLE};
 GRANT SELECT (id, gallery_id, photo_id, face_no) ON faces TO {APP_ROLE};
 GRANT INSERT (galleries, requested, query_sha256, k, filters, exact, workstation) ON access_log TO {APP_ROLE};
 GRANT USAGE ON ALL SEQUENCES IN SCHEMA {SCHEMA} TO {APP_ROLE};
