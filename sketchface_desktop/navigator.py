@@ -9,7 +9,7 @@ from __future__ import annotations
 from typing import Any
 
 from PySide6.QtCore import QPoint, Qt, Signal
-from PySide6.QtGui import QAction
+from PySide6.QtGui import QAction, QResizeEvent
 from PySide6.QtWidgets import QFrame, QListWidget, QListWidgetItem, QMenu, QToolBar, QVBoxLayout, QWidget
 
 from sketchface_desktop import assets
@@ -95,7 +95,21 @@ class NavigatorPanel(QWidget):
         item.setFlags(Qt.ItemFlag.NoItemFlags)
         widget.addItem(item)
 
+    def resizeEvent(self, event: QResizeEvent) -> None:
+        super().resizeEvent(event)
+        self._fit_card()
+
+    def _fit_card(self) -> None:
+        """The case card never shrinks below its wrapped text (the lists below give way instead)."""
+        layout = self.card.layout()
+        if layout is not None and self.card.width() > 0:
+            self.card.setMinimumHeight(layout.totalHeightForWidth(self.card.width()))
+
     def set_case(self, info: Any) -> None:
+        self._set_case_text(info)
+        self._fit_card()
+
+    def _set_case_text(self, info: Any) -> None:
         if info is None:
             self.case_title.setText("No case open")
             self.case_details.setText("Create or open a case to keep sketches, searches and decisions together.")

@@ -42,11 +42,14 @@ def take_record(w: Any, out: Path, home: Path, save: Callable[[Any, Path], None]
 
     w.audit_dock.show()
     w.audit_dock.raise_()
-    w.resizeDocks([w.audit_dock], [300], Qt.Orientation.Vertical)
+    w.resizeDocks([w.audit_dock], [230], Qt.Orientation.Vertical)
     w.audit.refresh()
     wait_idle(w)
     spin(400)
     save(w, out / "14_audit_panel.png")
+    w.audit_dock.hide()  # the other shots show the default layout
+    w.jobs_dock.raise_()
+    w.resizeDocks([w.jobs_dock], [120], Qt.Orientation.Vertical)
 
     rerun = w.dialogs.rerun_search(search_id)
     wait_idle(w)
@@ -74,6 +77,3 @@ def take_record(w: Any, out: Path, home: Path, save: Callable[[Any, Path], None]
         centre_over(box, w)
         save(box, out / "17_archive_written.png")
         box.accept()
-    w.audit_dock.hide()  # the later shots show the default layout
-    w.jobs_dock.raise_()
-    w.resizeDocks([w.jobs_dock], [120], Qt.Orientation.Vertical)
