@@ -11,7 +11,6 @@ and the text tower, as safetensors) and then loaded by the trainer through its n
 
 from __future__ import annotations
 
-import dataclasses
 from pathlib import Path
 from typing import Any
 
@@ -29,28 +28,28 @@ TINY_B16_CFG: dict[str, Any] = {
 _TEXT_CFG = {"context_length": 16, "vocab_size": 64, "width": 32, "heads": 2, "layers": 1}
 
 
-def _params(ident: synthetic.Identity) -> np.ndarray:
-    """The identity's parameters as a standardised-ish vector (the pretraining target)."""
-    vals = [float(v) for v in dataclasses.astuple(ident)]
-    return np.array(vals, dtype=np.float32)
-
-
-def _batch(rng: np.random.Generator, n: int, size: int) -> tuple[torch.Tensor, torch.Tensor]:
+def _views(rng: np.random.Generator, n: int, size: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """Two independently drawn sketches of each of ``n`` new identities, prepared as the product does."""
     from engine.sketch.config import PreprocessConfig
     from engine.sketch.preprocess import prepare_gray
     from engine.sketch.transforms import gray_tensor, normalize_tensor
 
     pre = PreprocessConfig(input_size=size)
-    xs, ys = [], []
-    for _ in range(n):
-        ident = synthetic.random_identity(rng)
-        xs.append(normalize_tensor(gray_tensor(prepare_gray(synthetic.sketch(ident, rng), None, pre)), pre))
-        ys.append(_params(ident))
-    return torch.stack(xs), torch.from_numpy(np.stack(ys))
+
+    def one(ident: synthetic.Identity) -> torch.Tensor:
+        return normalize_tensor(gray_tensor(prepare_gray(synthetic.sketch(ident, rng), None, pre)), pre)
+
+    idents = [synthetic.random_identity(rng) for _ in range(n)]
+    return torch.stack([one(i) for i in idents]), torch.stack([one(i) for i in idents])
 
 
-def pretrain_tiny_openclip(out: Path, steps: int = 150, batch: int = 64, seed: int = 100) -> Path:
-    """Pretrain the tiny CLIP's image tower on parameter regression; write ``out`` (safetensors)."""
+def pretrain_tiny_openclip(out: Path, steps: int = 150, batch: int = 48, identities: int = 384,
+                           seed: int = 100) -> Path:
+    """Pretrain the tiny CLIP's image tower contrastively (two sketches of one identity match); write ``out``.
+
+    Contrastive like CLIP itself (InfoNCE, temperature 0.1, symmetric), so the features are spread
+    over the sphere as a real CLIP tower's are, not collapsed onto one direction.
+    """
     import open_clip
     from safetensors.torch import save_file
 
@@ -58,23 +57,71 @@ def pretrain_tiny_openclip(out: Path, steps: int = 150, batch: int = 64, seed: i
     clip = open_clip.CLIP(embed_dim=TINY_B16_CFG["embed_dim"], vision_cfg=TINY_B16_CFG["vision_cfg"],
                           text_cfg=_TEXT_CFG, quick_gelu=False)
     size = int(TINY_B16_CFG["vision_cfg"]["image_size"])
-    rng = np.random.default_rng(seed)
-    x_all, y_all = _batch(rng, 1024, size)  # identities of their own (seed 100), never the test's
-    mean, std = y_all.mean(0), y_all.std(0).clamp_min(1e-3)
-    y_all = (y_all - mean) / std
-    probe = torch.nn.Linear(TINY_B16_CFG["embed_dim"], y_all.shape[1])
-    opt = torch.optim.AdamW([*clip.visual.parameters(), *probe.parameters()], lr=1e-3, weight_decay=0.01)
+    view_a, view_b = _views(np.random.default_rng(seed), identities, size)  # identities of their own
+    opt = torch.optim.AdamW(clip.visual.parameters(), lr=1e-3, weight_decay=0.01)
     gen = torch.Generator().manual_seed(seed)
     clip.visual.train()
-    for step in range(steps):
-        idx = torch.randint(0, x_all.shape[0], (batch,), generator=gen)
-        x = x_all[idx]
-        if step % 2:  # a little shift so the features do not depend on exact pixel positions
-            x = torch.roll(x, shifts=(int(torch.randint(-3, 4, (1,), generator=gen)),) * 2, dims=(2, 3))
-        loss = torch.nn.functional.mse_loss(probe(clip.visual(x)), y_all[idx])
+    for _ in range(steps):
+        idx = torch.randperm(identities, generator=gen)[:batch]
+        z = torch.nn.functional.normalize(clip.visual(torch.cat([view_a[idx], view_b[idx]])), dim=-1)
+        logits = z[:batch] @ z[batch:].t() / 0.1
+        target = torch.arange(batch)
+        loss = 0.5 * (torch.nn.functional.cross_entropy(logits, target)
+                      + torch.nn.functional.cross_entropy(logits.t(), target))
         opt.zero_grad()
         loss.backward()
         opt.step()
     out.parent.mkdir(parents=True, exist_ok=True)
     save_file({k: v.detach().contiguous() for k, v in clip.state_dict().items()}, str(out))
     return out
+
+
+def arcface_like_recognizer(src: Path, dst: Path, detector: Path, photos: int = 240, components: int = 24,
+                            seed: int = 200) -> Path:
+    """The tiny ArcFace stand-in, given ArcFace's geometry: unrelated faces near-orthogonal.
+
+    The stand-in projects pooled pixels at random; every face shares one layout, so two random
+    identities had a cosine of ~0.5 and nearest neighbours of ~0.9 (real ArcFace: ~0, and nearest
+    neighbours far apart), which no margin-0.3 softmax can separate. Here its input is centred on the
+    population's mean aligned face and its projection replaced by a PCA whitening of the pooled
+    pixels (``components`` directions, fitted on other procedural photos) followed by a random
+    orthonormal map to 512-D: identities then spread over the sphere as ArcFace's do.
+    """
+    import cv2
+    import onnx
+    from onnx import helper, numpy_helper
+
+    from engine.faces import FacePipeline
+
+    pipe = FacePipeline(detector, src, device="cpu")
+    rng = np.random.default_rng(seed)
+    crops = []
+    for _ in range(photos):
+        bgr = np.ascontiguousarray(synthetic.photo(synthetic.random_identity(rng), rng)[:, :, ::-1])
+        boxes = pipe.detect(bgr)
+        if boxes:
+            crops.append(pipe.align(bgr, boxes[0]))
+    # The recognizer's own input transform (insightface ArcFaceONNX: (x - 127.5) / 127.5, BGR -> RGB).
+    blob = cv2.dnn.blobFromImages(crops, 1.0 / 127.5, (112, 112), (127.5, 127.5, 127.5), swapRB=True)
+    mean_face = blob.mean(axis=0, keepdims=True).astype(np.float32)
+    # What the graph computes before its projection: 8x8 average pool, flatten, per-sample centring.
+    pooled = (blob - mean_face).reshape(len(crops), 3, 14, 8, 14, 8).mean(axis=(3, 5)).reshape(len(crops), -1)
+    pooled -= pooled.mean(axis=1, keepdims=True)
+    _, sv, vt = np.linalg.svd(pooled - pooled.mean(axis=0), full_matrices=False)
+    whiten = (vt[:components].T / sv[:components]) * np.sqrt(len(crops))
+    rot, _ = np.linalg.qr(rng.standard_normal((512, components)))
+    proj = (whiten @ rot.T).astype(np.float32)
+    model = onnx.load(str(src))
+    graph = model.graph
+    inp = graph.input[0].name
+    for init in graph.initializer:
+        if init.name == "proj":
+            init.CopyFrom(numpy_helper.from_array(proj, "proj"))
+    graph.initializer.append(numpy_helper.from_array(mean_face, "population_mean_face"))
+    for node in graph.node:
+        node.input[:] = ["input_centred" if name == inp else name for name in node.input]
+    graph.node.insert(0, helper.make_node("Sub", [inp, "population_mean_face"], ["input_centred"],
+                                          name="population_centre"))
+    dst.parent.mkdir(parents=True, exist_ok=True)
+    onnx.save(model, str(dst))
+    return dst

@@ -35,8 +35,13 @@ def trained(tmp_path_factory: pytest.TempPathFactory, tiny_models_dir: Path) -> 
     base = tmp_path_factory.mktemp("learn")
     root = base / "ds"
     synthetic.write_dataset(root, 240, seed=1, unpaired=2)
+    # The recipe's mechanics on a 2-block tower trained from scratch (the product defaults, from a
+    # pretrained tower, are test_learnability's); loss values as before the reference defaults.
     cfg = load_config(None, [*tiny_overrides(root, tiny_models_dir, base / "run"), "optim.epochs=50",
-                             "eval.eval_every_epochs=25", "eval.eval_at_start=true", "run.log_every=50"])
+                             "eval.eval_every_epochs=25", "eval.eval_at_start=true", "run.log_every=50",
+                             "loss.scale_s=32", "loss.lambda_consistency=1.0", "loss.lambda_coral=1.0",
+                             "loss.sampled_softmax_classes=64", "loss.arcface_both_views=false",
+                             "loss.ema_warmup=false", "eval.model='ema'", "run.weights='ema'"])
     cfg.model.model_cfg = tiny_model_cfg()
     stream = io.StringIO()
     trainer = Trainer(cfg, stream=stream)
@@ -56,7 +61,8 @@ def test_training_lifts_val_recall_from_chance(trained: dict[str, Any]) -> None:
     assert last["recall@10_full"] >= 0.2  # also against all 240 identities (chance 10/240 = 0.04)
     cmc = last["cmc_full"]
     assert cmc == sorted(cmc) and len(cmc) == 50 and cmc[-1] > cmc[0]
-    assert last["mean_cos_true"] > first["mean_cos_true"] + 0.3
+    # Not mean_cos_true: it also rises with prototypes shuffled between identities (test_learnability).
+    assert last["cos_true_minus_impostor"] > first["cos_true_minus_impostor"] + 0.1
     assert {"tpr@fpr=0.01", "tpr@fpr=0.001", "recall@5_full"} <= set(last)
     steps = _events(trainer, "step")
     assert steps[-1]["loss"] < steps[0]["loss"]
