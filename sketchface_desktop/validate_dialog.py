@@ -63,7 +63,8 @@ class PlotView(QLabel):
     def _fit(self) -> None:
         if self.source.isNull():
             return
-        box = self.parentWidget().size() if self.parentWidget() is not None else self.size()
+        parent = self.parentWidget()
+        box = parent.size() if parent is not None else self.size()
         fitted = self.source.size().scaled(box, Qt.AspectRatioMode.KeepAspectRatio)
         if self.pixmap().isNull() or abs(self.pixmap().width() - fitted.width()) > 2:
             self.setPixmap(self.source.scaled(fitted, Qt.AspectRatioMode.KeepAspectRatio,
