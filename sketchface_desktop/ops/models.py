@@ -87,11 +87,39 @@ def warm_up() -> Op[None]:
     return query("Preparing the engine", work, lane="engine")
 
 
+def build_demo_in_subprocess(progress: Any, cancel: Any) -> None:
+    """Run ``sketchface demo`` as a child process: building the demo points SketchFace's locations at the
+    demo home for a while, which must never happen inside the workstation that holds real cases."""
+    import re
+    import subprocess
+    import sys
+
+    from engine.errors import Cancelled, ConfigError
+    from engine.progress import ProgressEvent
+
+    proc = subprocess.Popen([sys.executable, "-m", "engine.cli", "demo"], stdout=subprocess.PIPE,
+                            stderr=subprocess.STDOUT, text=True)
+    assert proc.stdout is not None
+    lines: list[str] = []
+    for line in proc.stdout:
+        lines.append(line.rstrip())
+        if m := re.match(r"\[(\d+)/(\d+)\] (.*)", line):
+            progress(ProgressEvent(int(m.group(1)), int(m.group(2)), m.group(3).strip()))
+        if cancel.cancelled:
+            proc.kill()
+            proc.wait()
+            raise Cancelled("Demo preparation cancelled.")
+    if proc.wait() != 0:
+        raise ConfigError("The demo could not be prepared: " + (lines[-1] if lines else "no output"),
+                          hint="Run 'sketchface demo' in a terminal to see the whole message.")
+
+
 def prepare_demo() -> Op[Any]:
     """Install the demo (tiny random-weight models, sample gallery, DEMO case) into the separate demo home."""
     def work(progress: Any, cancel: Any) -> Any:
         from engine.demo import prepare_demo as engine_demo
 
-        return engine_demo(progress=progress, cancel=cancel)
+        build_demo_in_subprocess(progress, cancel)
+        return engine_demo()  # already prepared: reads the demo home's marker, changes nothing
 
     return Op("Preparing demo data", work, lane="engine")

@@ -95,6 +95,7 @@ def test_try_with_demo_data_prepares_the_demo_home_and_starts_a_workstation_ther
     """The guide's button runs the engine's demo preparation (stubbed here: the real one takes most of a minute)
     in the engine lane, then starts a second workstation on the demo home — never this one's data."""
     import engine.demo as demo
+    from sketchface_desktop.ops import models as model_ops
     from sketchface_desktop.window_dialogs import WindowDialogs
 
     calls: list[Any] = []
@@ -105,11 +106,14 @@ def test_try_with_demo_data_prepares_the_demo_home_and_starts_a_workstation_ther
         return info
 
     started: list[Any] = []
+    built: list[Any] = []
     monkeypatch.setattr(demo, "prepare_demo", fake_prepare)
+    monkeypatch.setattr(model_ops, "build_demo_in_subprocess", lambda progress, cancel: built.append(1))
     monkeypatch.setattr(WindowDialogs, "start_demo_workstation", lambda self, i: started.append(i) or True)
     guide = window.dialogs.show_guide()
     guide.demo_button.click()
     wait_job(qtbot, window.hub, window.dialogs.demo_job)
+    assert built == [1], "the demo is built in a child process, never in the workstation holding real cases"
     assert calls == [None] and started == [info]
     assert info.env() == {"SKETCHFACE_HOME": str(tmp_path / "demo")}
     assert not guide.isVisible()
