@@ -130,7 +130,10 @@ def new_server(tls_dir: Path | None = None) -> PgServer:
         except KeyError:
             pytest.skip("running as root on a system without a 'nobody' account: PostgreSQL cannot start")
         run_as = (nobody.pw_uid, nobody.pw_gid)
-    root = Path(tempfile.mkdtemp(prefix="sketchface-pg-"))
+    base = Path(tempfile.gettempdir())
+    if run_as is not None and any(not (d.stat().st_mode & 0o001) for d in (base, *base.parents)):
+        base = Path("/tmp")  # the server account must be able to reach its folder
+    root = Path(tempfile.mkdtemp(prefix="sketchface-pg-", dir=base))
     root.chmod(0o755)
     options = ""
     if tls_dir is not None:
