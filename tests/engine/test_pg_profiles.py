@@ -163,6 +163,9 @@ def test_cli_push_then_info_and_create_on_server(pg_server: PgServer, examiner: 
     assert json.loads(capsys.readouterr().out)["faces"] == 0
     assert main(["gallery", "list", "--server", "hq", "--json"]) == 0
     assert sorted(x["name"] for x in json.loads(capsys.readouterr().out)) == ["Desk", "Empty"]
+    servers.add_profile("admin", admin)  # the administrator: the database owner
+    assert main(["server", "check", "admin", "Desk", "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["reached"] == 30
 
 
 def test_mixed_search_gives_one_list_by_exact_score(pg_server: PgServer, examiner: tuple[str, str, str, str],

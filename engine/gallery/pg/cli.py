@@ -96,6 +96,21 @@ def _server_grant(args: argparse.Namespace) -> int:
     return 0
 
 
+def _server_check(args: argparse.Namespace) -> int:
+    from engine import servers
+    from engine.gallery.pg import PgGallery, index_matches_table
+
+    conn = servers.conninfo(servers.get_profile(args.name))
+    gallery = PgGallery.open(conn, args.gallery, args.name)
+    report = index_matches_table(conn, gallery.id)
+    if args.json:
+        print_json(report)
+    else:
+        print(("OK" if report["ok"] else "NOT CONSISTENT") + f": {report['reached']} of {report['table']} stored "
+              f"face(s) reached through the HNSW index, {report['foreign']} foreign, index used: {report['uses_index']}.")
+    return 0 if report["ok"] else 1
+
+
 # -- gallery actions on a server ------------------------------------------------------------------
 def _gallery_create(args: argparse.Namespace, fallback: Any) -> int:
     if not args.server:
@@ -299,6 +314,9 @@ def register(subparsers: Any) -> None:
     action("remove", _server_remove, "forget a server profile and its keyring password").add_argument("name")
     action("test", _server_test, "connect and report versions, TLS and your units").add_argument("name")
     action("init", _server_init, "administrator: install the gallery schema on the server").add_argument("name")
+    a = action("check", _server_check, "administrator: check that a gallery's HNSW index reaches every stored face")
+    a.add_argument("name")
+    a.add_argument("gallery")
     a = action("grant", _server_grant, "administrator: create an examiner login and add it to units")
     a.add_argument("name")
     a.add_argument("user")
