@@ -95,6 +95,7 @@ def _prototypes(cfg: TrainConfig, pairs: list[Any], dist: DistInfo, reporter: Ru
     protos = compute_prototypes(pairs, cfg.teacher, cache, on_progress=progress, no_face=cfg.data.no_face,
                                 rank=dist.rank, world=dist.world, gather=_gather(dist))
     reporter.emit("prototypes", arcface_sha256=protos.arcface_sha256, computed=protos.computed, reused=protos.reused,
+                  computed_by_rank0=protos.computed_here,
                   fallback_centre_crop=len(protos.fallback_ids), fallback_examples=protos.fallback_ids[:20],
                   no_face=sum(1 for r in protos.skipped.values() if r == NO_FACE),
                   unreadable=sum(1 for r in protos.skipped.values() if r == UNREADABLE), cache=str(cache))

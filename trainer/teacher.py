@@ -44,6 +44,7 @@ class Prototypes:
     skipped: dict[str, str] = field(default_factory=dict)
     computed: int = 0
     reused: int = 0
+    computed_here: int = 0  # by this rank (its shard)
 
     def index(self) -> dict[str, int]:
         return {k_id: k for k, k_id in enumerate(self.ids)}
@@ -184,7 +185,8 @@ def compute_prototypes(pairs: list[Pair], cfg: TeacherConfig, cache_path: Path,
     dim = next((entries[i][1].shape[0] for i in ids), 512)
     vectors = np.stack([entries[i][1] for i in ids]).astype(np.float32) if ids else np.zeros((0, dim), np.float32)
     fallback = [i for i in ids if entries[i][2] == NO_FACE]
-    protos = Prototypes(ids, vectors, arc_sha, fallback, skipped, computed=len(fresh), reused=len(ids_all) - len(fresh))
+    protos = Prototypes(ids, vectors, arc_sha, fallback, skipped, computed=len(fresh), reused=len(ids_all) - len(fresh),
+                        computed_here=len(mine))
     if rank == 0 and (fresh or set(cached) != set(ids_all)):
         write_cache(cache_path, {i: entries[i] for i in ids_all}, arc_sha)
     if world > 1:

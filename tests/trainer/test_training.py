@@ -189,6 +189,12 @@ def test_two_process_ddp_run_under_torchrun(tmp_path: Path, tiny_models_dir: Pat
     from trainer.state import load_state
 
     assert load_state(tmp_path / "run" / "last.pt")["world_size"] == 2
+    # Prototypes were sharded over the two ranks and all-gathered: all 40 in the cache, no partial files left.
+    protos = next(e for e in events if e["event"] == "prototypes")
+    assert protos["computed"] == 40 and protos["computed_by_rank0"] == 20
+    assert not list(root.glob("arcface_prototypes.rank*.npz"))
+    with np.load(root / "arcface_prototypes.npz") as z:
+        assert len(z["ids"]) == 40
 
 
 def test_a_stop_request_saves_last_and_the_run_resumes_from_it(tmp_path: Path, make_config: Any,
