@@ -100,6 +100,7 @@ SUBMODULE_PACKAGES: dict[str, str] = {
 # Single modules imported by name (no package walk needed).
 HIDDEN_IMPORTS: tuple[str, ...] = (
     "hnswlib",  # C extension imported by engine.gallery.index; listed so a refactor to lazy import keeps it
+    "psycopg_binary",  # psycopg 3 loads its C implementation by name at run time (shared galleries)
 )
 
 # Distributions whose metadata (``*.dist-info``) is read at run time through importlib.metadata, mostly
@@ -123,6 +124,7 @@ METADATA_PACKAGES: tuple[str, ...] = (
     "insightface",
     "jinja2",
     "markupsafe",
+    "matplotlib",
     "numpy",
     "nvidia-cublas",
     "nvidia-cuda-cccl",
@@ -133,6 +135,8 @@ METADATA_PACKAGES: tuple[str, ...] = (
     "onnx",
     "onnxruntime",
     "open-clip-torch",
+    "psycopg",
+    "psycopg-pool",
     "opencv-python-headless",
     "packaging",
     "peft",
@@ -184,7 +188,6 @@ EXCLUDES: dict[str, str] = {
     "torch.utils.tensorboard": "imports tensorboard; training only",
     "tkinter": "no Tk user interface (PIL.ImageTk, matplotlib backends)",
     "_tkinter": "Tk's C extension, with tkinter",
-    "matplotlib": "plotting is not used; skimage/diffusers import it only optionally",
     "IPython": "interactive shell integration of tqdm/transformers, not used",
     "pytest": "test runner; torch.testing._internal and transformers' testing utils import it optionally",
     "_pytest": "pytest's implementation",

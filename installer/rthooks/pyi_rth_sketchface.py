@@ -5,7 +5,8 @@ source install does: ``[sys.executable, "-m", "trainer", "train", ...]`` (traini
 read through QProcess). In the bundle ``sys.executable`` is the SketchFace executable, so this hook,
 which runs before the entry script, gives it the two interpreter behaviours those children rely on:
 
-- ``SketchFace -m MODULE ARGS...`` runs MODULE as ``__main__`` (only the modules in ``RUNNABLE``,
+- ``SketchFace -m MODULE ARGS...`` runs MODULE as ``__main__`` (the trainer; ``engine.cli`` for the
+  demo set-up; ``sketchface_desktop`` for a second window on the demo home) (only the modules in ``RUNNABLE``,
   which installer/collect.py bundles and tests/installer checks against the desktop code);
 - ``multiprocessing.freeze_support()`` first, as PyInstaller asks of frozen apps that use
   multiprocessing: a spawned child (a DataLoader worker on Windows) runs its task, not the CLI.
@@ -15,7 +16,7 @@ import multiprocessing
 import runpy
 import sys
 
-RUNNABLE = frozenset({"trainer"})
+RUNNABLE = frozenset({"trainer", "engine.cli", "sketchface_desktop"})
 
 multiprocessing.freeze_support()
 
