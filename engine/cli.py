@@ -17,6 +17,7 @@ import importlib
 import json
 import logging
 import logging.handlers
+import os
 import sqlite3
 import sys
 from collections.abc import Sequence
@@ -130,7 +131,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         parser.print_help()
         return 0
     try:
-        return int(args.func(args) or 0)
+        code = int(args.func(args) or 0)
+        sys.stdout.flush()  # inside the try: a closed pipe surfaces here, not at interpreter exit
+        return code
     except Cancelled:
         print("Cancelled.", file=sys.stderr)
         return 130
@@ -139,6 +142,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 130
     except EngineError as exc:
         return _fail(exc, str(exc), argv)
+    except BrokenPipeError:
+        # The reader went away (``sketchface ... | head``): not an error of ours. Point stdout at devnull
+        # so the interpreter's final flush does not raise again.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 0
     except (OSError, sqlite3.DatabaseError) as exc:
         return _fail(exc, _one_line(exc), argv)
 

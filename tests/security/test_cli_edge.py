@@ -72,3 +72,15 @@ def test_a_user_choice_of_hub_offline_is_kept(monkeypatch: pytest.MonkeyPatch) -
     monkeypatch.setenv("HF_HUB_OFFLINE", "0")
     cli.main(["models", "status"])
     assert os.environ["HF_HUB_OFFLINE"] == "0"
+
+
+def test_a_reader_that_closes_the_pipe_early_is_not_an_error(tmp_path: Path) -> None:
+    """``sketchface models status | head -1`` exits quietly; a closed pipe is not reported as a failure."""
+    env = {**os.environ, "SKETCHFACE_HOME": str(tmp_path)}
+    proc = subprocess.Popen([sys.executable, "-m", "engine.cli", "models", "status"], cwd=REPO, env=env,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    assert proc.stdout is not None
+    proc.stdout.close()  # the reader is gone before the command writes, as with ``| head -0``
+    err = proc.stderr.read().decode() if proc.stderr else ""
+    assert proc.wait(timeout=120) == 0, err
+    assert "error" not in err.lower() and "Traceback" not in err, err
