@@ -277,8 +277,9 @@ _add(ModelSpec(
 ))
 # The pretrained tower the sketch-encoder trainer fine-tunes (trainer default model.pretrained).
 # Digest: the Git LFS SHA-256 the Hugging Face file page publishes for open_clip_model.safetensors at
-# revision 7288da5a0d6f0b51c4a2b27c624837a9236d0112 (page lists "599 MB"; the exact byte count is not
-# published there, so size stays None). The safetensors file, not the pickled .bin, so loading runs no code.
+# revision 7288da5a0d6f0b51c4a2b27c624837a9236d0112 (page lists "599 MB"). The exact size 598516980 is from a
+# third-party record that checks this file by the same SHA-256 and its byte count; the digest is what decides.
+# The safetensors file, not the pickled .bin, so loading runs no code.
 _B16_LAION = "laion/CLIP-ViT-B-16-laion2B-s34B-b88K"
 _B16_LAION_REV = "7288da5a0d6f0b51c4a2b27c624837a9236d0112"
 _add(ModelSpec(
@@ -286,7 +287,7 @@ _add(ModelSpec(
     title="OpenCLIP ViT-B/16 (LAION-2B, laion2b_s34b_b88k): pretrained tower for sketch-encoder training",
     task="sketch-backbone",
     files=(ModelFile("open_clip_model.safetensors",
-                     sha256="3f25d29d3cc74e1d25d47e0593b4dd0864ced1e9b4d8e486a247ca4502f227f1",
+                     sha256="3f25d29d3cc74e1d25d47e0593b4dd0864ced1e9b4d8e486a247ca4502f227f1", size=598516980,
                      url=f"{_HF}/{_B16_LAION}/resolve/{_B16_LAION_REV}/open_clip_model.safetensors"),),
     licence=("MIT. LAION's model card puts surveillance and face recognition out of scope for the CLIP model "
              "itself; here only its image tower is fine-tuned by your agency into a sketch encoder."),
