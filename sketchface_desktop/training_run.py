@@ -18,11 +18,12 @@ import signal
 import sys
 import time
 from pathlib import Path
-from typing import Any, cast
+from typing import Any
 
 from PySide6.QtCore import QProcess, QProcessEnvironment, QTimer
 
 from engine.errors import EngineError
+from sketchface_desktop.ops import training as training_ops
 from sketchface_desktop.workers import Job, JobState
 
 log = logging.getLogger(__name__)
@@ -259,9 +260,4 @@ def start_training(hub: Any, parent: Any, config: str | None = None) -> Job | No
         if answer == QMessageBox.StandardButton.Yes:
             launch()
 
-    def check(_progress: Any, _cancel: Any) -> dict[str, Any]:
-        from trainer.doctor import check_dataset
-
-        return check_dataset(cfg)
-
-    return cast(Job, hub.submit("Checking the training dataset", check, lane="io", on_result=show))
+    return training_ops.check_dataset(cfg).success(show).run(hub)

@@ -91,3 +91,18 @@ def test_shutdown_stops_a_running_trainer(qtbot) -> None:
 def test_train_command_runs_the_trainer_module() -> None:
     argv = train_command("cfg.toml", ['run.out_dir="/tmp/r"'])
     assert argv[1:4] == ["-m", "trainer", "train"] and argv[-2:] == ["--set", 'run.out_dir="/tmp/r"']
+
+
+def test_the_dataset_check_is_an_op_in_the_io_lane(tmp_path, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    """The Train action hands its dataset doctor to the runner as an op; it never submits work itself."""
+    from sketchface_desktop import training_run
+    from tests.desktop.fakes import InlineRunner
+
+    config = tmp_path / "train.toml"
+    config.write_text(f'[data]\nroot = "{(tmp_path / "ds").as_posix()}"\n[model]\npretrained = "none"\n', "utf-8")
+    runner = InlineRunner(execute=False)
+    started: list[object] = []
+    monkeypatch.setattr(runner, "start_process", started.append, raising=False)
+    job = training_run.start_training(runner, None, str(config))
+    assert runner.submitted == [("Checking the training dataset", "io")]
+    assert job is runner.jobs[0] and started == []  # training waits for the report and the examiner's yes
