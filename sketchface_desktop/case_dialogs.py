@@ -1,4 +1,5 @@
-"""CaseDetailsDialog (new case / edit details) and OpenCaseDialog (pick a case on this workstation).
+"""CaseDetailsDialog (new case / edit details), OpenCaseDialog (pick a case on this workstation) and
+ArchiveImportDialog (what the sender reported about a case archive).
 
 The case number is the agency's own and cannot change once created (the audit log names it); the
 other details can be edited and every edit is audited by the engine.
@@ -6,6 +7,7 @@ other details can be edited and every edit is audited by the engine.
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 from PySide6.QtCore import QDate, Qt
@@ -149,3 +151,58 @@ class OpenCaseDialog(QDialog):
             return None
         case = self.cases[rows[0].row()]
         return str(case["case_id"]) if case.get("available") else None
+
+
+def normalise_hex(text: str) -> str:
+    """A digest or fingerprint as typed or pasted (spaces, colons, upper case) in the engine's form."""
+    return re.sub(r"[\s:]", "", text).lower()
+
+
+class ArchiveImportDialog(QDialog):
+    """What the sender reported: the archive's SHA-256 and, optionally, their workstation key's fingerprint.
+
+    Both are optional (strongly advised): the SHA-256 catches a changed file, the pinned key also catches
+    an archive rebuilt and re-signed elsewhere. Signals: none of its own (Qt's inherited ones only).
+    """
+
+    def __init__(self, archive: str, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.setObjectName("ArchiveImportDialog")
+        self.setWindowTitle("Import case archive")
+        self.sha256 = QLineEdit()
+        self.sha256.setObjectName("ArchiveSha256")
+        self.sha256.setPlaceholderText("as the sender reported it (strongly advised)")
+        self.key = QLineEdit()
+        self.key.setObjectName("ArchiveExpectedKey")
+        self.key.setPlaceholderText("the sender's 'sketchface case key' fingerprint (optional)")
+        self.problem = label("", "badge-missing", True)
+        self.problem.hide()
+        form = QFormLayout()
+        form.addRow("Archive", label(archive, "", True))
+        form.addRow("SHA-256", self.sha256)
+        form.addRow("Expected signing key (fingerprint)", self.key)
+        buttons = QDialogButtonBox(QDialogButtonBox.StandardButton.Ok | QDialogButtonBox.StandardButton.Cancel)
+        buttons.accepted.connect(self._check)
+        buttons.rejected.connect(self.reject)
+        layout = QVBoxLayout(self)
+        layout.addLayout(form)
+        layout.addWidget(self.problem)
+        layout.addWidget(buttons)
+        self.resize(640, 0)
+
+    def values(self) -> tuple[str, str]:
+        """The SHA-256 and the expected key fingerprint, normalised (empty when not given)."""
+        return normalise_hex(self.sha256.text()), normalise_hex(self.key.text())
+
+    def _check(self) -> None:
+        sha, key = self.values()
+        if sha and not re.fullmatch(r"[0-9a-f]{64}", sha):
+            self._refuse("The SHA-256 has 64 hexadecimal digits; check what the sender gave you.")
+        elif key and not re.fullmatch(r"[0-9a-f]{16,64}", key):
+            self._refuse("The key fingerprint has 16 to 64 hexadecimal digits ('sketchface case key' prints it).")
+        else:
+            self.accept()
+
+    def _refuse(self, text: str) -> None:
+        self.problem.setText(text)
+        self.problem.show()

@@ -14,9 +14,10 @@ from collections.abc import Callable
 from typing import Any
 
 from PySide6.QtCore import QObject, QProcess, QProcessEnvironment, Qt
-from PySide6.QtWidgets import QFileDialog, QInputDialog, QMessageBox, QWidget
+from PySide6.QtWidgets import QFileDialog, QMessageBox, QWidget
 
 from engine.errors import ModelMissing
+from sketchface_desktop.case_dialogs import ArchiveImportDialog, normalise_hex
 from sketchface_desktop.compare_dialog import CompareDialog
 from sketchface_desktop.controllers.case_controller import CaseController
 from sketchface_desktop.controllers.examiner_flow import ExaminerFlow
@@ -26,6 +27,7 @@ from sketchface_desktop.first_run import FirstRunGuide
 from sketchface_desktop.ops import Runner
 from sketchface_desktop.ops import models as model_ops
 from sketchface_desktop.ops import search as search_ops
+from sketchface_desktop.ops.cases import CaseState
 from sketchface_desktop.ops.search import ResultRow
 from sketchface_desktop.report_dialog import ReportDialog
 from sketchface_desktop.rerun_dialog import RerunDialog
@@ -167,20 +169,46 @@ class WindowDialogs(QObject):
 
         return self.cases.export_archive(path, done)
 
-    def import_archive(self, path: str | None = None, sha256: str | None = None) -> Job | None:
+    def import_archive(self, path: str | None = None, sha256: str | None = None,
+                       expected_key: str | None = None) -> Job | None:
+        """Import a case archive; what the sender reported (SHA-256, key fingerprint) is asked for unless given."""
         if path is None:
             path, _ = QFileDialog.getOpenFileName(self.window, "Import case archive", "", "Case archive (*.zip)")
             if not path:
                 return None
         if sha256 is None:
-            sha256, ok = QInputDialog.getText(self.window, "Import case archive",
-                                              "The archive's SHA-256 as the sender reported it (strongly advised; "
-                                              "leave empty if you have none):")
-            if not ok:
+            dialog = ArchiveImportDialog(path, self.window)
+            if dialog.exec() != ArchiveImportDialog.DialogCode.Accepted:
                 return None
+            sha256, expected_key = dialog.values()
         if self.flow is not None:
             self.flow.autosave()
-        return self.cases.import_archive(path, sha256.strip())
+        return self.cases.import_archive(path, normalise_hex(sha256), expected_key=normalise_hex(expected_key or ""),
+                                         on_result=lambda state: self._archive_imported(state, bool(expected_key)))
+
+    def _archive_imported(self, state: CaseState, pinned: bool) -> None:
+        """Say whose key signed the imported archive, so the examiner can compare it with the sender's."""
+        sig = state.signature or {}
+        who = "this workstation" if sig.get("this_workstation") else "another workstation"
+        advice = ("It matches the key you expected." if pinned else
+                  "" if sig.get("this_workstation") else
+                  "Compare it with the sender's ('sketchface case key' on their workstation), or give it as the "
+                  "expected signing key next time.")
+        self.notify("ArchiveImported", "Case archive imported",
+                    f"Case {state.info.case_number} imported.\n\nIts audit head was signed by {who}, key\n"
+                    f"{sig.get('fingerprint') or '(none)'}\n\n{advice}".rstrip())
+
+    def notify(self, name: str, title: str, text: str) -> QMessageBox:
+        """A non-modal message the examiner closes when ready (plain, selectable text); logged too."""
+        log.info("%s: %s", title, text.replace("\n", " "))
+        box = QMessageBox(QMessageBox.Icon.Information, title, text, QMessageBox.StandardButton.Ok, self.window)
+        box.setObjectName(name)
+        box.setTextFormat(Qt.TextFormat.PlainText)
+        box.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+        box.setAttribute(Qt.WidgetAttribute.WA_DeleteOnClose)
+        box.setWindowModality(Qt.WindowModality.NonModal)  # the examiner keeps working while it is up
+        box.show()
+        return box
 
     # -- demo ----------------------------------------------------------------------------------
     def try_demo(self, restart: bool = True) -> Job:

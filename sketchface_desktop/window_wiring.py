@@ -114,6 +114,7 @@ class WindowWiring:
         flow.rows_shown.connect(dialogs.rows_shown)
         # the case: one writer, everyone follows its broadcasts
         cases.case_changed.connect(self._case_shown)
+        cases.notice.connect(self._case_notice)
         cases.sketches_changed.connect(w.navigator.set_sketches)
         cases.searches_changed.connect(w.navigator.set_searches)
         w.navigator.sketch_activated.connect(flow.load_sketch)
@@ -151,6 +152,11 @@ class WindowWiring:
         w.started = True
         if w.show_guide_at_start and model_ops.missing_required() and not guide_dismissed():
             w.dialogs.show_guide()
+
+    def _case_notice(self, text: str) -> None:
+        """A notice from the case registry: in the status bar and a message the examiner closes (logged)."""
+        self.status.showMessage(text, 15000)
+        self.dialogs.notify("CaseNotice", "Case registry", text)
 
     def _case_shown(self, info: Any) -> None:
         self.navigator.set_case(info)

@@ -16,7 +16,7 @@ from PySide6.QtCore import QObject, Signal
 
 from sketchface_desktop.ops import Runner
 from sketchface_desktop.ops import cases as case_ops
-from sketchface_desktop.ops.cases import AuditView, CaseSlot, CaseState
+from sketchface_desktop.ops.cases import AuditView, CaseListing, CaseSlot, CaseState
 from sketchface_desktop.workers import Job
 
 ErrorFn = Callable[[BaseException], None]
@@ -35,6 +35,8 @@ class CaseController(QObject):
         searches_changed(object): the case's SearchRecord list.
         candidates_ready(int, object): a search id and its Candidate list (with current decisions).
         changed(object): a frozenset of what an operation changed (``OPENED`` for open/close/import).
+        notice(str): something the examiner must be told that is not an error (a garbled case registry
+            moved aside while the case list was read).
     """
 
     case_changed = Signal(object)
@@ -42,6 +44,7 @@ class CaseController(QObject):
     searches_changed = Signal(object)
     candidates_ready = Signal(int, object)
     changed = Signal(object)
+    notice = Signal(str)
 
     def __init__(self, runner: Runner, parent: QObject | None = None) -> None:
         super().__init__(parent)
@@ -80,10 +83,17 @@ class CaseController(QObject):
         return self._write(case_ops.open_case(self.slot, ref), OPENED, self._opened)
 
     def import_archive(self, archive: str, expected_sha256: str = "", location: str = "",
-                       on_error: ErrorFn | None = None) -> Job:
-        """Check and unpack a case archive; it becomes the open case."""
-        op = case_ops.import_archive(self.slot, archive, expected_sha256, location).failure(on_error)
-        return self._write(op, OPENED, self._opened)
+                       on_error: ErrorFn | None = None, expected_key: str = "",
+                       on_result: Callable[[CaseState], None] | None = None) -> Job:
+        """Check and unpack a case archive (``expected_key``: the sender's key fingerprint, pinned); it
+        becomes the open case, and ``on_result`` gets its state with the signer of its audit head."""
+        def opened(state: CaseState) -> None:
+            self._opened(state)
+            if on_result is not None:
+                on_result(state)
+
+        op = case_ops.import_archive(self.slot, archive, expected_sha256, location, expected_key).failure(on_error)
+        return self._write(op, OPENED, opened)
 
     def _opened(self, state: CaseState) -> None:
         self.info = state.info
@@ -110,7 +120,13 @@ class CaseController(QObject):
         return self._write(case_ops.update(self.slot, **fields), {DETAILS}, updated)
 
     def list_cases(self, on_result: Callable[[list[dict[str, Any]]], None]) -> Job:
-        return case_ops.list_cases().success(on_result).run(self.runner)
+        """Read the case list; the registry's notices go out as ``notice`` before ``on_result`` runs."""
+        def listed(listing: CaseListing) -> None:
+            for text in listing.notices:
+                self.notice.emit(text)
+            on_result(listing.cases)
+
+        return case_ops.list_cases().success(listed).run(self.runner)
 
     # -- sketches ------------------------------------------------------------------------------
     def default_witness(self) -> str:

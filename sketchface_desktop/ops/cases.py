@@ -46,6 +46,16 @@ class CaseState:
     info: CaseInfo
     sketches: list[SketchVersion]
     searches: list[SearchRecord]
+    # For an imported archive: whose key signed its audit head (fingerprint, this_workstation, ...).
+    signature: dict[str, Any] | None = None
+
+
+@dataclass(frozen=True)
+class CaseListing:
+    """The registered cases, and what the registry had to report while reading them (shown once)."""
+
+    cases: list[dict[str, Any]]
+    notices: list[str]
 
 
 @dataclass(frozen=True)
@@ -68,11 +78,14 @@ def _case(title: str, fn: Any, *, visible: bool = False) -> Op[Any]:
 
 
 # -- open / create / close -----------------------------------------------------------------------
-def list_cases() -> Op[list[dict[str, Any]]]:
-    def work() -> list[dict[str, Any]]:
-        from engine.cases import list_cases as registry
+def list_cases() -> Op[CaseListing]:
+    """The case list, with the registry's notices (e.g. a garbled registry it moved aside)."""
+    def work() -> CaseListing:
+        from engine.cases import list_cases as engine_list
+        from engine.cases import registry
 
-        return registry()
+        cases = engine_list()
+        return CaseListing(cases, registry.take_notices())
 
     return _case("Listing cases", work)
 
@@ -260,14 +273,20 @@ def export_archive(slot: CaseSlot, out: str) -> Op[Any]:
 
 
 def import_archive(slot: CaseSlot, archive: str, expected_sha256: str | None,
-                   location: str | None) -> Op[CaseState]:
-    """Check and unpack an archive; the imported case becomes the open one."""
+                   location: str | None, expected_key: str | None = None) -> Op[CaseState]:
+    """Check and unpack an archive (pinning the sender's key fingerprint when given); the imported case
+    becomes the open one, and its state names the key that signed the archive's audit head."""
     def work() -> CaseState:
+        from dataclasses import replace
+
         from engine.cases import import_case
 
-        case = import_case(archive, location=location or None, expected_sha256=expected_sha256 or None)
+        case = import_case(archive, location=location or None, expected_sha256=expected_sha256 or None,
+                           expected_key=expected_key or None)
         slot.replace(case)
-        return _state(case)
+        entry = case.audit_entries()[-1]  # the import's own entry, naming the archive's signer
+        signed = entry.details.get("archive_signature") if entry.action == "case.import" else None
+        return replace(_state(case), signature=dict(signed) if isinstance(signed, dict) else None)
 
     return _case(f"Importing case archive {Path(archive).name}", work, visible=True)
 
