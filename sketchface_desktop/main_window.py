@@ -22,6 +22,7 @@ from sketchface_desktop.audit_panel import AuditPanel
 from sketchface_desktop.canvas import SketchPanel
 from sketchface_desktop.controllers.case_controller import CaseController
 from sketchface_desktop.controllers.examiner_flow import ExaminerFlow
+from sketchface_desktop.controllers.models_controller import ModelsController
 from sketchface_desktop.controllers.reconstruct_controller import ReconstructController
 from sketchface_desktop.controllers.search_controller import SearchController
 from sketchface_desktop.engine_session import EngineSession
@@ -72,6 +73,7 @@ class MainWindow(QMainWindow, WindowWiring):
         self.started = False  # the deferred start-up work has begun (tests and tools wait for it)
         self.loader = ThumbnailLoader(self.hub, parent=self)
         self.cases = CaseController(self.hub, self)
+        self.models = ModelsController(self.hub, self)
         self.searches = SearchController(self.hub, self.session, self)
         self._build_actions()
         self.sketch = SketchPanel(self)
@@ -83,12 +85,12 @@ class MainWindow(QMainWindow, WindowWiring):
                                          self.act_close_case], self)
         self.jobs = JobsPanel(self.hub, self)
         self.audit = AuditPanel(self.cases, self)
-        self.status = WorkstationStatusBar(self.hub, self)
+        self.status = WorkstationStatusBar(self.models, self)
         self.setStatusBar(self.status)
         self._build_layout()
         self._build_menus()
         self.dialogs = WindowDialogs(self, self.hub, self.session, self.cases, self.errors, self.models_changed,
-                                     self.settings_saved)
+                                     self.settings_saved, models=self.models)
         self.prompter = DialogPrompter(self, self.dialogs.show_guide)
         self.flow = ExaminerFlow(self.hub, self.session, self.cases, self.searches, self.sketch.canvas, self.results,
                                  self.navigator, self.prompter, self)

@@ -24,8 +24,7 @@ from PySide6.QtWidgets import (
 )
 
 from sketchface_desktop import assets
-from sketchface_desktop.ops import Runner
-from sketchface_desktop.ops import models as model_ops
+from sketchface_desktop.controllers.models_controller import ModelsController
 from sketchface_desktop.ui import button, label
 
 COLUMNS = ("Model", "Used for", "Installed", "Integrity")
@@ -44,10 +43,10 @@ class ModelsPage(QWidget):
 
     models_changed = Signal()
 
-    def __init__(self, hub: Runner, parent: QWidget | None = None) -> None:
+    def __init__(self, models: ModelsController, parent: QWidget | None = None) -> None:
         super().__init__(parent)
         self.setObjectName("ModelsPage")
-        self.hub = hub
+        self.models = models
         self.rows: list[Any] = []
         self.table = QTableWidget(0, len(COLUMNS))
         self.table.setObjectName("ModelsTable")
@@ -98,7 +97,7 @@ class ModelsPage(QWidget):
         self.refresh()
 
     def refresh(self) -> None:
-        model_ops.status().success(self.set_rows).run(self.hub)
+        self.models.status(self.set_rows)
 
     def set_rows(self, rows: list[Any]) -> None:
         self.rows = list(rows)
@@ -152,7 +151,7 @@ class ModelsPage(QWidget):
         if not path:
             return
 
-        model_ops.import_bundle(path).success(self._after("Import models")).run(self.hub)
+        self.models.import_bundle(path, self._after("Import models"))
 
     def download_selected(self) -> None:
         st = self.selected()
@@ -163,7 +162,7 @@ class ModelsPage(QWidget):
             f"Download {st.title} from {st.source}?\n\nThis connects to the internet. Licence: {st.licence}")
         if ok != QMessageBox.StandardButton.Yes:
             return
-        model_ops.download(st.id, st.title).success(self._after("Download model")).run(self.hub)
+        self.models.download(st.id, st.title, self._after("Download model"))
 
     def verify_all(self) -> None:
-        model_ops.verify_all().success(self._after("Verify models")).run(self.hub)
+        self.models.verify_all(self._after("Verify models"))

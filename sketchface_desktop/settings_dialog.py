@@ -31,10 +31,10 @@ from PySide6.QtWidgets import (
 
 from engine import paths, settings
 from engine.errors import ConfigError
+from sketchface_desktop.controllers.models_controller import ModelsController
 from sketchface_desktop.models_page import ModelsPage
-from sketchface_desktop.ops import generate as generate_ops
+from sketchface_desktop.ops import Runner
 from sketchface_desktop.ui import button, label
-from sketchface_desktop.workers import JobHub
 
 DEVICE_LABELS = {"auto": "Automatic (GPU when usable, else CPU)", "cuda": "GPU (CUDA)", "cpu": "CPU only"}
 PLAN_LABELS = {"auto": "Automatic (from free GPU memory)", "resident": "Everything on the GPU (16 GB and more)",
@@ -66,7 +66,9 @@ class SettingsDialog(QDialog):
 
     settings_saved = Signal(object)
 
-    def __init__(self, hub: JobHub, parent: QWidget | None = None, start_tab: str = "general") -> None:
+    def __init__(self, hub: Runner, parent: QWidget | None = None, start_tab: str = "general",
+                 models: ModelsController | None = None) -> None:
+        """``models``: the window's models controller (default: one of this dialog's own on ``hub``)."""
         super().__init__(parent)
         self.setObjectName("SettingsDialog")
         self.setWindowTitle("Settings")
@@ -80,12 +82,12 @@ class SettingsDialog(QDialog):
         self.tabs.addTab(self._general_tab(), "General")
         self.tabs.addTab(self._generation_tab(), "Generation")
         self.tabs.addTab(self._locations_tab(), "Data locations")
-        self.models_page = ModelsPage(hub, self)
+        self.models = models if models is not None else ModelsController(hub, self)
+        self.models_page = ModelsPage(self.models, self)
         self.tabs.addTab(self.models_page, "Models")
         self.tabs.setCurrentIndex({"general": 0, "generation": 1, "locations": 2, "models": 3}.get(start_tab, 0))
         self.gpu: dict[str, Any] | None = None
-        generate_ops.gpu_facts().success(self._gpu_read).failure(
-            lambda exc: self._gpu_read({"vram": None, "onnx": f"unknown ({exc})"})).run(hub)
+        self.models.gpu_facts(self._gpu_read, lambda exc: self._gpu_read({"vram": None, "onnx": f"unknown ({exc})"}))
         buttons = QDialogButtonBox(QDialogButtonBox.StandardButton.Ok | QDialogButtonBox.StandardButton.Cancel)
         buttons.accepted.connect(self.accept)
         buttons.rejected.connect(self.reject)

@@ -11,8 +11,7 @@ from typing import Any
 from PySide6.QtCore import QEvent, QObject, Qt, Signal
 from PySide6.QtWidgets import QLabel, QStatusBar, QWidget
 
-from sketchface_desktop.ops import Runner
-from sketchface_desktop.ops import models as model_ops
+from sketchface_desktop.controllers.models_controller import ModelsController
 from sketchface_desktop.ui import plain
 
 
@@ -31,10 +30,10 @@ class WorkstationStatusBar(QStatusBar):
 
     models_clicked = Signal()
 
-    def __init__(self, hub: Runner, parent: QWidget | None = None) -> None:
+    def __init__(self, models: ModelsController, parent: QWidget | None = None) -> None:
         super().__init__(parent)
         self.setObjectName("StatusBar")
-        self.hub = hub
+        self.models = models
         self.case_label = _named_label("No case open", "CaseStatus")
         self.jobs_label = _named_label("", "JobsStatus")
         self.models_label = _named_label("Models: checking…", "ModelsStatus")
@@ -62,7 +61,7 @@ class WorkstationStatusBar(QStatusBar):
         self.jobs_label.setText(f"{active} job{'s' if active != 1 else ''} running" if active else "")
 
     def refresh_models(self) -> None:
-        model_ops.summary().success(self._models_read).run(self.hub)
+        self.models.summary(self._models_read)
 
     def _models_read(self, state: dict[str, Any]) -> None:
         self.model_state = state
@@ -80,8 +79,7 @@ class WorkstationStatusBar(QStatusBar):
 
     def refresh_device(self, preference: str) -> None:
         """Ask the engine lane which device the models will use (may import torch: never on the GUI thread)."""
-        model_ops.device(preference).success(self._device_read).failure(
-            lambda exc: self._device_read(f"unknown ({exc})")).run(self.hub)
+        self.models.device(preference, self._device_read, lambda exc: self._device_read(f"unknown ({exc})"))
 
     def _device_read(self, text: str) -> None:
         self.device_text = text

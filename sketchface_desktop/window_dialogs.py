@@ -21,6 +21,7 @@ from sketchface_desktop.case_dialogs import ArchiveImportDialog, normalise_hex
 from sketchface_desktop.compare_dialog import CompareDialog
 from sketchface_desktop.controllers.case_controller import CaseController
 from sketchface_desktop.controllers.examiner_flow import ExaminerFlow
+from sketchface_desktop.controllers.models_controller import ModelsController
 from sketchface_desktop.engine_session import EngineSession
 from sketchface_desktop.error_dialog import ErrorPresenter
 from sketchface_desktop.first_run import FirstRunGuide
@@ -44,12 +45,13 @@ class WindowDialogs(QObject):
 
     def __init__(self, window: QWidget, runner: Runner, session: EngineSession, cases: CaseController,
                  errors: ErrorPresenter, on_models_changed: Callable[[], None],
-                 on_settings_saved: Callable[[Any], None]) -> None:
+                 on_settings_saved: Callable[[Any], None], models: ModelsController | None = None) -> None:
         super().__init__(window)
         self.window = window
         self.runner = runner
         self.session = session
         self.cases = cases
+        self.models = models if models is not None else ModelsController(runner, self)
         self.errors = errors
         self.flow: ExaminerFlow | None = None  # set once the flow exists (it asks through this object)
         self._models_changed = on_models_changed
@@ -84,7 +86,7 @@ class WindowDialogs(QObject):
         self.open_settings("models").models_page.import_bundle(folder=True)
 
     def open_settings(self, tab: str = "general") -> SettingsDialog:
-        dialog = SettingsDialog(self.runner, self.window, tab)  # type: ignore[arg-type]
+        dialog = SettingsDialog(self.runner, self.window, tab, models=self.models)
         dialog.settings_saved.connect(self._settings_saved)
         dialog.models_page.models_changed.connect(self._models_changed)
         dialog.open()
