@@ -23,10 +23,8 @@ from PySide6.QtWidgets import (
 )
 
 from sketchface_desktop import assets
-from sketchface_desktop.engine_session import EngineSession
+from sketchface_desktop.controllers.gallery_controller import GalleryController
 from sketchface_desktop.gallery_view import EMPTY_GALLERY_TEXT, GalleryModel, GalleryView
-from sketchface_desktop.ops import Runner
-from sketchface_desktop.ops import galleries as gallery_ops
 from sketchface_desktop.thumbnails import ThumbnailLoader
 from sketchface_desktop.ui import button, label, primary_button
 from sketchface_desktop.workers import Job
@@ -48,12 +46,10 @@ class GalleryPanel(QWidget):
     import_finished = Signal(object)
     message = Signal(str)
 
-    def __init__(self, hub: Runner, session: EngineSession, loader: ThumbnailLoader,
-                 parent: QWidget | None = None) -> None:
+    def __init__(self, galleries: GalleryController, loader: ThumbnailLoader, parent: QWidget | None = None) -> None:
         super().__init__(parent)
         self.setObjectName("GalleryPanel")
-        self.hub = hub
-        self.session = session
+        self.galleries = galleries
         self.infos: list[Any] = []
         self.current_id: str | None = None
         self.import_job: Job | None = None
@@ -107,7 +103,7 @@ class GalleryPanel(QWidget):
 
     # -- gallery list ------------------------------------------------------------------------
     def refresh(self) -> Job:
-        return gallery_ops.list_galleries(self.session).success(self._set_infos).run(self.hub)
+        return self.galleries.list_galleries(self._set_infos)
 
     def _set_infos(self, infos: list[Any]) -> None:
         self.infos = infos
@@ -160,8 +156,7 @@ class GalleryPanel(QWidget):
         self._rows_loading = True
         self._reload_again = False
 
-        gallery_ops.read_rows(self.session, gid).success(lambda res: self._rows_read(gid, res, reset)).finished(
-            lambda _j: self._rows_settled()).run(self.hub)
+        self.galleries.read_rows(gid, lambda res: self._rows_read(gid, res, reset), lambda _j: self._rows_settled())
 
     def _rows_settled(self) -> None:
         self._rows_loading = False
@@ -208,7 +203,7 @@ class GalleryPanel(QWidget):
             self.current_id = gid
             self.refresh()
 
-        return gallery_ops.create(self.session, name).success(created).run(self.hub)
+        return self.galleries.create(name, created)
 
     def add_folder(self, folder: str | None = None) -> Job | None:
         """Import a folder of photos into the current gallery as a cancellable engine job."""
@@ -221,8 +216,8 @@ class GalleryPanel(QWidget):
                 return None
         info = self.info(gid)
         name = info.name if info is not None else "gallery"
-        self.import_job = gallery_ops.add_folder(self.session, gid, folder, name).success(
-            self.import_finished.emit).finished(lambda _j: self._import_done()).run(self.hub)
+        self.import_job = self.galleries.add_folder(gid, folder, name, self.import_finished.emit,
+                                                    lambda _j: self._import_done())
         self._refresh_timer.start()
         self.view.placeholder = "Importing… photos appear here as they are indexed."
         self._update_actions()
@@ -241,8 +236,7 @@ class GalleryPanel(QWidget):
         gid = self.current_id
         if gid is None:
             return None
-        return make(self.session, gid).success(done).finished(lambda _j: self._after_maintenance()).run(  # type: ignore[no-any-return]
-            self.hub)
+        return make(gid, done, lambda _j: self._after_maintenance())  # type: ignore[no-any-return]
 
     def _after_maintenance(self) -> None:
         self.refresh()
@@ -253,7 +247,7 @@ class GalleryPanel(QWidget):
             path, _ = QFileDialog.getOpenFileName(self, "Import metadata CSV", "", "CSV files (*.csv)")
             if not path:
                 return None
-        return self._maintain(lambda session, gid: gallery_ops.import_metadata(session, gid, path),
+        return self._maintain(lambda gid, *then: self.galleries.import_metadata(gid, path, *then),
                               lambda rep: self.message.emit(f"Metadata: {rep.imported} of {rep.rows} rows imported."))
 
     def verify(self) -> Job | None:
@@ -265,10 +259,10 @@ class GalleryPanel(QWidget):
                 self._tell("Verify gallery", "Problems found:\n" + "\n".join(rep.problems)
                            + "\n\nRebuild the index (Manage > Rebuild index) to fix them.", warn=True)
 
-        return self._maintain(gallery_ops.verify, done)
+        return self._maintain(self.galleries.verify, done)
 
     def rebuild(self) -> Job | None:
-        return self._maintain(gallery_ops.rebuild)
+        return self._maintain(self.galleries.rebuild)
 
     def remove_selected(self) -> Job | None:
         rows = sorted({i.row() for i in self.view.selectionModel().selectedIndexes()})
@@ -276,7 +270,7 @@ class GalleryPanel(QWidget):
         if not paths:
             self._tell("Remove photos", "Select the photos to remove first.")
             return None
-        return self._maintain(lambda session, gid: gallery_ops.remove_photos(session, gid, paths))
+        return self._maintain(lambda gid, *then: self.galleries.remove_photos(gid, paths, *then))
 
     def delete_gallery(self, confirm: bool = True) -> Job | None:
         info = self.info()
@@ -288,7 +282,7 @@ class GalleryPanel(QWidget):
             return None
         gid = info.id
         self.current_id = None
-        return gallery_ops.delete(self.session, gid, info.name).finished(self._list_again).run(self.hub)
+        return self.galleries.delete(gid, info.name, self._list_again)
 
     def _list_again(self, _job: Job) -> None:
         self.refresh()

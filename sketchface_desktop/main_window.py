@@ -22,6 +22,7 @@ from sketchface_desktop.audit_panel import AuditPanel
 from sketchface_desktop.canvas import SketchPanel
 from sketchface_desktop.controllers.case_controller import CaseController
 from sketchface_desktop.controllers.examiner_flow import ExaminerFlow
+from sketchface_desktop.controllers.gallery_controller import GalleryController
 from sketchface_desktop.controllers.models_controller import ModelsController
 from sketchface_desktop.controllers.reconstruct_controller import ReconstructController
 from sketchface_desktop.controllers.search_controller import SearchController
@@ -79,7 +80,8 @@ class MainWindow(QMainWindow, WindowWiring):
         self.sketch = SketchPanel(self)
         self.results_model = ResultsModel(self.loader, self.session, self)
         self.results = ResultsPanel(self.results_model, self)
-        self.gallery = GalleryPanel(self.hub, self.session, self.loader, self)
+        self.galleries = GalleryController(self.hub, self.session, self)
+        self.gallery = GalleryPanel(self.galleries, self.loader, self)
         self.reconstruct = ReconstructPanel(self)
         self.navigator = NavigatorPanel([self.act_new_case, self.act_open_case, self.act_edit_case,
                                          self.act_close_case], self)
