@@ -110,7 +110,7 @@ class GalleryPanel(QWidget):
         self.chooser.blockSignals(True)
         self.chooser.clear()
         for info in infos:
-            self.chooser.addItem(assets.icon("gallery"), info.name, info.id)
+            self.chooser.addItem(assets.icon("gallery"), info.name, info.id)  # server names end in [PROFILE]
         pick = self.current_id if any(i.id == self.current_id for i in infos) else (infos[0].id if infos else None)
         self.chooser.setCurrentIndex(max(0, self.chooser.findData(pick)) if pick else -1)
         self.chooser.blockSignals(False)
@@ -189,21 +189,31 @@ class GalleryPanel(QWidget):
         has = self.current_id is not None
         busy = self.import_job is not None and self.import_job.active
         self.add_button.setEnabled(has and not busy)
+        local = has and not self.galleries.is_server(self.current_id or "")  # a server maintains its own
         for action in (self.act_csv, self.act_verify, self.act_rebuild, self.act_remove, self.act_delete):
-            action.setEnabled(has)
+            action.setEnabled(local)
 
     # -- operations ---------------------------------------------------------------------------
-    def create_gallery(self, name: str | None = None) -> Job | None:
+    def create_gallery(self, name: str | None = None, server: str | None = None) -> Job | None:
+        """A new gallery on this workstation, or on ``server`` (a profile; asked when profiles exist)."""
         if name is None:
             name, ok = QInputDialog.getText(self, "New gallery", "Name of the new gallery:")
             if not ok or not name.strip():
                 return None
+            profiles = self.galleries.server_profiles()
+            if profiles:
+                here = "This workstation"
+                where, ok = QInputDialog.getItem(self, "New gallery", "Where to keep it:",
+                                                 [here] + [f"Server: {p}" for p in profiles], 0, False)
+                if not ok:
+                    return None
+                server = None if where == here else where.removeprefix("Server: ")
 
         def created(gid: str) -> None:
             self.current_id = gid
             self.refresh()
 
-        return self.galleries.create(name, created)
+        return self.galleries.create(name, created, server)
 
     def add_folder(self, folder: str | None = None) -> Job | None:
         """Import a folder of photos into the current gallery as a cancellable engine job."""

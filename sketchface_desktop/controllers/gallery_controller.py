@@ -56,9 +56,19 @@ class GalleryController(QObject):
 
         return op.success(done).finished(on_finished).run(self.runner)  # type: ignore[no-any-return]
 
-    def create(self, name: str, on_result: Callable[[str], None] | None = None) -> Job:
-        """A new empty gallery; ``on_result`` gets its id."""
-        return self._change(str, gallery_ops.create(self.session, name), on_result, None)
+    def server_profiles(self) -> list[str]:
+        """Names of the configured gallery servers (a small settings file: read in place)."""
+        return gallery_ops.server_profiles()
+
+    @staticmethod
+    def is_server(gallery_id: str) -> bool:
+        """Whether the id names a server gallery (its photos and index are maintained on the server)."""
+        return gallery_ops.is_server(gallery_id)
+
+    def create(self, name: str, on_result: Callable[[str], None] | None = None, server: str | None = None) -> Job:
+        """A new empty gallery, here or on the ``server`` profile; ``on_result`` gets its id."""
+        op = gallery_ops.create_on_server(server, name) if server else gallery_ops.create(self.session, name)
+        return self._change(str, op, on_result, None)
 
     def add_folder(self, gallery_id: str, folder: str, gallery_name: str, on_result: ResultFn | None = None,
                    on_finished: FinishedFn | None = None) -> Job:

@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from sketchface_desktop.ops.base import Op
+from sketchface_desktop.ops.galleries import is_server, open_any, open_server_gallery, server_key
 
 if TYPE_CHECKING:
     from sketchface_desktop.engine_session import EngineSession
@@ -91,7 +92,7 @@ def read_face_thumbnail(session: Any, row: ResultRow) -> bytes | None:
             return Path(row.thumbnail_file).read_bytes()
         except OSError:
             pass
-    return session.gallery(row.gallery_id).thumbnail(row.face_id)
+    return open_any(session, row.gallery_id).thumbnail(row.face_id)
 
 
 def sketch_request(png: bytes, face_box: Box | None, gallery_ids: list[str], k: int, filters: list[str], *,
@@ -112,20 +113,75 @@ def photo_request(path: str, gallery_ids: list[str], k: int, filters: list[str],
 
 
 def run_search(session: EngineSession, request: SearchRequest, cancel: Any) -> tuple[Any, dict[int, bytes]]:
-    """Engine lane: the search itself plus the face thumbnails of its matches (for the case record)."""
+    """Engine lane: the search itself plus the face thumbnails of its matches (for the case record).
+
+    With server galleries ticked it is the engine's mixed search (:func:`search_mixed`): one list over
+    local and server galleries by exact score, the manifest naming each server gallery's profile.
+    """
     from engine.search import Query, Searcher
 
-    galleries = [session.gallery(gid) for gid in request.gallery_ids]
     has_sketch = any(q.kind == "sketch" for q in request.queries)
     pipeline = session.pipeline()
     embedder = session.sketch_embedder() if has_sketch else None
     searcher = Searcher(pipeline, embedder, session.settings)
     queries = [Query(q.kind, q.data, q.weight, q.name, face_box=q.face_box) for q in request.queries]
     filters = list(request.filters) + [f"photo_sha256!={sha}" for sha in request.excluded]
+    if any(is_server(gid) for gid in request.gallery_ids):
+        return _run_mixed(session, searcher, queries, request, filters, cancel)
+    galleries = [session.gallery(gid) for gid in request.gallery_ids]
     result = searcher.search(queries, galleries, k=request.k, filters=filters,
                              group_by_subject=request.group_by_subject, cancel=cancel)
     owners = {g.id: g for g in galleries}
     thumbs = {m.face_id: t for m in result.matches if (t := owners[m.gallery_id].thumbnail(m.face_id))}
+    return result, thumbs
+
+
+def _run_mixed(session: EngineSession, searcher: Any, queries: list[Any], request: SearchRequest,
+               filters: list[str], cancel: Any) -> tuple[Any, dict[int, bytes]]:
+    """Local + server galleries: one ranked list; matches carry the window's gallery key (``pg:PROFILE:ID``)."""
+    import dataclasses
+    import socket
+    import time
+
+    import engine
+    from engine.errors import GalleryError
+    from engine.fsutil import sha256_bytes
+    from engine.gallery.pg.mixed import search_mixed
+    from engine.models.identity import search_model_refs
+    from engine.search import SearchResult, fuse
+    from engine.search.manifest import ARCFACE, EmbedderRef, RunManifest
+
+    if request.group_by_subject:
+        raise GalleryError("Grouping by subject is not available when server galleries are searched.",
+                           hint="Untick 'group by subject', or search the local galleries alone.")
+    start = time.perf_counter()
+    local = [session.gallery(gid) for gid in request.gallery_ids if not is_server(gid)]
+    remote = [open_server_gallery(gid) for gid in request.gallery_ids if is_server(gid)]
+    arcface = searcher.arcface_sha256
+    for g in [*local, *remote]:
+        if g.model_sha256 and g.model_sha256 != arcface:
+            raise GalleryError(f"Gallery '{g.name}' was embedded with ArcFace file {g.model_sha256[:12]}…, not the "
+                               f"installed {arcface[:12]}…; its scores would be meaningless.")
+    vectors, baseline = searcher.embed(queries, cancel)
+    q = fuse(vectors, [x.weight for x in queries])
+    digest = queries[0].sha256 if len(queries) == 1 else sha256_bytes(b"".join(bytes.fromhex(x.sha256)
+                                                                                for x in queries))
+    matches, records = search_mixed(q, local, remote, request.k, filters, None, digest, socket.gethostname())
+    keys = {g.id: server_key(g.server, g.id) for g in remote}
+    matches = [dataclasses.replace(m, gallery_id=keys.get(m.gallery_id, m.gallery_id), baseline=baseline)
+               for m in matches]
+    sketch = searcher.sketch_embedder if any(x.kind == "sketch" for x in queries) else None
+    embedder_ref = EmbedderRef.of_sketch_embedder(sketch) if sketch is not None else EmbedderRef(ARCFACE, arcface)
+    first = records[0].index if records else {}
+    run = RunManifest(tuple(x.ref() for x in queries), embedder_ref, arcface, tuple(records),
+                      {"M": first.get("M"), "ef_construction": first.get("ef_construction"), "ef": first.get("ef")},
+                      tuple(filters), request.k, engine_version=engine.__version__,
+                      models=tuple(search_model_refs(searcher.pipeline, sketch)))
+    notes = ["Sketch embedded by ArcFace itself (no trained sketch encoder installed): a weak baseline."] \
+        if baseline else []
+    result = SearchResult(matches, run, q, baseline, (time.perf_counter() - start) * 1000, notes)
+    owners: dict[str, Any] = {**{g.id: g for g in local}, **{keys[g.id]: g for g in remote}}
+    thumbs = {m.face_id: t for m in matches if (t := owners[m.gallery_id].thumbnail(m.face_id))}
     return result, thumbs
 
 
@@ -139,10 +195,11 @@ def candidate_face(session: EngineSession, gallery_id: str, face_id: int, photo_
     """The candidate's face cut from its original photo (or the stored thumbnail), for the compare view."""
     def work(_p: Any, _c: Any) -> Any:
         box = bbox
-        if box is None:
-            info = session.gallery(gallery_id).store.face_infos([face_id]).get(face_id)
+        g = open_any(session, gallery_id)
+        if box is None and not is_server(gallery_id):
+            info = g.store.face_infos([face_id]).get(face_id)
             box = info.bbox if info else None
-        return face_crop(photo_path, box) or session.gallery(gallery_id).thumbnail(face_id)
+        return face_crop(photo_path, box) or g.thumbnail(face_id)
 
     return Op("Reading candidate photo", work, lane="io", visible=False)
 
