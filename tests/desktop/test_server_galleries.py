@@ -100,6 +100,15 @@ def test_server_gallery_is_listed_filled_and_searched_with_a_local_one(
     assert {g.get("server", "") for g in galleries} == {"", hq_profile}
     assert all(isinstance(g["content_version"], int) for g in galleries)
 
+    dialog = w.dialogs.open_compare(rows[0])  # the candidate's face, read through the server gallery
+    wait_idle(qtbot, w.hub)
+    assert not dialog.pane.candidate.isNull()
+    dialog.close()
+    w.results.exclude_requested.emit(rows[0])  # the exclusion filter is pushed into the server's WHERE
+    wait_idle(qtbot, w.hub, timeout=120_000)
+    qtbot.waitUntil(lambda: len(w.cases.searches) == 2 and model.rowCount() > 0 and w.flow.shown_search_id == w.cases.searches[-1].id)
+    assert rows[0].photo_sha256 not in {r.photo_sha256 for r in model.rows} and w.errors.shown == []
+
 
 def test_an_unreachable_server_leaves_the_local_galleries_listed(
         qtbot: Any, no_keyring: None, window: Any) -> None:
