@@ -68,8 +68,12 @@ def _open(ref: str) -> Any:
 
 def _create(args: argparse.Namespace) -> int:
     from engine.gallery import create_gallery
+    from engine.gallery.compact import parse_index_kind
 
+    kind = parse_index_kind(args.index)  # checked before anything is created
     with create_gallery(args.name) as g:
+        if kind != g.index_kind:
+            g.rebuild(kind=kind)
         info = g.info()
     if args.json:
         print_json(info.to_dict())
@@ -125,7 +129,10 @@ def _info(args: argparse.Namespace) -> int:
         print_json(doc)
         return 0
     for key, value in info.to_dict().items():
-        print(f"{key:>16}: {value}")
+        if key != "hint":
+            print(f"{key:>16}: {value}")
+    if info.hint:
+        print(f"Hint: {info.hint}")
     for p, _s, r in bad:
         print(f"  {p}: {r}")
     return 0
@@ -143,12 +150,12 @@ def _remove(args: argparse.Namespace) -> int:
 
 def _rebuild(args: argparse.Namespace) -> int:
     with _open(args.gallery) as g, sigint_cancels() as token, progress_bar("Rebuilding", unit="face") as bar:
-        g.rebuild(progress=bar, cancel=token, M=args.m, ef_construction=args.ef_construction)
+        g.rebuild(progress=bar, cancel=token, M=args.m, ef_construction=args.ef_construction, kind=args.index)
         info = g.info()
     if args.json:
         print_json(info.to_dict())
     else:
-        print(f"Rebuilt the index of '{info.name}': {info.faces} face(s), {info.index}.")
+        print(f"Rebuilt the {info.index_kind} index of '{info.name}': {info.faces} face(s), {info.index}.")
     return 0
 
 
@@ -206,6 +213,8 @@ def register(subparsers: Any) -> None:
 
     a = action("create", _create, "create an empty gallery", gallery=False)
     a.add_argument("name")
+    a.add_argument("--index", default="hnsw", metavar="KIND",
+                   help="hnsw (float32, fastest; default) or compact (int8 + exact re-rank, about 1 KB a face)")
     a = action("add", _add, "import photos from folders (recursively) or files; re-running resumes")
     a.add_argument("paths", nargs="+", help="folders or image files")
     a.add_argument("--workers", type=int, default=None, help="decoding threads (settings: ingest_workers)")
@@ -220,6 +229,7 @@ def register(subparsers: Any) -> None:
     a = action("rebuild", _rebuild, "rebuild the vector index from the stored embeddings")
     a.add_argument("--m", type=int, default=None, help="new HNSW M (default: keep)")
     a.add_argument("--ef-construction", type=int, default=None, help="new HNSW ef_construction (default: keep)")
+    a.add_argument("--index", default=None, metavar="KIND", help="switch the index kind: hnsw or compact (default: keep)")
     a = action("verify", _verify, "check that the index and the store agree (exit 1 if not)")
     a.add_argument("--sample", type=int, default=256, help="stored vectors to compare with the index")
     a = action("import-metadata", _import_metadata, "attach per-photo metadata from a CSV file")

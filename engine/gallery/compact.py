@@ -29,6 +29,48 @@ USEARCH_I8_BYTES_PER_FACE = 1000  # issue 15's side-by-side at 200k faces: 1.0 K
 COMPACT_THRESHOLD_FACES = 5_000_000  # float32 past this: ~12 GB of index, over a third of a 32 GB workstation
 I8_SCALE = 127.0
 
+# Index kinds a local gallery can hold, the file each is saved in, and the names the command line takes.
+INDEX_KINDS = ("hnswlib", "usearch_i8")
+INDEX_FILES = {"hnswlib": "index.hnsw", "usearch_i8": "index.usearch"}
+_KIND_NAMES = {"hnswlib": "hnswlib", "hnsw": "hnswlib", "float32": "hnswlib",
+               "usearch_i8": "usearch_i8", "compact": "usearch_i8", "usearch": "usearch_i8", "i8": "usearch_i8"}
+# ``gallery verify``: float32 index vectors equal the stored ones up to rounding; int8 codes only
+# approximate them (measured: cosine >= 0.996 to the stored vector, per-component error up to 0.015).
+VERIFY_ATOL = 1e-6
+VERIFY_I8_MIN_COS = 0.99
+
+
+def same_vector(kind: str, indexed: np.ndarray, stored: np.ndarray) -> bool:
+    """Whether an index's copy of a stored unit vector is that vector, within what the kind keeps."""
+    if kind == "usearch_i8":
+        return float(np.dot(indexed, stored)) >= VERIFY_I8_MIN_COS
+    return bool(np.allclose(indexed, stored, atol=VERIFY_ATOL))
+
+
+def parse_index_kind(name: str) -> str:
+    """The canonical kind for a user's spelling (``compact`` / ``hnsw`` ...); ``GalleryError`` otherwise."""
+    from engine.errors import GalleryError
+
+    kind = _KIND_NAMES.get(name.strip().lower())
+    if kind is None:
+        raise GalleryError(f"{name!r} is not an index kind.", hint="Use 'hnsw' (float32, fastest) or 'compact' "
+                           "(int8 with exact re-rank, about 1 KB a face).")
+    return kind
+
+
+def rerank_pool(k: int) -> int:
+    """Candidates a search asks the index for before re-scoring them exactly (as ``engine.search.core``)."""
+    return max(2 * k, k + 20)
+
+
+def compact_hint(kind: str, faces: int, gallery: str) -> str:
+    """The one-line offer of the compact index once a float32 gallery is past the threshold ("" otherwise)."""
+    if kind != "hnswlib" or choose_index_kind(faces) == "hnswlib":
+        return ""
+    return (f"{faces} faces: a compact index (about {USEARCH_I8_BYTES_PER_FACE} B a face instead of "
+            f"{HNSWLIB_BYTES_PER_FACE} B, same ranking) would fit more in memory: "
+            f"sketchface gallery rebuild {gallery} --index compact")
+
 
 def choose_index_kind(faces: int, memory_bytes: int | None = None, share: float = 0.5) -> str:
     """``"hnswlib"`` (fastest on float32) unless the gallery is past the threshold or its float32 index
@@ -81,8 +123,16 @@ class UsearchI8Index:
         return cls(dim, int(raw.connectivity), ef_construction, ef, _index=raw)
 
     def save(self, path: Path) -> None:
+        self.save_with_digest(path)
+
+    def save_with_digest(self, path: Path) -> str:
+        """Save atomically, returning the SHA-256 of the bytes written (checked before the next load)."""
+        from engine.fsutil import sha256_file
+
         with self._lock.read(), atomic_path(path) as tmp:
             self._index.save(str(tmp))
+            digest = sha256_file(tmp)
+        return digest
 
     def add(self, vectors: np.ndarray, labels: np.ndarray, num_threads: int = 0) -> None:
         vectors = np.ascontiguousarray(vectors, dtype=np.float32).reshape(-1, self.dim)

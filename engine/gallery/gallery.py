@@ -28,6 +28,7 @@ import numpy as np
 
 from engine import settings as settings_mod
 from engine.errors import GalleryError, IndexCorrupt
+from engine.gallery.compact import INDEX_FILES, UsearchI8Index, compact_hint, parse_index_kind, same_vector
 from engine.gallery.index import MIN_CHUNK, HnswIndex
 from engine.gallery.store import GalleryStore
 from engine.gallery.writerlock import WriterLock, writer_lock_path
@@ -45,9 +46,10 @@ log = logging.getLogger(__name__)
 STALE_TMP_AGE_S = 3600.0
 
 DB_FILE = "gallery.sqlite"
-INDEX_FILE = "index.hnsw"
+INDEX_FILE = INDEX_FILES["hnswlib"]
 DIM = 512
 _BATCH = 10_000
+AnyIndex = HnswIndex | UsearchI8Index  # the index kinds a local gallery holds (engine.gallery.compact)
 
 
 @dataclass(frozen=True)
@@ -69,6 +71,8 @@ class GalleryInfo:
     index: dict[str, int] = field(default_factory=dict)
     index_file_bytes: int = 0
     recall: dict[str, Any] = field(default_factory=dict)  # the last ef self-measurement (engine.gallery.tuning)
+    index_kind: str = "hnswlib"  # "hnswlib" (float32) or "usearch_i8" (compact, exact re-rank)
+    hint: str = ""  # the offer of the compact index past its threshold ("" when none)
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -118,15 +122,16 @@ class Gallery:
         self.id: str = meta["id"]
         # One writer per gallery across threads and processes; re-entrant within a thread.
         self.write_lock = WriterLock(writer_lock_path(self.dir), self.store.meta()["name"], self._refresh_index)
-        self._index: HnswIndex | None = None
+        self._index: AnyIndex | None = None
         self._index_mutex = threading.Lock()
         # Left by a crash during a save. Only old ones: a fresh one may belong to a save that another
         # Gallery object (another thread or process) is writing right now.
         cutoff = time.time() - STALE_TMP_AGE_S
-        for stale in self.dir.glob(f".{INDEX_FILE}.*.tmp"):
-            with contextlib.suppress(OSError):
-                if stale.stat().st_mtime < cutoff:
-                    stale.unlink()
+        for name in INDEX_FILES.values():
+            for stale in self.dir.glob(f".{name}.*.tmp"):
+                with contextlib.suppress(OSError):
+                    if stale.stat().st_mtime < cutoff:
+                        stale.unlink()
 
     def __enter__(self) -> Gallery:
         return self
@@ -142,8 +147,13 @@ class Gallery:
         return self.store.meta()["name"]
 
     @property
+    def index_kind(self) -> str:
+        """The stored kind of the index: ``hnswlib`` (float32, the default) or ``usearch_i8`` (compact)."""
+        return self.store.meta().get("index_kind", "hnswlib")
+
+    @property
     def index_path(self) -> Path:
-        return self.dir / INDEX_FILE
+        return self.dir / INDEX_FILES[self.index_kind]
 
     @property
     def model_sha256(self) -> str | None:
@@ -188,32 +198,40 @@ class Gallery:
         return GalleryInfo(self.id, meta["name"], meta.get("created", ""), str(self.dir), meta.get("model_sha256"),
                            int(meta.get("content_version", 0)), counts["photos"], counts["faces"], counts["ok"],
                            counts["no_face"], counts["error"], counts["with_metadata"], params, size,
-                           self.recall_record())
+                           self.recall_record(), self.index_kind, compact_hint(self.index_kind, counts["faces"], self.id))
 
     # -- the index ---------------------------------------------------------------------------
     @property
-    def index(self) -> HnswIndex:
-        """The HNSW index, loaded (``ef`` restored) and reconciled with the store on first use."""
+    def index(self) -> AnyIndex:
+        """The index of the gallery's kind, loaded (``ef`` restored) and reconciled with the store on first use."""
         with self._index_mutex:
             if self._index is None:
                 self._index = self._load_index()
             return self._index
 
-    def _new_index(self, capacity: int, M: int | None = None, ef_construction: int | None = None) -> HnswIndex:
+    def _new_index(self, capacity: int, M: int | None = None, ef_construction: int | None = None,
+                   kind: str | None = None) -> AnyIndex:
         meta = self.store.meta()
-        return HnswIndex(DIM, M=M or int(meta.get("hnsw_M", self.settings.hnsw_m)),
-                         ef_construction=ef_construction or int(meta.get("hnsw_ef_construction",
-                                                                         self.settings.hnsw_ef_construction)),
-                         ef=self.ef, capacity=capacity)
+        cls = UsearchI8Index if (kind or self.index_kind) == "usearch_i8" else HnswIndex
+        return cls(DIM, M=M or int(meta.get("hnsw_M", self.settings.hnsw_m)),
+                   ef_construction=ef_construction or int(meta.get("hnsw_ef_construction",
+                                                                   self.settings.hnsw_ef_construction)),
+                   ef=self.ef, capacity=capacity)
 
-    def _load_index(self) -> HnswIndex:
-        index: HnswIndex | None = None
+    def _read_index(self) -> AnyIndex:
+        """The saved index file, read by the class of the gallery's kind (``IndexCorrupt`` if unreadable)."""
+        if self.index_kind == "usearch_i8":
+            return UsearchI8Index.load(self.index_path, DIM, ef=self.ef)
+        return HnswIndex.load(self.index_path, DIM, ef=self.ef)
+
+    def _load_index(self) -> AnyIndex:
+        index: AnyIndex | None = None
         problem = self.index_file_problem() if self.index_path.exists() else None
         if problem is not None:  # never handed to hnswlib: a damaged file can crash the process
             log.warning("gallery %s: %s; rebuilding the index from the stored embeddings", self.id, problem)
         if self.index_path.exists() and problem is None:
             try:
-                index = HnswIndex.load(self.index_path, DIM, ef=self.ef)
+                index = self._read_index()
             except IndexCorrupt as exc:
                 log.warning("%s; rebuilding it from the stored embeddings", exc)
         if index is None:
@@ -242,15 +260,24 @@ class Gallery:
         if self._index is not None and self._reconcile(self._index):
             self._save(self._index)
 
-    def _save(self, index: HnswIndex) -> None:
-        """Save an index and record the SHA-256 of the bytes written (checked before the next load)."""
+    def _save(self, index: AnyIndex, kind: str | None = None) -> None:
+        """Save an index and record the SHA-256 of the bytes written (checked before the next load).
+
+        A new ``kind`` is recorded after its file and digest: a crash between leaves the old kind with a
+        digest its file does not match, so it is rebuilt, never trusted.
+        """
         from engine.models.digests import remember
 
-        digest = index.save_with_digest(self.index_path)
+        old_path = self.index_path
+        path = self.dir / INDEX_FILES[kind or self.index_kind]
+        digest = index.save_with_digest(path)
         self.store.set_meta("index_sha256", digest)
-        remember(self.index_path, digest)
+        remember(path, digest)
+        if kind is not None and path != old_path:
+            self.store.set_meta("index_kind", kind)
+            old_path.unlink(missing_ok=True)
 
-    def _reconcile(self, index: HnswIndex) -> bool:
+    def _reconcile(self, index: AnyIndex) -> bool:
         """Re-add stored faces the index lacks, mark deleted labels the store no longer has."""
         db_ids = self.store.face_ids()
         in_index = index.all_labels()
@@ -307,21 +334,23 @@ class Gallery:
         return RemoveReport(len(photo_ids), len(faces))
 
     def rebuild(self, progress: ProgressCallback | None = None, cancel: CancelToken | None = None,
-                M: int | None = None, ef_construction: int | None = None) -> None:
-        """Build a fresh index from the stored embeddings (compacts deletions; may change M/ef_construction).
+                M: int | None = None, ef_construction: int | None = None, kind: str | None = None) -> None:
+        """Build a fresh index from the stored embeddings (compacts deletions; may change M/ef_construction
+        and the index kind: ``hnsw`` / ``compact``, see :func:`engine.gallery.compact.parse_index_kind`).
 
         The old index keeps serving (and stays on disk) until the new one is complete and saved.
         """
         with self.write_lock:
             total = self.store.face_count()
-            fresh = self._new_index(max(total, 1) + MIN_CHUNK, M, ef_construction)
+            kind = parse_index_kind(kind) if kind else self.index_kind
+            fresh = self._new_index(max(total, 1) + MIN_CHUNK, M, ef_construction, kind)
             reporter = Reporter(progress, total)
             for ids, vecs in self.store.iter_embeddings(_BATCH, DIM):
                 check(cancel)
                 fresh.add(vecs, ids)
                 reporter.step(len(ids), "indexing stored embeddings")
             check(cancel)
-            self._save(fresh)
+            self._save(fresh, kind)
             if M or ef_construction:
                 self.store.set_meta("hnsw_M", str(fresh.params["M"]))
                 self.store.set_meta("hnsw_ef_construction", str(fresh.params["ef_construction"]))
@@ -347,7 +376,7 @@ class Gallery:
                 index = self._new_index(1)
             else:
                 try:
-                    index = HnswIndex.load(self.index_path, DIM, ef=self.ef)
+                    index = self._read_index()
                 except IndexCorrupt as exc:
                     problems.append(str(exc))
                     index = self._new_index(1)
@@ -368,7 +397,7 @@ class Gallery:
                 except IndexCorrupt:
                     mismatched += 1
                     continue
-                if not np.allclose(vec, stored[row], atol=1e-6):
+                if not same_vector(self.index_kind, vec, stored[row]):
                     mismatched += 1
         if len(missing):
             problems.append(f"{len(missing)} stored face(s) missing from the index")

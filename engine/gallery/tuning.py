@@ -157,6 +157,30 @@ def stored_tuning(meta: dict[str, str]) -> EfTuning | None:
         return None
 
 
+def reranked_query(index: Any, store: Any) -> QueryFn:
+    """The compact index's search as a gallery runs it: a candidate pool re-scored from the stored vectors.
+
+    Why: int8 scores only choose candidates; the recall that matters is that of the exact re-rank.
+    """
+    from engine.gallery.compact import rerank_pool
+
+    def query(q: np.ndarray, n: int) -> np.ndarray:
+        cand = index.query(q, rerank_pool(n))[0]
+        ids = np.unique(cand[cand >= 0])
+        if not len(ids):
+            return np.full((len(q), n), -1, np.int64)
+        emb = store.embeddings(ids, q.shape[1])
+        out = np.full((len(q), n), -1, np.int64)
+        for row, (c, v) in enumerate(zip(cand, q, strict=True)):
+            c = c[c >= 0]
+            scores = emb[np.searchsorted(ids, c)] @ v
+            best = c[np.argsort(-scores, kind="stable")][:n]
+            out[row, :len(best)] = best
+        return out
+
+    return query
+
+
 def tune_gallery(gallery: Any, target: float = TARGET_RECALL, k: int = TARGET_K, probes: int = PROBES) -> EfTuning | None:
     """Measure a local gallery's recall, set its index's ef and record the result in its metadata."""
     import json
@@ -167,7 +191,10 @@ def tune_gallery(gallery: Any, target: float = TARGET_RECALL, k: int = TARGET_K,
         return None
     rng = np.random.default_rng(SEED)
     sample = store.embeddings(np.sort(rng.choice(ids, size=min(probes, len(ids)), replace=False)))
-    result = tune_ef(lambda q, n: index.query(q, n)[0], index.set_ef, sample,
+    query: QueryFn = lambda q, n: index.query(q, n)[0]  # noqa: E731
+    if getattr(gallery, "index_kind", "hnswlib") != "hnswlib":
+        query = reranked_query(index, store)
+    result = tune_ef(query, index.set_ef, sample,
                      lambda: store.iter_embeddings(10_000, sample.shape[1]), len(index), target, k)
     store.set_meta(META_KEY, json.dumps(result.to_dict(), sort_keys=True))
     return result
