@@ -324,9 +324,10 @@ def _matches(rows: list[tuple[tuple[float, Gallery, int], int]], baseline: bool)
     return out
 
 
-def _kind(g: Any) -> str:
-    """The gallery's index kind (float32 hnswlib unless it holds another; server galleries say theirs)."""
-    return str(getattr(g, "index_kind", "hnswlib"))
+def _kind(g: Any) -> dict[str, str]:
+    """``{"kind": ...}`` for a local gallery's index kind (engine.gallery.compact); {} for a server's pgvector."""
+    kind = getattr(g, "index_kind", None)
+    return {"kind": str(kind)} if kind else {}
 
 
 def build_manifest(queries: Sequence[Query], embedder: EmbedderRef, arcface: str, galleries: list[Gallery],
@@ -339,10 +340,10 @@ def build_manifest(queries: Sequence[Query], embedder: EmbedderRef, arcface: str
         embedder=embedder,
         arcface_sha256=arcface,
         galleries=tuple(GalleryRef(g.id, g.content_version, g.name, g.store.face_count(),
-                                   {**g.index.params, "kind": _kind(g), "recall": g.recall_record()})
+                                   {**g.index.params, **_kind(g), "recall": g.recall_record()})
                         for g in galleries),
         index={"M": first["M"], "ef_construction": first["ef_construction"], "ef": ef or first["ef"],
-               **({"kind": _kind(galleries[0])} if _kind(galleries[0]) != "hnswlib" else {})},
+               **({} if _kind(galleries[0]).get("kind", "hnswlib") == "hnswlib" else _kind(galleries[0]))},
         filters=tuple(str(f) for f in filters),
         k=k,
         group_by_subject=group,
