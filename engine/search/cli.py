@@ -56,7 +56,27 @@ def _weights(text: str | None, n: int) -> list[float]:
     return weights
 
 
-def _record(args: argparse.Namespace, queries: list[Any], galleries: list[Any], result: Any) -> Any:
+def queries_from_args(args: argparse.Namespace) -> list[Any]:
+    """The queries of a ``search`` command line (weights, face boxes), after checking ``--case`` exists.
+
+    Shared with the mixed local + server search, so both read the command line the same way.
+    """
+    from engine.search import Query
+
+    if not args.queries:
+        raise GalleryError("Give at least one query: --photo FILE or --sketch FILE.")
+    if (args.blind or args.label) and not args.case:
+        raise GalleryError("--blind and --label describe a search recorded in a case: add --case CASE.")
+    if args.case:  # fail on an unknown case before any model loads
+        from engine.cases import open_case
+
+        open_case(args.case).close()
+    weights = _weights(args.weights, len(args.queries))
+    return [Query.from_path(Path(p), kind, w, face_box=box)
+            for (kind, p, box), w in zip(args.queries, weights, strict=True)]
+
+
+def record_in_case(args: argparse.Namespace, queries: list[Any], galleries: list[Any], result: Any) -> Any:
     """Store the search in ``--case`` with its query images and candidate thumbnails; the stored record."""
     from engine.cases import open_case
     from engine.search.record import record_search
@@ -69,27 +89,22 @@ def _record(args: argparse.Namespace, queries: list[Any], galleries: list[Any], 
 
 def _search(args: argparse.Namespace) -> int:
     from engine.gallery import open_gallery
-    from engine.search import Query, search
+    from engine.search import search
 
-    if not args.queries:
-        raise GalleryError("Give at least one query: --photo FILE or --sketch FILE.")
-    if (args.blind or args.label) and not args.case:
-        raise GalleryError("--blind and --label describe a search recorded in a case: add --case CASE.")
-    if args.case:  # fail on an unknown case before any model loads
-        from engine.cases import open_case
-
-        open_case(args.case).close()
-    weights = _weights(args.weights, len(args.queries))
-    queries = [Query.from_path(Path(p), kind, w, face_box=box)
-               for (kind, p, box), w in zip(args.queries, weights, strict=True)]
+    queries = queries_from_args(args)
     galleries = [open_gallery(g) for g in args.gallery]
     try:
         result = search(queries, galleries, k=args.top, filters=args.filter or [],
                         group_by_subject=args.group_by_subject, ef=args.ef)
-        record = _record(args, queries, galleries, result) if args.case else None
+        record = record_in_case(args, queries, galleries, result) if args.case else None
     finally:
         for g in galleries:
             g.close()
+    return report_search(args, result, record)
+
+
+def report_search(args: argparse.Namespace, result: Any, record: Any) -> int:
+    """Print a search (JSON or lines); a blind search recorded in a case prints no ranking."""
     if record is not None and args.blind:
         out = {"case": args.case, "search_id": record.id, "blind": True, "n_results": record.n_results}
         if args.json:

@@ -75,10 +75,19 @@ def rerun_manifest(manifest: Mapping[str, Any] | RunManifest, query_images: list
     galleries: list[Gallery] = []
     try:
         for gref in run.galleries:
-            galleries.append(open_gallery(gref.id))
-        result = (searcher or Searcher()).search(
-            queries, galleries, k=run.k, filters=list(run.filters), group_by_subject=run.group_by_subject,
-            ef=int(run.index["ef"]), cancel=cancel)
+            if not gref.server:
+                galleries.append(open_gallery(gref.id))
+        if any(g.server for g in run.galleries):  # a search that included shared galleries on a server
+            from engine.gallery.pg.mixed import open_recorded_server_gallery, run_mixed_search
+
+            remote = [open_recorded_server_gallery(g) for g in run.galleries if g.server]
+            ef = run.index.get("ef")
+            result = run_mixed_search(searcher or Searcher(), queries, galleries, remote, run.k, list(run.filters),
+                                      int(ef) if ef else None, cancel)
+        else:
+            result = (searcher or Searcher()).search(
+                queries, galleries, k=run.k, filters=list(run.filters), group_by_subject=run.group_by_subject,
+                ef=int(run.index["ef"]), cancel=cancel)
     finally:
         for g in galleries:
             g.close()

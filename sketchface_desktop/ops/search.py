@@ -140,48 +140,21 @@ def _run_mixed(session: EngineSession, searcher: Any, queries: list[Any], reques
                filters: list[str], cancel: Any) -> tuple[Any, dict[int, bytes]]:
     """Local + server galleries: one ranked list; matches carry the window's gallery key (``pg:PROFILE:ID``)."""
     import dataclasses
-    import socket
-    import time
 
-    import engine
     from engine.errors import GalleryError
-    from engine.fsutil import sha256_bytes
-    from engine.gallery.pg.mixed import search_mixed
-    from engine.models.identity import search_model_refs
-    from engine.search import SearchResult, fuse
-    from engine.search.manifest import ARCFACE, EmbedderRef, RunManifest
+    from engine.gallery.pg.mixed import run_mixed_search
 
     if request.group_by_subject:
         raise GalleryError("Grouping by subject is not available when server galleries are searched.",
                            hint="Untick 'group by subject', or search the local galleries alone.")
-    start = time.perf_counter()
     local = [session.gallery(gid) for gid in request.gallery_ids if not is_server(gid)]
     remote = [open_server_gallery(gid) for gid in request.gallery_ids if is_server(gid)]
-    arcface = searcher.arcface_sha256
-    for g in [*local, *remote]:
-        if g.model_sha256 and g.model_sha256 != arcface:
-            raise GalleryError(f"Gallery '{g.name}' was embedded with ArcFace file {g.model_sha256[:12]}…, not the "
-                               f"installed {arcface[:12]}…; its scores would be meaningless.")
-    vectors, baseline = searcher.embed(queries, cancel)
-    q = fuse(vectors, [x.weight for x in queries])
-    digest = queries[0].sha256 if len(queries) == 1 else sha256_bytes(b"".join(bytes.fromhex(x.sha256)
-                                                                                for x in queries))
-    matches, records = search_mixed(q, local, remote, request.k, filters, None, digest, socket.gethostname())
+    result = run_mixed_search(searcher, queries, local, remote, request.k, filters, cancel=cancel)
     keys = {g.id: server_key(g.server, g.id) for g in remote}
-    matches = [dataclasses.replace(m, gallery_id=keys.get(m.gallery_id, m.gallery_id), baseline=baseline)
-               for m in matches]
-    sketch = searcher.sketch_embedder if any(x.kind == "sketch" for x in queries) else None
-    embedder_ref = EmbedderRef.of_sketch_embedder(sketch) if sketch is not None else EmbedderRef(ARCFACE, arcface)
-    first = records[0].index if records else {}
-    run = RunManifest(tuple(x.ref() for x in queries), embedder_ref, arcface, tuple(records),
-                      {"M": first.get("M"), "ef_construction": first.get("ef_construction"), "ef": first.get("ef")},
-                      tuple(filters), request.k, engine_version=engine.__version__,
-                      models=tuple(search_model_refs(searcher.pipeline, sketch)))
-    notes = ["Sketch embedded by ArcFace itself (no trained sketch encoder installed): a weak baseline."] \
-        if baseline else []
-    result = SearchResult(matches, run, q, baseline, (time.perf_counter() - start) * 1000, notes)
+    result.matches = [dataclasses.replace(m, gallery_id=keys.get(m.gallery_id, m.gallery_id))
+                      for m in result.matches]
     owners: dict[str, Any] = {**{g.id: g for g in local}, **{keys[g.id]: g for g in remote}}
-    thumbs = {m.face_id: t for m in matches if (t := owners[m.gallery_id].thumbnail(m.face_id))}
+    thumbs = {m.face_id: t for m in result.matches if (t := owners[m.gallery_id].thumbnail(m.face_id))}
     return result, thumbs
 
 

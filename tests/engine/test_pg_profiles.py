@@ -248,6 +248,49 @@ def test_cli_add_to_a_server_gallery_and_search_local_plus_server(
     servers_in_manifest = {g.get("server", "") for g in out["manifest"]["galleries"]}
     assert servers_in_manifest == {"", "hq"} and all("content_version" in g for g in out["manifest"]["galleries"])
     assert local_photos
+    assert {m["id"] for m in out["manifest"]["models"]} >= {"buffalo_l.det_10g", "buffalo_l.w600k_r50"}
+
+
+def test_a_search_over_a_server_gallery_is_recorded_in_a_case_and_re_runs(
+        installed_models: Path, pg_server: PgServer, examiner: tuple[str, str, str, str],
+        memory_keyring: MemoryKeyring, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """search --case over local + server galleries records the search; its re-run repeats it exactly, then
+    names the server gallery's new content version once a photo was added there (the control)."""
+    from engine.cases import open_case, stored_matches
+    from engine.search.rerun import manifest_differences, rerun_manifest
+    from tests.fixtures.photos import small_photo_folder
+
+    admin, user, pw, unit = examiner
+    small_photo_folder(tmp_path / "local", 3, seed=1)
+    server_photos = small_photo_folder(tmp_path / "server", 4, seed=2)
+    (tmp_path / "later").mkdir()
+    server_photos[3].rename(tmp_path / "later" / server_photos[3].name)
+    main(["server", "add", "hq", f"postgresql://{user}:{pw}@127.0.0.1:{pg_server.port}/{_db(admin)}", "--unit", unit])
+    assert main(["gallery", "create", "Desk"]) == 0
+    assert main(["gallery", "add", "Desk", str(tmp_path / "local")]) == 0
+    assert main(["gallery", "create", "Shared", "--server", "hq"]) == 0
+    assert main(["gallery", "add", "Shared", str(tmp_path / "server"), "--server", "hq"]) == 0
+    assert main(["case", "new", "2026-0100", "--title", "Shared gallery search", "--examiner", "A. Examiner"]) == 0
+    capsys.readouterr()
+    query = server_photos[1]
+    assert main(["search", "--photo", str(query), "--gallery", "Desk", "--server-gallery", "hq:Shared", "-k", "5",
+                 "--case", "2026-0100", "--label", "W1", "--json"]) == 0
+    out = json.loads(capsys.readouterr().out)
+    assert out["case"] == "2026-0100" and out["search_id"] == 1
+    with open_case("2026-0100") as case:
+        assert [m.score for m in stored_matches(case, 1)] == pytest.approx([m["score"] for m in out["matches"]],
+                                                                        abs=1e-5)  # stored to 6 decimals
+        assert case.verify().ok
+    manifest = out["manifest"]
+    again, matches = rerun_manifest(manifest, [query.read_bytes()], strict=True)
+    assert [(m.gallery_name, m.face_id) for m in matches] == [(m["gallery_name"], m["face_id"])
+                                                              for m in out["matches"]]
+    assert [m.score for m in matches] == pytest.approx([m["score"] for m in out["matches"]], abs=1e-6)
+    assert manifest_differences(manifest, again) == []
+    assert main(["gallery", "add", "Shared", str(tmp_path / "later"), "--server", "hq"]) == 0
+    grown, _ = rerun_manifest(manifest, [query.read_bytes()])
+    changes = manifest_differences(manifest, grown)
+    assert len(changes) == 1 and "gallery 'Shared' changed" in changes[0], changes
 
 
 def test_a_server_without_the_schema_gives_a_one_line_error(pg_server: PgServer, pg_database: str,

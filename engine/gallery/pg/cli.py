@@ -12,8 +12,6 @@ from __future__ import annotations
 
 import argparse
 import getpass
-import socket
-import sys
 from pathlib import Path
 from typing import Any
 
@@ -210,19 +208,16 @@ def _search(args: argparse.Namespace, fallback: Any) -> int:
         if not args.gallery:
             raise GalleryError("Choose what to search: --gallery NAME and/or --server-gallery PROFILE:NAME.")
         return int(fallback(args))
-    from engine.fsutil import sha256_bytes
     from engine.gallery import open_gallery
-    from engine.gallery.pg.mixed import search_mixed
-    from engine.search import Query, Searcher, fuse
+    from engine.gallery.pg.mixed import run_mixed_search
+    from engine.search import Searcher
+    from engine.search.cli import queries_from_args, record_in_case, report_search
 
-    if not args.queries:
-        raise GalleryError("Give at least one query: --photo FILE or --sketch FILE.")
-    queries = []
-    for kind, path, *box in args.queries:  # (kind, path[, face box]) as engine.search.cli collects them
-        queries.append(Query.from_path(Path(path), kind, face_box=box[0]) if box else Query.from_path(Path(path), kind))
+    if args.group_by_subject:
+        raise GalleryError("Grouping by subject is not available when server galleries are searched.",
+                           hint="Leave out --group-by-subject, or search the local galleries alone.")
+    queries = queries_from_args(args)
     searcher = Searcher()
-    vectors, baseline = searcher.embed(queries)
-    q = fuse(vectors)
     remote = []
     for item in args.server_gallery:
         name, _, ref = item.partition(":")
@@ -230,39 +225,14 @@ def _search(args: argparse.Namespace, fallback: Any) -> int:
             raise GalleryError(f"--server-gallery {item!r}: write PROFILE:GALLERY.")
         remote.append(_server_gallery(name, ref)[2])
     local = [open_gallery(ref) for ref in (args.gallery or [])]
-    digest = queries[0].sha256 if len(queries) == 1 else sha256_bytes(b"".join(bytes.fromhex(x.sha256)
-                                                                                for x in queries))
     try:
         k = args.top or searcher.settings.search_top_k
-        matches, records = search_mixed(q, local, remote, k, args.filter or [], args.ef, digest, socket.gethostname())
+        result = run_mixed_search(searcher, queries, local, remote, k, args.filter or [], args.ef)
+        record = record_in_case(args, queries, [*local, *remote], result) if args.case else None
     finally:
         for g in local:
             g.close()
-    manifest = _manifest(searcher, queries, records, args, k).to_dict()
-    if args.json:
-        print_json({"matches": [m.to_dict() for m in matches], "manifest": manifest, "baseline": baseline})
-        return 0
-    if baseline:
-        print("NOTE: sketch embedded by ArcFace itself (no trained sketch encoder installed): a weak baseline.",
-              file=sys.stderr)
-    for m in matches:
-        print(f"{m.rank:>4}  {m.score:.4f}  [{m.gallery_name}]  {m.photo_path}")
-    return 0
-
-
-def _manifest(searcher: Any, queries: list[Any], records: list[Any], args: argparse.Namespace, k: int) -> Any:
-    """The run manifest of a mixed search: server galleries carry their profile and content version."""
-    import engine
-    from engine.search.manifest import ARCFACE, EmbedderRef, RunManifest
-
-    arcface = searcher.arcface_sha256
-    embedder = (EmbedderRef.of_sketch_embedder(searcher.sketch_embedder) if any(x.kind == "sketch" for x in queries)
-                else EmbedderRef(ARCFACE, arcface))
-    first = records[0].index if records else {}
-    return RunManifest(tuple(x.ref() for x in queries), embedder, arcface, tuple(records),
-                       {"M": first.get("M"), "ef_construction": first.get("ef_construction"),
-                        "ef": args.ef or first.get("ef")}, tuple(args.filter or []), k,
-                       engine_version=engine.__version__)
+    return report_search(args, result, record)
 
 
 def _subactions(parser: argparse.ArgumentParser) -> Any:
