@@ -7,7 +7,7 @@ import errno
 import hashlib
 import os
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import IO
 
@@ -67,6 +67,17 @@ def atomic_path(target: str | os.PathLike[str]) -> Iterator[Path]:
     except BaseException:
         tmp.unlink(missing_ok=True)
         raise
+
+
+def atomic_save_with_digest(target: str | os.PathLike[str], write: Callable[[str], None]) -> str:
+    """Let ``write`` fill a temporary file, hash it, then rename it over ``target``; the SHA-256 written.
+
+    For derived files whose digest is recorded at save and checked before the next load (index files):
+    the digest is of exactly the bytes that were renamed into place.
+    """
+    with atomic_path(target) as tmp:
+        write(str(tmp))
+        return sha256_file(tmp)
 
 
 @contextlib.contextmanager

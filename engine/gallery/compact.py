@@ -21,7 +21,7 @@ from typing import Any, cast
 import numpy as np
 
 from engine.errors import IndexCorrupt
-from engine.fsutil import atomic_path
+from engine.fsutil import atomic_save_with_digest
 from engine.gallery.index import RWLock
 
 HNSWLIB_BYTES_PER_FACE = 2400  # bench/README.md: 2374-2402 B measured at M=32, 100k-1M faces
@@ -127,12 +127,8 @@ class UsearchI8Index:
 
     def save_with_digest(self, path: Path) -> str:
         """Save atomically, returning the SHA-256 of the bytes written (checked before the next load)."""
-        from engine.fsutil import sha256_file
-
-        with self._lock.read(), atomic_path(path) as tmp:
-            self._index.save(str(tmp))
-            digest = sha256_file(tmp)
-        return digest
+        with self._lock.read():
+            return atomic_save_with_digest(path, self._index.save)
 
     def add(self, vectors: np.ndarray, labels: np.ndarray, num_threads: int = 0) -> None:
         vectors = np.ascontiguousarray(vectors, dtype=np.float32).reshape(-1, self.dim)

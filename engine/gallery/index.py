@@ -22,7 +22,7 @@ import hnswlib
 import numpy as np
 
 from engine.errors import IndexCorrupt
-from engine.fsutil import atomic_path
+from engine.fsutil import atomic_save_with_digest
 
 # Growth step of the index capacity: at least this many elements, or half the current capacity.
 MIN_CHUNK = 4096
@@ -146,12 +146,8 @@ class HnswIndex:
 
     def save_with_digest(self, path: Path) -> str:
         """:meth:`save`, returning the SHA-256 of the bytes written (galleries check it before the next load)."""
-        from engine.fsutil import sha256_file
-
-        with self._lock.read(), atomic_path(path) as tmp:
-            self._index.save_index(str(tmp))
-            digest = sha256_file(tmp)
-        return digest
+        with self._lock.read():
+            return atomic_save_with_digest(path, self._index.save_index)
 
     # -- mutation ----------------------------------------------------------------------------
     def add(self, vectors: np.ndarray, labels: np.ndarray, num_threads: int = -1) -> None:

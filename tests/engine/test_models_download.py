@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import io
 import socket
-import threading
 import zipfile
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -18,6 +17,7 @@ from engine.models import MODELS, ModelFile, ModelSpec, digests, installed, mode
 from engine.models.fetch import DownloadFailed, download, mirror_url
 from engine.progress import CancelToken, ProgressEvent
 from tests.engine.test_models_onnx import detector_bytes, recognizer_bytes
+from tests.fixtures.http import serving
 
 BLOB = bytes(range(256)) * 2048  # 512 KiB: several 64 KiB chunks
 BUFFALO_PATH = "/deepinsight/insightface/releases/download/v0.7/buffalo_l.zip"
@@ -76,13 +76,8 @@ class _Handler(BaseHTTPRequestHandler):
 
 @pytest.fixture
 def server() -> Iterator[_Server]:
-    srv = _Server()
-    thread = threading.Thread(target=srv.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
-    thread.start()
-    yield srv
-    srv.shutdown()
-    srv.server_close()
-    thread.join(5)
+    with serving(_Server()) as srv:
+        yield srv
 
 
 def _blob_spec(monkeypatch: pytest.MonkeyPatch, server: _Server, sha256: str | None,

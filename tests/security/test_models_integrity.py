@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import dataclasses
 import os
-import threading
 import time
 import zipfile
 from collections.abc import Iterator
@@ -19,6 +18,7 @@ from engine.fsutil import sha256_bytes
 from engine.models import MODELS, ModelFile, installed, model_dir
 from engine.models.bundle import BadBundle, import_bundle
 from tests.engine.test_models_onnx import detector_bytes
+from tests.fixtures.http import serving
 from tests.fixtures.photos import small_photo_folder
 
 DET, REC = "buffalo_l.det_10g", "buffalo_l.w600k_r50"
@@ -189,13 +189,8 @@ class _RedirectHandler(BaseHTTPRequestHandler):
 
 @pytest.fixture
 def redirector() -> Iterator[_Redirector]:
-    srv = _Redirector()
-    thread = threading.Thread(target=srv.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
-    thread.start()
-    yield srv
-    srv.shutdown()
-    srv.server_close()
-    thread.join(5)
+    with serving(_Redirector()) as srv:
+        yield srv
 
 
 def _spec(monkeypatch: pytest.MonkeyPatch, url: str) -> str:
