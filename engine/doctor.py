@@ -17,6 +17,8 @@ import sys
 from importlib import metadata
 from typing import Any
 
+from engine import environment
+
 LIBRARIES = ("sketchface", "torch", "torchvision", "diffusers", "transformers", "peft", "accelerate",
              "onnxruntime-gpu", "onnxruntime", "insightface", "open_clip_torch", "hnswlib", "numpy",
              "opencv-python-headless", "scikit-image", "PySide6-Essentials")
@@ -112,6 +114,7 @@ def collect() -> dict[str, Any]:
     report: dict[str, Any] = {
         "python": sys.version.split()[0], "python_executable": sys.executable, "platform": platform.platform(),
         "libraries": _versions(), "settings_device": s.device,
+        "environment": environment.current().to_dict(),
     }
     report.update(_torch(s.device))
     report.update(_onnx(s.device))
@@ -134,6 +137,7 @@ def render(report: dict[str, Any]) -> str:
     lines = [
         f"Python       {report['python']} ({report['platform']})",
         "Libraries    " + ", ".join(f"{k} {v}" for k, v in report["libraries"].items()),
+        *_environment_lines(report["environment"]),
         f"Torch        {report['torch_device']}" + (f" ({report['gpu']})" if report.get("gpu") else "")
         + f", CUDA build {report['cuda_version'] or 'none'}",
         f"ONNX         {report['onnx_device']}: {', '.join(report['onnx_providers'])}"
@@ -155,6 +159,15 @@ def render(report: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
+def _environment_lines(env: dict[str, Any]) -> list[str]:
+    """The lock line, and one line per package that differs from it."""
+    if env["lock_digest"] is None:
+        return ["Lock         none for this platform: library versions are not pinned (see the README)"]
+    state = "matches it" if env["matches_lock"] else f"DIFFERS in {len(env['differences'])} package(s)"
+    return [f"Lock         {env['lock']} sha256 {env['lock_digest']}: this environment {state}",
+            *(f"  {d}" for d in env["differences"])]
+
+
 def _doctor(args: argparse.Namespace) -> int:
     from engine.cli import print_json
 
@@ -170,7 +183,8 @@ def register(subparsers: Any) -> None:
     """Add ``doctor`` to the ``sketchface`` command."""
     p = subparsers.add_parser(
         "doctor", help="show the machine as the app sees it (devices, VRAM, memory plan, models, folders)",
-        description="JSON keys: python, libraries, torch_device, cuda_version, gpu, vram_free_gb, vram_total_gb, "
+        description="JSON keys: python, libraries, environment (lock, lock_digest, matches_lock, "
+                    "differences), torch_device, cuda_version, gpu, vram_free_gb, vram_total_gb, "
                     "onnx_providers (really loaded), onnx_device, memory_plan, safety_checker, models, folders.")
     p.add_argument("--json", action="store_true", help="machine-readable output")
     p.set_defaults(func=_doctor)

@@ -80,7 +80,9 @@ DATA_PACKAGES: tuple[DataPackage, ...] = (
 # Our own resources folder (icons, style sheet, report fonts), at the top of the bundle: both
 # sketchface_desktop.assets and engine.cases.images look for ``<parent of the package>/resources``,
 # and a top-level folder is also importable as the namespace package ``resources``.
-RESOURCE_DIRS: tuple[tuple[str, str], ...] = (("resources", "resources"),)
+# The locks ship too: the frozen app names the lock it was built from (engine.environment looks in
+# sys._MEIPASS/locks) in doctor, every run manifest and every report.
+RESOURCE_DIRS: tuple[tuple[str, str], ...] = (("resources", "resources"), ("locks", "locks"))
 
 # Lazily imported modules the static analysis cannot follow. Each entry is collected with all its
 # submodules. diffusers resolves ``from diffusers import X`` through ``_LazyModule`` and loads pipeline
@@ -113,6 +115,7 @@ METADATA_PACKAGES: tuple[str, ...] = (
     "accelerate",
     "click",
     "cuda-bindings",
+    "cuda-pathfinder",  # accelerate >= 1.16 reads its version (accelerate/utils/imports.py)
     "diffusers",
     "filelock",
     "ftfy",
@@ -123,6 +126,7 @@ METADATA_PACKAGES: tuple[str, ...] = (
     "imageio",
     "insightface",
     "jinja2",
+    "kernels",  # diffusers >= 0.42 checks for it (diffusers/utils/import_utils.py)
     "markupsafe",
     "matplotlib",
     "numpy",

@@ -229,7 +229,7 @@ def _ldd_missing(path: Path) -> set[str]:
 # ----------------------------------------------------------------------------- inputs from source
 def build_inputs(work: Path, step: Step) -> None:
     """Tiny models and photos, built with the source tree (the frozen app only consumes them)."""
-    proc = subprocess.run([sys.executable, "-m", "tests.fixtures.tiny_models", str(work / "models")], cwd=ROOT,
+    proc = subprocess.run([sys.executable, "-m", "tests.fixtures.tiny_models", str(work / "models"), "--all"], cwd=ROOT,
                           capture_output=True, text=True, timeout=600)
     if proc.returncode != 0:
         raise StepFailed(f"tests.fixtures.tiny_models failed: {proc.stderr[-1500:]}")

@@ -1,42 +1,36 @@
-"""The workstation key: an Ed25519 signature over each case's audit head, with a key the case folder never holds.
+"""The signed audit head: an Ed25519 signature over each case's head, with a key the case folder never holds.
 
 The hash chain shows that the log is unaltered *given* its head; an attacker who can rewrite the
 case folder can rebuild the whole chain. The head is therefore signed, in the same transaction as
-each change, with a private key that lives outside every case folder: in the OS keyring when a
-usable backend exists, otherwise in ``workstation_key.ed25519`` in the config dir (owner-only
-rights). ``SKETCHFACE_KEY_STORE=file|keyring`` chooses explicitly; with ``SKETCHFACE_HOME`` set
-(portable installs, tests) the key file beside that home is the default.
+each change, with the workstation key (:mod:`engine.workstation_key`, which says where it lives).
 """
 
 from __future__ import annotations
 
-import contextlib
-import hashlib
 import json
 import logging
-import os
-import secrets
 import sqlite3
-import stat
-import threading
 from dataclasses import asdict, dataclass
-from pathlib import Path
 from typing import Any
 
 from cryptography.exceptions import InvalidSignature
-from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
-from engine import paths
+from engine import workstation_key as wk
 from engine.cases.db import canonical_json, get_meta, set_meta
-from engine.errors import CaseError
+from engine.workstation_key import (  # noqa: F401 - re-exported: the key's one home is engine.workstation_key
+    KEY_FILE,
+    KEYRING_SERVICE,
+    key_file,
+    key_fingerprint,
+    public_key_hex,
+    workstation_key,
+)
 
 log = logging.getLogger(__name__)
 
 SIGNATURE_META_KEY = "audit_signature"
-KEY_FILE = "workstation_key.ed25519"
-KEYRING_SERVICE = "SketchFace workstation key"
-_cache: dict[str, Ed25519PrivateKey] = {}
-_cache_lock = threading.Lock()
+HEAD_PURPOSE = "sketchface-audit-head"
 
 
 @dataclass(frozen=True)
@@ -77,139 +71,9 @@ class HeadSignature:
             raise ValueError(str(exc)) from exc
 
 
-def key_fingerprint(public_key_hex: str) -> str:
-    """SHA-256 (hex) of a raw public key given in hex."""
-    try:
-        raw = bytes.fromhex(public_key_hex)
-    except ValueError:
-        raw = public_key_hex.encode("utf-8")
-    return hashlib.sha256(raw).hexdigest()
-
-
 def head_message(case_id: str, count: int, head: str) -> bytes:
     """The exact bytes signed: purpose-tagged so the signature cannot be replayed for anything else."""
-    return canonical_json({"purpose": "sketchface-audit-head", "v": 1, "case_id": case_id, "count": count,
-                           "head": head}).encode("utf-8")
-
-
-def _store_kind() -> str:
-    explicit = os.environ.get("SKETCHFACE_KEY_STORE", "").strip().lower()
-    if explicit in ("file", "keyring"):
-        return explicit
-    if os.environ.get("SKETCHFACE_HOME") or os.environ.get("SKETCHFACE_CONFIG_DIR"):
-        return "file"
-    return "keyring" if _keyring_usable() else "file"
-
-
-def _keyring_usable() -> bool:
-    try:
-        import keyring
-        from keyring.backends import fail
-
-        kr = keyring.get_keyring()
-        return not isinstance(kr, fail.Keyring) and float(getattr(kr, "priority", 0)) > 0
-    except Exception:  # any backend failure means "not usable": fall back to the key file
-        return False
-
-
-def key_file() -> Path:
-    """Where the key file lives when no keyring is used (config dir, never a case folder)."""
-    return paths.config_dir() / KEY_FILE
-
-
-def _load_file(path: Path) -> Ed25519PrivateKey | None:
-    try:
-        text = path.read_text(encoding="ascii").strip()
-    except FileNotFoundError:
-        return None
-    except (OSError, UnicodeDecodeError) as exc:
-        raise CaseError(f"The workstation key {path} cannot be read ({exc}).",
-                        hint="Check the file's owner and rights; cases cannot be signed without it.") from exc
-    mode = stat.S_IMODE(path.stat().st_mode)
-    if os.name == "posix" and mode & 0o077:
-        log.warning("Workstation key %s was readable by others (mode %o); restricting it to its owner.", path, mode)
-        with contextlib.suppress(OSError):
-            os.chmod(path, 0o600)
-    try:
-        return Ed25519PrivateKey.from_private_bytes(bytes.fromhex(text))
-    except ValueError as exc:
-        raise CaseError(f"The workstation key {path} is damaged.",
-                        hint="Restore it from a backup; cases it signed now show 'signed by another key'.") from exc
-
-
-def _publish(tmp: Path, path: Path, raw: str) -> None:
-    """Put the new key in place without ever replacing one: a hard link, or O_EXCL where links fail."""
-    try:
-        os.link(tmp, path)  # atomic and complete: a concurrent first use never reads half a key
-    except FileExistsError:
-        raise
-    except OSError:  # file systems without hard links
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-        with os.fdopen(fd, "w", encoding="ascii") as f:
-            f.write(raw + "\n")
-            f.flush()
-            os.fsync(f.fileno())
-
-
-def _create_file(path: Path) -> Ed25519PrivateKey:
-    """Write a new key (0600) without ever replacing one another process wrote first."""
-    key = Ed25519PrivateKey.generate()
-    raw = key.private_bytes_raw().hex()
-    tmp = path.with_name(f".{path.name}.{secrets.token_hex(4)}.tmp")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    try:
-        with os.fdopen(fd, "w", encoding="ascii") as f:
-            f.write(raw + "\n")
-            f.flush()
-            os.fsync(f.fileno())
-        try:
-            _publish(tmp, path, raw)
-        except FileExistsError:
-            loaded = _load_file(path)
-            if loaded is None:
-                raise CaseError(f"The workstation key {path} vanished while it was being created.") from None
-            return loaded
-    finally:
-        tmp.unlink(missing_ok=True)
-    log.info("Created the workstation key %s (public key fingerprint %s).", path,
-                key_fingerprint(key.public_key().public_bytes_raw().hex()))
-    return key
-
-
-def _from_keyring(account: str) -> Ed25519PrivateKey:
-    import keyring
-
-    stored = keyring.get_password(KEYRING_SERVICE, account)
-    if stored:
-        return Ed25519PrivateKey.from_private_bytes(bytes.fromhex(stored))
-    key = Ed25519PrivateKey.generate()
-    keyring.set_password(KEYRING_SERVICE, account, key.private_bytes_raw().hex())
-    again = keyring.get_password(KEYRING_SERVICE, account)  # another process may have set it first
-    return Ed25519PrivateKey.from_private_bytes(bytes.fromhex(again)) if again else key
-
-
-def workstation_key() -> Ed25519PrivateKey:
-    """This workstation's signing key, created on first use (keyring, else key file)."""
-    kind = _store_kind()
-    where = f"{kind}:{paths.config_dir()}"
-    with _cache_lock:
-        if where in _cache:
-            return _cache[where]
-        key: Ed25519PrivateKey | None = None
-        if kind == "keyring":
-            try:
-                key = _from_keyring(str(paths.config_dir()))
-            except Exception as exc:  # a locked or broken keyring must not stop casework: use the file
-                log.warning("The OS keyring could not hold the workstation key (%s); using %s.", exc, key_file())
-        if key is None:
-            key = _load_file(key_file()) or _create_file(key_file())
-        _cache[where] = key
-        return key
-
-
-def public_key_hex() -> str:
-    """This workstation's public key (hex of the raw 32 bytes), as printed in reports."""
-    return workstation_key().public_key().public_bytes_raw().hex()
+    return wk.message(HEAD_PURPOSE, {"case_id": case_id, "count": count, "head": head})
 
 
 def sign_head(case_id: str, count: int, head: str) -> HeadSignature:

@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-import json
 import sqlite3
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+
+from engine.workstation_key import canonical_json  # noqa: F401 - one definition, re-exported for the case modules
 
 SCHEMA_VERSION = 1
 DB_NAME = "case.sqlite"
@@ -145,11 +145,6 @@ CREATE TABLE IF NOT EXISTS audit (
     hash TEXT NOT NULL
 );
 """
-
-
-def canonical_json(obj: Any) -> str:
-    """One fixed text for a JSON value (sorted keys, no spaces), so its hash never depends on formatting."""
-    return json.dumps(obj, sort_keys=True, separators=(",", ":"), ensure_ascii=False, allow_nan=False)
 
 
 def now_iso() -> str:

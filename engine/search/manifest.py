@@ -148,6 +148,9 @@ class RunManifest:
     # Every model file the search loaded (detector included): id, file, sha256, trust ("published" or
     # "pinned at first import"). Empty in manifests stored by earlier versions.
     models: tuple[dict[str, Any], ...] = ()
+    # The software that ran it: sketchface version, the lock's name and SHA-256, and whether the running
+    # environment matched the lock (engine.environment). Empty in manifests stored by earlier versions.
+    software: Mapping[str, Any] = field(default_factory=dict)
 
     @property
     def baseline(self) -> bool:
@@ -167,6 +170,7 @@ class RunManifest:
             "fusion": self.fusion,
             "engine_version": self.engine_version,
             "models": [dict(m) for m in self.models],
+            "software": dict(self.software),
         }
 
     @classmethod
@@ -206,4 +210,16 @@ class RunManifest:
             raise ManifestInvalid("The search's run manifest is malformed: " + "; ".join(problems) + ".")
         return cls(tuple(refs), embedder, str(d["arcface_sha256"]), tuple(grefs), dict(d["index"]), filters, k,
                    bool(d["group_by_subject"]), str(d.get("engine_version", "")), str(d.get("fusion", FUSION)),
-                   tuple(dict(m) for m in d.get("models") or () if isinstance(m, Mapping)))
+                   tuple(dict(m) for m in d.get("models") or () if isinstance(m, Mapping)),
+                   dict(d["software"]) if isinstance(d.get("software"), Mapping) else {})
+
+
+def plain(value: Any) -> str:
+    """A manifest value as an examiner reads it: ``M=32, ef=200`` rather than a program's dict syntax."""
+    if isinstance(value, Mapping):
+        return ", ".join(f"{k}={plain(v)}" for k, v in sorted(value.items(), key=lambda kv: str(kv[0]))) or "none"
+    if isinstance(value, list | tuple):
+        return "; ".join(plain(v) for v in value) or "none"
+    if isinstance(value, str) and len(value) == 64 and all(c in "0123456789abcdef" for c in value):
+        return value[:12] + "…"
+    return "none" if value is None else str(value)

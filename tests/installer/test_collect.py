@@ -22,6 +22,8 @@ from pathlib import Path
 
 import pytest
 
+from engine import environment
+
 ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT / "installer"))
 import collect  # noqa: E402 - installer/collect.py
@@ -118,8 +120,11 @@ def test_insightface_data_of_every_imported_subpackage_is_collected() -> None:
 
 
 def test_resources_ship_as_a_top_level_resources_folder() -> None:
-    """Every file of resources/ ships under resources/, where assets.py and the report code look for it."""
-    expected = {p.relative_to(ROOT).as_posix() for p in (ROOT / "resources").rglob("*") if p.is_file()}
+    """Every file of resources/ ships under resources/, where assets.py and the report code look for it; the
+    locks ship under locks/, where engine.environment looks in a frozen bundle."""
+    expected = {p.relative_to(ROOT).as_posix() for folder in ("resources", "locks")
+                for p in (ROOT / folder).rglob("*") if p.is_file()}
+    assert f"locks/{environment.lock_name()}" in expected
     shipped = {f"{dest}/{Path(src).name}" for src, dest in collect.resource_files()}
     assert expected and shipped == expected
     for locator in (ROOT / "sketchface_desktop" / "assets.py", ROOT / "engine" / "cases" / "images.py"):

@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 
 from engine import paths
+from engine import workstation_key as wk
 from engine.cases import anchor, build_report, open_case
 from engine.cli import main
 from tests.engine.test_cases_support import new_case, populated_case
@@ -90,7 +91,7 @@ def test_keyring_is_used_when_a_usable_backend_exists(monkeypatch: pytest.Monkey
             assert case.verify().ok and case.verify().signature["public_key"] == pub  # type: ignore[index]
     finally:
         keyring.set_keyring(previous)
-        anchor._cache.clear()
+        wk._cache.clear()
 
 
 def test_report_prints_head_signature_public_key_and_the_command_that_checks_it(
