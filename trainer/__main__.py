@@ -53,7 +53,7 @@ def cmd_train(args: argparse.Namespace) -> int:
 
 def cmd_show_config(args: argparse.Namespace) -> int:
     from trainer.config import load_config, to_toml
-    from trainer.data import pair_dataset, split_by_identity
+    from trainer.data import pair_dataset, split_identities
     from trainer.plan import plan_steps, plan_warnings
 
     cfg = load_config(args.config, args.overrides)
@@ -61,7 +61,11 @@ def cmd_show_config(args: argparse.Namespace) -> int:
     n_train = args.train_ids
     if n_train is None and cfg.data.root:
         pairs = [p.id for p in pair_dataset(cfg.data.root).pairs]
-        n_train = len(split_by_identity(pairs, cfg.data.val_fraction, cfg.data.split_seed, cfg.data.min_val_ids)[0])
+        train, val, test = split_identities(pairs, cfg.data.val_fraction, cfg.data.test_fraction, cfg.data.split_seed,
+                                            cfg.data.min_val_ids, cfg.data.min_test_ids)
+        n_train = len(train)
+        sys.stdout.write(f"\n# Identity split: {len(train)} train / {len(val)} val (checkpoint selection) / "
+                         f"{len(test)} test (scored once, at the end)\n")
     if n_train is None:
         sys.stdout.write("\n# Schedule in steps: set data.root (or --train-ids N) to see it for a dataset.\n")
         return 0

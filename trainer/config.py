@@ -30,7 +30,10 @@ class DataConfig:
 
     Attributes:
         root: DATASET_ROOT.
-        val_fraction: share of identities held out for validation (split by a hash of id and seed).
+        val_fraction: share of identities held out for validation (split by a hash of id and seed):
+            checkpoint and student/EMA selection use them.
+        test_fraction: share of identities held out for the final test: never used for any choice,
+            scored once at the end for the chosen checkpoint, beside a linear probe (0: no test split).
         split_seed: changes which identities are held out.
         min_val_ids: at least this many validation identities.
         num_workers: data-loader worker processes (0: load in the training process).
@@ -40,18 +43,23 @@ class DataConfig:
         max_skipped_fraction: abort when more than this share of the pairs is unusable (unreadable
             photo or sketch, no face): above it the data, not a few bad files, is the problem.
         min_side: images whose shorter side is below this many pixels are reported as tiny.
+        hflip_p: chance that each training view (weak and strong, independently) is mirrored
+            left-right, as in the reference (0.5).
     """
 
     root: str = ""
     val_fraction: float = 0.1
     split_seed: int = 0
     min_val_ids: int = 2
+    test_fraction: float = 0.1
+    min_test_ids: int = 2
     num_workers: int = 2
     cache_images: bool = True
     prototype_cache: str = ""
     no_face: str = "skip"
     max_skipped_fraction: float = 0.2
     min_side: int = 64
+    hflip_p: float = 0.5
 
 
 @dataclass
@@ -84,6 +92,9 @@ class ModelConfig:
             with the frozen phase most of a random tower would stay random for the whole run).
         pretrained_tag: the open_clip pretrained tag a local file was trained as (e.g. "openai"): it
             decides the activation (QuickGELU or GELU); managed models and tags know their own.
+        activation: "quick_gelu" or "gelu" to state the tower's activation; "" lets the weights' tag
+            decide. A weights file with neither a tag nor a stated activation is refused: the
+            activation would be a guess, and a wrong one loads silently.
         head_hidden: hidden width of the head (0: linear).
         margin, ink_threshold: face-region crop parameters of the shared preprocessing.
     """
@@ -92,6 +103,7 @@ class ModelConfig:
     model_cfg: Any = None
     pretrained: str = PRETRAINED_MODEL_ID
     pretrained_tag: str = ""
+    activation: str = ""
     head_hidden: int = 1024
     margin: float = 0.08
     ink_threshold: int = 200
@@ -247,14 +259,20 @@ class TrainConfig:
             raise ConfigError(f"optim.amp must be auto, bf16, fp16 or off (got {o.amp!r}).")
         if not 0.0 <= lo.semi_hard_fraction <= 1.0 or lo.sampled_softmax_classes < 2:
             raise ConfigError("loss.semi_hard_fraction must be in [0, 1] and sampled_softmax_classes >= 2.")
-        if not 0.0 < self.data.val_fraction < 1.0:
-            raise ConfigError("data.val_fraction must be between 0 and 1.")
+        if not 0.0 < self.data.val_fraction < 1.0 or not 0.0 <= self.data.test_fraction < 1.0 \
+                or self.data.val_fraction + self.data.test_fraction >= 1.0:
+            raise ConfigError("data.val_fraction must be between 0 and 1, data.test_fraction in [0, 1), and together "
+                              "below 1.")
         if self.eval.model not in ("both", "ema", "student") or self.run.weights not in ("best", "ema", "student"):
             raise ConfigError("eval.model must be 'both', 'ema' or 'student'; run.weights 'best', 'ema' or 'student'.")
         if self.data.no_face not in ("skip", "centre_crop"):
             raise ConfigError(f"data.no_face must be 'skip' or 'centre_crop' (got {self.data.no_face!r}).")
+        if not 0.0 <= self.data.hflip_p <= 1.0:
+            raise ConfigError("data.hflip_p must be between 0 and 1.")
         if not 0.0 <= self.data.max_skipped_fraction <= 1.0:
             raise ConfigError("data.max_skipped_fraction must be between 0 and 1.")
+        if self.model.activation not in ("", "gelu", "quick_gelu"):
+            raise ConfigError(f"model.activation must be '', 'gelu' or 'quick_gelu' (got {self.model.activation!r}).")
         if not self.model.pretrained:
             raise ConfigError("model.pretrained is empty.",
                               hint=f"Use the managed '{PRETRAINED_MODEL_ID}' (the default), a checkpoint file, "

@@ -125,6 +125,43 @@ def split_by_identity(ids: list[str], val_fraction: float, seed: int = 0, min_va
     return [i for i in ids if i not in val], [i for i in ids if i in val]
 
 
+def split_identities(ids: list[str], val_fraction: float, test_fraction: float, seed: int = 0, min_val: int = 2,
+                     min_test: int = 2) -> tuple[list[str], list[str], list[str]]:
+    """Deterministic, disjoint train/val/test split of identities.
+
+    Why three: the run picks ``best.pt`` (and student vs EMA) by its validation score, so that score
+    is optimistic; the test identities are never looked at until the chosen checkpoint is scored
+    once at the end, which gives an honest figure. As in :func:`split_by_identity` each identity's
+    place depends on a hash of (seed, id) alone: val is ``u < val_fraction`` (the very identities
+    the two-way split holds out), test is the next ``test_fraction`` of the hash range, so a growing
+    dataset never moves an identity between splits. Small datasets get at least ``min_val`` and
+    ``min_test`` identities (the next hashes); ``test_fraction`` 0 means no test split.
+    """
+    from engine.errors import ConfigError
+
+    want_test = min_test if test_fraction > 0 else 0
+    if len(ids) < min_val + want_test + 2:
+        raise ConfigError(f"Only {len(ids)} paired identities: at least {min_val + want_test + 2} are needed to "
+                          "train, validate and test.")
+    u = {i: _unit_hash(seed, i) for i in ids}
+    order = sorted(ids, key=u.__getitem__)
+    val = {i for i in ids if u[i] < val_fraction}
+    if len(val) < min_val:
+        val = set(order[:min_val])
+    test = {i for i in ids if i not in val and val_fraction <= u[i] < val_fraction + test_fraction}
+    if len(test) < want_test:
+        test |= set([i for i in order if i not in val and i not in test][:want_test - len(test)])
+    while len(ids) - len(val) - len(test) < 2:  # keep two training identities: shrink the larger held-out set
+        bigger = test if len(test) > len(val) else val
+        bigger.discard(max(bigger, key=u.__getitem__))
+    return ([i for i in ids if i not in val and i not in test], [i for i in ids if i in val],
+            [i for i in ids if i in test])
+
+
+# Separates the flip's random stream from the other augmentations' (see SketchViews.flips).
+FLIP_SEED_OFFSET = 104_729
+
+
 def sample_seed(seed: int, epoch: int, index: int) -> int:
     """A 63-bit seed for one sample's augmentations in one epoch (independent of workers and resume)."""
     digest = hashlib.blake2b(f"{seed}/{epoch}/{index}".encode(), digest_size=8).digest()
@@ -140,13 +177,19 @@ class SketchViews(Dataset[tuple[torch.Tensor, torch.Tensor, int]]):
         weak, strong: augmentation strengths of the teacher's and the student's view.
         seed: run seed; with :meth:`set_epoch` it fixes every random draw.
         cache: keep prepared uint8 sketches in memory.
+        hflip_p: chance that a view is mirrored left-right, drawn independently for the weak and the
+            strong view (the reference's ``RandomHorizontalFlip(p=0.5)`` in both pipelines). Only the
+            sketch is flipped: its target is the photo's ArcFace vector, and ArcFace (trained with flips)
+            gives a mirrored face the same identity, so the pair stays consistent.
     """
 
     def __init__(self, sketches: list[Path], pre: PreprocessConfig, weak: AugmentConfig, strong: AugmentConfig,
-                 seed: int = 0, cache: bool = True, prepared: list[np.ndarray] | None = None) -> None:
+                 seed: int = 0, cache: bool = True, prepared: list[np.ndarray] | None = None,
+                 hflip_p: float = 0.0) -> None:
         self.sketches = list(sketches)
         self.pre = pre
         self.weak, self.strong = SketchAugment(weak), SketchAugment(strong)
+        self.hflip_p = hflip_p
         self.seed = seed
         self.epoch = 0
         if cache and prepared is not None:
@@ -168,9 +211,22 @@ class SketchViews(Dataset[tuple[torch.Tensor, torch.Tensor, int]]):
         gray = self._cache[index] if self._cache is not None else self.load(index)
         x = gray_tensor(gray)
         gen = torch.Generator().manual_seed(sample_seed(self.seed, self.epoch, index))
-        weak = normalize_tensor(self.weak(x, gen), self.pre)
-        strong = normalize_tensor(self.strong(x, gen), self.pre)
+        flip_weak, flip_strong = self.flips(index)
+        weak = normalize_tensor(self.weak(x.flip(-1) if flip_weak else x, gen), self.pre)
+        strong = normalize_tensor(self.strong(x.flip(-1) if flip_strong else x, gen), self.pre)
         return weak, strong, index
+
+    def flips(self, index: int) -> tuple[bool, bool]:
+        """Whether the weak and the strong view of ``index`` are mirrored this epoch.
+
+        Drawn from a stream of their own, so turning the flip on or off leaves every other
+        augmentation draw of the sample unchanged.
+        """
+        if self.hflip_p <= 0:
+            return False, False
+        gen = torch.Generator().manual_seed(sample_seed(self.seed + FLIP_SEED_OFFSET, self.epoch, index))
+        u = torch.rand(2, generator=gen)
+        return bool(u[0] < self.hflip_p), bool(u[1] < self.hflip_p)
 
 
 class EpochSampler(Sampler[int]):

@@ -16,7 +16,7 @@ import numpy as np
 from engine.errors import EngineError
 from engine.faces import load_image
 from trainer.config import TrainConfig
-from trainer.data import Pair, pair_dataset, split_by_identity
+from trainer.data import Pair, pair_dataset, split_identities
 from trainer.plan import plan_steps, plan_warnings
 
 NEAR_DUP_CORR = 0.995  # correlation of 32x32 thumbnails at or above which two photos are near-duplicates
@@ -141,13 +141,15 @@ def check_dataset(cfg: TrainConfig, faces: bool = True) -> dict[str, Any]:
         "max_skipped_fraction": cfg.data.max_skipped_fraction,
     }
     try:
-        train_ids, val_ids = split_by_identity(usable, cfg.data.val_fraction, cfg.data.split_seed,
-                                               cfg.data.min_val_ids)
+        train_ids, val_ids, test_ids = split_identities(usable, cfg.data.val_fraction, cfg.data.test_fraction,
+                                                        cfg.data.split_seed, cfg.data.min_val_ids,
+                                                        cfg.data.min_test_ids)
     except EngineError as exc:
         notes.append(str(exc))
-        train_ids, val_ids = [], []
+        train_ids, val_ids, test_ids = [], [], []
     plan = plan_steps(cfg, len(train_ids))
-    report.update({"train_ids": len(train_ids), "val_ids": len(val_ids), "steps_per_epoch": plan.steps_per_epoch,
+    report.update({"train_ids": len(train_ids), "val_ids": len(val_ids), "test_ids": len(test_ids),
+                   "steps_per_epoch": plan.steps_per_epoch,
                    "steps_total": plan.total_steps, "warmup_steps": plan.warmup, "unfreeze_step": plan.unfreeze_step,
                    "margin_ramp_steps": plan.margin_ramp, "unfreezes": plan.unfreezes(),
                    "batch_size": cfg.optim.batch_size, "accum_steps": cfg.optim.accum_steps,
@@ -182,7 +184,8 @@ def format_report(r: dict[str, Any]) -> str:
              f"  tiny images (<{r['min_side']} px) {r['tiny']}",
              f"  near-duplicate photos across identities {r['near_duplicates']}  "
              + ", ".join(f"{d['a']}~{d['b']}" for d in r["near_duplicate_pairs"][:3]),
-             f"  split                {r['train_ids']} train / {r['val_ids']} val identities",
+             f"  split                {r['train_ids']} train / {r['val_ids']} val / {r.get('test_ids', 0)} test "
+             "identities",
              f"  schedule             {r['steps_per_epoch']} steps/epoch x {r['epochs']} epochs = "
              f"{r['steps_total']} steps; warm-up {r['warmup_steps']}, unfreeze at step {r['unfreeze_step']}, "
              f"margin ramp {r['margin_ramp_steps']}",

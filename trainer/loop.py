@@ -7,6 +7,7 @@ evaluation, saving and exact resume.
 from __future__ import annotations
 
 import contextlib
+import json
 import time
 from collections import defaultdict
 from pathlib import Path
@@ -21,6 +22,7 @@ from trainer import optim as optim_mod
 from trainer.config import TrainConfig
 from trainer.data import sample_seed
 from trainer.evaluate import retrieval_report
+from trainer.final import export_probe, final_test
 from trainer.losses import consistency_loss, coral_loss, prototype_regression, sampled_arcface_loss
 from trainer.reporting import RunReporter
 from trainer.runtime import autocast, barrier, init_distributed, shutdown
@@ -60,6 +62,8 @@ class Trainer:
         self.ddp: Any = None
         self.stop_requested = False
         self._saved_step = -1
+        self.test_report: dict[str, Any] | None = None
+        self.test_evaluations = 0  # the test split is scored once, at the end, for the chosen checkpoint
 
     def request_stop(self) -> None:
         """Ask the run to stop after the current step, saving last.pt (safe from a signal handler)."""
@@ -111,7 +115,8 @@ class Trainer:
         for key in ("batch_size", "accum_steps"):
             if key in o_old and o_old[key] != getattr(o_new, key):
                 reasons.append(f"optim.{key} changed ({o_old[key]} -> {getattr(o_new, key)})")
-        if st.get("class_ids") != self.s.train_ids or st.get("val_ids") != self.s.val_ids:
+        if st.get("class_ids") != self.s.train_ids or st.get("val_ids") != self.s.val_ids \
+                or st.get("test_ids", self.s.test_ids) != self.s.test_ids:
             reasons.append("it was trained on other identities than the current dataset split")
         elif st.get("dataset_sha256") and st["dataset_sha256"] != self.s.dataset_digest:
             reasons.append("the dataset's photos (their ArcFace prototypes) changed")
@@ -207,7 +212,7 @@ class Trainer:
         s.scaler.step(s.optimizer)
         s.scaler.update()
         s.optimizer.zero_grad(set_to_none=True)
-        decay = ema_decay(self.step, plan.ema_ramp, lc)
+        decay = ema_decay(self.step, plan.ema_ramp, lc, plan.warmup)
         s.ema.update(s.model, decay)
         sums.update(grad_norm=float(grad_norm), s=scale, m=margin, ema_decay=decay, lambda_consistency=lam_cons)
         return dict(sums)
@@ -255,7 +260,7 @@ class Trainer:
                 "micro_done": self.micro_done, "best_metric": self.best_metric, "best_step": self.best_step,
                 "best_weights": self.best_weights,
                 "unfrozen": self.unfreeze_step is not None, "unfreeze_step": self.unfreeze_step or 0,
-                "class_ids": s.train_ids, "val_ids": s.val_ids, "metrics": self.metrics,
+                "class_ids": s.train_ids, "val_ids": s.val_ids, "test_ids": s.test_ids, "metrics": self.metrics,
                 "config": self.cfg.to_dict(), "world_size": self.dist.world, "dataset_sha256": s.dataset_digest,
                 "total_steps": s.plan.total_steps}
 
@@ -297,6 +302,20 @@ class Trainer:
         self.reporter.scalars(self.step, {**stats, "lr_head": lrs.get("head", 0.0),
                                           "lr_backbone": lrs.get("backbone", 0.0), "images_per_s": rate}, "train")
 
+    def _warn_negligible_terms(self, stats: dict[str, float]) -> None:
+        """Say which weighted loss terms are under 1 % of the loss on the first batch (they barely act early on)."""
+        lc = self.cfg.loss
+        total = abs(stats.get("loss", 0.0))
+        if total <= 0:
+            return
+        shares = {"consistency": stats.get("lambda_consistency", lc.lambda_consistency) * stats.get("consistency", 0.0),
+                  "coral": lc.lambda_coral * stats.get("coral", 0.0), "proto_reg": lc.lambda_reg * stats.get("proto_reg", 0.0)}
+        small = {k: v / total for k, v in shares.items() if abs(v) / total < 0.01}
+        if small:
+            self.reporter.emit("warning", message="At the first step these weighted loss terms are under 1 % of the loss: "
+                               + ", ".join(f"{k} {v:.2%}" for k, v in small.items()) + ".",
+                               negligible_terms={k: round(v, 6) for k, v in small.items()})
+
     def fit(self) -> dict[str, Any]:
         """Train to the end (or ``run.max_steps``); returns best/last metrics and the export path."""
         s = self.setup()
@@ -322,6 +341,8 @@ class Trainer:
                 self.step += 1
                 if self.step % c.run.log_every == 0 or self.step == 1:
                     self._log(stats, seen, t0)
+                if self.step == 1:
+                    self._warn_negligible_terms(stats)
                 if c.run.save_every_steps and self.step % c.run.save_every_steps == 0:
                     self.save("last")
                 if c.run.max_steps and self.step >= c.run.max_steps:
@@ -347,16 +368,44 @@ class Trainer:
             return {"step": self.step, "epoch": self.epoch, "cancelled": True}
         return self._finish()
 
+    def final_test(self, src: Path) -> dict[str, Any] | None:
+        """Score the chosen checkpoint ``src`` on the test split, once, beside the probe and the baseline.
+
+        Writes ``report.json`` and, when a probe was fitted, exports it to ``probe/`` so an agency
+        can install whichever wins. Returns None when the run has no test split.
+        """
+        s = self.setup()
+        if not s.test_ids or s.test_inputs is None or self.test_evaluations:
+            return self.test_report
+        st = load_state(src)
+        report, probe = final_test(self.cfg, state=st, test_ids=s.test_ids, test_inputs=s.test_inputs,
+                                   all_ids=s.all_ids, all_protos=s.all_protos, pairs=s.pairs,
+                                   probe_features=s.probe_features, train_ids=s.train_ids, val_ids=s.val_ids,
+                                   device=self.dist.device, amp=s.amp)
+        self.test_evaluations += 1
+        report["checkpoint"] = src.name
+        if probe is not None and s.pretrained is not None:
+            probe_dir = export_probe(probe, s.encoder_config, s.pretrained, self.out / "probe",
+                                     {"test": report["linear_probe"]})
+            report["probe_export"] = str(probe_dir)
+        self.test_report = report
+        (self.out / "report.json").write_text(json.dumps({"test": report}, indent=2, default=str), "utf-8")
+        self.reporter.emit("test", **report)
+        return report
+
     def _finish(self) -> dict[str, Any]:
         export = None
         if self.dist.is_main:
             src = self.out / ("best.pt" if (self.out / "best.pt").is_file() else "last.pt")
             if src.is_file():
-                export = export_train_state(src, self.out / "export", weights=self.cfg.run.weights)
+                test = self.final_test(src)
+                metrics = None if test is None else {**(load_state(src).get("metrics") or {}), "test": test}
+                export = export_train_state(src, self.out / "export", weights=self.cfg.run.weights, metrics=metrics)
                 self.reporter.emit("export", path=str(export), source=src.name,
                                    weights=self.best_weights if self.cfg.run.weights == "best" else self.cfg.run.weights)
         summary = {"step": self.step, "epoch": self.epoch, "best_metric": self.best_metric,
-                   "best_step": self.best_step, "metrics": self.metrics, "export": str(export) if export else None}
+                   "best_step": self.best_step, "metrics": self.metrics, "export": str(export) if export else None,
+                   "test": self.test_report}
         self.reporter.emit("done", **summary)
         self.reporter.close()
         barrier(self.dist)

@@ -56,13 +56,21 @@ def select_classes(emb: torch.Tensor, labels: torch.Tensor, protos: torch.Tensor
 def margin_logits(cos: torch.Tensor, targets: torch.Tensor, scale: float, margin: float) -> torch.Tensor:
     """``s * cos`` with the target column replaced by ``s * cos(theta + m)`` (additive angular margin).
 
-    theta + m is capped at pi, so the positive logit keeps decreasing as theta grows (cos is
-    monotonic on [0, pi]); the negatives are untouched.
+    Past ``theta = pi - m`` the margin would carry the angle beyond pi, where ``cos(theta + m)`` turns
+    back up (and a cap at pi would make it flat: zero gradient for the worst-placed sketches). There
+    the standard ArcFace fallback (insightface, ``easy_margin=False``) is used instead:
+    ``cos theta - m * sin(m)``, i.e. ``phi = where(cos > cos(pi - m), cos(theta + m), cos - sin(pi - m) * m)``.
+    It is linear in ``cos`` (gradient ``s`` w.r.t. cos, never 0) and never above ``cos(theta + m)``'s
+    value at the switch, so the positive logit keeps decreasing as theta grows; the negatives are
+    untouched.
     """
     cos = cos.clamp(-1.0 + 1e-7, 1.0 - 1e-7)
     rows = torch.arange(cos.shape[0], device=cos.device)
-    theta = torch.acos(cos[rows, targets])
-    target_logit = torch.cos(torch.clamp(theta + margin, max=math.pi))
+    pos = cos[rows, targets]
+    theta = torch.acos(pos)
+    threshold = math.cos(math.pi - margin)
+    fallback = pos - math.sin(math.pi - margin) * margin
+    target_logit = torch.where(pos > threshold, torch.cos(theta + margin), fallback)
     out = cos.clone()
     out[rows, targets] = target_logit
     return out * scale

@@ -11,6 +11,7 @@ from dataclasses import asdict, dataclass
 from typing import Any
 
 from trainer.config import TrainConfig
+from trainer.schedules import ema_decay
 
 
 @dataclass(frozen=True)
@@ -78,4 +79,26 @@ def plan_warnings(plan: StepPlan, cfg: TrainConfig) -> list[str]:
                      f"run of {plan.total_steps}).")
     if plan.warmup >= plan.total_steps > 0:
         notes.append(f"The LR warm-up ({plan.warmup} steps) is as long as the run ({plan.total_steps} steps).")
+    return notes + inert_parts(plan, cfg)
+
+
+def inert_parts(plan: StepPlan, cfg: TrainConfig) -> list[str]:
+    """Parts of the recipe that cannot act at this dataset size, said rather than left to look active.
+
+    - Semi-hard mining only chooses *which* negatives enter the sampled softmax; with no more
+      training identities than ``sampled_softmax_classes`` every one of them is in every step's
+      softmax, so mining changes nothing.
+    - The EMA ramp may be longer than the run: the decay then never reaches ``ema_decay_end``.
+    """
+    lo = cfg.loss
+    notes = []
+    if lo.semi_hard_fraction > 0 and 0 < plan.train_ids <= lo.sampled_softmax_classes:
+        notes.append(f"Semi-hard negative mining is inert: all {plan.train_ids} training identities fit in the sampled "
+                     f"softmax (loss.sampled_softmax_classes={lo.sampled_softmax_classes}), so every negative is in "
+                     "every step's softmax whatever is mined.")
+    if plan.total_steps > 0:
+        reached = ema_decay(plan.total_steps - 1, plan.ema_ramp, lo, plan.warmup)
+        if reached < lo.ema_decay_end - 1e-9:
+            notes.append(f"The EMA decay reaches only {reached:.4f} by the last step (ramp to {lo.ema_decay_end} over "
+                         f"{plan.ema_ramp} steps, run of {plan.total_steps}).")
     return notes

@@ -34,10 +34,11 @@ from trainer.data import (
     SketchViews,
     load_sketches,
     pair_dataset,
-    split_by_identity,
+    split_identities,
 )
 from trainer.optim import EMATeacher, build_optimizer
 from trainer.plan import StepPlan, plan_steps, plan_warnings
+from trainer.probe import tower_features
 from trainer.reporting import RunReporter
 from trainer.runtime import DistInfo, amp_dtype
 from trainer.schedules import WarmupCosine
@@ -68,6 +69,12 @@ class Setup:
     plan: StepPlan = field(default_factory=StepPlan)
     skipped: dict[str, str] = field(default_factory=dict)
     dataset_digest: str = ""
+    test_ids: list[str] = field(default_factory=list)
+    test_inputs: torch.Tensor | None = None  # (T, 3, S, S): test sketches, scored once at the end
+    pairs: dict[str, Pair] = field(default_factory=dict)
+    pretrained: PretrainedSource | None = None
+    # The frozen pretrained tower's pooled features (rank 0 only), for the linear-probe baseline.
+    probe_features: dict[str, np.ndarray] = field(default_factory=dict)
 
 
 def _gather(dist: DistInfo) -> Callable[[dict[str, Any]], dict[str, Any]] | None:
@@ -113,11 +120,18 @@ def architecture_label(cfg: TrainConfig) -> str:
 def _explicit_activation(cfg: TrainConfig) -> bool | None:
     """The activation the user asked for (None: only the architecture's default)."""
     mc = cfg.model.model_cfg
+    implied: bool | None = None
     if isinstance(mc, dict) and "quick_gelu" in mc:
-        return bool(mc["quick_gelu"])
-    if cfg.model.architecture.endswith("-quickgelu"):
-        return True
-    return None
+        implied = bool(mc["quick_gelu"])
+    elif cfg.model.architecture.endswith("-quickgelu"):
+        implied = True
+    if not cfg.model.activation:
+        return implied
+    stated = cfg.model.activation == "quick_gelu"
+    if implied is not None and implied != stated:
+        raise ConfigError(f"model.activation='{cfg.model.activation}' contradicts the tower config "
+                          f"(quick_gelu={implied}).", hint="State the activation in one place only.")
+    return stated
 
 
 def pretrained_source(cfg: TrainConfig) -> PretrainedSource:
@@ -184,15 +198,17 @@ def build_setup(cfg: TrainConfig, dist: DistInfo, reporter: RunReporter) -> Setu
     probe = encoder_config(cfg, "0" * 64, {}, pretrained)
     protos = _prototypes(cfg, pairing.pairs, dist, reporter)
     pairs, sketches, skipped = _usable(cfg, pairing, protos, probe.preprocess, reporter)
-    train_ids, val_ids = split_by_identity([p.id for p in pairs], cfg.data.val_fraction,
-                                           cfg.data.split_seed, cfg.data.min_val_ids)
-    reporter.emit("split", train_ids=len(train_ids), val_ids=len(val_ids))
+    train_ids, val_ids, test_ids = split_identities([p.id for p in pairs], cfg.data.val_fraction,
+                                                    cfg.data.test_fraction, cfg.data.split_seed,
+                                                    cfg.data.min_val_ids, cfg.data.min_test_ids)
+    reporter.emit("split", train_ids=len(train_ids), val_ids=len(val_ids), test_ids=len(test_ids))
     by_id = {p.id: p for p in pairs}
     all_ids = [p.id for p in pairs]
     all_protos = protos.take(all_ids)
     digest = dataset_digest(all_ids, all_protos)
     enc_cfg = encoder_config(cfg, protos.arcface_sha256, {"dataset": str(cfg.data.root), "dataset_sha256": digest,
                                                           "train_ids": len(train_ids), "val_ids": len(val_ids),
+                                                          "test_ids": len(test_ids),
                                                           "skipped_pairs": len(skipped),
                                                           "fallback_centre_crop": len(protos.fallback_ids)},
                              pretrained)
@@ -204,7 +220,8 @@ def build_setup(cfg: TrainConfig, dist: DistInfo, reporter: RunReporter) -> Setu
     ema = EMATeacher(model)
     pre = enc_cfg.preprocess
     dataset = SketchViews([by_id[i].sketch for i in train_ids], pre, cfg.augment_weak, cfg.augment_strong,
-                          seed=cfg.run.seed, cache=cfg.data.cache_images, prepared=[sketches[i] for i in train_ids])
+                          seed=cfg.run.seed, cache=cfg.data.cache_images, prepared=[sketches[i] for i in train_ids],
+                          hflip_p=cfg.data.hflip_p)
     if len(dataset) < cfg.optim.batch_size * dist.world:
         raise ConfigError(f"{len(dataset)} training identities are fewer than one batch "
                           f"({cfg.optim.batch_size} x {dist.world} processes); lower optim.batch_size.")
@@ -215,7 +232,17 @@ def build_setup(cfg: TrainConfig, dist: DistInfo, reporter: RunReporter) -> Setu
     scheduler = WarmupCosine(optimizer, cfg.optim, plan.total_steps, warmup=plan.warmup)
     amp = amp_dtype(cfg.optim.amp, dist.device)
     scaler = torch.amp.GradScaler("cuda", enabled=amp is torch.float16)
-    val_inputs = torch.stack([normalize_tensor(gray_tensor(sketches[i]), pre) for i in val_ids])
+    def inputs(ids: list[str]) -> torch.Tensor:
+        return torch.stack([normalize_tensor(gray_tensor(sketches[i]), pre) for i in ids])
+
+    val_inputs = inputs(val_ids)
+    test_inputs = inputs(test_ids) if test_ids else None
+    probe_features: dict[str, np.ndarray] = {}
+    if dist.is_main and test_ids and pretrained.kind != NO_PRETRAINED:
+        # Now, while the tower is still the pretrained one (training moves it): one unaugmented pass.
+        for name, ids in (("train", train_ids), ("val", val_ids), ("test", test_ids)):
+            probe_features[name] = tower_features(model, ids, lambda i: normalize_tensor(gray_tensor(sketches[i]), pre),
+                                                  dist.device, amp, cfg.eval.batch_size)
     reporter.emit("start", device=str(dist.device), world_size=dist.world,
                   amp=str(amp).replace("torch.", "") if amp else "off", steps_per_epoch=plan.steps_per_epoch,
                   total_steps=plan.total_steps, schedule=plan.to_dict(),
@@ -226,4 +253,5 @@ def build_setup(cfg: TrainConfig, dist: DistInfo, reporter: RunReporter) -> Setu
                  all_protos=all_protos, val_inputs=val_inputs, dataset=dataset, sampler=sampler,
                  model=model, ema=ema, optimizer=optimizer, scheduler=scheduler, scaler=scaler, amp=amp,
                  steps_per_epoch=plan.steps_per_epoch, total_steps=plan.total_steps, encoder_config=enc_cfg,
-                 plan=plan, skipped=skipped, dataset_digest=digest)
+                 plan=plan, skipped=skipped, dataset_digest=digest, test_ids=test_ids, test_inputs=test_inputs,
+                 pairs=by_id, pretrained=pretrained, probe_features=probe_features)

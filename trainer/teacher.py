@@ -6,6 +6,8 @@ A photo that cannot be decoded, or (by default) shows no detectable face, is ski
 listed; ``data.no_face = "centre_crop"`` uses a centred crop of it instead.
 The cache ``arcface_prototypes.npz`` stores ids, vectors, the ArcFace file's SHA-256 and each photo's
 SHA-256: any change recomputes just what changed, and a different ArcFace recomputes everything.
+In a distributed run each machine may hold a different cache (no shared file system): the ranks
+agree on what to embed and share the vectors only some of them hold.
 """
 
 from __future__ import annotations
@@ -143,6 +145,28 @@ def _embed_chunk(pipeline: FacePipeline, chunk: list[Pair], shas: dict[str, str]
     return out
 
 
+# A placeholder entry: "this rank has no valid vector for the id" (only its key travels).
+_LACKING: Entry = ("", np.zeros(0, np.float32), "lacking")
+
+
+def _agree_todo(pairs: list[Pair], valid: dict[str, Entry],
+                gather: Callable[[dict[str, Entry]], dict[str, Entry]]) -> tuple[list[Pair], dict[str, Entry]]:
+    """The photos no rank holds (to embed, the same list on every rank) and the vectors some rank can share.
+
+    Why: without a shared file system every machine has its own prototype cache, and the caches
+    differ (a rank that joined later has none). A to-do list built from the local cache alone
+    differs between ranks, so the shards ``todo[rank::world]`` miss photos and ranks lack vectors
+    that only another rank's cache held. Two all-gathers make the decision collective: first which
+    ids any rank lacks, then the valid vectors other ranks hold for them.
+
+    Returns:
+        (pairs that must be embedded, in ``pairs`` order; vectors shared by the ranks for lacking ids).
+    """
+    lacking = gather({p.id: _LACKING for p in pairs if p.id not in valid})
+    shared = gather({i: valid[i] for i in lacking if i in valid})
+    return [p for p in pairs if p.id in lacking and p.id not in shared], shared
+
+
 def compute_prototypes(pairs: list[Pair], cfg: TeacherConfig, cache_path: Path,
                        on_progress: Callable[[int, int], None] | None = None, batch: int = 32, *,
                        no_face: str = "skip", rank: int = 0, world: int = 1,
@@ -151,17 +175,25 @@ def compute_prototypes(pairs: list[Pair], cfg: TeacherConfig, cache_path: Path,
     """Prototypes for every pair's photo, reusing cached vectors whose photo and ArcFace are unchanged.
 
     The cache is written as it goes (every ``save_every_s`` seconds), so a run killed while embedding
-    thousands of photos resumes where it stopped. In a distributed run each rank embeds its share of
-    the photos (``rank::world``), saves its progress in its own partial cache (no shared file system
-    needed), and ``gather`` (an all-gather) gives every rank all results.
+    thousands of photos resumes where it stopped. In a distributed run the ranks first agree on what
+    to embed (see :func:`_agree_todo`: each rank's local cache may differ, no shared file system is
+    needed), each rank embeds its share (``todo[rank::world]``), saves its progress in its own partial
+    cache, and ``gather`` (an all-gather, required when ``world > 1``) gives every rank all results.
 
     Args:
         no_face: "skip" a pair whose photo shows no detectable face, or use a "centre_crop" of it.
     """
+    if world > 1 and gather is None:
+        raise ValueError("compute_prototypes: a distributed run (world > 1) needs the all-gather function")
     arc_sha = sha256_file(arcface_path(cfg))
     cached = read_cache(cache_path, arc_sha)
     shas = {p.id: _photo_sha(p.real) for p in pairs}
-    todo = [p for p in pairs if not shas[p.id] or p.id not in cached or cached[p.id][0] != shas[p.id]]
+    valid = {p.id: cached[p.id] for p in pairs if shas[p.id] and p.id in cached and cached[p.id][0] == shas[p.id]}
+    shared: dict[str, Entry] = {}
+    if gather is not None:
+        todo, shared = _agree_todo(pairs, valid, gather)
+    else:
+        todo = [p for p in pairs if p.id not in valid]
     mine = todo[rank::world]
     own_cache = cache_path if world == 1 else cache_path.with_name(f"{cache_path.stem}.rank{rank}.npz")
     fresh: dict[str, Entry] = {}
@@ -177,7 +209,7 @@ def compute_prototypes(pairs: list[Pair], cfg: TeacherConfig, cache_path: Path,
                 last_save = time.monotonic()
     if gather is not None:
         fresh = gather(fresh)
-    entries = {**cached, **fresh}
+    entries = {**cached, **shared, **fresh}
     ids_all = [p.id for p in pairs]
     skipped = {i: entries[i][2] for i in ids_all if entries[i][2] == UNREADABLE or not shas[i]}
     skipped.update({i: NO_FACE for i in ids_all if i not in skipped and entries[i][2] == NO_FACE and no_face == "skip"})
@@ -187,7 +219,7 @@ def compute_prototypes(pairs: list[Pair], cfg: TeacherConfig, cache_path: Path,
     fallback = [i for i in ids if entries[i][2] == NO_FACE]
     protos = Prototypes(ids, vectors, arc_sha, fallback, skipped, computed=len(fresh), reused=len(ids_all) - len(fresh),
                         computed_here=len(mine))
-    if rank == 0 and (fresh or set(cached) != set(ids_all)):
+    if rank == 0 and (fresh or set(valid) != set(ids_all) or set(cached) != set(ids_all)):
         write_cache(cache_path, {i: entries[i] for i in ids_all}, arc_sha)
     if world > 1:
         own_part = cache_path.with_name(f"{cache_path.stem}.rank{rank}.npz")

@@ -284,10 +284,21 @@ def apply_pretrained_activation(model_cfg: dict[str, Any], src: PretrainedSource
         src: the pretrained weights.
         explicit: the activation the user asked for (``quick_gelu`` in model_cfg, a ``-quickgelu``
             architecture), or None when it only came from the architecture's default.
+
+    Weights whose activation is unknown (a local file without a pretrained tag) are refused unless
+    the activation is given explicitly: the architecture's default would be a guess, and the OpenAI
+    weights under the default GELU load without an error and give wrong features.
     """
     need = src.quick_gelu
     if need is None:
-        return model_cfg
+        if explicit is None and src.kind != NO_PRETRAINED:
+            raise ConfigError(f"The activation the pretrained weights ({src.label}) were trained with is unknown: "
+                              "a weights file does not say whether it needs QuickGELU or GELU, and the wrong one "
+                              "loads without an error but gives wrong features.",
+                              hint="Name the weights' open_clip pretrained tag (model.pretrained_tag, e.g. 'openai' "
+                                   "or 'laion2b_s34b_b88k'), or state the activation (model.activation='quick_gelu' "
+                                   "or 'gelu').")
+        return model_cfg if explicit is None else {**model_cfg, "quick_gelu": explicit}
     if explicit is not None and explicit != need:
         have, want = ("QuickGELU", "GELU") if explicit else ("GELU", "QuickGELU")
         raise ConfigError(f"The pretrained weights ({src.label}, tag {src.tag}) were trained with {want}, but the "

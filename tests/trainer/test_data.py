@@ -81,6 +81,32 @@ def test_views_depend_only_on_seed_epoch_and_index(tmp_path: Path) -> None:
     assert torch.equal(fresh[2][0], w3)
 
 
+def test_training_views_are_mirrored_with_the_references_probability(tmp_path: Path) -> None:
+    """The reference flips each view left-right with p 0.5; the recipe's default does the same."""
+    from engine.sketch.transforms import AugmentConfig
+    from trainer.config import TrainConfig
+
+    assert TrainConfig().data.hflip_p == 0.5
+    ident = AugmentConfig(rotate=0.0, scale=0.0, translate=0.0, contrast=0.0, brightness=0.0)  # the identity
+    paths = _views(tmp_path).sketches
+    pre = PreprocessConfig(input_size=64)
+    plain = SketchViews(paths, pre, ident, ident, seed=5, hflip_p=0.0)
+    always = SketchViews(paths, pre, ident, ident, seed=5, hflip_p=1.0)
+    w0, s0, _ = plain[1]
+    w1, s1, _ = always[1]
+    assert torch.allclose(w1, w0.flip(-1), atol=1e-6) and torch.allclose(s1, s0.flip(-1), atol=1e-6)
+    assert not torch.allclose(w0, w0.flip(-1), atol=1e-3)  # the sketch is not symmetric: a flip is visible
+    half = SketchViews(paths, pre, ident, ident, seed=5, hflip_p=0.5)
+    draws = [half.flips(i) for i in range(400)]
+    weak_share = sum(w for w, _ in draws) / 400
+    assert 0.42 < weak_share < 0.58 and 0.42 < sum(s for _, s in draws) / 400 < 0.58
+    assert any(w != s for w, s in draws)  # the two views flip independently
+    w, s, _ = half[1]
+    fw, fs = half.flips(1)
+    assert torch.allclose(w, w0.flip(-1) if fw else w0, atol=1e-6)
+    assert torch.allclose(s, s0.flip(-1) if fs else s0, atol=1e-6)
+
+
 def test_epoch_sampler_skips_consumed_batches_for_mid_epoch_resume() -> None:
     sampler = EpochSampler(20, world=1, rank=0, seed=1, batch_size=4)
     sampler.set_epoch(3)

@@ -32,15 +32,32 @@ def test_margin_is_added_to_the_positive_angle_only() -> None:
     assert out[1, [0, 2]].tolist() == pytest.approx([3.0, 0.0], abs=1e-6)
 
 
-def test_margin_angle_is_capped_at_pi_so_the_positive_logit_stays_monotonic() -> None:
-    cos = torch.tensor([[-0.99, 0.0], [-0.9, 0.0]])
-    out = margin_logits(cos, torch.tensor([0, 0]), scale=4.0, margin=0.5)
-    assert out[0, 0].item() == pytest.approx(-4.0, abs=1e-5)  # theta + m > pi -> cos(pi)
-    assert out[1, 0].item() == pytest.approx(-4.0, abs=1e-4)  # acos(-0.9) = 2.69; +0.5 > pi as well
+def test_past_pi_minus_m_the_standard_fallback_keeps_the_positive_logit_decreasing() -> None:
+    m = 0.5
+    mm = math.sin(math.pi - m) * m  # 0.2397: insightface's easy_margin=False fallback cos - sin(m) * m
+    cos = torch.tensor([[-0.99, 0.0], [-0.9, 0.0]])  # both below cos(pi - m) = -0.8776
+    out = margin_logits(cos, torch.tensor([0, 0]), scale=4.0, margin=m)
+    assert out[0, 0].item() == pytest.approx(4.0 * (-0.99 - mm), abs=1e-5)
+    assert out[1, 0].item() == pytest.approx(4.0 * (-0.9 - mm), abs=1e-5)
     no_margin = margin_logits(torch.tensor([[0.3, 0.1]]), torch.tensor([0]), scale=2.0, margin=0.0)
     assert no_margin[0].tolist() == pytest.approx([0.6, 0.2], abs=1e-6)
     below = margin_logits(torch.tensor([[-0.5, 0.0]]), torch.tensor([0]), scale=1.0, margin=0.5)
-    assert below[0, 0].item() == pytest.approx(math.cos(2 * math.pi / 3 + 0.5), abs=1e-6)  # -0.8525, not capped
+    assert below[0, 0].item() == pytest.approx(math.cos(2 * math.pi / 3 + 0.5), abs=1e-6)  # -0.8525, no fallback
+    # Monotonic: the positive logit never rises as cos falls, across the switch too.
+    grid = torch.linspace(0.99, -0.99, 397).unsqueeze(1)
+    logits = margin_logits(torch.cat([grid, torch.zeros_like(grid)], 1), torch.zeros(397, dtype=torch.long),
+                           scale=1.0, margin=m)[:, 0]
+    assert bool((logits[1:] <= logits[:-1] + 1e-7).all())
+
+
+def test_the_margin_gradient_is_not_zero_past_pi_minus_m() -> None:
+    """At cos -0.9, m 0.5 (theta + m > pi) the positive must still be pulled in: dL/dcos < 0, not 0."""
+    for c in (-0.9, -0.95, -0.5, 0.3):
+        cos = torch.tensor([[c, 0.1, -0.2]], requires_grad=True)
+        loss = F.cross_entropy(margin_logits(cos, torch.tensor([0]), scale=16.0, margin=0.5), torch.tensor([0]))
+        loss.backward()
+        assert cos.grad is not None
+        assert cos.grad[0, 0].item() < -0.1, (c, cos.grad)
 
 
 def test_sampled_loss_over_all_classes_equals_the_hand_computed_cross_entropy() -> None:

@@ -27,7 +27,11 @@ def test_the_same_data_gives_the_same_steps_and_the_schedule_scales_with_it() ->
     assert plan_steps(accum, 5400).steps_per_epoch == 42 and plan_steps(accum, 5400).unfreeze_step == 84
     two_ranks = plan_steps(cfg, 5400, world=2)
     assert two_ranks.steps_per_epoch == 42
-    assert not plan_warnings(small, cfg) and not plan_warnings(big, cfg)
+    # Agency sizes (<= 8,192 identities): every class is always in the softmax, which is said, not hidden.
+    for plan in (small, big):
+        notes = plan_warnings(plan, cfg)
+        assert len(notes) == 1 and "mining is inert" in notes[0] and f"all {plan.train_ids} training" in notes[0]
+    assert not plan_warnings(plan_steps(cfg, 9000), cfg)  # more identities than sampled classes: mining acts
 
 
 def test_a_step_override_wins_and_unfreezing_that_never_happens_is_warned() -> None:
@@ -45,11 +49,14 @@ def test_show_config_prints_the_steps_for_the_dataset(tmp_path: Path) -> None:
     with redirect_stdout(buf):
         assert main(["show-config", "--set", f"data.root='{tmp_path / 'ds'}'", "--set", "optim.batch_size=8"]) == 0
     text = buf.getvalue()
-    n_train = 40 - 4  # val_fraction 0.1 of 40, at least min_val_ids
+    split = text.split("# Identity split: ")[1].split("\n")[0]
+    n_train, n_val, n_test = (int(split.split(" / ")[k].split()[0]) for k in range(3))
+    assert n_train + n_val + n_test == 40 and n_val >= 2 and n_test >= 2  # three disjoint splits, sizes shown
     assert "# Schedule in steps for" in text and "#   total_steps = " in text
     spe = int(text.split("#   steps_per_epoch = ")[1].split()[0])
-    assert spe in (n_train // 8, (n_train + 1) // 8, (n_train - 1) // 8)
-    assert "WARNING" not in text
+    assert spe == n_train // 8
+    warnings = [line for line in text.splitlines() if "WARNING" in line]
+    assert len(warnings) == 1 and "Semi-hard negative mining is inert" in warnings[0]  # 32 of 8,192 classes
     buf = io.StringIO()
     with redirect_stdout(buf):
         assert main(["show-config", "--train-ids", "540", "--set", "optim.unfreeze_after_epochs=40"]) == 0

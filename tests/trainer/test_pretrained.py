@@ -93,6 +93,41 @@ def test_a_checkpoint_file_records_its_digest_and_its_tags_activation(tmp_path: 
     assert "clip.safetensors" in load_pretrained_visual(build_encoder(enc), src)
 
 
+def test_a_weights_file_without_a_tag_is_refused_unless_the_activation_is_stated(tmp_path: Path) -> None:
+    """A local file says nothing about its activation: the default GELU would be a silent guess."""
+    import open_clip
+    from safetensors.torch import save_file
+
+    from tests.fixtures.tiny_sketch import TINY_MODEL_CFG
+
+    clip = open_clip.CLIP(embed_dim=64, vision_cfg=TINY_MODEL_CFG["vision_cfg"],
+                          text_cfg={"context_length": 8, "vocab_size": 32, "width": 32, "heads": 2, "layers": 1})
+    path = tmp_path / "clip.safetensors"
+    save_file({k: v.contiguous() for k, v in clip.state_dict().items()}, str(path))
+    tower = {k: v for k, v in TINY_MODEL_CFG.items() if k != "quick_gelu"}
+
+    def cfg_with(*extra: str) -> Any:
+        cfg = load_config(None, ["model.architecture='ViT-B-16'", f"model.pretrained='{path}'", *extra])
+        cfg.model.model_cfg = dict(tower)
+        return cfg
+
+    untagged = cfg_with()
+    with pytest.raises(ConfigError, match="activation the pretrained weights .* is unknown") as info:
+        encoder_config(untagged, "0" * 64, {}, pretrained_source(untagged))
+    assert "model.pretrained_tag" in str(info.value.hint) and "model.activation" in str(info.value.hint)
+    for stated, quick in (("quick_gelu", True), ("gelu", False)):
+        ok = cfg_with(f"model.activation='{stated}'")
+        assert encoder_config(ok, "0" * 64, {}, pretrained_source(ok)).model_cfg["quick_gelu"] is quick
+    tagged_and_stated = cfg_with("model.pretrained_tag='openai'", "model.activation='gelu'")
+    with pytest.raises(ConfigError, match="trained with QuickGELU"):  # a stated activation cannot overrule the tag
+        encoder_config(tagged_and_stated, "0" * 64, {}, pretrained_source(tagged_and_stated))
+    with pytest.raises(ConfigError, match="model.activation must be"):
+        load_config(None, ["model.activation='relu'"])
+    # Random weights need no statement: there is nothing to mismatch.
+    none = load_config(None, ["model.architecture='ViT-B-16'", "model.pretrained='none'"])
+    assert encoder_config(none, "0" * 64, {}, pretrained_source(none)).model_cfg["quick_gelu"] is False
+
+
 @pytest.mark.real_manifest
 def test_a_managed_checkpoint_that_is_not_the_published_file_is_refused(tmp_path: Path) -> None:
     from engine import models

@@ -129,7 +129,7 @@ def test_check_reports_the_dataset_and_its_schedule(tmp_path: Path, tiny_models_
     assert report["no_face_ids"] == ["id_0007"] and report["tiny_files"][0]["id"] == "id_0011"
     assert report["duplicate_stems"] == 1 and report["near_duplicates"] >= 1
     assert {"a": "id_0001", "b": "id_0002"} in [{"a": d["a"], "b": d["b"]} for d in report["near_duplicate_pairs"]]
-    assert report["train_ids"] + report["val_ids"] == 40 - 3 and report["usable_pairs"] == 37
+    assert report["train_ids"] + report["val_ids"] + report["test_ids"] == 40 - 3 and report["usable_pairs"] == 37
     assert report["steps_total"] == report["steps_per_epoch"] * 30 and report["unfreeze_step"] == 2 * (
         report["steps_per_epoch"])
     with redirect_stdout(io.StringIO()) as text:

@@ -27,19 +27,24 @@ def test_scale_and_margin_ramp_over_the_plans_ramp() -> None:
     assert scale_and_margin(1, loss, 4) == pytest.approx((20.0, 0.1))
 
 
-def test_ema_decay_warms_up_with_the_step_then_ramps_from_0996_to_0999() -> None:
+def test_ema_decay_warms_up_briefly_then_follows_the_seeds_0996_to_0999_ramp() -> None:
     loss = LossConfig()
-    # min(d, (1 + t) / (10 + t)): 0.1 at step 0, so the EMA follows the student early on...
-    assert ema_decay(0, 50, loss) == pytest.approx(0.1)
-    assert ema_decay(90, 50, loss) == pytest.approx(91 / 100)
-    # ...and the ramp takes over once (1 + t) / (10 + t) exceeds it (t > ~2,240 for 0.996).
-    assert ema_decay(10_000, 50, loss) == pytest.approx(0.999)
-    # What the EMA still carries of its step-0 weights after a 240-step run (600 pairs, 30 epochs):
-    keep_fixed = math.prod(ema_decay(t, 80, LossConfig(ema_warmup=False)) for t in range(240))
-    keep_warm = math.prod(ema_decay(t, 80, loss) for t in range(240))
-    assert keep_fixed > 0.4 and keep_warm < 1e-6
+    # The horizon 1 / (1 - d) grows linearly over the 50-step warm-up: d 0 at step 0 (the student)...
+    assert ema_decay(0, 500, loss, 50) == pytest.approx(0.0)
+    d0 = ema_decay(25, 500, loss, 50)
+    ramp25 = 0.996 + 0.003 * 25 / 500
+    assert 1 / (1 - d0) == pytest.approx(1 + (1 / (1 - ramp25) - 1) * 0.5)
+    # ...and from the warm-up's end on, the seed's ramp itself (the old cap kept it < 0.996 until ~2,240).
+    assert ema_decay(50, 500, loss, 50) == pytest.approx(0.996 + 0.003 * 50 / 500)
+    assert ema_decay(250, 500, loss, 50) == pytest.approx(0.9975)
+    assert ema_decay(10_000, 500, loss, 50) == pytest.approx(0.999)
+    assert all(ema_decay(t, 500, loss, 50) <= ema_decay(t + 1, 500, loss, 50) for t in range(600))
+    # The random step-0 weights are gone after the first update; without the warm-up 38 % remain at step 240.
+    keep_fixed = math.prod(ema_decay(t, 80, LossConfig(ema_warmup=False), 50) for t in range(240))
+    keep_warm = math.prod(ema_decay(t, 80, loss, 50) for t in range(240))
+    assert keep_fixed > 0.3 and keep_warm == 0.0
     off = LossConfig(ema_warmup=False)
-    assert ema_decay(0, 50, off) == pytest.approx(0.996) and ema_decay(25, 50, off) == pytest.approx(0.9975)
+    assert ema_decay(0, 50, off, 50) == pytest.approx(0.996) and ema_decay(25, 50, off) == pytest.approx(0.9975)
 
 
 def test_consistency_weight_decays_only_after_unfreezing() -> None:

@@ -86,7 +86,7 @@ def test_run_reports_json_lines_and_writes_checkpoints(trained: dict[str, Any]) 
     state = load_state(run / "best.pt")
     assert {"model", "ema", "optimizer", "scheduler", "step", "best_metric", "class_ids", "val_ids", "rng",
             "encoder_config"} <= set(state)
-    assert len(state["class_ids"]) + len(state["val_ids"]) == 240
+    assert len(state["class_ids"]) + len(state["val_ids"]) + len(state["test_ids"]) == 240
     assert state["best_metric"] == trained["summary"]["best_metric"]
 
 
