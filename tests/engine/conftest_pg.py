@@ -240,3 +240,29 @@ def push_worker(url: str, gallery_id: str, start: int, stop: int, batch: int, pa
         report = g.push(photos[i:i + batch])
         print(f"batch {i // batch} {report.inserted} {report.skipped}", flush=True)
         time.sleep(pause_s)
+
+
+@dataclass
+class Agency:
+    """A database with the schema, two units and one examiner in each: URLs of the admin and of both logins."""
+
+    admin: str
+    alice: str  # examiner of unit A
+    bob: str  # examiner of unit B
+    unit_a: str
+    unit_b: str
+    alice_user: str
+    bob_user: str
+
+
+def make_agency(server: PgServer, database: str) -> Agency:
+    """Install the schema in ``database`` and add two units with one examiner each (names unique per call)."""
+    from engine.gallery.pg import create_examiner, install_schema
+
+    tag = secrets.token_hex(3)
+    install_schema(database)
+    db = database.rsplit("/", 1)[1]
+    create_examiner(database, f"alice_{tag}", "pw-alice", [f"a_{tag}"])
+    create_examiner(database, f"bob_{tag}", "pw-bob", [f"b_{tag}"])
+    return Agency(database, server.url(f"alice_{tag}", "pw-alice", db), server.url(f"bob_{tag}", "pw-bob", db),
+                  f"a_{tag}", f"b_{tag}", f"alice_{tag}", f"bob_{tag}")

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import argparse
 import getpass
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -32,7 +33,7 @@ def _server_gallery(profile_name: str, ref: str | None = None) -> Any:
 def _server_add(args: argparse.Namespace) -> int:
     from engine import servers
 
-    password = getpass.getpass(f"Password for {args.name} (empty: none): ") if args.ask_password else None
+    password = _read_password(f"Password for {args.name} (empty: none): ") if args.ask_password else None
     profile, note = servers.add_profile(args.name, args.url, args.unit or "", password or None)
     if args.json:
         print_json({"name": profile.name, "url": profile.url, "unit": profile.unit, "password": note})
@@ -84,12 +85,38 @@ def _server_init(args: argparse.Namespace) -> int:
     return 0
 
 
+def _read_password(prompt: str) -> str:
+    """A password typed at the terminal, or one line of standard input when that is not a terminal (scripts).
+
+    Standard input that is not a terminal is read as it is (getpass would turn to the controlling terminal,
+    or warn and end in EOFError when there is none). Nothing there gives "", for the caller to refuse clearly.
+    """
+    if sys.stdin is None or not sys.stdin.isatty():
+        return (sys.stdin.readline() if sys.stdin is not None else "").rstrip("\r\n")
+    try:
+        return getpass.getpass(prompt)
+    except EOFError:
+        return ""
+
+
+def _new_password(user: str) -> str:
+    """The new login's password; refused when none was given (no terminal and nothing on standard input)."""
+    password = _read_password(f"New password for {user}: ")
+    if not password:
+        raise GalleryError(f"No password was given for {user}; nothing was changed.",
+                           hint="Run 'sketchface server grant' in a terminal and type it, or give it as one line "
+                                "on standard input.")
+    return password
+
+
 def _server_grant(args: argparse.Namespace) -> int:
     from engine import servers
-    from engine.gallery.pg import create_examiner
+    from engine.gallery.pg.admin import check_examiner, create_examiner
 
-    password = getpass.getpass(f"New password for {args.user}: ")
-    create_examiner(servers.conninfo(servers.get_profile(args.name)), args.user, password, args.unit)
+    profile = servers.get_profile(args.name)
+    check_examiner(args.user, args.unit)  # bad names are refused before a password is asked for
+    password = _new_password(args.user)
+    create_examiner(servers.conninfo(profile), args.user, password, args.unit)
     print(f"{args.user} may now use the galleries of unit(s) {', '.join(args.unit)}.")
     return 0
 

@@ -6,12 +6,15 @@ embeds locally, then pushes whole batches in one transaction (COPY into a tempor
 duplicates a photo and a re-run inserts only what is missing. Searches call the server's ``search``
 function, which checks the unit, writes the access log and re-scores every candidate from the stored
 float32 vector; the content version is read in the same transaction and goes into the run manifest.
+
+Every read of faces is two steps (the server hands nothing out before its access-log row is committed):
+make the request and commit it, then ask for its results by the request's id. See :mod:`.schema`.
 """
 
 from __future__ import annotations
 
 import json
-import secrets
+import socket
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -128,16 +131,16 @@ class PgGallery:
     def create(cls, conninfo: str, name: str, unit: str, server: str = "", m: int = 32,
                ef_construction: int = 200) -> PgGallery:
         """Create a gallery owned by ``unit`` (the caller must belong to it), with its own HNSW index."""
-        gallery_id = secrets.token_hex(6)
         pool = get_pool(conninfo)
         import psycopg
 
         try:
             with pool.connection() as conn:
-                conn.execute(f"SELECT {SCHEMA}.create_gallery(%s, %s, %s, %s, %s)",
-                             (gallery_id, name.strip(), unit_role(unit), m, ef_construction))
+                gallery_id = str(conn.execute(f"SELECT {SCHEMA}.create_gallery(%s, %s, %s, %s)",
+                                              (name.strip(), unit_role(unit), m, ef_construction)).fetchone()[0])
         except psycopg.errors.UniqueViolation as exc:
-            raise GalleryError(f"A gallery named '{name}' already exists on the server.") from exc
+            raise GalleryError(f"A gallery named '{name.strip()}' already exists in unit '{unit}'.",
+                               hint="Choose another name, or open the existing gallery.") from exc
         except psycopg.errors.InsufficientPrivilege as exc:
             raise GalleryError(f"You may not create galleries for unit '{unit}' ({exc.diag.message_primary}).",
                                hint="Ask the server's administrator to add you to the unit.") from exc
@@ -152,7 +155,7 @@ class PgGallery:
                                 (ref, ref.strip())).fetchall()
         if len(rows) != 1:
             raise GalleryError(f"No gallery '{ref}' visible to you on server '{server or conninfo}'.",
-                               hint="List them with 'sketchface server galleries PROFILE'.")
+                               hint="List them with 'sketchface gallery list --server PROFILE'.")
         return cls(conninfo, rows[0][0], server)
 
     @staticmethod
@@ -264,23 +267,42 @@ class PgGallery:
         """((face id, exact cosine) best first, content version) for one unit query vector; logged server-side."""
         return search_many([self], q, k, filters, ef, candidates, exact, query_sha256, workstation)[self.id]
 
-    def face_details(self, face_ids: Iterable[int]) -> dict[int, dict[str, Any]]:
-        """Photo, box and metadata of faces (only those your units may see)."""
-        ids = [int(x) for x in face_ids]
+    def _read_faces(self, face_ids: Iterable[int], purpose: str, reader: str) -> tuple[list[str], list[Any]]:
+        """(column names, rows) of a logged read: the request is committed (its log row with it) before the
+        server hands out anything; a face outside your units refuses the whole request."""
+        ids = sorted({int(x) for x in face_ids})
+        if not ids:
+            return [], []
         with self.pool.connection() as conn:
-            cur = conn.execute(f"SELECT * FROM {SCHEMA}.face_details(%s)", (ids,))
-            names = [d.name for d in cur.description or []]
-            return {int(r[0]): dict(zip(names, r, strict=True)) for r in cur.fetchall()}
+            ticket = conn.execute(f"SELECT {SCHEMA}.request_faces(%s, %s, %s)",
+                                  (ids, purpose, socket.gethostname())).fetchone()[0]
+            conn.commit()
+            cur = conn.execute(f"SELECT * FROM {SCHEMA}.{reader}(%s)", (ticket,))
+            return [d.name for d in cur.description or []], cur.fetchall()
+
+    def face_details(self, face_ids: Iterable[int]) -> dict[int, dict[str, Any]]:
+        """Photo, box and metadata of faces of this server's galleries your units may use (one access-log row)."""
+        names, rows = self._read_faces(face_ids, "details", "face_details")
+        return {int(r[0]): dict(zip(names, r, strict=True)) for r in rows}
+
+    def thumbnails(self, face_ids: Iterable[int]) -> dict[int, bytes]:
+        """Stored thumbnails of faces (one access-log row for all of them); faces without one are left out."""
+        _, rows = self._read_faces(face_ids, "thumbnails", "thumbnails")
+        return {int(f): bytes(t) for f, t in rows if t is not None}
 
     def thumbnail(self, face_id: int) -> bytes | None:
-        row = self._one(f"SELECT {SCHEMA}.thumbnail(%s)", (int(face_id),))
-        return bytes(row[0]) if row and row[0] is not None else None
+        """One face's stored thumbnail, or None (logged like any read of faces)."""
+        return self.thumbnails([face_id]).get(int(face_id))
 
 
 def search_many(galleries: Sequence[PgGallery], q: np.ndarray, k: int, filters: Sequence[str | Filter] = (),
                 ef: int | None = None, candidates: int | None = None, exact: bool = False, query_sha256: str = "",
                 workstation: str = "") -> dict[str, tuple[list[tuple[int, float]], int]]:
-    """One server call per connection string: {gallery id: (hits best first, content version)}."""
+    """One server request per connection string: {gallery id: (hits best first, content version)}.
+
+    The request (log row and hits) is committed in its own REPEATABLE READ transaction, so the hits and
+    the content versions come from one snapshot; the hits are then read back by the request's id.
+    """
     if k < 1:
         raise GalleryError(f"k must be at least 1, not {k}.")
     vec = np.asarray(q, np.float32).reshape(DIM)
@@ -292,15 +314,17 @@ def search_many(galleries: Sequence[PgGallery], q: np.ndarray, k: int, filters: 
     for group in by_pool.values():
         ef_used = min(EF_MAX, max(ef or max(g.ef for g in group), k))
         n = candidates or max(2 * k, k + 20)
-        with group[0].pool.connection() as conn, conn.transaction():
-            conn.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ")
-            rows = conn.execute(f"SELECT gallery_id, face_id, score FROM {SCHEMA}.search(%s, %s, %s, %s, %s,"
-                                " %s::jsonb, %s, %s, %s)",
-                                ([g.id for g in group], vec, k, n, ef_used, fjson, query_sha256, exact,
-                                 workstation)).fetchall()
-            versions = dict(conn.execute(f"SELECT id, content_version FROM {SCHEMA}.galleries WHERE id = ANY(%s)",
-                                         ([g.id for g in group],)).fetchall())
+        with group[0].pool.connection() as conn:
+            with conn.transaction():
+                conn.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ")
+                ticket = conn.execute(f"SELECT {SCHEMA}.search(%s, %s, %s, %s, %s, %s::jsonb, %s, %s, %s)",
+                                      ([g.id for g in group], vec, k, n, ef_used, fjson, query_sha256, exact,
+                                       workstation)).fetchone()[0]
+            rows = conn.execute(f"SELECT gallery_id, face_id, score, content_version FROM {SCHEMA}.search_results(%s)",
+                                (ticket,)).fetchall()
+        versions = {gid: int(v) for gid, _, _, v in rows}
         for g in group:
-            hits = sorted(((int(f), float(s)) for gid, f, s in rows if gid == g.id), key=lambda h: (-h[1], h[0]))
-            out[g.id] = (hits[:k], int(versions.get(g.id, -1)))
+            hits = sorted(((int(f), float(s)) for gid, f, s, _ in rows if gid == g.id and f is not None),
+                          key=lambda h: (-h[1], h[0]))
+            out[g.id] = (hits[:k], versions.get(g.id, -1))
     return out

@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from engine import environment
 from engine.errors import GalleryError
 from engine.gallery.filters import Filter, parse_filters
 from engine.gallery.pg.gallery import PgGallery, search_many
@@ -127,7 +128,8 @@ def run_mixed_search(searcher: Searcher, queries: Sequence[Query], local: Sequen
                       {"M": first.get("M"), "ef_construction": first.get("ef_construction"),
                        "ef": ef or first.get("ef")},
                       tuple(filters), k, engine_version=engine.__version__,
-                      models=tuple(search_model_refs(searcher.pipeline, sketch)))
+                      models=tuple(search_model_refs(searcher.pipeline, sketch)),
+                      software=environment.manifest_entry())
     notes = ["Sketch embedded by ArcFace itself (no trained sketch encoder installed): a weak baseline."] \
         if baseline else []
     return SearchResult(matches, run, q, baseline, (time.perf_counter() - start) * 1000, notes)

@@ -1,5 +1,9 @@
 """Connection pools to gallery servers: one psycopg_pool per connection string, vector types registered.
 
+Before the pool opens, one direct connection checks the server: reachable, pgvector and the gallery
+schema present, and the schema at this SketchFace's version (an older one lacks the access-log
+guarantees this client relies on; ``server init`` upgrades it).
+
 Why pooled: a workstation runs searches from the engine thread while an import pushes batches; each
 takes a connection for one transaction and gives it back. Pools are shared per URL in this process
 and closed at exit.
@@ -12,6 +16,8 @@ import threading
 from typing import Any
 
 from engine.errors import GalleryError
+from engine.gallery.pg.admin import installed_version
+from engine.gallery.pg.schema import SCHEMA_VERSION
 
 _POOLS: dict[str, Any] = {}
 _LOCK = threading.Lock()
@@ -31,12 +37,20 @@ def _check(conninfo: str, timeout_s: float) -> None:
     try:
         with psycopg.connect(conninfo, connect_timeout=max(1, int(timeout_s))) as conn:
             row = conn.execute("SELECT to_regtype('vector'), to_regclass('sketchface.galleries')").fetchone()
+            version = installed_version(conn) if row is not None and row[1] is not None else None
     except psycopg.Error as exc:
         raise GalleryError(f"Cannot connect to the gallery server ({str(exc).strip()}).",
                            hint="Check the server profile with 'sketchface server test PROFILE'.") from exc
     if row is None or row[0] is None or row[1] is None:
         raise GalleryError("The server has no SketchFace gallery schema (pgvector and the gallery tables).",
                            hint="An administrator installs it once: 'sketchface server init PROFILE'.")
+    if version is None or version < SCHEMA_VERSION:
+        raise GalleryError(f"The server's gallery schema is version {version or 'unknown'}; this SketchFace needs "
+                           f"version {SCHEMA_VERSION} (it logs every read before handing anything out).",
+                           hint="An administrator upgrades it once: 'sketchface server init PROFILE'.")
+    if version > SCHEMA_VERSION:
+        raise GalleryError(f"The server's gallery schema is version {version}, newer than this SketchFace's "
+                           f"({SCHEMA_VERSION}).", hint="Update SketchFace on this workstation.")
 
 
 def get_pool(conninfo: str, max_size: int = 4, timeout_s: float = 30.0) -> Any:
