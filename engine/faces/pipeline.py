@@ -2,12 +2,15 @@
 
 One :class:`FacePipeline` holds one detector and one recognizer session. onnxruntime sessions are
 safe to run from several threads, so ingest workers share one pipeline. :func:`load_pipeline` is the
-one factory for the installed models (device and detector size from the settings); a file from the
-models folder is compared with its pin before onnxruntime reads it, so a changed file is refused.
+one factory for the installed models (device and detector size from the settings). Each ONNX file is
+read once; those bytes are hashed, compared with the pin (for a file of the models folder) and handed to
+onnxruntime, so the session runs exactly the bytes checked and recorded: a file (or a symlink) swapped
+after the check is never the one that runs.
 """
 
 from __future__ import annotations
 
+import io
 import logging
 import warnings
 from pathlib import Path
@@ -19,7 +22,7 @@ import numpy as np
 from engine import models, runtime
 from engine.errors import ModelInvalid, NoFaceFound
 from engine.faces.quality import blur_score, face_quality
-from engine.models.identity import DETECTOR, RECOGNIZER, UNPINNED, FileRef, ref_for_path
+from engine.models.identity import DETECTOR, RECOGNIZER, FileRef, LoadedFile, ModelLocator, load_path
 from engine.types import DetectedFace, FaceBox
 
 if TYPE_CHECKING:
@@ -53,18 +56,17 @@ class FacePipeline:
 
     def __init__(self, detector_path: Path, recognizer_path: Path, device: str = "auto",
                  det_size: int = 640, det_thresh: float = 0.5) -> None:
-        from insightface.model_zoo import model_zoo
-
         providers = runtime.ort_providers(device)
         self.providers = providers
         self.detector_path = Path(detector_path)
         self.recognizer_path = Path(recognizer_path)
-        # Checked against their pins before onnxruntime reads a byte (ModelTampered names the fix).
-        self.model_files: tuple[FileRef, ...] = (_identify(self.detector_path, DETECTOR_ID),
-                                                 _identify(self.recognizer_path, RECOGNIZER_ID))
+        # Each file read once and checked against its pin; the sessions are built from those same bytes.
+        det_file = load_path(self.detector_path, DETECTOR_ID)
+        rec_file = load_path(self.recognizer_path, RECOGNIZER_ID)
+        self.model_files: tuple[FileRef, ...] = (det_file.ref, rec_file.ref)
         ctx = 0 if providers[0] == "CUDAExecutionProvider" else -1
-        self.det: Any = self._load(model_zoo, self.detector_path, providers, "detection")
-        self.rec: Any = self._load(model_zoo, self.recognizer_path, providers, "recognition")
+        self.det: Any = self._load(det_file, providers, "detection")
+        self.rec: Any = self._load(rec_file, providers, "recognition")
         self.det.prepare(ctx, input_size=(det_size, det_size), det_thresh=det_thresh)
         self.rec.prepare(ctx)
         spec = models.get_spec(RECOGNIZER_ID)
@@ -73,16 +75,34 @@ class FacePipeline:
             self.rec.input_mean, self.rec.input_std = spec.mean[0], spec.std[0]
 
     @staticmethod
-    def _load(model_zoo: Any, path: Path, providers: list[str], task: str) -> Any:
+    def _load(file: LoadedFile, providers: list[str], task: str) -> Any:
+        """insightface's detector or recognizer around a session built from the checked bytes.
+
+        Routed as insightface's ModelRouter does, but never given a path: the detector is session-only
+        (insightface then runs every input size on this session instead of reopening the file), and the
+        recognizer reads its node names from the same bytes.
+        """
+        from insightface.model_zoo import model_zoo
+
+        name = file.path.name
         try:
-            model = model_zoo.get_model(str(path), providers=providers)
+            session = model_zoo.PickableInferenceSession(file.data, providers=providers)
+            inputs, outputs = session.get_inputs(), session.get_outputs()
+            shape = list(inputs[0].shape)
+            model: Any = None
+            if task == "detection" and len(outputs) >= 5:
+                model = model_zoo.SCRFD(model_file=None, session=session)
+            elif (task == "recognition" and len(outputs) == 1 and len(inputs) == 1 and len(shape) == 4
+                  and isinstance(shape[2], int) and shape[2] == shape[3] and shape[2] >= 112
+                  and shape[2] % 16 == 0 and shape[2] != 192):
+                model = model_zoo.ArcFaceONNX(model_file=io.BytesIO(file.data), session=session)
         except Exception as exc:  # onnxruntime raises its own types for corrupt files
-            raise ModelInvalid(f"{path.name} could not be loaded as an ONNX model: {exc}",
+            raise ModelInvalid(f"{name} could not be loaded as an ONNX model: {exc}",
                                hint="Re-import the model; the file may be damaged.") from exc
         if model is None or getattr(model, "taskname", None) != task:
             expected = ("an SCRFD detector (5 or more outputs)" if task == "detection"
                         else "an ArcFace recognizer (N x 3 x 112 x 112 -> N x 512)")
-            raise ModelInvalid(f"{path} is not {expected}.", hint="Import the right file in Settings > Models.")
+            raise ModelInvalid(f"{file.path} is not {expected}.", hint="Import the right file in Settings > Models.")
         return model
 
     @classmethod
@@ -181,24 +201,13 @@ def load_pipeline(device: str | None = None, *, settings: Settings | None = None
         settings = settings or settings_mod.load()
         device = device or settings.device
         det_size = det_size or settings.det_size
-    det = models.require(DETECTOR_ID, purpose="face detection")
-    rec = models.require(RECOGNIZER_ID, purpose="face recognition")
-    return FacePipeline(det, rec, device=device, det_size=det_size, det_thresh=det_thresh)
-
-
-def _identify(path: Path, model_id: str) -> FileRef:
-    """A file of the models folder is checked against its pin; any other file (tests, benchmarks) is only hashed."""
-    ref = ref_for_path(path)
-    if ref is not None:
-        return ref
-    from engine.models.digests import sha256_cached
-
-    try:
-        digest = sha256_cached(path)
-    except OSError as exc:
-        raise ModelInvalid(f"{path} cannot be read ({exc.strerror or exc}).",
-                           hint="Check the path, or import the model in Settings > Models.") from exc
-    return FileRef(model_id, str(path), digest, UNPINNED)
+    locator = ModelLocator()
+    for model_id, purpose in ((DETECTOR_ID, "face detection"), (RECOGNIZER_ID, "face recognition")):
+        if locator.missing(model_id):
+            locator.require(model_id, purpose)  # ModelMissing: which model, where, how to get it
+    # FacePipeline reads each file once and checks those bytes against the pin (ModelTampered names the fix).
+    return FacePipeline(locator.locate(DETECTOR_ID), locator.locate(RECOGNIZER_ID), device=device,
+                        det_size=det_size, det_thresh=det_thresh)
 
 
 def centre_crop(bgr: np.ndarray, size: int) -> np.ndarray:

@@ -27,12 +27,13 @@ from engine.models.manifest import MODELS, ModelFile, ModelSpec
 __all__ = [
     "MODELS", "PINNED", "PUBLISHED", "BadBundle", "FileRef", "ModelLocator", "digest", "locate", "refs_for",
     "require", "task_models", "DownloadFailed", "FileCheck", "FileState", "ModelFile", "ModelSpec", "ModelStatus",
-    "ModelVerification", "download", "file_sha256", "get_spec", "import_bundle", "installed", "missing_files",
+    "ModelVerification", "download", "file_sha256", "get_spec", "import_bundle", "import_bundle_report",
+    "ImportReport", "installed", "missing_files",
     "model_dir", "model_path", "status", "verify",
 ]
 
 if TYPE_CHECKING:  # what the lazy names below resolve to, for type checkers
-    from engine.models.bundle import BadBundle, import_bundle
+    from engine.models.bundle import BadBundle, ImportReport, import_bundle, import_bundle_report
     from engine.models.fetch import DownloadFailed, download
     from engine.models.store import (
         FileCheck,
@@ -50,6 +51,7 @@ _LAZY = {
     "ModelStatus": "engine.models.store", "ModelVerification": "engine.models.store",
     "FileCheck": "engine.models.store", "FileState": "engine.models.store",
     "import_bundle": "engine.models.bundle", "BadBundle": "engine.models.bundle",
+    "import_bundle_report": "engine.models.bundle", "ImportReport": "engine.models.bundle",
     "download": "engine.models.fetch", "DownloadFailed": "engine.models.fetch",
 }
 

@@ -1,10 +1,20 @@
 """Offline model bundles: install models from a folder, a .zip or a single file (air-gapped workstations).
 
 Files are recognised by their path against the manifest. A bundle laid out as ``<model id>/<files>``
-installs whole model folders (diffusers-style directories, extra files included); otherwise a file is
-matched by its name or trailing path (``buffalo_l/det_10g.onnx`` -> ``buffalo_l.det_10g``) when exactly
-one model claims it. A bundle with a member that would escape its folder (``../``, an absolute name,
-an escaping symlink) is refused as a whole, before anything is written.
+installs that model's files; otherwise a file is matched by its name or trailing path
+(``buffalo_l/det_10g.onnx`` -> ``buffalo_l.det_10g``) when exactly one model claims it. A bundle with a
+member that would escape its folder (``../``, an absolute name, an escaping symlink) is refused as a
+whole, before anything is written.
+
+What may be installed: only the files the manifest lists, nothing else. Why: a model folder is read by
+loaders that pick up whatever they find there (diffusers and transformers fall back to pickled
+``.bin`` weights, open_clip and torch unpickle ``.bin``/``.pt``), and a pickle runs code when loaded.
+So a bundle carrying code (``.py``, a native library, an executable) or a pickle (by name or by its
+first bytes) anywhere is refused as a whole; the only pickles accepted are manifest files whose
+publisher's SHA-256 the manifest carries (checked before they are installed). Other files that are not
+the manifest's (a README, a landmark model from buffalo_l) are not installed and are listed as such.
+The result (:class:`ImportReport`) says, per file, what was installed, and which models are still
+incomplete.
 """
 
 from __future__ import annotations
@@ -17,11 +27,12 @@ import stat
 import zipfile
 from collections.abc import Callable
 from contextlib import ExitStack
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO
 
 from engine.errors import DiskFull, EngineError
+from engine.models.identity import ModelLocator
 from engine.models.install import Staged, Staging, commit, copy_stream, problems, raise_problems, stepper
 from engine.models.manifest import MODELS
 from engine.progress import CancelToken, ProgressCallback, Reporter, check
@@ -38,6 +49,49 @@ MAX_RATIO = 50
 MAX_MEMBERS = 20_000
 _RATIO_FLOOR = 1 << 20
 _DRIVE = re.compile(r"^[A-Za-z]:")
+# Formats that can carry code: never installed unless the manifest publishes the file's SHA-256.
+CODE_SUFFIXES = frozenset({".py", ".pyc", ".pyo", ".pyw", ".pyd", ".pyz", ".so", ".dll", ".dylib", ".exe",
+                           ".bat", ".cmd", ".com", ".sh", ".bash", ".ps1", ".psm1", ".vbs", ".js", ".jar",
+                           ".msi", ".scr", ".ipynb"})
+PICKLE_SUFFIXES = frozenset({".bin", ".pt", ".pth", ".ckpt", ".pkl", ".pickle", ".joblib", ".npy", ".npz",
+                             ".dill", ".mar", ".tar"})
+# First bytes of pickles (protocol 2-5), zip archives (torch's own format holds a pickle), ELF and Mach-O
+# binaries, and scripts.
+_MAGIC = ((b"\x80\x02", "a pickle"), (b"\x80\x03", "a pickle"), (b"\x80\x04", "a pickle"),
+          (b"\x80\x05", "a pickle"), (b"PK\x03\x04", "an archive (torch checkpoints are pickles in a zip)"),
+          (b"\x7fELF", "a native executable"), (b"\xcf\xfa\xed\xfe", "a native executable"),
+          (b"#!", "a script"))
+
+
+@dataclass(frozen=True)
+class InstalledFile:
+    """One file a bundle installed: its model, its path in the model folder and its SHA-256."""
+
+    model_id: str
+    file: str
+    sha256: str
+
+    def to_dict(self) -> dict[str, str]:
+        return {"model": self.model_id, "file": self.file, "sha256": self.sha256}
+
+
+@dataclass(frozen=True)
+class ImportReport:
+    """What an import did: the files installed, the files left out (and why), the models still incomplete."""
+
+    files: tuple[InstalledFile, ...]
+    not_installed: tuple[tuple[str, str], ...] = ()  # (name in the bundle, why it was not installed)
+    incomplete: dict[str, tuple[str, ...]] = field(default_factory=dict)  # model id -> required files missing
+
+    @property
+    def models(self) -> list[str]:
+        """Ids of the models that received files."""
+        return sorted({f.model_id for f in self.files})
+
+    def to_dict(self) -> dict[str, object]:
+        return {"installed": self.models, "files": [f.to_dict() for f in self.files],
+                "incomplete": {k: list(v) for k, v in self.incomplete.items()},
+                "not_installed": [{"path": p, "reason": r} for p, r in self.not_installed]}
 
 
 class BadBundle(EngineError):
@@ -156,38 +210,91 @@ def _by_name(parts: tuple[str, ...]) -> tuple[list[tuple[str, str]], bool]:
     return best, len(best) > 1
 
 
-def _plan(entries: list[_Entry]) -> tuple[dict[tuple[str, str], _Entry], list[str]]:
-    """Map bundle entries to (model id, rel) targets; also return names skipped as ambiguous."""
+def _plan(entries: list[_Entry]) -> tuple[dict[tuple[str, str], _Entry], list[tuple[str, str]]]:
+    """Map bundle entries to the (model id, rel) manifest files they are; also the entries left out, and why."""
     plan: dict[tuple[str, str], _Entry] = {}
-    ambiguous: list[str] = []
+    left_out: list[tuple[str, str]] = []
     for entry in entries:
         if _skipped(entry.parts[1:]):
             continue
+        name = "/".join(entry.parts[1:])
         target = _by_model_folder(entry.parts)
+        if target is not None and not any(f.path == target[1] for f in MODELS[target[0]].files):
+            left_out.append((name, f"not a file of {target[0]} (only the manifest's files are installed)"))
+            continue
         if target is None:
             matches, is_ambiguous = _by_name(entry.parts)
             if is_ambiguous:
-                ambiguous.append("/".join(entry.parts[1:]))
+                left_out.append((name, "could belong to several models: put it under a <model id>/ folder"))
                 continue
             target = matches[0] if matches else None
         if target is None:
             log.info("bundle: %s matches no model; skipped", "/".join(entry.parts))
+            left_out.append((name, "not a file of any model"))
             continue
         if target in plan:
             raise BadBundle(f"The bundle holds two files for {target[0]}/{target[1]}: "
                             f"{plan[target].origin} and {entry.origin}.",
                             hint="Keep one of them and import again.")
         plan[target] = entry
-    return plan, ambiguous
+    return plan, left_out
+
+
+def _published(model_id: str, rel: str) -> bool:
+    return any(f.path == rel and f.sha256 for f in MODELS[model_id].files)
+
+
+def _code_or_pickle(entry: _Entry) -> str | None:
+    """What makes an entry able to run code when loaded (by its name or first bytes), or None."""
+    suffix = Path(entry.parts[-1]).suffix.lower()
+    if suffix in CODE_SUFFIXES:
+        return "code"
+    if suffix in PICKLE_SUFFIXES:
+        return f"a {suffix} file (a pickle format)"
+    try:
+        with entry.open() as f:
+            head = f.read(8)
+    except (zipfile.BadZipFile, OSError) as exc:
+        raise BadBundle(f"Could not read {entry.origin} ({exc}); nothing was installed.") from exc
+    return next((what for magic, what in _MAGIC if head.startswith(magic)), None)
+
+
+def _refuse_code_and_pickles(entries: list[_Entry], plan: dict[tuple[str, str], _Entry]) -> None:
+    """Refuse the whole bundle when any file in it can run code, unless it is a manifest file with a published digest."""
+    vouched = {id(entry) for (model_id, rel), entry in plan.items() if _published(model_id, rel)}
+    found = []
+    for entry in entries:
+        if _skipped(entry.parts[1:]) or id(entry) in vouched:
+            continue
+        what = _code_or_pickle(entry)
+        if what is not None:
+            found.append(f"{'/'.join(entry.parts[1:])} ({what})")
+    if found:
+        raise BadBundle(
+            "Refused, nothing was installed: this bundle carries files that can run code when loaded, which a "
+            f"model bundle never needs: {', '.join(found)}.",
+            hint="Model files are safetensors, ONNX and JSON (pickled weights only where the manifest publishes "
+                 "their SHA-256). Get the bundle again from a trusted source, or remove those files if you know "
+                 "where they came from.")
 
 
 def import_bundle(path: str | os.PathLike[str], progress: ProgressCallback | None = None,
                   cancel: CancelToken | None = None, *, replace: bool = False) -> list[str]:
-    """Install the models found in a folder, a .zip or a single file; returns the model ids installed.
+    """Install the models found in a folder, a .zip or a single file; returns the ids of models that received files.
+
+    See :func:`import_bundle_report` (what was installed, per file).
+    """
+    return import_bundle_report(path, progress, cancel, replace=replace).models
+
+
+def import_bundle_report(path: str | os.PathLike[str], progress: ProgressCallback | None = None,
+                         cancel: CancelToken | None = None, *, replace: bool = False) -> ImportReport:
+    """Install the manifest files found in a folder, a .zip or a single file; say what was installed, per file.
 
     Every file is copied to a staging folder, hashed and checked (manifest digest, pinned digest,
     ONNX signature) before any is moved into place, so a refused bundle installs nothing. Digests not
-    known in advance are pinned in the lock file (trust on first use).
+    known in advance are pinned (trust on first use). A bundle carrying code or a pickle is refused
+    (see the module docstring); other files that are not the manifest's are left out and listed.
 
     Args:
         path: the bundle.
@@ -210,22 +317,28 @@ def import_bundle(path: str | os.PathLike[str], progress: ProgressCallback | Non
         else:
             entries = [_Entry((bundle.resolve().parent.name, bundle.name), bundle.stat().st_size,
                               _file_opener(bundle), f"import:{bundle}")]
-        plan, ambiguous = _plan(entries)
+        plan, left_out = _plan(entries)
+        _refuse_code_and_pickles(entries, plan)
         if not plan:
             known = sorted({f.path.rsplit("/", 1)[-1] for s in MODELS.values() for f in s.files})
+            ambiguous = [name for name, why in left_out if why.startswith("could belong")]
             extra = f" Ambiguous names skipped: {', '.join(ambiguous)}." if ambiguous else ""
             raise BadBundle(f"No model files recognised in {bundle}.{extra}",
                             hint=f"Expected files named like {', '.join(known[:8])}…, or folders named "
                                  f"after a model id ({', '.join(sorted(MODELS)[:3])}, …).")
         _check_sizes(plan)
-        for name in ambiguous:
-            log.warning("bundle: %s could belong to several models; put it under a <model id>/ folder", name)
+        for name, why in left_out:
+            if why.startswith("could belong"):
+                log.warning("bundle: %s could belong to several models; put it under a <model id>/ folder", name)
         report = Reporter(progress, total=sum(e.size for e in plan.values()))
         staged = _stage_all(plan, report, cancel, stack)
         raise_problems(problems(staged, replace=replace))
         check(cancel)
         commit(staged)
-    return sorted({model_id for model_id, _ in plan})
+    locator = ModelLocator()
+    incomplete = {mid: tuple(missing) for mid in sorted({m for m, _ in plan}) if (missing := locator.missing(mid))}
+    files = tuple(InstalledFile(s.model_id, s.rel, s.sha256) for s in sorted(staged, key=lambda s: (s.model_id, s.rel)))
+    return ImportReport(files, tuple(left_out), incomplete)
 
 
 def _check_sizes(plan: dict[tuple[str, str], _Entry]) -> None:

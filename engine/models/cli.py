@@ -53,13 +53,23 @@ def _encoder_origin(row: Any) -> dict[str, Any]:
         return {}
 
 
+def _pins_warning(book: Any) -> str:
+    """The finding printed when the pin file's signature does not verify."""
+    return (f"Model pins NOT AUTHENTIC: {book.path} {book.problem}. A model file could have been replaced "
+            "together with its pin: files that only a pin vouches for are refused at load. Move the pin file "
+            "away and re-import those models from a trusted copy to pin them again.")
+
+
 def _status(args: argparse.Namespace) -> int:
-    from engine.models.store import status
+    from engine.models.store import pins, status
 
     rows = status(deep=args.deep)
     if args.json:
         print_json([{**row.to_dict(), **_encoder_origin(row)} for row in rows])
         return 0
+    book = pins()
+    if not book.authentic:
+        print(_pins_warning(book) + "\n")
     width = max(len(r.id) for r in rows)
     print(f"{'MODEL':<{width}}  {'TASK':<15} {'INSTALLED':<9}  DIGEST")
     for r in rows:
@@ -91,27 +101,34 @@ def _status(args: argparse.Namespace) -> int:
 
 
 _TRUST_TEXT = {"pinned at first import": "pinned at first import", "published": "published",
+               "pins not authentic": "PINS NOT AUTHENTIC", "pin not authentic": "PIN NOT AUTHENTIC",
                "unchecked": "digest not checked yet (run with --deep)", "not pinned": "not pinned (no known digest)",
                "mismatch": "MISMATCH"}
 
 
 def _verify(args: argparse.Namespace) -> int:
-    from engine.models.store import verify
+    from engine.models.store import pins, verify
 
     bar = _Bar()
     try:
         results = verify(args.model_id, progress=bar)
     finally:
         bar.close()
-    failed = any(r.state == "mismatch" for r in results) or bool(args.model_id and not results[0].ok)
+    book = pins()
+    failed = (any(r.state in ("mismatch", "pins not authentic") for r in results)
+              or bool(args.model_id and not results[0].ok) or not book.authentic)
     if args.json:
-        print_json({"ok": not failed, "models": [r.to_dict() for r in results]})
+        print_json({"ok": not failed, "pins": {"path": str(book.path), "authentic": book.authentic,
+                                               "problem": book.problem},
+                    "models": [r.to_dict() for r in results]})
         return 1 if failed else 0
+    if not book.authentic:
+        print(_pins_warning(book))
     absent = [r.model_id for r in results if not r.present]
     for r in results:
         if not r.present and not args.model_id:
             continue
-        print(f"{r.model_id}: {r.state.upper() if r.state == 'mismatch' else r.state}")
+        print(f"{r.model_id}: {r.state.upper() if r.state in ('mismatch', 'pins not authentic') else r.state}")
         for f in r.files:
             if f.state == "ok":
                 what = ("the digest its publisher states" if f.expected_from == "manifest"
@@ -120,30 +137,46 @@ def _verify(args: argparse.Namespace) -> int:
             elif f.state == "mismatch":
                 print(f"  MISMATCH  {f.path}\n            expected {f.expected} ({f.expected_from})\n"
                       f"            actual   {f.actual}")
+            elif f.state == "pin not authentic":
+                print(f"  UNTRUSTED {f.path}  sha256 {f.actual} (only a pin vouches for it, and the pins are not "
+                      "authentic)")
             elif f.state == "unpinned":
                 print(f"  unpinned  {f.path}  sha256 {f.actual} (no known digest: import it to pin one)")
             elif not f.optional:
                 print(f"  missing   {f.path}")
     if absent and not args.model_id:
         print(f"not installed: {', '.join(absent)}")
-    if failed:
+    if failed and not book.authentic:
+        print("Verification FAILED: the model pins were changed without this workstation's key, so no pinned "
+              "file can be vouched for. Do not use these models for casework; re-import them from a trusted "
+              "copy.", file=sys.stderr)
+    elif failed:
         print("Verification FAILED: a model file is not the one installed or published. Do not use it for "
               "casework; re-import it from a trusted copy.", file=sys.stderr)
     return 1 if failed else 0
 
 
 def _import(args: argparse.Namespace) -> int:
-    from engine.models.bundle import import_bundle
+    from engine.models.bundle import import_bundle_report
 
     bar = _Bar()
     try:
-        ids = import_bundle(args.path, progress=bar, replace=args.replace)
+        report = import_bundle_report(args.path, progress=bar, replace=args.replace)
     finally:
         bar.close()
     if args.json:
-        print_json({"installed": ids})
-    else:
-        print(f"Installed: {', '.join(ids)}")
+        print_json(report.to_dict())
+        return 0
+    print("Installed:")
+    for f in report.files:
+        print(f"  {f.model_id}/{f.file}  sha256 {f.sha256}")
+    for model_id, missing in report.incomplete.items():
+        print(f"Incomplete: {model_id} still lacks {', '.join(missing)}; it cannot be used until "
+              f"{'that file is' if len(missing) == 1 else 'those files are'} imported.")
+    if report.not_installed:
+        print("Not installed:")
+        for name, why in report.not_installed:
+            print(f"  {name}: {why}")
     return 0
 
 

@@ -4,19 +4,26 @@ Why one place: a model file is trusted only after it is compared with its pin, e
 SHA-256 written in the manifest ("published") or the digest recorded when it was first imported
 ("pinned at first import", trust on first use). Every loader asks here, so a file changed after
 installation is refused wherever it is loaded, with the fix in the message. Digests come from the one
-stat-keyed cache (:mod:`engine.models.digests`), so a repeated load costs a ``stat``, and a rewritten
+stat-keyed cache (:mod:`engine.models.digests`), so a repeated check costs a ``stat``, and a rewritten
 file (new size, mtime, ctime or inode) is hashed again.
+
+Loading: :meth:`ModelLocator.load` reads a file once, hashes those bytes, compares them with the pin and
+hands back the bytes, so the loader runs exactly what was checked (a file or symlink swapped after the
+check changes nothing). Every ONNX and safetensors model the product loads itself goes through it. A
+symlinked file is read from its resolved path, and that path is recorded in its :class:`FileRef`.
 """
 
 from __future__ import annotations
 
 import logging
+import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from engine import paths
 from engine.errors import ModelMissing, ModelTampered
+from engine.fsutil import sha256_bytes
 from engine.models.manifest import MODELS, ModelSpec
 
 log = logging.getLogger(__name__)
@@ -24,6 +31,7 @@ log = logging.getLogger(__name__)
 PUBLISHED = "published"
 PINNED = "pinned at first import"
 UNPINNED = "not pinned"
+NOT_AUTHENTIC = "pin not authentic"
 
 DETECTOR = "buffalo_l.det_10g"
 RECOGNIZER = "buffalo_l.w600k_r50"
@@ -62,20 +70,41 @@ def task_models(task: str) -> tuple[str, ...]:
 
 def trust_label(origin: str | None) -> str:
     """What a digest's origin means for a reader: "published", "pinned at first import" or "not pinned"."""
-    return {"manifest": PUBLISHED, "lock": PINNED}.get(origin or "", UNPINNED)
+    return {"manifest": PUBLISHED, "lock": PINNED, "untrusted": NOT_AUTHENTIC}.get(origin or "", UNPINNED)
 
 
 @dataclass(frozen=True)
 class FileRef:
-    """A verified model file as a run manifest records it: model id, relative path, SHA-256 and its trust."""
+    """A verified model file as a run manifest records it: model id, relative path, SHA-256 and its trust.
+
+    ``resolved_path``: where the bytes were read from, when that is not the file's place in the model
+    folder (a symbolic link); None otherwise.
+    """
 
     model_id: str
     file: str
     sha256: str
     trust: str
+    resolved_path: str | None = None
 
     def to_dict(self) -> dict[str, Any]:
-        return {"id": self.model_id, "file": self.file, "sha256": self.sha256, "trust": self.trust}
+        d = {"id": self.model_id, "file": self.file, "sha256": self.sha256, "trust": self.trust}
+        if self.resolved_path is not None:
+            d["resolved_path"] = self.resolved_path
+        return d
+
+
+@dataclass(frozen=True)
+class LoadedFile:
+    """A model file's bytes, read once, with the checked reference of exactly these bytes.
+
+    Loaders take :attr:`data` (onnxruntime and safetensors load from memory), never the path again.
+    """
+
+    ref: FileRef
+    data: bytes
+    path: Path
+    resolved: Path
 
 
 def _fix(model_id: str) -> str:
@@ -152,13 +181,44 @@ class ModelLocator:
         return path
 
     def check(self, model_id: str, rel: str) -> FileRef:
-        """Compare one present file with its pin (published digest, else the import pin); pin it if it has none."""
-        from engine.models.digests import Pin, expected_digest, sha256_cached, write_pins
+        """Compare one present file with its pin (published digest, else the import pin); pin it if it has none.
+
+        Hashes by path (through the stat-keyed cache): right for reporting and for loaders that can only
+        take a path; a loader that can take bytes uses :meth:`load` instead.
+        """
+        from engine.models.digests import sha256_cached
+
+        path = self.folder(model_id) / rel
+        return self._judge(model_id, rel, sha256_cached(path), path.stat().st_size)
+
+    def load(self, model_id: str, rel: str | None = None, purpose: str = "") -> LoadedFile:
+        """Read one file of an installed model once, check those bytes against its pin, and return them.
+
+        ModelMissing says how to get a missing file; ModelTampered refuses bytes that differ from the
+        pin. The bytes returned are the ones hashed, so nothing swapped in afterwards can be loaded.
+        """
+        from engine.models.digests import read_once, remember
+
+        rel = rel or get_spec(model_id).primary.path
+        path = self.folder(model_id) / rel
+        if not path.is_file():
+            self.file(model_id, rel, purpose)  # raises ModelMissing saying what to do
+        data, resolved, ident = read_once(path)
+        actual = sha256_bytes(data)
+        linked = resolved != Path(os.path.realpath(self.base)) / model_id / rel
+        if linked:
+            log.warning("%s/%s is a symbolic link to %s; loaded from there, and that path is recorded",
+                        model_id, rel, resolved)
+        ref = self._judge(model_id, rel, actual, len(data), resolved if linked else None)
+        remember(resolved, actual, ident)
+        return LoadedFile(ref, data, path, resolved)
+
+    def _judge(self, model_id: str, rel: str, actual: str, size: int, resolved: Path | None = None) -> FileRef:
+        """The reference of a file whose bytes have digest ``actual``, or ModelTampered when they are not the pinned ones."""
+        from engine.models.digests import UNTRUSTED, Pin, expected_digest, load_pins, write_pins
 
         spec = get_spec(model_id)
-        path = self.folder(model_id) / rel
         declared = next((f for f in spec.files if f.path == rel), None)
-        size = path.stat().st_size
         if declared is not None and declared.size is not None and declared.size != size:
             raise ModelTampered(
                 f"{model_id}/{rel} is {size} bytes, but its publisher states {declared.size}: it is not the "
@@ -168,7 +228,8 @@ class ModelLocator:
         else:
             published = declared.sha256.lower() if declared is not None and declared.sha256 else None
             expected, origin = published, ("manifest" if published else None)
-        actual = sha256_cached(path)
+        if origin == UNTRUSTED:
+            raise load_pins().refuse()
         if expected is None:
             if self._default():  # placed by hand, never imported: trust on first use, from now on pinned
                 write_pins([Pin(model_id, rel, actual, size, "first load (trust on first use)")])
@@ -179,7 +240,7 @@ class ModelLocator:
             raise ModelTampered(
                 f"{model_id}/{rel} has changed: its SHA-256 is {actual[:16]}…, not the {expected[:16]}… "
                 f"{where}. It was not loaded.", hint=_fix(model_id))
-        return FileRef(model_id, rel, actual, trust_label(origin))
+        return FileRef(model_id, rel, actual, trust_label(origin), str(resolved) if resolved else None)
 
     def refs(self, model_id: str) -> list[FileRef]:
         """Checked references of every present file the manifest lists for the model."""
@@ -219,23 +280,57 @@ def refs_for(model_ids: tuple[str, ...] | list[str], locator: ModelLocator | Non
             for ref in loc.refs(mid)]
 
 
-def ref_for_path(path: Path) -> FileRef | None:
-    """The checked reference of a file if it is a manifest file inside the models folder, else None."""
-    try:
-        rel = Path(path).resolve().relative_to(paths.models_dir().resolve())
-    except ValueError:
-        return None
-    if len(rel.parts) < 2 or rel.parts[0] not in MODELS:
+def model_file_of(path: Path) -> tuple[str, str] | None:
+    """(model id, relative path) when ``path`` names a manifest file in the models folder, else None.
+
+    Compared by the path as given (made absolute), not by where a symlink leads: a model file that is
+    a link is still that model's file, checked against its pin.
+    """
+    given = Path(os.path.abspath(path))
+    rel: Path | None = None
+    for base in (Path(os.path.abspath(paths.models_dir())), paths.models_dir().resolve()):
+        try:
+            rel = given.relative_to(base)
+            break
+        except ValueError:
+            continue
+    if rel is None or len(rel.parts) < 2 or rel.parts[0] not in MODELS:
         return None
     model_id, file = rel.parts[0], "/".join(rel.parts[1:])
     if not any(f.path == file for f in MODELS[model_id].files):
         return None
-    return _DEFAULT.check(model_id, file)
+    return model_id, file
+
+
+def ref_for_path(path: Path) -> FileRef | None:
+    """The checked reference of a file if it is a manifest file inside the models folder, else None."""
+    found = model_file_of(path)
+    return None if found is None else _DEFAULT.check(*found)
+
+
+def load_path(path: Path, model_id: str) -> LoadedFile:
+    """A model file read once and checked: against its pin when it lies in the models folder, else only hashed.
+
+    For loaders given a path (tests, benchmarks, a model outside the models folder): the bytes returned
+    are the ones hashed and recorded either way.
+    """
+    from engine.models.digests import read_once
+
+    found = model_file_of(path)
+    if found is not None:
+        return _DEFAULT.load(*found)
+    data, resolved, _ = read_once(path)
+    linked = resolved != Path(os.path.abspath(path))
+    return LoadedFile(FileRef(model_id, str(path), sha256_bytes(data), UNPINNED, str(resolved) if linked else None),
+                      data, Path(path), resolved)
 
 
 def search_model_refs(pipeline: Any, sketch_embedder: Any = None) -> list[dict[str, Any]]:
     """Every model file a search used (detector, recognizer, trained sketch encoder), as run manifests record them."""
     refs = list(pipeline.model_refs()) if hasattr(pipeline, "model_refs") else []
+    loaded = getattr(sketch_embedder, "model_files", None)
+    if loaded and not getattr(sketch_embedder, "is_baseline", False):  # the files it loaded, as loaded
+        return refs + [ref.to_dict() for ref in loaded]
     ckpt = getattr(sketch_embedder, "ckpt_dir", None)
     if ckpt is not None and not getattr(sketch_embedder, "is_baseline", False):
         for path in sorted(Path(ckpt).iterdir()):

@@ -3,7 +3,8 @@
 Models are the user's to supply (licences differ and several forbid redistribution): the app finds
 them under ``paths.models_dir()/<model id>/``, verifies them by SHA-256 where the digest is known,
 downloads them on a machine with internet, or imports an offline bundle. A digest that is not known
-in advance is pinned on first import (``models.lock.json``) so that later tampering is detected.
+in advance is pinned on first import (``model_pins.json`` in the config folder, signed with the
+workstation key: :mod:`engine.models.digests`) so that later tampering is detected.
 """
 
 from __future__ import annotations

@@ -18,9 +18,12 @@ from typing import Any
 from engine.errors import ModelMissing
 from engine.models import MODELS, get_spec, missing_files, model_dir
 from engine.models.digests import (
+    UNTRUSTED,
+    PinBook,
     cached_digest,
     expected_digest,
     hash_file,
+    load_pins,
     pinned_files,
     remember,
     sha256_cached,
@@ -38,6 +41,7 @@ class FileState(StrEnum):
     MISSING = "missing"
     UNPINNED = "unpinned"  # present, but no digest is known for it (neither manifest nor lock file)
     UNCHECKED = "unchecked"  # status only: a digest is known but the file has not been hashed yet
+    UNTRUSTED = "pin not authentic"  # only a pin vouches for it, and the pin file fails its signature check
 
 
 @dataclass(frozen=True)
@@ -71,10 +75,12 @@ class ModelVerification:
 
     @property
     def state(self) -> str:
-        """"mismatch", "not installed", "incomplete", "unpinned" or "ok" (worst first)."""
+        """"mismatch", "pins not authentic", "not installed", "incomplete", "unpinned" or "ok" (worst first)."""
         states = {f.state for f in self.files if not (f.optional and f.state is FileState.MISSING)}
         if FileState.MISMATCH in states:
             return "mismatch"
+        if FileState.UNTRUSTED in states:
+            return "pins not authentic"
         if not self.present:
             return "not installed"
         if FileState.MISSING in states:
@@ -96,8 +102,8 @@ class FileTrust:
     """One installed file as ``models status`` shows it: where its digest comes from, and whether it matches."""
 
     path: str
-    trust: str  # "published", "pinned at first import" or "not pinned"
-    state: str  # "ok", "mismatch" or "unchecked" (the digest cache has no entry for the file yet)
+    trust: str  # "published", "pinned at first import", "pin not authentic" or "not pinned"
+    state: str  # "ok", "mismatch", "untrusted" or "unchecked" (the digest cache has no entry for the file yet)
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -146,6 +152,8 @@ def _files_of(model_id: str) -> list[tuple[str, bool]]:
 def _file_trust(model_id: str, rel: str, path: Path, deep: bool) -> FileTrust:
     expected, origin = expected_digest(model_id, rel)
     trust = trust_label(origin)
+    if origin == UNTRUSTED:
+        return FileTrust(rel, trust, "untrusted")
     if expected is None:
         return FileTrust(rel, trust, "unchecked")
     actual = sha256_cached(path) if deep else cached_digest(path)
@@ -160,6 +168,8 @@ def _summary(files: list[FileTrust]) -> str:
         return "not installed"
     if any(f.state == "mismatch" for f in files):
         return "mismatch"
+    if any(f.state == "untrusted" for f in files):
+        return PINS_NOT_AUTHENTIC
     if any(f.trust == UNPINNED for f in files):
         return UNPINNED
     if any(f.state == "unchecked" for f in files):
@@ -182,6 +192,14 @@ def model_status(model_id: str, deep: bool = False) -> ModelStatus:
     downloadable = all(f.url or f.optional or f.path not in missing for f in spec.files)
     return ModelStatus(spec.id, spec.title, spec.task, not missing, missing, _summary(files), spec.licence,
                        spec.required_for, str(base), spec.source, downloadable, hint, tuple(files))
+
+
+PINS_NOT_AUTHENTIC = "pins not authentic"
+
+
+def pins() -> PinBook:
+    """The pin file of the current models folder and whether its signature verifies (for verify and status)."""
+    return load_pins()
 
 
 def status(deep: bool = False) -> list[ModelStatus]:
@@ -214,7 +232,9 @@ def verify(model_id: str | None = None, progress: ProgressCallback | None = None
         size = path.stat().st_size
         actual = hash_file(path, stepper(report, f"{mid}/{rel}"), cancel)
         remember(path, actual)
-        if expected is None:
+        if origin == UNTRUSTED:
+            state = FileState.UNTRUSTED
+        elif expected is None:
             state = FileState.UNPINNED
         else:
             state = FileState.OK if actual == expected else FileState.MISMATCH

@@ -8,6 +8,7 @@ refuses pickled objects other than tensors and plain containers.
 
 from __future__ import annotations
 
+import json
 import os
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -46,9 +47,22 @@ def save_encoder(out_dir: str | os.PathLike[str], state_dict: dict[str, torch.Te
     return out
 
 
-def load_config(ckpt_dir: str | os.PathLike[str]) -> EncoderConfig:
-    """The config of a checkpoint folder (no torch needed)."""
+def load_config(ckpt_dir: str | os.PathLike[str], data: bytes | None = None) -> EncoderConfig:
+    """The config of a checkpoint folder (no torch needed).
+
+    ``data``: the config's bytes, already read and checked against their pin; then the file is not read
+    again (what was checked is what is used).
+    """
     path = Path(ckpt_dir) / CONFIG_NAME
+    if data is not None:
+        try:
+            doc = json.loads(data.decode("utf-8"))
+        except (UnicodeDecodeError, ValueError) as exc:
+            raise ModelInvalid(f"The sketch encoder config {path} is unreadable ({exc}).",
+                               hint="Re-export or re-install the encoder.") from exc
+        if not isinstance(doc, dict):
+            raise ModelInvalid(f"The sketch encoder config {path} is not a JSON object.")
+        return EncoderConfig.from_dict(doc)
     if not path.is_file():
         raise ModelMissing(f"No sketch-encoder config at {path}.",
                            hint="A sketch-encoder folder holds model.safetensors and config.json "
@@ -56,20 +70,25 @@ def load_config(ckpt_dir: str | os.PathLike[str]) -> EncoderConfig:
     return EncoderConfig.load(path)
 
 
-def load_encoder(ckpt_dir: str | os.PathLike[str], device: str = "cpu") -> tuple[SketchEncoder, EncoderConfig]:
-    """Rebuild the encoder from its own config and load its weights strictly, in eval mode."""
+def load_encoder(ckpt_dir: str | os.PathLike[str], device: str = "cpu", *, weights_data: bytes | None = None,
+                 config_data: bytes | None = None) -> tuple[SketchEncoder, EncoderConfig]:
+    """Rebuild the encoder from its own config and load its weights strictly, in eval mode.
+
+    ``weights_data`` / ``config_data``: the files' bytes, already read and checked against their pins;
+    given, they are loaded from memory and the folder is not read again.
+    """
     from safetensors import SafetensorError
-    from safetensors.torch import load_file
+    from safetensors.torch import load, load_file
 
     from engine.sketch.model import build_encoder
 
     ckpt = Path(ckpt_dir)
-    cfg = load_config(ckpt)
+    cfg = load_config(ckpt, config_data)
     weights = ckpt / WEIGHTS_NAME
-    if not weights.is_file():
+    if weights_data is None and not weights.is_file():
         raise ModelMissing(f"No sketch-encoder weights at {weights}.")
     try:
-        state = load_file(str(weights), device="cpu")
+        state = load_file(str(weights), device="cpu") if weights_data is None else load(weights_data)
     except (SafetensorError, OSError) as exc:
         raise ModelInvalid(f"The sketch-encoder weights {weights} are unreadable ({exc}).",
                            hint="Re-install the encoder; the file may be damaged.") from exc

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import logging
 import threading
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
@@ -20,7 +20,10 @@ import numpy as np
 from engine import models
 from engine.errors import InvalidRequest, ModelInvalid
 from engine.faces.pipeline import RECOGNIZER_ID, l2_normalize
+from engine.fsutil import sha256_bytes
+from engine.models.identity import FileRef, LoadedFile
 from engine.sketch.config import (
+    CONFIG_NAME,
     ONNX_NAME,
     WEIGHTS_NAME,
     EncoderConfig,
@@ -91,14 +94,17 @@ class TrainedSketchEmbedder:
     is_baseline = False
 
     def __init__(self, ckpt_dir: str | Path, device: str = "auto", backend: str = "auto",
-                 model_sha256: str | None = None) -> None:
+                 model_sha256: str | None = None, read: Callable[[str], bytes] | None = None) -> None:
         from engine import runtime
         from engine.sketch.checkpoint import load_config
 
         self.ckpt_dir = Path(ckpt_dir)
-        self.config: EncoderConfig = load_config(self.ckpt_dir)
+        # read: a file's checked bytes by name (installed models): loaded from memory, never reopened.
+        config_data = read(CONFIG_NAME) if read is not None else None
+        self.config: EncoderConfig = load_config(self.ckpt_dir, config_data)
         self.arcface_sha256 = self.config.arcface_sha256
         self.device = runtime.resolve_device(device)
+        self.model_files: tuple[FileRef, ...] = ()  # set by load_sketch_embedder: the files as loaded
         onnx_path = self.ckpt_dir / ONNX_NAME
         if backend not in ("auto", "onnx", "torch"):
             raise ModelInvalid(f"Unknown sketch-encoder backend {backend!r}: use auto, onnx or torch.")
@@ -106,17 +112,20 @@ class TrainedSketchEmbedder:
             raise ModelInvalid(f"No ONNX export at {onnx_path}.", hint="Run 'sketchface sketch export-onnx'.")
         use_onnx = backend == "onnx" or (backend == "auto" and onnx_path.is_file())
         self._lock = threading.Lock()
+        onnx_data = read(ONNX_NAME) if use_onnx and read is not None else None
         if use_onnx:
             import onnxruntime as ort
 
-            self._session: Any = ort.InferenceSession(str(onnx_path), providers=runtime.ort_providers(device))
+            self._session: Any = ort.InferenceSession(onnx_data if onnx_data is not None else str(onnx_path),
+                                                      providers=runtime.ort_providers(device))
             self._input = self._session.get_inputs()[0].name
             self.backend = "onnxruntime"
             self._model: Any = None
         else:
             from engine.sketch.checkpoint import load_encoder
 
-            self._model, _ = load_encoder(self.ckpt_dir, device=self.device)
+            self._model, _ = load_encoder(self.ckpt_dir, device=self.device, config_data=config_data,
+                                          weights_data=read(WEIGHTS_NAME) if read is not None else None)
             self._session = None
             self.backend = "torch"
         if model_sha256 is None:
@@ -128,7 +137,7 @@ class TrainedSketchEmbedder:
         if use_onnx:
             from engine.models.digests import sha256_cached
 
-            self.onnx_sha256 = sha256_cached(onnx_path)
+            self.onnx_sha256 = sha256_bytes(onnx_data) if onnx_data is not None else sha256_cached(onnx_path)
 
     @property
     def preprocess_config(self) -> PreprocessConfig:
@@ -235,10 +244,19 @@ def load_sketch_embedder(device: str = "auto", *, expected_arcface_sha256: str |
     if expected_arcface_sha256 is None:
         expected_arcface_sha256, against = installed_arcface_sha256(), "installed ArcFace model"
     if models.installed(MODEL_ID):
-        models.ModelLocator().require(MODEL_ID, "sketch search")  # every file checked against its pin
-        weights_sha = file_sha256(MODEL_ID, WEIGHTS_NAME)
+        locator = models.ModelLocator()
+        refs = {ref.file: ref for ref in locator.refs(MODEL_ID)}  # every file checked against its pin
+        loaded: dict[str, LoadedFile] = {}
+
+        def read(name: str) -> bytes:  # the file read once; those bytes checked, then loaded
+            loaded[name] = locator.load(MODEL_ID, name, "sketch search")
+            return loaded[name].data
+
         embedder = TrainedSketchEmbedder(models.model_dir(MODEL_ID), device=device, backend=backend,
-                                         model_sha256=weights_sha)
+                                         model_sha256=refs[WEIGHTS_NAME].sha256, read=read)
+        if WEIGHTS_NAME in loaded:
+            embedder.model_sha256 = loaded[WEIGHTS_NAME].ref.sha256
+        embedder.model_files = tuple(loaded[f].ref if f in loaded else ref for f, ref in refs.items())
         check_arcface_compatible(embedder.arcface_sha256, expected_arcface_sha256, against=against)
         return embedder
     from engine.faces.pipeline import load_pipeline

@@ -51,8 +51,10 @@ def test_import_folder_installs_each_file_into_its_model_folder(tmp_path: Path) 
     assert ids == [DET, REC]
     assert (paths.models_dir() / DET / "det_10g.onnx").read_bytes() == DET_BYTES
     assert (paths.models_dir() / REC / "w600k_r50.onnx").read_bytes() == REC_BYTES
-    assert _models_dir_entries() == {DET, REC, "models.lock.json"}  # no staging left, nothing else
-    lock = json.loads((paths.models_dir() / "models.lock.json").read_text())["files"]
+    assert _models_dir_entries() == {DET, REC}  # no staging left, nothing else: the pins live in the config folder
+    doc = json.loads(digests.lock_path().read_text())
+    assert digests.lock_path().parent == paths.config_dir() and doc["signature"]
+    lock = doc["folders"][str(paths.models_dir().resolve())]["files"]
     assert lock[f"{DET}/det_10g.onnx"]["sha256"] == sha256_bytes(DET_BYTES)
     assert lock[f"{REC}/w600k_r50.onnx"]["size"] == len(REC_BYTES)
     assert model_path(REC) == model_dir(REC) / "w600k_r50.onnx"
@@ -75,21 +77,27 @@ def test_import_single_file(tmp_path: Path) -> None:
     assert installed(REC) and not installed(DET)
 
 
-def test_model_id_layout_installs_whole_diffusers_style_folder(tmp_path: Path) -> None:
+def test_model_id_layout_installs_the_manifest_files_of_a_diffusers_style_folder(tmp_path: Path) -> None:
+    from engine.models.bundle import import_bundle_report
+
     root = tmp_path / "bundle" / "sd15.vae_ft_mse"
     root.mkdir(parents=True)
     (root / "config.json").write_text('{"_class_name": "AutoencoderKL"}')
     (root / "diffusion_pytorch_model.safetensors").write_bytes(b"weights")
     (root / "README.md").write_text("extra file shipped with the model")
     (tmp_path / "bundle" / "config.json").write_text("{}")  # ambiguous without a model folder: skipped
-    assert import_bundle(tmp_path / "bundle") == ["sd15.vae_ft_mse"]
+    report = import_bundle_report(tmp_path / "bundle")
+    assert report.models == ["sd15.vae_ft_mse"] and report.incomplete == {}
+    assert [(f.model_id, f.file) for f in report.files] == [
+        ("sd15.vae_ft_mse", "config.json"), ("sd15.vae_ft_mse", "diffusion_pytorch_model.safetensors")]
+    assert dict(report.not_installed) == {
+        "sd15.vae_ft_mse/README.md": "not a file of sd15.vae_ft_mse (only the manifest's files are installed)",
+        "config.json": "could belong to several models: put it under a <model id>/ folder"}
     assert installed("sd15.vae_ft_mse")
-    assert (model_dir("sd15.vae_ft_mse") / "README.md").is_file()
-    # extra files are pinned and verified too
+    assert not (model_dir("sd15.vae_ft_mse") / "README.md").exists()  # only the manifest's files
     (result,) = verify("sd15.vae_ft_mse")
     assert {f.path: f.state for f in result.files} == {
-        "config.json": FileState.OK, "diffusion_pytorch_model.safetensors": FileState.OK,
-        "README.md": FileState.OK}
+        "config.json": FileState.OK, "diffusion_pytorch_model.safetensors": FileState.OK}
 
 
 def test_bundle_with_nothing_recognised_is_refused(tmp_path: Path) -> None:

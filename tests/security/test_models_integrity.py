@@ -9,6 +9,7 @@ import zipfile
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -256,7 +257,7 @@ def test_a_reconstruction_records_the_detector_and_arcface_files_it_used(
 def test_a_rerun_names_a_changed_detector_file() -> None:
     from engine.search import manifest_differences
 
-    base = {"query": [{"kind": "photo", "sha256": "a" * 64, "weight": 1.0}], "embedder": {"kind": "arcface",
+    base: dict[str, Any] = {"query": [{"kind": "photo", "sha256": "a" * 64, "weight": 1.0}], "embedder": {"kind": "arcface",
             "sha256": "r" * 64}, "arcface_sha256": "r" * 64, "galleries": [], "index": {}, "filters": [], "k": 5,
             "group_by_subject": False, "engine_version": "1",
             "models": [{"id": DET, "file": "det_10g.onnx", "sha256": "d" * 64, "trust": "pinned at first import"},
