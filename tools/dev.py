@@ -162,7 +162,7 @@ def lock() -> int:
             cmd += ["--extra", extra]
         for constraint in _pip_constraints():
             cmd += ["--constraint", constraint]
-        rc = _run([*cmd, ROOT / "pyproject.toml", extra_in], cwd=ROOT)
+        rc = _run([*cmd, "pyproject.toml", extra_in], cwd=ROOT)  # relative: the lock names no local path
         if rc != 0:
             return rc
         text = _finish_lock(draft.read_text().replace(str(extra_in), PLATFORM_INPUT))

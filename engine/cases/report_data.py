@@ -85,6 +85,14 @@ def model_provenance(search_rows: list[searches.SearchRecord],
     return [found[k] for k in sorted(found)]
 
 
+def _number(value: Any) -> str:
+    """A stored number as ``1`` or ``0.5``; a tampered non-number is shown as it is, never crashes the report."""
+    try:
+        return format(value, "g")
+    except (TypeError, ValueError):
+        return str(value)
+
+
 def _search_section(case: Case, s: searches.SearchRecord, top_n: int | None) -> dict[str, Any]:
     rows = review.candidates(case, s.id)
     hidden = bool(rows and rows[0].hidden) or (s.blind and s.revealed_at is None)
@@ -113,7 +121,9 @@ def _search_section(case: Case, s: searches.SearchRecord, top_n: int | None) -> 
         "id": s.id, "label": s.label, "created_at": s.created_at, "created_by": s.created_by,
         "blind": s.blind, "scores_hidden": hidden, "revealed_at": s.revealed_at, "mode": mode,
         "manifest": s.manifest, "manifest_sha256": s.manifest_sha256, "results_sha256": s.results_sha256,
-        "queries": [{"kind": q.kind, "sha256": q.sha256, "weight": q.weight, "path": q.path} for q in s.queries],
+        "queries": [{"kind": q.kind, "sha256": q.sha256, "weight": q.weight, "path": q.path,
+                     "caption": f"Query image {q.idx + 1 if isinstance(q.idx, int) else q.idx} of search {s.id}: {q.kind}, weight {_number(q.weight)}\n"
+                                f"SHA-256 {q.sha256}"} for q in s.queries],
         "baseline": emb.get("kind") == "arcface_baseline" or any(c.baseline for c in rows),
         "baseline_note": _BASELINE_NOTE,
         "calibration": cal.legend() if cal is not None else NO_CALIBRATION,
@@ -183,6 +193,7 @@ def build_report_data(case: Case, *, top_n: int | None = None, generated_at: str
     search_rows = searches.list_searches(case)
     generated = items.list_generated(case)
     sketches = items.list_sketches(case)
+    searched_sketches = sum(q.kind == "sketch" for s in search_rows for q in s.queries)
     return {
         "report": {"format_version": REPORT_FORMAT_VERSION, "generated_at": generated_at or now_iso(),
                    "generator": f"SketchFace Workstation engine {engine.__version__}", "top_n": top_n},
@@ -196,6 +207,10 @@ def build_report_data(case: Case, *, top_n: int | None = None, generated_at: str
                                "hash": e.hash} for e in entries]},
         "signoffs": _signoffs(case, entries),
         "sketches": [v.to_dict() for v in sketches],
+        "sketches_note": ("" if sketches else
+                          f"No sketch version is stored in this case. The {searched_sketches} sketch image(s) that were "
+                          "searched are shown with their searches below." if searched_sketches else
+                          "No sketch is stored in this case."),
         "searches": [_search_section(case, s, top_n) for s in search_rows],
         "generated_images": [{**g.to_dict(), "stamp": SYNTHETIC_STAMP, "parent_label": _parent_label(g.parent, sketches)}
                              for g in generated],

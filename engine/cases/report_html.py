@@ -14,6 +14,7 @@ from typing import Any
 
 from engine.cases.images import SYNTHETIC_STAMP, display_copy, png_bytes
 from engine.cases.store import Case
+from engine.environment import describe_software
 from engine.errors import CaseError
 
 _CSS = """
@@ -83,7 +84,8 @@ def _search(case: Case | None, s: dict[str, Any]) -> str:
         ("Index", f"HNSW M={idx.get('M')}, ef_construction={idx.get('ef_construction')}, ef={idx.get('ef')}"),
         ("Filters", json.dumps(m["filters"], sort_keys=True, ensure_ascii=False) if m.get("filters") else "none"),
         ("k / grouping", f"k={m.get('k')}, grouped by subject: {'yes' if m.get('group_by_subject') else 'no'}"),
-        ("Engine version", m.get("engine_version")), ("Manifest SHA-256", s["manifest_sha256"]),
+        ("Engine version", m.get("engine_version")), ("Software", describe_software(m.get("software") or {})),
+        ("Manifest SHA-256", s["manifest_sha256"]),
         ("Results SHA-256", s["results_sha256"]),
     ]
     if s["rerun"] is not None:
@@ -91,6 +93,10 @@ def _search(case: Case | None, s: dict[str, Any]) -> str:
         pairs.insert(1, ("Re-run of", f"search {s['rerun_of']}: {verdict}\n" + "\n".join(s["rerun"]["changes"])))
     out = [f"<h3>Search {_e(s['id'])}{': ' + _e(s['label']) if s['label'] else ''}</h3>",
            _kv(pairs, ("Query images", "Embedder", "ArcFace model", "Manifest SHA-256", "Results SHA-256"))]
+    if s["queries"]:  # the images that were searched, as stored in the case
+        out.append('<div class="grid">' + "".join(
+            f'<div class="fig">{_img(case, q["path"], q["sha256"], 600)}<div>'
+            f'{_e(q["caption"]).replace(chr(10), "<br>")}</div></div>' for q in s["queries"]) + "</div>")
     if s["baseline"]:
         out.append(f'<p class="bad">{_e(s["baseline_note"])}</p>')
     hidden = s["scores_hidden"]
@@ -165,7 +171,8 @@ def render_html(data: dict[str, Any], case: Case | None) -> bytes:
     parts.append("<h2>Sketches</h2><div class=\"grid\">")
     parts += [f'<div class="fig">{_img(case, v["path"], v["sha256"], 600)}<div>{_e(v["name"])} v{_e(v["version"])} · '
               f'witness {_e(v["witness"])}<br>{_e(v["created_at"])}<br><span class="mono">{_e(v["sha256"])}</span>'
-              f"</div></div>" for v in data["sketches"]] or ["<p>No sketch is stored in this case.</p>"]
+              f"</div></div>" for v in data["sketches"]] or [
+                  f"<p>{_e(data.get('sketches_note') or 'No sketch is stored in this case.')}</p>"]
     parts.append("</div><h2>Searches</h2>")
     parts += [_search(case, s) for s in data["searches"]] or ["<p>No search has been run in this case.</p>"]
     if data["generated_images"]:

@@ -10,6 +10,7 @@ from fpdf.enums import WrapMode, XPos, YPos
 from engine.cases.images import SYNTHETIC_STAMP, display_copy
 from engine.cases.pdf_layout import DECISION_LABEL, GREEN, GREY, RED, Cell, ReportPDF
 from engine.cases.store import Case
+from engine.environment import describe_software
 from engine.errors import CaseError
 
 
@@ -76,6 +77,7 @@ def _search(pdf: ReportPDF, case: Case | None, s: dict[str, Any]) -> None:
         ("Filters", json.dumps(m["filters"], sort_keys=True, ensure_ascii=False) if m.get("filters") else "none"),
         ("k / grouping", f"k={m.get('k')}, grouped by subject: {'yes' if m.get('group_by_subject') else 'no'}"),
         ("Engine version", str(m.get("engine_version"))),
+        ("Software", describe_software(m.get("software") or {})),
         ("Manifest SHA-256", s["manifest_sha256"]),
         ("Results SHA-256", s["results_sha256"]),
         ("Decisions", ", ".join(f"{DECISION_LABEL[k]}: {v}" for k, v in s["decision_counts"].items())),
@@ -86,6 +88,9 @@ def _search(pdf: ReportPDF, case: Case | None, s: dict[str, Any]) -> None:
                          + "".join(f"\n• {c}" for c in s["rerun"]["changes"])))
     pdf.key_values(pairs, mono_keys=("Query images", "Embedder", "ArcFace model", "Manifest SHA-256",
                                      "Results SHA-256"))
+    if s["queries"]:  # the images that were searched, as stored in the case (checked against their SHA-256)
+        pdf.ln(1)
+        _image_grid(pdf, case, [(q["path"], q["sha256"], q["caption"], False) for q in s["queries"]])
     if s["baseline"]:
         pdf.ln(1)
         pdf.para(s["baseline_note"], 8.5, RED)
@@ -221,7 +226,7 @@ def _sketches(pdf: ReportPDF, case: Case | None) -> None:
     rows = pdf.data["sketches"]
     pdf.section("Sketches", keep=70 if rows else 10)
     if not rows:
-        pdf.para("No sketch is stored in this case.", 9)
+        pdf.para(pdf.data.get("sketches_note") or "No sketch is stored in this case.", 9)
         return
     _image_grid(pdf, case, [(v["path"], v["sha256"],
                              f"{v['name']} v{v['version']} · witness {v['witness']}\n{v['created_at']} by "

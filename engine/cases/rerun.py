@@ -13,6 +13,7 @@ from typing import Any
 
 from engine.cases.searches import (
     SearchRecord,
+    ThumbnailKey,
     add_search,
     get_search,
     query_images,
@@ -20,11 +21,17 @@ from engine.cases.searches import (
     validate_manifest,
 )
 from engine.cases.store import Case
+from engine.environment import describe_software
 from engine.errors import CaseError
+from engine.search.manifest import plain
 from engine.types import Match
 
-Rerunner = Callable[[dict[str, Any], list[bytes]], tuple[dict[str, Any], list[Match]]]
-"""Repeat a search: ``(stored manifest, query image bytes in manifest order) -> (new manifest, matches)``.
+RerunOutput = (tuple[dict[str, Any], list[Match]]
+               | tuple[dict[str, Any], list[Match], Mapping[ThumbnailKey, bytes]])
+Rerunner = Callable[[dict[str, Any], list[bytes]], RerunOutput]
+"""Repeat a search: ``(stored manifest, query image bytes in manifest order) -> (new manifest, matches)``,
+optionally with a third item, each candidate's thumbnail keyed by (gallery id, face id), which the
+stored re-run keeps as the original search keeps its own.
 
 The search engine must use the manifest's k, filters, index parameters and galleries; it reports the
 galleries' *current* content versions and the models it actually used in the new manifest.
@@ -66,8 +73,7 @@ class RerunReport:
 
 
 def _short(v: Any) -> str:
-    s = str(v)
-    return s[:12] + "…" if isinstance(v, str) and len(s) == 64 else s
+    return plain(v)
 
 
 def _gallery_changes(old: Sequence[Mapping[str, Any]], new: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:
@@ -84,7 +90,7 @@ def _gallery_changes(old: Sequence[Mapping[str, Any]], new: Sequence[Mapping[str
         for key in sorted(a.keys() | b.keys()):
             if key in VOLATILE_KEYS or a.get(key) == b.get(key):
                 continue
-            msg = f"Gallery {name}: {key} {a.get(key)} → {b.get(key)}"
+            msg = f"Gallery {name}: {key} {plain(a.get(key))} → {plain(b.get(key))}"
             if key == "face_count" and isinstance(a.get(key), int) and isinstance(b.get(key), int):
                 delta = b[key] - a[key]
                 msg += f" ({'grew' if delta > 0 else 'shrank'} by {abs(delta)} face{'s' if abs(delta) != 1 else ''})"
@@ -94,7 +100,7 @@ def _gallery_changes(old: Sequence[Mapping[str, Any]], new: Sequence[Mapping[str
 
 _LABELS = {"embedder": "Embedder", "arcface_sha256": "ArcFace model", "index": "Index parameters",
            "filters": "Filters", "k": "k", "group_by_subject": "Grouping by subject", "query": "Query images",
-           "engine_version": "Engine version"}
+           "engine_version": "Engine version", "software": "Software environment"}
 
 
 def _same_vocabulary(key: str, value: Any) -> Any:
@@ -117,7 +123,13 @@ def compare_manifests(old: Mapping[str, Any], new: Mapping[str, Any]) -> list[di
     out = _gallery_changes(old.get("galleries", []), new.get("galleries", []))
     for key in sorted((old.keys() | new.keys()) - {"galleries"} - VOLATILE_KEYS):
         a, b = _same_vocabulary(key, old.get(key)), _same_vocabulary(key, new.get(key))
-        if a == b or (key == "models" and key not in old):  # model files were not listed by earlier versions
+        if a == b or (key in ("models", "software") and key not in old):  # not recorded by earlier versions
+            continue
+        if key == "software" and isinstance(a, Mapping) and isinstance(b, Mapping):
+            if a.get("lock_digest") == b.get("lock_digest") and a.get("matches_lock") == b.get("matches_lock"):
+                continue  # the same locked environment: a differing package list alone is not a new fact
+            out.append({"field": key, "before": a, "after": b,
+                        "message": f"Software environment differs: {describe_software(a)} → {describe_software(b)}"})
             continue
         label = _LABELS.get(key, key)
         if key == "embedder" and isinstance(a, Mapping) and isinstance(b, Mapping):
@@ -126,7 +138,7 @@ def compare_manifests(old: Mapping[str, Any], new: Mapping[str, Any]) -> list[di
         elif key.endswith("sha256"):
             msg = f"{label} differs: {_short(a)} → {_short(b)} (model differs)"
         else:
-            msg = f"{label} changed: {a} → {b}"
+            msg = f"{label} changed: {plain(a)} → {plain(b)}"
         out.append({"field": key, "before": a, "after": b, "message": msg})
     return out
 
@@ -149,15 +161,19 @@ def compare_results(old: Sequence[Match], new: Sequence[Match], report: RerunRep
         if abs(float(n.score) - float(m.score)) > SCORE_TOLERANCE:
             report.rescored.append({"gallery_id": key[0], "face_id": key[1], "score_before": m.score,
                                     "score_after": n.score})
+    def face(d: Mapping[str, Any]) -> str:
+        m = after.get((d["gallery_id"], d["face_id"])) or before[(d["gallery_id"], d["face_id"])]
+        return f"face {m.gallery_name or m.gallery_id}:{m.face_id}"
+
     if report.added:
         report.changes.append(f"{len(report.added)} new row(s) in the list: " + ", ".join(
-            f"face {a['face_id']} at rank {a['rank']}" for a in report.added[:10]))
+            f"{face(a)} at rank {a['rank']}" for a in report.added[:10]))
     if report.removed:
         report.changes.append(f"{len(report.removed)} row(s) dropped from the list: " + ", ".join(
-            f"face {r['face_id']} (was rank {r['rank']})" for r in report.removed[:10]))
+            f"{face(r)} (was rank {r['rank']})" for r in report.removed[:10]))
     if report.moved:
         report.changes.append(f"{len(report.moved)} row(s) changed rank: " + ", ".join(
-            f"face {m['face_id']} {m['rank_before']}→{m['rank_after']}" for m in report.moved[:10]))
+            f"{face(m)} {m['rank_before']}→{m['rank_after']}" for m in report.moved[:10]))
     if report.rescored:
         report.changes.append(f"{len(report.rescored)} score(s) differ by more than {SCORE_TOLERANCE:g}")
 
@@ -174,7 +190,9 @@ def rerun_search(case: Case, search_id: int, rerunner: Rerunner, *, store: bool 
     original: SearchRecord = get_search(case, search_id)
     validate_manifest(original.manifest)  # names what an old or damaged record lacks before any model loads
     images = query_images(case, search_id)  # raises if a stored query image was altered
-    new_manifest, new_matches = rerunner(dict(original.manifest), images)
+    out = rerunner(dict(original.manifest), images)
+    new_manifest, new_matches = out[0], out[1]
+    thumbnails = out[2] if len(out) == 3 else None
     if not isinstance(new_manifest, Mapping):
         raise CaseError("The search engine returned no run manifest for the re-run.")
     report = RerunReport(search_id=search_id, identical=False)
@@ -187,7 +205,7 @@ def rerun_search(case: Case, search_id: int, rerunner: Rerunner, *, store: bool 
     if report.identical and report.manifest_changes:
         report.changes.append("The result list itself is identical.")
     if store:
-        rec = add_search(case, new_manifest, new_matches, images, blind=False,
+        rec = add_search(case, new_manifest, new_matches, images, thumbnails=thumbnails, blind=False,
                          label=f"Re-run of search {search_id}" + (f" ({original.label})" if original.label else ""),
                          rerun_of=search_id, rerun_report=report.to_dict(), user=user)
         report.new_search_id = rec.id
@@ -195,11 +213,14 @@ def rerun_search(case: Case, search_id: int, rerunner: Rerunner, *, store: bool 
 
 
 def load_engine_rerunner() -> Rerunner:
-    """The search engine's re-runner, imported on demand (search is a heavy, separately built part)."""
+    """The search engine's re-runner, imported on demand (search is a heavy, separately built part).
+
+    It also returns the candidates' thumbnails, so the stored re-run shows its faces.
+    """
     try:
-        from engine.search import rerun_manifest  # type: ignore[attr-defined]
+        from engine.search import rerun_for_case
     except ImportError as exc:
-        raise CaseError("Re-running a search needs the search engine (engine.search.rerun_manifest), "
+        raise CaseError("Re-running a search needs the search engine (engine.search.rerun_for_case), "
                         f"which this installation does not provide ({exc}).",
                         hint="Update SketchFace to a build that includes search.") from exc
-    return rerun_manifest  # type: ignore[no-any-return]
+    return rerun_for_case

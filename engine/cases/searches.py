@@ -24,7 +24,8 @@ from engine.search.manifest import REQUIRED_KEYS, ManifestInvalid, RunManifest
 from engine.types import Match
 
 MANIFEST_KEYS = REQUIRED_KEYS  # defined once, by engine.search.RunManifest
-ThumbnailKey = int | tuple[str, int]
+ThumbnailKey = tuple[str, int]
+"""(gallery id, face id): a face id alone is ambiguous, since every local gallery numbers its faces from 1."""
 
 
 @dataclass(frozen=True)
@@ -182,6 +183,15 @@ def _store_thumbnails(case: Case, thumbs: Sequence[bytes | None]) -> list[tuple[
     return [(None, None) if r is None else (paths[r], r.rsplit(".", 1)[0]) for r in refs]
 
 
+def _checked_thumbnail_keys(thumbnails: Mapping[Any, bytes]) -> Mapping[ThumbnailKey, bytes]:
+    """Refuse thumbnails keyed by anything but (gallery id, face id): the caller has a keying bug."""
+    for key in thumbnails:
+        if not (isinstance(key, tuple) and len(key) == 2 and isinstance(key[0], str) and isinstance(key[1], int)):
+            raise CaseError(f"A candidate thumbnail is keyed by {key!r}, not by (gallery id, face id); the search "
+                            "was not stored.", hint="This is a bug in the program that recorded the search.")
+    return thumbnails
+
+
 def add_search(case: Case, manifest: Mapping[str, Any] | RunManifest, matches: Sequence[Match], query_images: Sequence[bytes], *,
                thumbnails: Mapping[ThumbnailKey, bytes] | None = None, blind: bool = False, label: str = "",
                rerun_of: int | None = None, rerun_report: Mapping[str, Any] | None = None,
@@ -192,8 +202,9 @@ def add_search(case: Case, manifest: Mapping[str, Any] | RunManifest, matches: S
         manifest: the search engine's run manifest (see :data:`MANIFEST_KEYS`).
         matches: results in rank order.
         query_images: the bytes of each manifest query image, in manifest order (checked by SHA-256).
-        thumbnails: optional face thumbnails keyed by face id or (gallery id, face id); a match's
-            ``metadata["thumbnail"]`` (bytes) or ``metadata["thumbnail_path"]`` is used otherwise.
+        thumbnails: optional face thumbnails keyed by (gallery id, face id), never by face id alone
+            (another gallery's face would be recorded); a match's ``metadata["thumbnail"]`` (bytes) or
+            ``metadata["thumbnail_path"]`` is used otherwise.
         blind: review this search blind (shuffled, scores hidden until every candidate is decided).
         label: a short name for the search.
         rerun_of, rerun_report: set by :func:`engine.cases.rerun.rerun_search`.
@@ -204,11 +215,11 @@ def add_search(case: Case, manifest: Mapping[str, Any] | RunManifest, matches: S
     manifest_dict = json.loads(json.dumps(dict(manifest), default=_jsonable))
     manifest_sha = sha256_bytes(canonical_json(manifest_dict).encode("utf-8"))
     user = resolve_user(user)
-    thumbnails = thumbnails or {}
+    thumbnails = _checked_thumbnail_keys(thumbnails or {})
     rows, thumbs = [], []
     for m in matches:
         meta, thumb = _clean_metadata(m.metadata)
-        thumb = thumbnails.get((m.gallery_id, m.face_id), thumbnails.get(m.face_id, thumb))
+        thumb = thumbnails.get((str(m.gallery_id), int(m.face_id)), thumb)
         rows.append(_match_dict(m, meta))
         thumbs.append(thumb)
     if len({(r["gallery_id"], r["face_id"]) for r in rows}) != len(rows):

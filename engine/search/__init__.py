@@ -8,16 +8,18 @@ Public API::
     result.manifest       # its JSON form (stored by cases)
     manifest, matches = rerun_manifest(result.manifest, [query_bytes])
     record_search(case, result, queries, galleries, label="W1")   # store it in a case (thumbnails too)
+    manifest, matches, thumbnails = rerun_for_case(stored_manifest, images)  # what ``case rerun`` stores
 """
 
 from engine.search.core import PREFILTER_FRACTION, PREFILTER_MAX, Query, Searcher, SearchResult, fuse, search
 from engine.search.embedders import ArcFaceBaselineEmbedder, SketchEmbedder, embed_sketch, load_embedder
 from engine.search.manifest import EmbedderRef, GalleryRef, ManifestInvalid, QueryRef, RunManifest
-from engine.search.record import record_search
-from engine.search.rerun import manifest_differences, rerun_manifest
+from engine.search.record import FinishedSearch, finish_search, record_finished, record_search
+from engine.search.rerun import manifest_differences, rerun_for_case, rerun_manifest
 
 __all__ = [
     "PREFILTER_FRACTION", "PREFILTER_MAX", "ArcFaceBaselineEmbedder", "EmbedderRef", "GalleryRef",
-    "ManifestInvalid", "Query", "QueryRef", "RunManifest", "SearchResult", "Searcher", "SketchEmbedder",
-    "embed_sketch", "fuse", "load_embedder", "manifest_differences", "record_search", "rerun_manifest", "search",
+    "FinishedSearch", "ManifestInvalid", "Query", "QueryRef", "RunManifest", "SearchResult", "Searcher",
+    "SketchEmbedder", "embed_sketch", "finish_search", "fuse", "load_embedder", "manifest_differences",
+    "record_finished", "record_search", "rerun_for_case", "rerun_manifest", "search",
 ]

@@ -26,6 +26,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 import engine
+from engine import environment
 from engine import settings as settings_mod
 from engine.errors import GalleryError, ModelInvalid
 from engine.faces import l2_normalize, load_image
@@ -349,6 +350,7 @@ def build_manifest(queries: Sequence[Query], embedder: EmbedderRef, arcface: str
         group_by_subject=group,
         engine_version=engine.__version__,
         models=tuple(models),
+        software=environment.manifest_entry(),
     )
 
 

@@ -1,41 +1,104 @@
 """Record a finished search in a case: run manifest, query images, ranked list and candidate thumbnails.
 
-One function for every front-end (the ``search --case`` command, the demo, the window), so a search
-stored headless is the same record as one stored from the window.
+One path for every front-end (the ``search --case`` command, the demo, the window and re-runs), so a
+search stored headless is the same record as one stored from the window. It has two steps because the
+window reads galleries in its engine lane and writes the case in its case lane:
+:func:`finish_search` reads each candidate's thumbnail from the gallery that returned it, while the
+galleries are open; :func:`record_finished` stores that in the case. :func:`record_search` does both.
+
+Every thumbnail is keyed by (gallery id, face id): each local gallery numbers its faces from 1, so a
+face id alone names a face in every gallery of a multi-gallery search, and the wrong one would be
+recorded (and signed) as evidence.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from typing import TYPE_CHECKING
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, Protocol
+
+from engine.types import Match
 
 if TYPE_CHECKING:
     from engine.cases import Case, SearchRecord
-    from engine.gallery import Gallery
     from engine.search.core import Query, SearchResult
 
+FaceKey = tuple[str, int]
+"""A candidate's identity in a search over several galleries: (gallery id, face id)."""
 
-def candidate_thumbnails(result: SearchResult, galleries: Sequence[Gallery]) -> dict[int | tuple[str, int], bytes]:
-    """The stored face thumbnail of each match, keyed by (gallery id, face id)."""
+
+class ThumbnailSource(Protocol):
+    """A gallery that can give a face's stored thumbnail (local and server galleries alike)."""
+
+    @property
+    def id(self) -> str: ...
+
+    def thumbnail(self, face_id: int) -> bytes | None: ...
+
+
+def face_key(m: Match) -> FaceKey:
+    """The key a candidate's thumbnail is stored and looked up under."""
+    return (str(m.gallery_id), int(m.face_id))
+
+
+def candidate_thumbnails(matches: Iterable[Match], galleries: Sequence[ThumbnailSource]) -> dict[FaceKey, bytes]:
+    """The stored face thumbnail of each match, read from the gallery that returned it.
+
+    A match whose gallery is not among ``galleries`` gets no thumbnail rather than another gallery's.
+    """
     owners = {g.id: g for g in galleries}
-    out: dict[int | tuple[str, int], bytes] = {}
-    for m in result.matches:
+    out: dict[FaceKey, bytes] = {}
+    for m in matches:
         owner = owners.get(m.gallery_id)
         thumb = owner.thumbnail(m.face_id) if owner is not None else None
         if thumb is not None:
-            out[(m.gallery_id, m.face_id)] = thumb
+            out[face_key(m)] = thumb
     return out
 
 
-def record_search(case: Case, result: SearchResult, queries: Sequence[Query], galleries: Sequence[Gallery], *,
-                  label: str = "", blind: bool = False, user: str | None = None) -> SearchRecord:
-    """Store ``result`` in ``case`` (one audited entry) with the query images and candidate thumbnails.
+@dataclass(frozen=True)
+class FinishedSearch:
+    """A search ready to be recorded: the result, its query images in manifest order, and each
+    candidate's own thumbnail keyed by (gallery id, face id)."""
+
+    result: SearchResult
+    query_images: tuple[bytes, ...]
+    thumbnails: Mapping[FaceKey, bytes] = field(default_factory=dict)
+
+    @property
+    def matches(self) -> list[Match]:
+        return self.result.matches
+
+    @property
+    def manifest(self) -> dict[str, Any]:
+        return self.result.manifest
+
+
+def finish_search(result: SearchResult, queries: Sequence[Query],
+                  galleries: Sequence[ThumbnailSource]) -> FinishedSearch:
+    """Pair a result with its query images and its candidates' thumbnails (the galleries must be open)."""
+    return FinishedSearch(result, tuple(q.data for q in queries), candidate_thumbnails(result.matches, galleries))
+
+
+def record_finished(case: Case, finished: FinishedSearch, *, label: str = "", blind: bool = False,
+                    user: str | None = None) -> SearchRecord:
+    """Store a finished search in ``case`` (one audited entry) with its query images and thumbnails.
+
+    Args:
+        blind: store for blind review (shuffled, scores hidden until every candidate is decided).
+    """
+    from engine.cases import add_search
+
+    return add_search(case, finished.result.run, finished.matches, list(finished.query_images),
+                      thumbnails=finished.thumbnails, blind=blind, label=label, user=user)
+
+
+def record_search(case: Case, result: SearchResult, queries: Sequence[Query], galleries: Sequence[ThumbnailSource],
+                  *, label: str = "", blind: bool = False, user: str | None = None) -> SearchRecord:
+    """Store ``result`` in ``case`` with the query images and candidate thumbnails (both steps at once).
 
     Args:
         galleries: the open galleries the search ran on (their thumbnails are copied into the case).
         blind: store for blind review (shuffled, scores hidden until every candidate is decided).
     """
-    from engine.cases import add_search
-
-    return add_search(case, result.run, result.matches, [q.data for q in queries],
-                      thumbnails=candidate_thumbnails(result, galleries), blind=blind, label=label, user=user)
+    return record_finished(case, finish_search(result, queries, galleries), label=label, blind=blind, user=user)

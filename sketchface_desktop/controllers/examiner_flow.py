@@ -17,7 +17,7 @@ from sketchface_desktop.controllers.search_controller import SearchController
 from sketchface_desktop.engine_session import EngineSession
 from sketchface_desktop.ops import Runner
 from sketchface_desktop.ops import models as model_ops
-from sketchface_desktop.ops.search import Box, ResultRow, photo_request, sketch_request
+from sketchface_desktop.ops.search import Box, ResultRow, photo_request, sketch_request, window_keys
 from sketchface_desktop.workers import Job
 
 EMPTY_TEXT = "Draw a sketch (or load one), tick the galleries to search, then press Search."
@@ -211,13 +211,14 @@ class ExaminerFlow(QObject):
         job = self.searches.exclude(row.photo_sha256, row.photo_path)
         return self._started(job) if job is not None else None
 
-    def _search_finished(self, request: Any, result: Any, thumbs: dict[int, bytes]) -> None:
+    def _search_finished(self, request: Any, finished: Any) -> None:
         if self.cases.is_open:
             self.results.set_busy("Recording the search in the case…")
-            self.cases.store_search(result, [q.data for q in request.queries], thumbs, blind=request.blind,
-                                    label=request.label)
+            self.cases.store_search(finished, blind=request.blind, label=request.label)
             return
-        rows = [ResultRow.from_match(m) for m in result.matches]
+        result = finished.result
+        keys = window_keys(result.manifest)
+        rows = [ResultRow.from_match(m, keys) for m in result.matches]
         self.shown_search_id = None
         self._show(rows, None, self._summary(len(rows), result.elapsed_ms, recorded=False))
 
@@ -229,7 +230,9 @@ class ExaminerFlow(QObject):
 
     def _candidates(self, search_id: int, candidates: list[Any]) -> None:
         folder = self.cases.info.folder if self.cases.info else None
-        rows = [ResultRow.from_candidate(c, folder, self.gallery_names) for c in candidates]
+        record = next((s for s in self.cases.searches if s.id == search_id), None)
+        keys = window_keys(record.manifest) if record is not None else {}
+        rows = [ResultRow.from_candidate(c, folder, self.gallery_names, keys) for c in candidates]
         if search_id != self.shown_search_id:
             self.shown_search_id = search_id
             self.shown_query_png = None
@@ -262,7 +265,7 @@ class ExaminerFlow(QObject):
         if not self.can_decide or self.shown_search_id is None:
             self.ask.tell("Decision", "Open or create a case before searching to record decisions.")
             return None
-        return self.cases.record_decision(self.shown_search_id, row.face_id, row.gallery_id, decision, note)
+        return self.cases.record_decision(self.shown_search_id, row.face_id, row.case_gallery_id, decision, note)
 
     def compare_sketch(self) -> bytes:
         """The query image the shown candidates answer (the stored one for a recorded search)."""

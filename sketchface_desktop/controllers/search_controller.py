@@ -24,11 +24,12 @@ class SearchController(QObject):
 
     Signals:
         search_started(object): the SearchRequest being run.
-        search_finished(object, object, dict): request, engine SearchResult, face thumbnails by face id.
+        search_finished(object, object): the request and the engine's FinishedSearch (result, query
+            images, and each candidate's thumbnail keyed by (gallery id, face id)).
     """
 
     search_started = Signal(object)
-    search_finished = Signal(object, object, object)
+    search_finished = Signal(object, object)
 
     def __init__(self, runner: Runner, session: EngineSession, parent: QObject | None = None) -> None:
         super().__init__(parent)
@@ -44,10 +45,9 @@ class SearchController(QObject):
             lambda res: self._finished(request, res)).run(self.runner)
         return self.job
 
-    def _finished(self, request: SearchRequest, res: tuple[Any, dict[int, bytes]]) -> None:
-        result, thumbs = res
-        self.last_request, self.last_result = request, result
-        self.search_finished.emit(request, result, thumbs)
+    def _finished(self, request: SearchRequest, finished: Any) -> None:
+        self.last_request, self.last_result = request, finished.result
+        self.search_finished.emit(request, finished)
 
     def more_like_this(self, photo_path: str, weight: float = 1.0) -> Job | None:
         """Repeat the last search with the candidate's photo fused into the query."""

@@ -170,15 +170,15 @@ def add_generated(slot: CaseSlot, png: bytes, params: dict[str, Any], *, sketch_
 
 
 # -- searches and review -------------------------------------------------------------------------
-def add_search(slot: CaseSlot, result: Any, query_images: list[bytes], thumbnails: dict[Any, bytes], *,
-               blind: bool, label: str) -> Op[tuple[int, list[Any], list[SearchRecord]]]:
+def record_search(slot: CaseSlot, finished: Any, *, blind: bool,
+                  label: str) -> Op[tuple[int, list[Any], list[SearchRecord]]]:
+    """Store a finished search through the engine's recording path, the one the command line uses."""
     def work() -> tuple[int, list[Any], list[SearchRecord]]:
-        from engine.cases import add_search as engine_add
         from engine.cases import candidates, list_searches
+        from engine.search.record import record_finished
 
         case = slot.get()
-        rec = engine_add(case, result.manifest, result.matches, query_images, thumbnails=thumbnails,
-                         blind=blind, label=label)
+        rec = record_finished(case, finished, blind=blind, label=label)
         return rec.id, candidates(case, rec.id), list_searches(case)
 
     return _case("Recording search in case", work)

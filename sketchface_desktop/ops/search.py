@@ -7,6 +7,7 @@ same way for search and reconstruction, and records the box in the run manifest.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -15,6 +16,7 @@ from sketchface_desktop.ops.base import Op
 from sketchface_desktop.ops.galleries import is_server, open_any, open_server_gallery, server_key
 
 if TYPE_CHECKING:
+    from engine.search.record import FinishedSearch
     from sketchface_desktop.engine_session import EngineSession
 
 Box = tuple[float, float, float, float]
@@ -50,9 +52,26 @@ class SearchRequest:
         return self.label or f"Searching {len(self.gallery_ids)} gallery(ies) by {kinds}"
 
 
+def window_keys(manifest: Mapping[str, Any]) -> dict[str, str]:
+    """The window's key of each server gallery a run manifest names (engine id -> ``pg:PROFILE:ID``).
+
+    The engine and the case key a candidate by the gallery id the manifest records; the window opens a
+    server gallery by its profile too, so rows carry both.
+    """
+    out: dict[str, str] = {}
+    for g in manifest.get("galleries") or []:
+        if isinstance(g, Mapping) and g.get("server"):
+            out[str(g["id"])] = server_key(str(g["server"]), str(g["id"]))
+    return out
+
+
 @dataclass(frozen=True)
 class ResultRow:
-    """One candidate as the grid shows it (``score``/``rank`` None while a blind review hides them)."""
+    """One candidate as the grid shows it (``score``/``rank`` None while a blind review hides them).
+
+    ``gallery_id`` is the window's key of the gallery (``pg:PROFILE:ID`` for a server gallery), used to
+    open it; ``recorded_gallery_id`` is the id the engine and the case know it by ("" when the same).
+    """
 
     position: int
     rank: int | None
@@ -70,19 +89,30 @@ class ResultRow:
     note: str = ""
     thumbnail_file: str | None = None  # a stored case thumbnail (absolute path), else read from the gallery
     bbox: tuple[float, float, float, float] | None = None
+    recorded_gallery_id: str = ""
+
+    @property
+    def case_gallery_id(self) -> str:
+        """The gallery id the case records this candidate under (decisions name it)."""
+        return self.recorded_gallery_id or self.gallery_id
 
     @classmethod
-    def from_match(cls, m: Any) -> ResultRow:
-        return cls(m.rank, m.rank, float(m.score), m.gallery_id, getattr(m, "gallery_name", "") or m.gallery_id,
+    def from_match(cls, m: Any, keys: Mapping[str, str] | None = None) -> ResultRow:
+        key = (keys or {}).get(m.gallery_id, m.gallery_id)
+        return cls(m.rank, m.rank, float(m.score), key, getattr(m, "gallery_name", "") or m.gallery_id,
                    m.face_id, m.photo_id, m.photo_path, m.photo_sha256, m.subject_id, bool(m.baseline),
-                   int(m.group_size), bbox=getattr(m, "bbox", None))
+                   int(m.group_size), bbox=getattr(m, "bbox", None),
+                   recorded_gallery_id=m.gallery_id if key != m.gallery_id else "")
 
     @classmethod
-    def from_candidate(cls, c: Any, case_folder: str | None, names: dict[str, str]) -> ResultRow:
+    def from_candidate(cls, c: Any, case_folder: str | None, names: dict[str, str],
+                       keys: Mapping[str, str] | None = None) -> ResultRow:
         thumb = str(Path(case_folder) / c.thumbnail_path) if case_folder and c.thumbnail_path else None
-        return cls(c.position, c.rank, c.score, c.gallery_id, names.get(c.gallery_id, c.gallery_id), c.face_id,
+        key = (keys or {}).get(c.gallery_id, c.gallery_id)
+        name = names.get(key) or getattr(c, "gallery_name", "") or c.gallery_id
+        return cls(c.position, c.rank, c.score, key, name, c.face_id,
                    c.photo_id, c.photo_path, c.photo_sha256, c.subject_id, bool(c.baseline), int(c.group_size),
-                   c.decision, c.note, thumb)
+                   c.decision, c.note, thumb, recorded_gallery_id=c.gallery_id if key != c.gallery_id else "")
 
 
 def read_face_thumbnail(session: Any, row: ResultRow) -> bytes | None:
@@ -112,13 +142,17 @@ def photo_request(path: str, gallery_ids: list[str], k: int, filters: list[str],
                          tuple(filters), group_by_subject, blind, f"Photo search: {Path(path).name}")
 
 
-def run_search(session: EngineSession, request: SearchRequest, cancel: Any) -> tuple[Any, dict[int, bytes]]:
-    """Engine lane: the search itself plus the face thumbnails of its matches (for the case record).
+def run_search(session: EngineSession, request: SearchRequest, cancel: Any) -> FinishedSearch:
+    """Engine lane: the search itself, plus each candidate's thumbnail read from its own gallery.
 
-    With server galleries ticked it is the engine's mixed search (:func:`search_mixed`): one list over
-    local and server galleries by exact score, the manifest naming each server gallery's profile.
+    With server galleries ticked it is the engine's mixed search (:func:`run_mixed_search`): one list over
+    local and server galleries by exact score, the manifest naming each server gallery's profile. The
+    matches keep the engine's gallery ids (what the case records and a re-run returns); the window
+    maps server galleries to its own keys with :func:`window_keys`. The thumbnails are read by the
+    engine's recording path (:func:`engine.search.record.finish_search`), keyed by (gallery, face).
     """
     from engine.search import Query, Searcher
+    from engine.search.record import finish_search
 
     has_sketch = any(q.kind == "sketch" for q in request.queries)
     pipeline = session.pipeline()
@@ -127,20 +161,17 @@ def run_search(session: EngineSession, request: SearchRequest, cancel: Any) -> t
     queries = [Query(q.kind, q.data, q.weight, q.name, face_box=q.face_box) for q in request.queries]
     filters = list(request.filters) + [f"photo_sha256!={sha}" for sha in request.excluded]
     if any(is_server(gid) for gid in request.gallery_ids):
-        return _run_mixed(session, searcher, queries, request, filters, cancel)
-    galleries = [session.gallery(gid) for gid in request.gallery_ids]
-    result = searcher.search(queries, galleries, k=request.k, filters=filters,
-                             group_by_subject=request.group_by_subject, cancel=cancel)
-    owners = {g.id: g for g in galleries}
-    thumbs = {m.face_id: t for m in result.matches if (t := owners[m.gallery_id].thumbnail(m.face_id))}
-    return result, thumbs
+        result, galleries = _run_mixed(session, searcher, queries, request, filters, cancel)
+    else:
+        galleries = [session.gallery(gid) for gid in request.gallery_ids]
+        result = searcher.search(queries, galleries, k=request.k, filters=filters,
+                                 group_by_subject=request.group_by_subject, cancel=cancel)
+    return finish_search(result, queries, galleries)
 
 
 def _run_mixed(session: EngineSession, searcher: Any, queries: list[Any], request: SearchRequest,
-               filters: list[str], cancel: Any) -> tuple[Any, dict[int, bytes]]:
-    """Local + server galleries: one ranked list; matches carry the window's gallery key (``pg:PROFILE:ID``)."""
-    import dataclasses
-
+               filters: list[str], cancel: Any) -> tuple[Any, list[Any]]:
+    """Local + server galleries: one ranked list, and the galleries it came from (for the thumbnails)."""
     from engine.errors import GalleryError
     from engine.gallery.pg.mixed import run_mixed_search
 
@@ -150,15 +181,10 @@ def _run_mixed(session: EngineSession, searcher: Any, queries: list[Any], reques
     local = [session.gallery(gid) for gid in request.gallery_ids if not is_server(gid)]
     remote = [open_server_gallery(gid) for gid in request.gallery_ids if is_server(gid)]
     result = run_mixed_search(searcher, queries, local, remote, request.k, filters, cancel=cancel)
-    keys = {g.id: server_key(g.server, g.id) for g in remote}
-    result.matches = [dataclasses.replace(m, gallery_id=keys.get(m.gallery_id, m.gallery_id))
-                      for m in result.matches]
-    owners: dict[str, Any] = {**{g.id: g for g in local}, **{keys[g.id]: g for g in remote}}
-    thumbs = {m.face_id: t for m in result.matches if (t := owners[m.gallery_id].thumbnail(m.face_id))}
-    return result, thumbs
+    return result, [*local, *remote]
 
 
-def search(session: EngineSession, request: SearchRequest) -> Op[tuple[Any, dict[int, bytes]]]:
+def search(session: EngineSession, request: SearchRequest) -> Op[FinishedSearch]:
     """The search op: engine lane (models and indexes), cancellable, shown in the jobs panel."""
     return Op(request.title, lambda _p, cancel: run_search(session, request, cancel), lane="engine")
 
@@ -210,12 +236,13 @@ def face_crop(photo_path: str, bbox: Box | None, margin: float = 0.25) -> bytes 
 
 
 def session_rerunner(session: EngineSession) -> Any:
-    """The engine's re-runner on the models this workstation already loaded (no second copy in memory)."""
+    """The engine's case re-runner on the models this workstation already loaded (no second copy in
+    memory); it returns the candidates' thumbnails too, so the stored re-run keeps them."""
     def rerun(manifest: Any, images: list[bytes]) -> Any:
-        from engine.search import Searcher, rerun_manifest
+        from engine.search import Searcher, rerun_for_case
 
         kinds = {q.get("kind") for q in manifest.get("query", []) if isinstance(q, dict)}
         embedder = session.sketch_embedder() if "sketch" in kinds else None
-        return rerun_manifest(manifest, images, searcher=Searcher(session.pipeline(), embedder, session.settings))
+        return rerun_for_case(manifest, images, searcher=Searcher(session.pipeline(), embedder, session.settings))
 
     return rerun

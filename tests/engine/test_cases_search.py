@@ -57,7 +57,8 @@ def test_thumbnails_argument_is_used_when_matches_carry_none() -> None:
         fs = FakeSearch(thumbnails=False)
         q = face_png(3)
         manifest, matches = fs.search([q], k=3)
-        rec = add_search(case, manifest, matches, [q], thumbnails={matches[1].face_id: face_png(500, 40)})
+        rec = add_search(case, manifest, matches, [q],
+                         thumbnails={(matches[1].gallery_id, matches[1].face_id): face_png(500, 40)})
         rows = candidates(case, rec.id)
         assert [r.thumbnail_sha256 is not None for r in rows] == [False, True, False]
 
@@ -135,9 +136,9 @@ def test_cli_rerun_explains_a_missing_search_engine_and_uses_it_when_present(
     with pytest.raises(CaseError, match="needs the search engine"):
         load_engine_rerunner()
     assert main(["case", "rerun", case_id, str(rec.id)]) == 1
-    assert "engine.search.rerun_manifest" in capsys.readouterr().err
+    assert "engine.search.rerun_for_case" in capsys.readouterr().err
     fake_module = types.ModuleType("engine.search")
-    fake_module.rerun_manifest = fs  # type: ignore[attr-defined]
+    fake_module.rerun_for_case = fs  # type: ignore[attr-defined]
     monkeypatch.setitem(sys.modules, "engine.search", fake_module)
     assert main(["case", "rerun", case_id, str(rec.id), "--json"]) == 0
     assert json.loads(capsys.readouterr().out)["identical"] is True
