@@ -14,6 +14,34 @@ from typing import IO
 from engine.errors import DiskFull
 
 _CHUNK = 1 << 20
+PRIVATE_DIR_MODE = 0o700
+
+
+def private_dir(path: str | os.PathLike[str], mode: int = PRIVATE_DIR_MODE) -> Path:
+    """Create ``path`` and any missing parents with exactly ``mode`` (owner-only by default); return it.
+
+    ``mkdir`` alone takes its rights from the process umask, so under ``umask 000`` every data folder
+    would be world-writable (0777). Each folder this call creates is set to ``mode`` explicitly;
+    folders that already exist (the user's home, a chosen volume) keep their rights.
+    """
+    path = Path(path)
+    missing: list[Path] = []
+    p = path
+    while not p.exists():
+        missing.append(p)
+        if p.parent == p:
+            break
+        p = p.parent
+    for folder in reversed(missing):
+        try:
+            folder.mkdir(mode=mode)
+        except FileExistsError:  # made by a concurrent process meanwhile; its rights are its own
+            continue
+        if os.name == "posix":
+            os.chmod(folder, mode)
+    if not path.is_dir():
+        raise NotADirectoryError(errno.ENOTDIR, "Not a folder", str(path))
+    return path
 
 
 def sha256_file(path: str | os.PathLike[str]) -> str:
@@ -48,7 +76,7 @@ def atomic_path(target: str | os.PathLike[str]) -> Iterator[Path]:
     temporary file is removed and ``target`` is untouched. ENOSPC becomes :class:`DiskFull`.
     """
     target = Path(target)
-    target.parent.mkdir(parents=True, exist_ok=True)
+    private_dir(target.parent)
     fd, tmp_name = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
     os.close(fd)
     tmp = Path(tmp_name)

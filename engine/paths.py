@@ -1,7 +1,8 @@
 """Where SketchFace keeps its data, configuration and logs (platformdirs; relocatable).
 
 ``SKETCHFACE_HOME`` moves everything (data, config, logs) under one folder: tests, scripts and
-portable installs use it. Finer overrides: ``SKETCHFACE_DATA_DIR``, ``SKETCHFACE_CONFIG_DIR``,
+portable installs use it. Every folder made here is owner-only (0700), whatever the umask.
+Finer overrides: ``SKETCHFACE_DATA_DIR``, ``SKETCHFACE_CONFIG_DIR``,
 ``SKETCHFACE_LOG_DIR``, ``SKETCHFACE_MODELS_DIR``, ``SKETCHFACE_CASES_DIR``.
 """
 
@@ -11,6 +12,8 @@ import os
 from pathlib import Path
 
 import platformdirs
+
+from engine.fsutil import private_dir
 
 APP_NAME = "SketchFace"
 
@@ -28,8 +31,7 @@ def _pick(env: str, sub: str, default: str) -> Path:
         path = home / sub
     else:
         path = Path(default)
-    path.mkdir(parents=True, exist_ok=True)
-    return path
+    return private_dir(path)
 
 
 def data_dir() -> Path:
@@ -51,18 +53,14 @@ def cache_dir() -> Path:
 def models_dir() -> Path:
     explicit = os.environ.get("SKETCHFACE_MODELS_DIR")
     path = Path(explicit).expanduser() if explicit else data_dir() / "models"
-    path.mkdir(parents=True, exist_ok=True)
-    return path
+    return private_dir(path)
 
 
 def galleries_dir() -> Path:
-    path = data_dir() / "galleries"
-    path.mkdir(parents=True, exist_ok=True)
-    return path
+    return private_dir(data_dir() / "galleries")
 
 
 def cases_dir() -> Path:
     explicit = os.environ.get("SKETCHFACE_CASES_DIR")
     path = Path(explicit).expanduser() if explicit else data_dir() / "cases"
-    path.mkdir(parents=True, exist_ok=True)
-    return path
+    return private_dir(path)

@@ -32,7 +32,7 @@ def describe_error(exc: BaseException) -> tuple[str, str, str]:
             "ConfigError": "Settings",
             "DiskFull": "Disk full",
             "ModelInvalid": "Model file problem",
-        }.get(type(exc).__name__, "SketchFace")
+        }.get(type(exc).__name__, exc.title)  # any other engine error carries its own heading ("Case is read-only")
         return title, exc.message, exc.hint
     details = "".join(traceback.format_exception(type(exc), exc, exc.__traceback__))
     return ("Unexpected error", f"{type(exc).__name__}: {exc}",

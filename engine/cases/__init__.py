@@ -4,7 +4,7 @@ Public API (everything takes an open :class:`Case`; every change is one audited 
 
     case = create_case("2026-0042", "Robbery, Main St", witnesses=["W1"])   # or open_case(id|number|folder)
     v1 = add_sketch(case, png, witness="W1")
-    rec = add_search(case, manifest, matches, [png], thumbnails={face_id: png}, blind=True)
+    rec = add_search(case, manifest, matches, [png], thumbnails={(gallery_id, face_id): png}, blind=True)
     record_decision(case, rec.id, face_id, "possible", note="...")
     add_generated_image(case, png, {"seed": 1, "models": {...}}, parent=v1)
     rerun_search(case, rec.id, engine_rerunner)          # identical, or what changed
@@ -56,9 +56,10 @@ from engine.cases.searches import (
     query_images,
     stored_matches,
 )
-from engine.cases.store import STATUSES, Case, CaseInfo
+from engine.cases.store import STATUSES, Case, CaseInfo, CaseReadOnly
 
 __all__ = [
+    "CaseReadOnly",
     "DECISIONS", "LIMITATIONS", "MANIFEST_KEYS", "REPORT_FORMATS", "STATUSES", "SYNTHETIC_STAMP",
     "Attachment", "AuditEntry", "AuditReport", "Candidate", "Case", "CaseInfo", "Decision", "ExportResult",
     "Finding", "GeneratedImage", "RerunReport", "Rerunner", "SearchRecord", "SignOff", "SketchVersion",

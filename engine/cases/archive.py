@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from engine import paths
-from engine.cases import audit, db, registry, staging
+from engine.cases import audit, db, ledger, registry, staging
 from engine.cases.archive_db import copy_case_db
 from engine.cases.archive_members import (
     MANIFEST_NAME,
@@ -37,12 +37,13 @@ from engine.cases.db import canonical_json, now_iso
 from engine.cases.integrity import referenced_files, verify_case
 from engine.cases.store import Case, open_case_folder, resolve_user
 from engine.errors import CaseError
-from engine.fsutil import atomic_path, sha256_bytes, sha256_file
+from engine.fsutil import atomic_path, private_dir, sha256_bytes, sha256_file
 
 ARCHIVE_FORMAT = "sketchface-case-archive"
 ARCHIVE_VERSION = 1
 _FIXED_TIME = (1980, 1, 1, 0, 0, 0)
 _SOURCE_DB = ".archive.sqlite"
+MIN_KEY_PREFIX = 16  # hex digits of a fingerprint that pin a key (64 bits)
 __all__ = ["ARCHIVE_FORMAT", "MANIFEST_NAME", "ExportResult", "export_case", "import_case"]
 
 
@@ -55,6 +56,7 @@ class ExportResult:
     files: int
     audit_count: int
     audit_head: str
+    recorded: bool = True  # False: the case is read-only (broken or write-protected), so no case.export entry
 
 
 def _report_files(entries: list[audit.AuditEntry]) -> dict[str, str]:
@@ -92,7 +94,8 @@ def export_case(case: Case, out: str | os.PathLike[str], *, allow_broken: bool =
     Args:
         out: archive path to write (atomically).
         allow_broken: export even if the audit chain does not verify (for investigating tampering);
-            the manifest then says so and an import will refuse it.
+            the manifest then says so and an import will refuse it. Such a case is read-only, so the
+            export is not recorded in it (``recorded`` is False).
     """
     report = case.verify()
     if not report.ok and not allow_broken:
@@ -117,6 +120,8 @@ def export_case(case: Case, out: str | os.PathLike[str], *, allow_broken: bool =
             for name, p in files:
                 _zip_write(zf, name, p)
     digest = sha256_file(target)
+    if not report.ok or case.read_only:  # nothing may be signed over a broken record
+        return ExportResult(target, digest, len(files), count, head, recorded=False)
     with case.write():
         case.log("case.export", f"case:{case.case_id}", user=user, outputs={"archive": digest},
                  details={"file": target.name, "files": len(files), "audit_count": count, "audit_head": head})
@@ -192,12 +197,31 @@ def _extract(zf: zipfile.ZipFile, manifest: dict[str, Any], stage: Path) -> None
         copy_member(zf, info, target, listed[name])
 
 
-def _check_key(sig: dict[str, Any] | None, expected_key: str | None) -> None:
-    if not expected_key:
-        return
+def _expected_key(expected_key: str | None) -> str | None:
+    """The ``--expect-key`` fingerprint (or prefix) in canonical form; CaseError when it cannot pin a key.
+
+    Checked before anything is unpacked, so a prefix too short to pin a key is named as such rather
+    than reported as an archive signed by another key.
+    """
+    if expected_key is None or not expected_key.strip():
+        return None
     want = expected_key.strip().lower()
+    if any(c not in "0123456789abcdef" for c in want):
+        raise CaseError(f"--expect-key takes the sender's key fingerprint in hex, as 'sketchface case key' prints it; "
+                        f"{expected_key!r} is not hex.")
+    if not MIN_KEY_PREFIX <= len(want) <= 64:
+        raise CaseError(f"--expect-key needs at least {MIN_KEY_PREFIX} (at most 64) hex digits of the sender's key "
+                        f"fingerprint to pin a key; {len(want)} were given.",
+                        hint="Ask the sender for the fingerprint 'sketchface case key' prints on their workstation.")
+    return want
+
+
+def _check_key(sig: dict[str, Any] | None, expected_key: str | None) -> None:
+    want = _expected_key(expected_key)
+    if want is None:
+        return
     got = str((sig or {}).get("fingerprint", ""))
-    if len(want) < 16 or not got.startswith(want):
+    if not got.startswith(want):
         raise CaseError(f"The archive is signed by key {got or '(none)'}, not the {expected_key} expected: refused.")
 
 
@@ -240,6 +264,7 @@ def import_case(archive: str | os.PathLike[str], *, location: str | os.PathLike[
         expected_key: the sender's workstation key fingerprint (or its first 16+ hex digits); the
             only check that also catches an archive rebuilt and re-signed with another key.
     """
+    _expected_key(expected_key)
     src = Path(archive).expanduser()
     if not src.is_file():
         raise CaseError(f"{src} is {'a folder' if src.is_dir() else 'not there'}: give the path of a case archive "
@@ -247,8 +272,7 @@ def import_case(archive: str | os.PathLike[str], *, location: str | os.PathLike[
     digest = sha256_file(src)
     if expected_sha256 and digest != expected_sha256.strip().lower():
         raise CaseError(f"The archive's SHA-256 is {digest}, not the {expected_sha256} expected: refused.")
-    parent = Path(location).expanduser() if location else paths.cases_dir()
-    parent.mkdir(parents=True, exist_ok=True)
+    parent = private_dir(Path(location).expanduser()) if location else paths.cases_dir()
     staging.clean_stale(parent)
     stage = parent / f".import-{secrets.token_hex(4)}"
     try:
@@ -263,6 +287,8 @@ def import_case(archive: str | os.PathLike[str], *, location: str | os.PathLike[
             staging.make(stage)
             _extract(zf, manifest, stage)
         sig = _verify_staged(stage, manifest, expected_key)
+        # The one way in for a case signed elsewhere: this workstation now vouches for the head it verified.
+        ledger.record(case_id, int(sig.get("count") or 0), str(sig.get("head") or ""), reset=True)
         final = parent / case_id
         (stage / staging.OWNER_FILE).unlink()
         os.replace(stage, final)

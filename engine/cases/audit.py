@@ -58,6 +58,7 @@ class Anchor:
     count: int
     head: str
     exact: bool = False
+    problem: str = ""  # set when the record failed its authentication: reported, never compared
 
 
 @dataclass(frozen=True)
@@ -235,6 +236,8 @@ def _check_anchors(entries: list[AuditEntry], seqs: list[int | None], anchors: l
     by_seq = {s: entries[pos] for pos, s in enumerate(seqs) if s is not None}
     top = max(by_seq, default=0)
     for a in anchors:
+        if a.problem:  # reported by the integrity check, after the signature (see integrity._check_anchor_records)
+            continue
         if a.count < 0:  # a head given without its count, and no stored entry has it
             findings.append(Finding("anchor", None, None,
                                     f"The head {a.head} from the {a.source} is not in this log: the log was "
@@ -253,6 +256,44 @@ def _check_anchors(entries: list[AuditEntry], seqs: list[int | None], anchors: l
             findings.append(Finding("inserted", a.count + 1, None,
                                     f"Entries after #{a.count} were added without going through the case store "
                                     f"(the {a.source} records {a.count} entries, the log has {top})."))
+
+
+def verify_from(case_id: str, entries: list[AuditEntry], anchors: list[Anchor],
+                trusted: tuple[int, str] | None) -> AuditReport:
+    """:func:`verify`, re-hashing only the entries after ``trusted``, a (count, head) known good.
+
+    ``trusted`` comes from a record this workstation signed when it last verified or wrote the log
+    (:mod:`engine.cases.ledger`). When the stored log is numbered plainly (positions and numbers 1..n
+    in order), still holds that head at that number, and every later entry re-hashes and links, the
+    entries before it need not be hashed again: an edit there either breaks the link to the trusted
+    entry or stays visible to a full :func:`verify`; it cannot be signed over. Anything irregular
+    falls back to the full check, which also names what is wrong.
+    """
+    if trusted is None or not _plain_tail(case_id, entries, trusted):
+        return verify(case_id, entries, anchors)
+    findings: list[Finding] = []
+    seqs: list[int | None] = [e.seq for e in entries]
+    _check_anchors(entries, seqs, anchors, findings)
+    head = entries[-1].hash if entries else genesis_hash(case_id)
+    return AuditReport(ok=not findings, count=len(entries), head=head, findings=findings,
+                       anchors_checked=[a.source for a in anchors])
+
+
+def _plain_tail(case_id: str, entries: list[AuditEntry], trusted: tuple[int, str]) -> bool:
+    count, head = trusted
+    if count < 1 or count > len(entries):
+        return False
+    if any(e.pos != i or e.seq != i for i, e in enumerate(entries, start=1)):
+        return False
+    start = entries[count - 1]
+    if start.hash != head or _rehash(case_id, start, start.seq) != head:
+        return False
+    prev = head
+    for e in entries[count:]:
+        if e.prev_hash != prev or _rehash(case_id, e, e.seq) != e.hash:
+            return False
+        prev = e.hash
+    return True
 
 
 def verify(case_id: str, entries: list[AuditEntry], anchors: list[Anchor]) -> AuditReport:

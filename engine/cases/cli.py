@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import argparse
 import functools
+import os
+import re
 import sqlite3
 import sys
 from collections.abc import Callable
@@ -91,8 +93,15 @@ def _cmd_list(args: argparse.Namespace) -> int:
         print("No cases yet. Create one with 'sketchface case new NUMBER --title TITLE'.")
     for r in rows:
         where = "" if r["available"] else "  [folder not available]"
+        if r.get("swapped"):
+            where = f"  [its folder holds another case, {r['swapped']}: swapped?]"
         print(f"{r['case_number']:<16} {r['case_id']:<28} {r.get('status', '?'):<8} {r['title']}{where}")
     return 0
+
+
+def _file_name(path: str) -> str:
+    """The file name of a recorded photo path (Windows or POSIX separators alike)."""
+    return path.replace("\\", "/").rsplit("/", 1)[-1] or "—"
 
 
 def _show_search(case: Any, search_id: int, as_json: bool) -> int:
@@ -103,12 +112,24 @@ def _show_search(case: Any, search_id: int, as_json: bool) -> int:
     if as_json:
         print_json({"search": rec.to_dict(), "candidates": [c.to_dict() for c in rows]})
         return 0
-    mode = "blind, scores hidden" if rows and rows[0].hidden else ("blind, revealed" if rec.blind else "open")
+    names = {str(g.get("id")): str(g.get("name") or g.get("id")) for g in rec.manifest.get("galleries", [])
+             if isinstance(g, dict)}
+    hidden = bool(rows and rows[0].hidden)
+    mode = "blind, scores hidden" if hidden else ("blind, revealed" if rec.blind else "open")
     print(f"Search {rec.id} {rec.label!r} ({mode}), {rec.n_results} candidates, run {rec.created_at}")
+    for q in rec.queries:
+        print(f"  query {q.idx + 1 if isinstance(q.idx, int) else q.idx}: {q.kind} ×{q.weight}  {q.path}")
+    cells = [("Pos." if hidden else "Rank", "Score", "Gallery", "Face", "Photo file", "Decision", "Note")]
     for c in rows:
-        rank = f"#{c.position}" if c.hidden else f"{c.rank:>3}"
-        score = "  —   " if c.score is None else f"{c.score:.4f}"
-        print(f"  {rank:>4} {score}  {c.gallery_id}:{c.face_id:<8} {c.decision:<13} {c.note}")
+        rank = f"#{c.position}" if c.hidden else str(c.rank)
+        score = "—" if c.score is None else f"{c.score:.4f}"
+        gallery = c.gallery_name or names.get(c.gallery_id, c.gallery_id)
+        cells.append((rank, score, gallery, str(c.face_id), _file_name(c.photo_path), c.decision, c.note))
+    widths = [max(len(r[i]) for r in cells) for i in range(len(cells[0]) - 1)]
+    for r in cells:
+        print("  " + "  ".join(v.ljust(w) for v, w in zip(r, widths, strict=False)) + "  " + r[-1])
+    if rows:
+        print(f"  Decide with: sketchface case decide {case.info.case_number} {rec.id} GALLERY:FACE --decision ...")
     return 0
 
 
@@ -149,14 +170,27 @@ def _parse_head(text: str | None) -> tuple[int | None, str] | None:
     return (int(count) if sep else None), head.lower()
 
 
+def _checked_case(case: Any) -> dict[str, Any]:
+    """Which case a verification looked at: number, id and folder (None where the database cannot say)."""
+    try:
+        number: str | None = case.info.case_number
+    except (CaseError, sqlite3.Error, ValueError, TypeError):
+        number = None
+    return {"case_number": number, "case_id": case.case_id, "folder": str(case.folder),
+            "write_protected": bool(case.read_only)}
+
+
 def _cmd_verify(args: argparse.Namespace) -> int:
     with _open(args.case) as case:
         report = case.verify(_parse_head(args.head))
+        checked = _checked_case(case)
     if args.json:
-        print_json(report.to_dict())
+        print_json({**report.to_dict(), "case": checked})
     else:
         from engine.cases.integrity import describe_signature
 
+        print(f"Case {checked['case_number'] or '(number unreadable)'} ({checked['case_id']}) in {checked['folder']}"
+              + ("  [write-protected: opened read-only]" if checked["write_protected"] else ""))
         print(report.summary())
         for f in report.findings:
             print(f"  - {f.message}")
@@ -193,17 +227,30 @@ def _cmd_report(args: argparse.Namespace) -> int:
     return 0
 
 
+def _archive_path(out: str, case_number: str) -> Path:
+    """``--out`` as a file, or as a folder (an existing one, or a path ending in a separator) that gets
+    ``case_NUMBER.zip``, the name the window offers."""
+    target = Path(out).expanduser()
+    if target.is_dir() or out.endswith((os.sep, "/")):
+        return target / f"case_{re.sub(r'[^A-Za-z0-9_.-]+', '-', case_number)}.zip"
+    return target
+
+
 def _cmd_export(args: argparse.Namespace) -> int:
     from engine.cases import export_case
 
     with _open(args.case) as case:
-        res = export_case(case, args.out, allow_broken=args.allow_broken, user=args.user)
+        res = export_case(case, _archive_path(args.out, case.info.case_number), allow_broken=args.allow_broken,
+                          user=args.user)
     if args.json:
         print_json({"path": str(res.path), "sha256": res.sha256, "files": res.files,
                     "audit_count": res.audit_count, "audit_head": res.audit_head})
     else:
         print(f"Exported {res.files} files to {res.path}\n  SHA-256 {res.sha256}\n"
               f"  give the receiver this hash: sketchface case import {res.path.name} --expect-sha256 {res.sha256}")
+        if not res.recorded:
+            print("  the case is read-only (it does not verify, or its folder is write-protected), so this export "
+                  "was not recorded in its audit log; the archive's manifest says it was not verified")
     return 0
 
 
@@ -224,15 +271,42 @@ def _cmd_import(args: argparse.Namespace) -> int:
 
 
 def _cmd_key(args: argparse.Namespace) -> int:
-    from engine.cases import anchor
+    from engine import workstation_key
 
-    pub = anchor.public_key_hex()
+    if args.new:
+        pub = workstation_key.replace_key(args.reason or "")
+        print(f"Made a new workstation key, fingerprint {workstation_key.key_fingerprint(pub)}.\n"
+              "  cases signed by the old key now verify as signed by ANOTHER workstation and are read-only here;\n"
+              f"  the change is recorded in {workstation_key.history_file()}")
+        return 0
+    pub = workstation_key.public_key_hex()
     if args.json:
-        print_json({"public_key": pub, "fingerprint": anchor.key_fingerprint(pub)})
+        print_json({"public_key": pub, "fingerprint": workstation_key.key_fingerprint(pub)})
     else:
-        print(f"Workstation key fingerprint {anchor.key_fingerprint(pub)}\n  public key {pub}\n"
+        print(f"Workstation key fingerprint {workstation_key.key_fingerprint(pub)}\n  public key {pub}\n"
               "  give the fingerprint to whoever receives your case archives (import --expect-key)")
     return 0
+
+
+def _gallery_of(case: Any, search_id: int, ref: str) -> str:
+    """The gallery id a ``GALLERY:FACE`` reference names in a search: by id, or by name when only one
+    gallery of the search has that name (an ambiguous name is refused)."""
+    from engine.cases import get_search
+
+    rec = get_search(case, search_id)
+    galleries = {str(g.get("id")): str(g.get("name") or "") for g in rec.manifest.get("galleries", [])
+                 if isinstance(g, dict)}
+    if ref in galleries:
+        return ref
+    named = [gid for gid, name in galleries.items() if name.casefold() == ref.strip().casefold()]
+    listed = ", ".join(f"{name or '(no name)'} ({gid})" for gid, name in galleries.items()) or "none"
+    if len(named) > 1:
+        raise CaseError(f"Search {search_id} searched several galleries called '{ref}'; say which by id.",
+                        hint=f"Its galleries: {listed}.")
+    if not named:
+        raise CaseError(f"Search {search_id} did not search a gallery called '{ref}'.",
+                        hint=f"Its galleries: {listed}.")
+    return named[0]
 
 
 def _cmd_decide(args: argparse.Namespace) -> int:
@@ -240,11 +314,13 @@ def _cmd_decide(args: argparse.Namespace) -> int:
 
     gallery, _, face = args.face.rpartition(":")
     if not face.isdigit():
-        raise CaseError(f"FACE must be a face id or GALLERY:FACE_ID, not {args.face!r}.")
+        raise CaseError(f"FACE must be a face id or GALLERY:FACE_ID (gallery name or id), not {args.face!r}.")
     with _open(args.case) as case:
-        c = record_decision(case, args.search, int(face), args.decision, gallery_id=gallery or None,
+        gallery_id = _gallery_of(case, args.search, gallery) if gallery else None
+        c = record_decision(case, args.search, int(face), args.decision, gallery_id=gallery_id,
                             note=args.note, user=args.user)
-    print(f"Search {args.search}, face {c.gallery_id}:{c.face_id}: {c.decision}")
+    print(f"Search {args.search}, face {c.gallery_id}:{c.face_id}: {c.decision} "
+          f"(gallery {c.gallery_name or c.gallery_id}, photo {_file_name(c.photo_path)})")
     return 0
 
 
@@ -373,18 +449,21 @@ def register(subparsers: Any) -> None:
     sp.add_argument("--out", help="output file (default: the case's reports/ folder)")
     sp.add_argument("--top", type=int, help="candidates per search (default: all)")
     sp = add("export", _cmd_export, "export the case as one archive", json_=True)
-    sp.add_argument("--out", required=True)
+    sp.add_argument("--out", required=True, help="archive file, or a folder to write case_NUMBER.zip into")
     sp.add_argument("--allow-broken", action="store_true", help="export even if the audit chain is broken")
     sp = add("import", _cmd_import, "import a case archive", case=False)
     sp.add_argument("archive")
     sp.add_argument("--location", help="parent folder for the case")
     sp.add_argument("--expect-sha256", help="the archive's SHA-256 as reported by the sender")
     sp.add_argument("--expect-key", help="the sender's workstation key fingerprint ('sketchface case key')")
-    add("key", _cmd_key, "show this workstation's case-signing key (public half)", case=False, json_=True,
-        user=False)
+    sp = add("key", _cmd_key, "show this workstation's case-signing key (public half)", case=False, json_=True,
+             user=False)
+    sp.add_argument("--new", action="store_true",
+                    help="make a new key where the old one is lost (refused while a key is present; recorded)")
+    sp.add_argument("--reason", help="why the key is replaced, kept in the key history (with --new)")
     sp = add("decide", _cmd_decide, "record a decision on a candidate")
     sp.add_argument("search", type=int)
-    sp.add_argument("face", help="face id, or GALLERY:FACE_ID")
+    sp.add_argument("face", help="face id, or GALLERY:FACE_ID with the gallery's name or id")
     sp.add_argument("--decision", required=True, choices=("possible", "excluded", "not_reviewed"))
     sp.add_argument("--note", default="")
     sp = add("signoff", _cmd_signoff, "record a second examiner's sign-off", user=False)

@@ -168,6 +168,31 @@ def connect(path: Path) -> sqlite3.Connection:
     return conn
 
 
+def connect_read_only(path: Path) -> sqlite3.Connection:
+    """Open a case database that lives on write-protected storage, for verification and export only.
+
+    SQLite opens a WAL database read-only only if its ``-shm`` file exists or can be made; on a
+    write-protected folder after a clean close neither holds, so the file is then opened as
+    immutable. That is exact only when no ``-wal`` file holds changes not yet merged into the
+    database; if one does, reading without it would verify an older state, so it is refused.
+    """
+    ro = sqlite3.connect(f"{path.resolve().as_uri()}?mode=ro", uri=True, check_same_thread=False, timeout=30.0)
+    try:
+        ro.execute("SELECT COUNT(*) FROM sqlite_master").fetchone()
+    except sqlite3.OperationalError:
+        ro.close()
+    else:
+        ro.row_factory = sqlite3.Row
+        return ro
+    wal = path.with_name(path.name + "-wal")
+    if wal.exists() and wal.stat().st_size > 0:
+        raise sqlite3.OperationalError(f"{wal.name} holds changes not yet merged into {path.name}, and the folder "
+                                       "is write-protected")
+    conn = sqlite3.connect(f"{path.resolve().as_uri()}?immutable=1", uri=True, check_same_thread=False)
+    conn.row_factory = sqlite3.Row
+    return conn
+
+
 def init_schema(conn: sqlite3.Connection) -> None:
     """Create the tables of a new case (idempotent)."""
     conn.executescript(SCHEMA)

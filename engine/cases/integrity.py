@@ -15,12 +15,14 @@ import contextlib
 import json
 import sqlite3
 from dataclasses import asdict
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from engine.cases import anchor, audit, db, records
-from engine.cases.store import Case
+from engine.cases import anchor, audit, db, ledger, records
 from engine.errors import CaseError, EngineError
 from engine.fsutil import sha256_file
+
+if TYPE_CHECKING:  # the store calls in here before every write; only the type is needed
+    from engine.cases.store import Case
 
 _FILES = (("sketch_versions", "id", "path", "sha256", "sketch version"),
           ("generated", "id", "path", "sha256", "generated image"),
@@ -195,8 +197,13 @@ def _head_seq(entries: list[audit.AuditEntry], head: str) -> int:
 
 
 def _check_signature(case: Case, entries: list[audit.AuditEntry], report: audit.AuditReport,
-                     accept_other_key: bool) -> list[audit.Finding]:
-    """The signed head must be this log's head, signed by this workstation (or, on import, any named key)."""
+                     accept_other_key: bool, accepted_head: tuple[int, str] | None = None) -> list[audit.Finding]:
+    """The signed head must be this log's head, signed by this workstation (or, on import, any named key).
+
+    Args:
+        accepted_head: a (count, head) this workstation recorded as verified (an import it accepted):
+            a signature by another key over exactly that head is no finding.
+    """
     count = _head_seq(entries, report.head)
     try:
         sig = anchor.read_signature(case.conn)
@@ -227,7 +234,8 @@ def _check_signature(case: Case, entries: list[audit.AuditEntry], report: audit.
         out.append(_finding("signature", f"The workstation signed the log ending at entry #{sig.count}; the log "
                                          f"now ends at #{count}: entries were added, removed or rewritten without "
                                          "the workstation key.", min(sig.count, count) + 1))
-    if sig.public_key != own and not accept_other_key:
+    accepted = accepted_head is not None and (sig.count, sig.head) == accepted_head
+    if sig.public_key != own and not accept_other_key and not accepted:
         why = f" (this workstation's key is unavailable: {own_problem})" if own_problem else (
             f"; this workstation's key is {anchor.key_fingerprint(own)}")
         out.append(_finding("signature", f"The audit head is signed by key {sig.fingerprint}, not by this "
@@ -235,22 +243,59 @@ def _check_signature(case: Case, entries: list[audit.AuditEntry], report: audit.
     return out
 
 
-def verify_case(case: Case, anchors: list[audit.Anchor], *, accept_other_key: bool = False) -> audit.AuditReport:
+def _check_anchor_records(anchors: list[audit.Anchor]) -> list[audit.Finding]:
+    """Anchors kept outside the case whose workstation signature failed: someone rewrote them."""
+    return [_finding("anchor", a.problem) for a in anchors if a.problem]
+
+
+def verify_case(case: Case, anchors: list[audit.Anchor], *, accept_other_key: bool = False, files: bool = True,
+                trusted: tuple[int, str] | None = None) -> audit.AuditReport:
     """Verify the chain against ``anchors``, its signature, then every record and file against the chain.
 
     Args:
         anchors: count/head records kept outside the log (see :meth:`Case.anchors`).
         accept_other_key: a head signed by another workstation's key is no finding (an archive being
             imported); the key is still reported in ``report.signature``.
+        files: also re-hash every stored file (False before a write: no write can make a changed file
+            read as unchanged, and hashing every thumbnail on each click is what made checks skippable).
+        trusted: a verified (count, head) from this workstation's signed record: entries up to it are
+            not re-hashed, and a head signed by another key is accepted only if it is exactly this one.
     """
     entries = case.audit_entries()
-    report = audit.verify(case.case_id, entries, anchors)
+    report = audit.verify_from(case.case_id, entries, anchors, trusted)
     extra = _check_schema(case) + _check_meta(case, entries, chain_ok=not report.findings)
-    extra += _check_records(case, entries) + _check_files(case) + _check_reports(case, entries)
-    extra += _check_signature(case, entries, report, accept_other_key)
+    extra += _check_records(case, entries)
+    if files:
+        extra += _check_files(case) + _check_reports(case, entries)
+    extra += _check_signature(case, entries, report, accept_other_key, trusted)
+    extra += _check_anchor_records(anchors)
     report.findings.extend(extra)
     report.ok = not report.findings
     return report
+
+
+def is_fresh(case: Case) -> bool:
+    """A database that holds nothing yet (a case being created): there is no record to launder."""
+    conn = case.conn
+    return (conn.execute("SELECT COUNT(*) FROM audit").fetchone()[0] == 0
+            and conn.execute("SELECT COUNT(*) FROM meta").fetchone()[0] == 0
+            and not records.all_records(conn))
+
+
+def check_before_write(case: Case) -> audit.AuditReport | None:
+    """Everything a write could hide, checked before it extends the log; None when all holds.
+
+    The same checks as ``case verify`` except re-hashing stored files, against this workstation's
+    signed verified-head record (:mod:`engine.cases.ledger`): the chain up to the head being
+    extended, its signature by this workstation (or exactly the head an import accepted), every
+    record against the log, the schema, and every anchor, authenticated ones included.
+    """
+    if is_fresh(case):
+        return None
+    verified = ledger.lookup(case.case_id)
+    trusted = (verified.count, verified.head) if verified is not None and verified.authentic else None
+    report = verify_case(case, case.anchors(), files=False, trusted=trusted)
+    return None if report.ok else report
 
 
 def describe_signature(sig: dict[str, Any] | None) -> str:

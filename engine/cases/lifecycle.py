@@ -16,6 +16,7 @@ from engine import paths
 from engine.cases import db, registry, staging
 from engine.cases.store import STATUSES, Case, CaseInfo, open_case_folder, resolve_user
 from engine.errors import CaseError
+from engine.fsutil import private_dir
 
 
 def _slug(text: str) -> str:
@@ -42,7 +43,7 @@ def create_case(case_number: str, title: str, *, examiner: str | None = None,
     if not case_number:
         raise CaseError("A case needs a case number.")
     user = resolve_user(user)
-    parent = Path(location).expanduser() if location else paths.cases_dir()
+    parent = private_dir(Path(location).expanduser()) if location else paths.cases_dir()
     with registry.locked():  # number check and registration as one step across processes
         if any(e.get("case_number") == case_number for e in registry.load().values()):
             raise CaseError(f"Case number {case_number} already exists on this workstation.",
@@ -65,7 +66,7 @@ def _build_case(parent: Path, case_number: str, title: str, examiner: str, witne
     stage = staging.make(parent / f".{case_id}.creating")
     try:
         for sub in db.SUBFOLDERS:
-            (stage / sub).mkdir()
+            private_dir(stage / sub)
         conn = db.connect(stage / db.DB_NAME)
         db.init_schema(conn)
         ts = db.now_iso()
@@ -111,30 +112,42 @@ def update_case(case: Case, *, title: str | None = None, status: str | None = No
     return info
 
 
-def _find_folder(ref: str) -> Path:
+def _find_folder(ref: str) -> tuple[Path, str | None]:
+    """The folder ``ref`` names, and the case id the workstation knows it by (None for a bare folder path)."""
     p = Path(ref).expanduser()
     if (p / db.DB_NAME).is_file():
-        return p
+        return p, None
     cases = registry.load()
     if ref in cases:
-        return Path(cases[ref]["path"])
-    by_number = [e for e in cases.values() if e.get("case_number") == ref]
+        return Path(cases[ref]["path"]), ref
+    by_number = [(cid, e) for cid, e in cases.items() if e.get("case_number") == ref]
     if len(by_number) == 1:
-        return Path(by_number[0]["path"])
+        return Path(by_number[0][1]["path"]), by_number[0][0]
     local = paths.cases_dir() / ref
     if (local / db.DB_NAME).is_file():
-        return local
+        return local, ref  # case folders are named by their case id
     raise CaseError(f"No case {ref!r} on this workstation.",
                     hint="Give a case id or number from 'sketchface case list', or the case folder's path.")
 
 
 def open_case(ref: str | os.PathLike[str]) -> Case:
-    """Open a case by id, case number, or folder path."""
-    folder = _find_folder(str(ref))
+    """Open a case by id, case number, or folder path.
+
+    A case asked for by id or number must be that case: a folder holding another case (swapped in,
+    or moved over it) is refused, naming both, before anything reads or writes it.
+    """
+    folder, expected = _find_folder(str(ref))
     if not folder.exists():
         raise CaseError(f"Case {ref} is registered at {folder}, which is not available.",
                         hint="Mount the volume that holds it, or import it again from an archive.")
     case = open_case_folder(folder)
+    if expected is not None and case.case_id != expected:
+        found = case.case_id
+        case.close()
+        raise CaseError(f"The folder {folder} registered for case {ref} ({expected}) holds case {found}: it was "
+                        "swapped or moved over; nothing was checked or changed.",
+                        hint=f"Open that folder by its path to examine case {found}; restore case {expected}'s folder "
+                             "from its latest export.")
     if case.case_id not in registry.load():
         info = case.info
         registry.register(case.case_id, folder, info.case_number, info.title)
@@ -155,7 +168,10 @@ def list_cases() -> list[dict[str, Any]]:
                                "case_number": entry.get("case_number", ""), "title": entry.get("title", "")}
         if (folder / db.DB_NAME).is_file():
             with contextlib.suppress(CaseError, sqlite3.Error), open_case_folder(folder) as c:
-                row.update(c.info.to_dict(), available=True)
+                if c.case_id == case_id:
+                    row.update(c.info.to_dict(), available=True)
+                else:  # another case's folder sits where this one is registered
+                    row["swapped"] = c.case_id
         out.append(row)
     out.sort(key=lambda r: (r.get("created_at", ""), r["case_id"]), reverse=True)
     return out

@@ -26,12 +26,14 @@ from typing import Any
 from filelock import FileLock, Timeout
 
 from engine import paths
+from engine import workstation_key as wk
 from engine.errors import CaseError
 from engine.fsutil import atomic_write_text
 
 log = logging.getLogger(__name__)
 
 REGISTRY_NAME = "case_registry.json"
+ANCHOR_PURPOSE = "sketchface-registry-anchor"
 LOCK_TIMEOUT_S = 60.0
 _LOCK = threading.RLock()
 _file_locks: dict[str, FileLock] = {}
@@ -151,14 +153,19 @@ def register(case_id: str, folder: Path, case_number: str, title: str) -> None:
         _save(cases)
 
 
+def _anchor_payload(case_id: str, count: int, head: str) -> dict[str, Any]:
+    return {"case_id": case_id, "count": count, "head": head}
+
+
 def update_anchor(case_id: str, count: int, head: str) -> None:
-    """Keep the case's latest audit count and head hash (called after every committed change)."""
+    """Keep the case's latest audit count and head hash, signed with the workstation key (after every change)."""
+    sig = wk.sign(ANCHOR_PURPOSE, _anchor_payload(case_id, count, head))
     with locked():
         cases = load()
         entry = cases.get(case_id)
         if entry is None:
             return
-        entry["anchor"] = {"count": count, "head": head}
+        entry["anchor"] = {"count": count, "head": head, "sig": sig}
         _save(cases, durable=False)
 
 
@@ -172,10 +179,25 @@ def update_fields(case_id: str, **fields: str) -> None:
 
 
 def anchor(case_id: str) -> tuple[int, str] | None:
-    """The last audit (count, head) this workstation recorded for a case, if any."""
-    entry = load().get(case_id, {})
-    a = entry.get("anchor")
-    if isinstance(a, dict) and "count" in a and "head" in a:
-        with contextlib.suppress(TypeError, ValueError):
-            return int(a["count"]), str(a["head"])
-    return None
+    """The last audit (count, head) this workstation recorded for a case, if any and if authentic."""
+    rec = anchor_record(case_id)
+    return (rec[0], rec[1]) if rec is not None and rec[2] else None
+
+
+def anchor_record(case_id: str) -> tuple[int, str, bool] | None:
+    """The registry's (count, head, authentic) for a case; None when it keeps no anchor.
+
+    ``authentic`` is False when the record's workstation signature does not verify (it was altered,
+    or written under another key). An anchor written before anchors were signed carries no
+    signature; it is still compared (it can only add findings), and the next change signs it.
+    """
+    a = load().get(case_id, {}).get("anchor")
+    if not isinstance(a, dict):
+        return None
+    try:
+        count, head = int(a["count"]), str(a["head"])
+    except (KeyError, TypeError, ValueError):
+        return 0, "", False
+    if "sig" not in a:
+        return count, head, True
+    return count, head, wk.verify(ANCHOR_PURPOSE, _anchor_payload(case_id, count, head), str(a["sig"]))

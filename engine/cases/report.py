@@ -45,8 +45,10 @@ def export_report(case: Case, fmt: str, out: str | os.PathLike[str] | None = Non
     """Write a report (default: into the case's ``reports/`` folder) and record it in the audit log.
 
     The audit entry carries the report's SHA-256, so a printed or e-mailed report can later be matched
-    to the case state it showed.
+    to the case state it showed. A read-only case (one that does not verify) is refused before any
+    file is written, so no report exists that its log does not name.
     """
+    case.check_writable()
     generated_at = now_iso()
     data = build_report(case, fmt, top_n=top_n, generated_at=generated_at)
     if out is None:

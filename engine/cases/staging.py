@@ -16,6 +16,8 @@ import socket
 import time
 from pathlib import Path
 
+from engine.fsutil import PRIVATE_DIR_MODE, private_dir
+
 log = logging.getLogger(__name__)
 
 OWNER_FILE = ".owner.json"
@@ -30,7 +32,10 @@ def is_staging(name: str) -> bool:
 
 def make(folder: Path) -> Path:
     """Create ``folder`` (must not exist) and record this process as its owner."""
-    folder.mkdir(parents=True)
+    private_dir(folder.parent)
+    folder.mkdir(mode=PRIVATE_DIR_MODE)  # must not exist: a staging folder belongs to one process
+    if os.name == "posix":
+        os.chmod(folder, PRIVATE_DIR_MODE)  # exactly owner-only, whatever the umask
     owner = {"pid": os.getpid(), "host": socket.gethostname(), "started": time.time()}
     (folder / OWNER_FILE).write_text(json.dumps(owner), encoding="utf-8")
     return folder

@@ -2,8 +2,10 @@
 
 A case is a folder: ``case.sqlite`` (WAL) plus ``sketches/``, ``generated/``, ``attachments/``,
 ``reports/``, ``queries/`` and ``thumbnails/``. Every change goes through :meth:`Case.write`, which
-commits the change and its audit entry in one transaction and then refreshes the audit anchors kept
-outside the log (sidecar file, registry).
+first checks that the record it extends verifies (so a write can never sign over a tampered case:
+a case that does not verify is read-only), commits the change and its audit entry in one
+transaction, and then refreshes the audit anchors kept outside the log (sidecar file, registry,
+the verified-head record in the config folder).
 """
 
 from __future__ import annotations
@@ -21,14 +23,24 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
-from engine.cases import anchor, audit, db, records, registry
+from engine.cases import anchor, audit, db, integrity, ledger, records, registry
 from engine.errors import CaseError, ConfigError, EngineError
-from engine.fsutil import atomic_write_bytes, fsync_dir, sha256_bytes
+from engine.fsutil import atomic_write_bytes, fsync_dir, private_dir, sha256_bytes
 
 log = logging.getLogger(__name__)
 
 STATUSES = ("open", "closed", "archived")
 SIDECAR_ANCHOR = "audit_anchor.json"
+REGISTRY_ANCHOR_ALTERED = ("The workstation case registry's record of this case's audit head does not carry this "
+                           "workstation's valid signature: it was altered, or written under another workstation key.")
+LEDGER_ANCHOR_ALTERED = ("This workstation's signed record of the case's last verified head (config folder) does not "
+                         "verify: it was altered, or written under another workstation key.")
+
+
+class CaseReadOnly(CaseError):
+    """A write was refused: the case does not verify, or its folder is write-protected. Nothing changed."""
+
+    title = "Case is read-only"
 
 
 def resolve_user(user: str | None) -> str:
@@ -78,10 +90,11 @@ class Case:
     engine thread); writes are serialised by a lock.
     """
 
-    def __init__(self, folder: Path, conn: sqlite3.Connection, case_id: str) -> None:
+    def __init__(self, folder: Path, conn: sqlite3.Connection, case_id: str, *, read_only: bool = False) -> None:
         self.folder = folder
         self.conn = conn
         self.case_id = case_id
+        self.read_only = read_only  # opened from a write-protected folder: verify and export only
         self._lock = threading.RLock()
         self._depth = 0
 
@@ -128,10 +141,22 @@ class Case:
         """Write a file atomically into a case subfolder; return its case-relative path."""
         rel = f"{sub}/{name}"
         target = self.file(rel)
-        if target.exists() and target.read_bytes() == data:
+        if target.exists():
+            self._same_or_refuse(target, rel, data)
             return rel
         atomic_write_bytes(target, data)
         return rel
+
+    def _same_or_refuse(self, target: Path, rel: str, data: bytes) -> None:
+        """A stored file is never overwritten: one that differs from what is stored again was altered.
+
+        Stored names carry their content's digest, so the same name must hold the same bytes;
+        overwriting a changed one would erase the evidence ``case verify`` reports.
+        """
+        if target.read_bytes() != data:
+            raise CaseReadOnly(f"The stored file {rel} of case {self.case_id} no longer holds what was stored under "
+                               "that name; it was not overwritten, and nothing was changed.",
+                               hint=f"Run 'sketchface case verify {self.case_id}' to see what was altered.")
 
     def store_files(self, sub: str, files: list[tuple[str, bytes]]) -> list[str]:
         """Write many small files into one subfolder: each fsynced and renamed, the folder fsynced once.
@@ -139,14 +164,14 @@ class Case:
         Same guarantees as :meth:`store_file` for each file at half the fsyncs, which matters when a
         search stores hundreds of candidate thumbnails.
         """
-        folder = self.file(sub)
-        folder.mkdir(parents=True, exist_ok=True)
+        folder = private_dir(self.file(sub))
         out, written = [], False
         for name, data in files:
             rel = f"{sub}/{name}"
             target = self.file(rel)
             out.append(rel)
-            if target.exists() and target.read_bytes() == data:
+            if target.exists():
+                self._same_or_refuse(target, rel, data)
                 continue
             fd, tmp = tempfile.mkstemp(prefix=f".{name}.", suffix=".tmp", dir=folder)
             try:
@@ -165,7 +190,12 @@ class Case:
 
     @contextlib.contextmanager
     def write(self) -> Iterator[sqlite3.Connection]:
-        """One transaction for a change and its audit entries; anchors refreshed after commit."""
+        """One transaction for a change and its audit entries; anchors refreshed after commit.
+
+        The record being extended is checked first, inside the transaction (so no other writer can
+        slip in between): a case that does not verify is never signed over; it is read-only
+        (:class:`CaseReadOnly`), and the caller's change is not made.
+        """
         with self._lock:
             if self._depth:  # nested: part of the caller's transaction
                 self._depth += 1
@@ -174,9 +204,12 @@ class Case:
                 finally:
                     self._depth -= 1
                 return
+            if self.read_only:
+                raise self._write_protected()
             self.conn.execute("BEGIN IMMEDIATE")
             self._depth = 1
             try:
+                self._check_writable()
                 yield self.conn
                 self._sign_head()
                 self.conn.execute("COMMIT")
@@ -186,6 +219,43 @@ class Case:
             finally:
                 self._depth = 0
             self._refresh_anchors()
+
+    def check_writable(self) -> None:
+        """Raise :class:`CaseReadOnly` now if a write would be refused (for commands that prepare work first)."""
+        if self.read_only:
+            raise self._write_protected()
+        with self._lock:
+            self._check_writable()
+
+    def _check_writable(self) -> None:
+        anchor.public_key_hex()  # a missing workstation key is said as such, not as a case that fails to verify
+        report = integrity.check_before_write(self)
+        if report is not None:
+            raise self._refusal(report)
+
+    def _write_protected(self) -> CaseReadOnly:
+        return CaseReadOnly(f"Case {self.case_id} in {self.folder} is write-protected: it can be verified and "
+                            "exported, not changed.",
+                            hint="Copy the case folder to writable storage, or make it writable, to change it.")
+
+    def _refusal(self, report: audit.AuditReport) -> CaseReadOnly:
+        """One message: which case, that it is read-only, the first thing wrong, and how to hand it over."""
+        try:
+            number = f"{self.info.case_number} "
+        except (CaseError, sqlite3.Error, ValueError, TypeError):
+            number = ""
+        n = len(report.findings)
+        more = f" ({n - 1} more finding{'s' if n > 2 else ''})" if n > 1 else ""
+        sig = report.signature or {}
+        foreign = bool(sig) and sig.get("valid") and not sig.get("this_workstation")
+        why = (" It is signed by another workstation's key and was never imported here: only 'sketchface case "
+               "import' accepts a case from elsewhere." if foreign else "")
+        return CaseReadOnly(
+            f"Case {number}({self.case_id}) is read-only: its record does not verify, so nothing was written to it. "
+            f"{report.findings[0].message}{more}{why}",
+            hint=f"See every finding with 'sketchface case verify {self.case_id}'; export it for examination with "
+                 f"'sketchface case export {self.case_id} --out FILE.zip --allow-broken' (that export is not "
+                 "recorded in the case).")
 
     def log(self, action: str, obj: str, *, user: str, inputs: dict[str, Any] | None = None,
             outputs: dict[str, Any] | None = None, details: dict[str, Any] | None = None,
@@ -218,14 +288,16 @@ class Case:
             return
         try:
             anchor.write_signature(self.conn, anchor.sign_head(self.case_id, *head))
-        except (OSError, EngineError) as exc:  # the change stands; verify reports the unsigned head
-            log.warning("Could not sign the audit head of case %s: %s", self.case_id, exc)
+        except OSError as exc:  # an unsigned head would make the case read-only: keep the change out instead
+            raise CaseError(f"The audit head of case {self.case_id} could not be signed ({exc}); nothing was "
+                            "changed.", hint="Check that the workstation key can be read.") from exc
 
     def _refresh_anchors(self) -> None:
         a = audit.read_anchor(self.conn)
         if a is None:
             return
         count, head = a
+        ledger.record_quietly(self.case_id, count, head)  # this workstation checked, then wrote, up to here
         try:
             sidecar = {"case_id": self.case_id, "count": count, "head": head}
             registry.write_lagging(self.folder / SIDECAR_ANCHOR, json.dumps(sidecar, indent=2))
@@ -249,9 +321,19 @@ class Case:
                 out.append(audit.Anchor(f"anchor file {SIDECAR_ANCHOR}", int(d["count"]), str(d["head"])))
             except (OSError, ValueError, KeyError, TypeError):
                 out.append(audit.Anchor(f"anchor file {SIDECAR_ANCHOR} (unreadable)", 0, ""))
-        reg = registry.anchor(self.case_id)
+        try:
+            reg = registry.anchor_record(self.case_id)
+            verified = ledger.lookup(self.case_id)
+        except EngineError as exc:  # the workstation key is unavailable: say so, never call the records altered
+            out.append(audit.Anchor("workstation records", 0, "", problem="The workstation case registry and the "
+                                    f"verified-head record could not be checked: {exc}"))
+            reg = verified = None
         if reg is not None:
-            out.append(audit.Anchor("workstation case registry", reg[0], reg[1]))
+            out.append(audit.Anchor("workstation case registry", reg[0], reg[1],
+                                    problem="" if reg[2] else REGISTRY_ANCHOR_ALTERED))
+        if verified is not None:
+            out.append(audit.Anchor("verified-head record (config folder)", verified.count, verified.head,
+                                    problem="" if verified.authentic else LEDGER_ANCHOR_ALTERED))
         if expected is not None:
             count = expected[0]
             if count is None:  # a bare head hash: the entry that has it, wherever it is
@@ -266,9 +348,7 @@ class Case:
             expected: (count, head) from a printed report or an earlier verification, if at hand
                 (count None: the head alone, as printed).
         """
-        from engine.cases.integrity import verify_case
-
-        return verify_case(self, self.anchors(expected))
+        return integrity.verify_case(self, self.anchors(expected))
 
     def audit_entries(self) -> list[audit.AuditEntry]:
         """The stored audit entries in storage order."""
@@ -298,13 +378,21 @@ def open_case_folder(folder: Path) -> Case:
     dbp = folder / db.DB_NAME
     if not dbp.is_file():
         raise CaseError(f"{folder} is not a SketchFace case folder (no {db.DB_NAME}).")
+    read_only = False
     try:
-        conn = db.connect(dbp)
-        version = db.get_meta(conn, "schema_version")
+        try:
+            conn = db.connect(dbp)
+            version = db.get_meta(conn, "schema_version")
+        except sqlite3.OperationalError:
+            if _writable(folder, dbp):
+                raise
+            conn, read_only = db.connect_read_only(dbp), True  # write-protected media: verify, export, no writes
+            version = db.get_meta(conn, "schema_version")
         case_id = db.get_meta(conn, "case_id")
     except sqlite3.DatabaseError as exc:
         raise CaseError(f"The case database {dbp} cannot be read: {exc}.",
-                        hint="Restore the case from an exported archive.") from exc
+                        hint="Restore the case from an exported archive." if _writable(folder, dbp) else
+                        "Its folder is write-protected: copy it to writable storage and try again.") from exc
     if case_id is None or version is None:
         conn.close()
         raise CaseError(f"The case database {dbp} is incomplete (no case id or schema version).")
@@ -312,4 +400,9 @@ def open_case_folder(folder: Path) -> Case:
         conn.close()
         raise CaseError(f"Case {case_id} was written by a newer SketchFace (format {version}).",
                         hint="Update SketchFace to open it.")
-    return Case(folder, conn, case_id)
+    return Case(folder, conn, case_id, read_only=read_only)
+
+
+def _writable(folder: Path, dbp: Path) -> bool:
+    """Whether the case folder and its database can be written (False on read-only media or rights)."""
+    return os.access(folder, os.W_OK) and os.access(dbp, os.W_OK)

@@ -70,7 +70,8 @@ def queries_from_args(args: argparse.Namespace) -> list[Any]:
     if args.case:  # fail on an unknown case before any model loads
         from engine.cases import open_case
 
-        open_case(args.case).close()
+        with open_case(args.case) as case:  # and on a case that would refuse the record (tampered, read-only)
+            case.check_writable()
     weights = _weights(args.weights, len(args.queries))
     return [Query.from_path(Path(p), kind, w, face_box=box)
             for (kind, p, box), w in zip(args.queries, weights, strict=True)]

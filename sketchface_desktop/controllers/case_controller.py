@@ -187,15 +187,15 @@ class CaseController(QObject):
         return self._write(op, {GENERATED}, on_result)
 
     # -- searches and decisions ---------------------------------------------------------------
-    def store_search(self, result: Any, query_images: list[bytes], thumbnails: dict[Any, bytes], *,
-                     blind: bool = False, label: str = "") -> Job:
-        """Record a finished search in the case; ``candidates_ready`` follows with its rows."""
+    def store_search(self, finished: Any, *, blind: bool = False, label: str = "") -> Job:
+        """Record a finished search (the engine's ``FinishedSearch``) in the case through the engine's one
+        recording path; ``candidates_ready`` follows with its rows."""
         def stored(res: tuple[int, list[Any], list[Any]]) -> None:
             sid, rows, searches = res
             self._set_searches(searches)
             self.candidates_ready.emit(sid, rows)
 
-        op = case_ops.add_search(self.slot, result, query_images, thumbnails, blind=blind, label=label)
+        op = case_ops.record_search(self.slot, finished, blind=blind, label=label)
         return self._write(op, {SEARCHES}, stored)
 
     def load_candidates(self, search_id: int) -> Job:

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from engine.cases import add_sketch, audit, registry
+from engine.cases import add_sketch, audit, ledger, registry
 from engine.cases.db import canonical_json
 from engine.cases.store import SIDECAR_ANCHOR, Case
 from engine.cli import main
@@ -30,7 +30,7 @@ def test_intact_chain_verifies_against_all_anchors() -> None:
         report = case.verify()
         assert report.ok and report.count == 9 and not report.findings
         assert report.anchors_checked == ["case meta record", f"anchor file {SIDECAR_ANCHOR}",
-                                          "workstation case registry"]
+                                          "workstation case registry", "verified-head record (config folder)"]
         assert report.head == case.audit_entries()[-1].hash
 
 
@@ -111,9 +111,10 @@ def test_truncation_with_forged_meta_anchor_is_caught_by_the_sidecar_and_registr
         messages = [f.message for f in report.findings if f.kind == "truncated"]
         assert not report.ok and all(f.seq == 8 for f in report.findings if f.kind == "truncated")
         assert any(SIDECAR_ANCHOR in m for m in messages) and any("registry" in m for m in messages)
-        # the sidecar deleted as well: the registry (outside the case folder) still knows
+        # the sidecar deleted as well: the registry and the verified-head record (outside the case folder) still know
         (case.folder / SIDECAR_ANCHOR).unlink()
-        assert [f.kind for f in case.verify().findings if f.kind == "truncated"] == ["truncated"]
+        truncated = [f.message for f in case.verify().findings if f.kind == "truncated"]
+        assert len(truncated) == 2 and "registry" in truncated[0] and "verified-head" in truncated[1]
 
 
 def test_truncation_with_every_local_anchor_forged_is_caught_by_a_printed_head(tmp_path: Path) -> None:
@@ -124,7 +125,8 @@ def test_truncation_with_every_local_anchor_forged_is_caught_by_a_printed_head(t
         case.conn.execute("UPDATE meta SET value = ? WHERE key = 'audit_anchor'",
                           (canonical_json({"count": 7, "head": kept.hash}),))
         (case.folder / SIDECAR_ANCHOR).unlink()
-        registry.update_anchor(case.case_id, 7, kept.hash)
+        registry.update_anchor(case.case_id, 7, kept.hash)  # this forger holds the workstation key ...
+        ledger.record(case.case_id, 7, kept.hash, reset=True)  # ... so the config folder's record is forged too
         # the sketches whose entries were cut off no longer match the log, and the signed head is #9 ...
         assert {f.kind for f in case.verify().findings} == {"record", "signature"}
         case.conn.execute("DELETE FROM sketch_versions WHERE sketch_id >= 7")
