@@ -265,7 +265,7 @@ def setup_latest() -> Path:
     venv.EnvBuilder(with_pip=True).create(LATEST_VENV)
     py = _venv_python(LATEST_VENV)
     pip = [py, "-m", "pip", "install", "--disable-pip-version-check", "--upgrade"]
-    _must([*pip, "pip", *BUILD_TOOLS])
+    _must([*pip, "pip", *BUILD_TOOLS, "pip-tools"])  # the lock input's own tools, newest too
     _must([*pip, _ort_requirement()])
     _must([*pip, "--no-deps", INSIGHTFACE])
     _must([*pip, "-e", f"{ROOT}[{','.join(EXTRAS)}]"])

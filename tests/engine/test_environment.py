@@ -79,7 +79,8 @@ def test_doctor_json_shows_the_lock_digest_and_the_match(capsys: pytest.CaptureF
     env = json.loads(capsys.readouterr().out)["environment"]
     lock = environment.lock_path()
     assert lock is not None
-    assert env["lock_digest"] == hashlib.sha256(lock.read_bytes()).hexdigest() and env["matches_lock"] is True
+    assert env["lock_digest"] == hashlib.sha256(lock.read_bytes()).hexdigest()
+    assert env["matches_lock"] is environment.current().matches  # True in the locked set-up (the test above)
     # A drifted environment is named package by package in the text report.
     drifted = dataclasses.replace(environment.current(), differences=(environment.Difference("numpy", "2.4.6", "9"),))
     monkeypatch.setattr(environment, "current", lambda: drifted)
@@ -103,7 +104,8 @@ def test_a_run_manifest_carries_the_lock_digest_and_a_rerun_elsewhere_says_so(in
     photo = next((tmp_path / "p").glob("*.jpg")).read_bytes()
     result = Searcher(pipeline).search([Query("photo", photo)], [g], k=2)
     software = result.manifest["software"]
-    assert software["lock_digest"] == environment.current().lock_digest and software["matches_lock"] is True
+    assert software["lock_digest"] == environment.current().lock_digest
+    assert software["matches_lock"] is environment.current().matches
     assert manifest_differences(result.manifest, result.manifest) == []
     elsewhere = {**result.manifest, "software": {**software, "lock_digest": "f" * 64, "matches_lock": False}}
     notes = manifest_differences(result.manifest, elsewhere)
