@@ -19,7 +19,7 @@ import numpy as np
 from engine import runtime
 from engine.errors import InvalidRequest
 from engine.generate.imaging import to_pil_rgb
-from engine.generate.model_set import ATTRIBUTES, ModelLocator
+from engine.generate.model_set import ATTRIBUTES, ModelLocator, loading_checked
 from engine.generate.types import ImageInput
 
 # attribute -> option -> phrases describing a person with it (averaged over phrases and templates).
@@ -175,9 +175,15 @@ class AttributeModel:
     @classmethod
     def from_models(cls, model_id: str = ATTRIBUTES, locator: ModelLocator | None = None,
                     device: str = "auto") -> AttributeModel:
-        """Load the installed attribute model (any OpenCLIP model id of the manifest; ModelMissing if absent)."""
-        folder = (locator or ModelLocator()).require(model_id, "sketch attributes")
-        return cls.from_folder(folder, device=device, name=model_id)
+        """Load the installed attribute model (any OpenCLIP model id of the manifest; ModelMissing if absent).
+
+        open_clip loads by path, so the load is watched: a file replaced meanwhile refuses the model.
+        """
+        loc = locator or ModelLocator()
+        folder = loc.require(model_id, "sketch attributes")
+        with loading_checked(loc, model_id):
+            model = cls.from_folder(folder, device=device, name=model_id)
+        return model
 
     def _text_features(self) -> dict[str, tuple[list[str], Any]]:
         import torch

@@ -16,7 +16,17 @@ from typing import Any
 
 from engine.errors import InvalidRequest, ModelInvalid
 from engine.generate import device as dev
-from engine.generate.model_set import BASE, CONTROLNET, FACEID, FACEID_PLUS, IMAGE_ENCODER, VAE, ModelLocator
+from engine.generate.model_set import (
+    BASE,
+    CONTROLNET,
+    FACEID,
+    FACEID_PLUS,
+    IMAGE_ENCODER,
+    VAE,
+    ModelLocator,
+    load_weights,
+    loading_checked,
+)
 from engine.generate.types import GenerationFailed, Mode
 
 log = logging.getLogger(__name__)
@@ -36,29 +46,28 @@ def require_peft() -> None:
             hint="Install it into the app's environment (pip install peft) and restart.")
 
 
-def read_adapter(path: Path) -> dict[str, dict[str, Any]]:
-    """Load a FaceID checkpoint (``.bin`` or ``.safetensors``) as {"image_proj": ..., "ip_adapter": ...}."""
-    import torch
+def read_adapter(locator: ModelLocator, model_id: str, purpose: str = "") -> tuple[dict[str, dict[str, Any]], str]:
+    """A FaceID checkpoint (``.bin`` or ``.safetensors``) as {"image_proj": ..., "ip_adapter": ...}, and its SHA-256.
 
-    if path.suffix == ".safetensors":
-        from safetensors import safe_open
-
-        state: dict[str, dict[str, Any]] = {"image_proj": {}, "ip_adapter": {}}
-        with safe_open(str(path), framework="pt", device="cpu") as f:
-            for key in f.keys():  # noqa: SIM118 - safe_open is not a mapping
-                part, _, rest = key.partition(".")
-                if part in state:
-                    state[part][rest] = f.get_tensor(key)
+    Loaded through :func:`load_weights`: the file is read once and those bytes are checked against the
+    pin and loaded, so a checkpoint swapped after the check is never the one applied to the UNet.
+    """
+    flat, sha256 = load_weights(locator, model_id, purpose=purpose)
+    name = locator.locate(model_id).name
+    state: dict[str, Any]
+    if name.endswith(".safetensors"):  # flat keys "image_proj.…" / "ip_adapter.…", as h94 publishes them
+        state = {"image_proj": {}, "ip_adapter": {}}
+        for key, tensor in flat.items():
+            part, _, rest = key.partition(".")
+            if part in state:
+                state[part][rest] = tensor
     else:
-        try:
-            state = torch.load(path, map_location="cpu", weights_only=True)
-        except Exception as exc:
-            raise ModelInvalid(f"{path.name} could not be read as an IP-Adapter checkpoint: {exc}",
-                               hint="Re-import the model; the file may be damaged.") from exc
-    if not isinstance(state, dict) or not {"image_proj", "ip_adapter"} <= set(state):
-        raise ModelInvalid(f"{path.name} is not an IP-Adapter checkpoint (no image_proj / ip_adapter weights).",
+        state = flat
+    if not {"image_proj", "ip_adapter"} <= set(state) or not all(
+            isinstance(state[k], dict) for k in ("image_proj", "ip_adapter")):
+        raise ModelInvalid(f"{name} is not an IP-Adapter checkpoint (no image_proj / ip_adapter weights).",
                            hint="Import the FaceID files from h94/IP-Adapter-FaceID.")
-    return state
+    return state, sha256
 
 
 def lora_layer_count(unet: Any, adapter: str) -> int:
@@ -141,7 +150,9 @@ class FaceIDPipelines:
                 vae_dir = base_dir / "vae"
             else:
                 vae_dir = self.locator.require(VAE, "reconstruction")  # raises ModelMissing
-            with dev.quiet_loading():
+            # Loaded by path: any base or VAE file replaced during the load refuses the pipeline.
+            watched = (BASE, VAE) if vae_dir != base_dir / "vae" else (BASE,)
+            with loading_checked(self.locator, *watched), dev.quiet_loading():
                 vae = AutoencoderKL.from_pretrained(vae_dir, **dev.dtype_kwargs(dtype))
                 pipe = StableDiffusionPipeline.from_pretrained(
                     base_dir, vae=vae, safety_checker=None, feature_extractor=None, image_encoder=None,
@@ -158,9 +169,10 @@ class FaceIDPipelines:
             from transformers import CLIPVisionModelWithProjection
 
             folder = self.locator.require(IMAGE_ENCODER, "FaceID Plus (reconstruction from a face image)")
-            with dev.quiet_loading():
-                self._image_encoder = CLIPVisionModelWithProjection.from_pretrained(
+            with loading_checked(self.locator, IMAGE_ENCODER), dev.quiet_loading():
+                encoder = CLIPVisionModelWithProjection.from_pretrained(
                     folder, **dev.transformers_dtype_kwargs(self.rt.torch_dtype))
+            self._image_encoder = encoder  # kept only once the load is known to have read the pinned files
         return self._image_encoder
 
     def use_adapter(self, mode: Mode) -> None:
@@ -171,11 +183,11 @@ class FaceIDPipelines:
 
         require_peft()
         pipe = self.base()
-        path = (self.locator.file(FACEID) if mode == "faceid"
-                else self.locator.require(FACEID_PLUS, "FaceID Plus") / "ip-adapter-faceid-plusv2_sd15.bin")
+        model_id, purpose = (FACEID, "reconstruction") if mode == "faceid" else (FACEID_PLUS, "FaceID Plus")
         if mode == "faceid_plusv2":
             encoder = self._encoder()  # fail on a missing encoder before unloading anything
-        state = read_adapter(path)
+        state, _ = read_adapter(self.locator, model_id, purpose)
+        path = self.locator.locate(model_id)
         self._unload()
         if mode != "faceid_plusv2":
             self._image_encoder = None  # ViT-H (~1.3 GB fp16): not kept once its mode is left
@@ -217,9 +229,9 @@ class FaceIDPipelines:
 
                 if self._controlnet is None:
                     folder = self.locator.require(CONTROLNET, "structure-following reconstruction")
-                    with dev.quiet_loading():
-                        self._controlnet = ControlNetModel.from_pretrained(
-                            folder, **dev.dtype_kwargs(self.rt.torch_dtype))
+                    with loading_checked(self.locator, CONTROLNET), dev.quiet_loading():
+                        controlnet = ControlNetModel.from_pretrained(folder, **dev.dtype_kwargs(self.rt.torch_dtype))
+                    self._controlnet = controlnet
                 parts = {k: v for k, v in pipe.components.items() if k != "safety_checker"}
                 self._control = StableDiffusionControlNetPipeline(
                     **parts, controlnet=self._controlnet, safety_checker=None, requires_safety_checker=False)

@@ -52,13 +52,15 @@ ATTRIBUTES = "open_clip.vit_b_32_laion2b"
 SAFETY = "sd15.safety_checker"
 
 
-def load_weights(locator: ModelLocator, model_id: str, rel: str | None = None) -> tuple[dict[str, Any], str]:
+def load_weights(locator: ModelLocator, model_id: str, rel: str | None = None,
+                 purpose: str = "") -> tuple[dict[str, Any], str]:
     """A weights file's tensors, loaded from the bytes checked against its pin; (state dict, its SHA-256).
 
     ``.safetensors`` files load with safetensors; anything else with ``torch.load(weights_only=True)``,
-    which refuses pickled objects other than tensors and plain containers.
+    which refuses pickled objects other than tensors and plain containers. ``purpose`` names what the
+    model is needed for in the message about a missing file.
     """
-    loaded = locator.load(model_id, rel)
+    loaded = locator.load(model_id, rel, purpose)
     name = loaded.path.name
     try:
         if name.endswith(".safetensors"):

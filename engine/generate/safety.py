@@ -16,7 +16,7 @@ from typing import Any
 import numpy as np
 from PIL import Image
 
-from engine.generate.model_set import SAFETY, ModelLocator
+from engine.generate.model_set import SAFETY, ModelLocator, loading_checked
 
 log = logging.getLogger(__name__)
 
@@ -53,10 +53,12 @@ class SafetyChecker:
                 folder = self.locator.require(SAFETY, "screening generated images (or switch the safety "
                                                       "checker off in Settings > Generation)")
                 dtype = torch.float16 if self.half else torch.float32
-                with dev.quiet_loading():
+                # Loaded by path: a file replaced during the load refuses the checker (see loading_checked).
+                with loading_checked(self.locator, SAFETY), dev.quiet_loading():
                     model = StableDiffusionSafetyChecker.from_pretrained(
                         folder / "safety_checker", **dev.dtype_kwargs(dtype))
-                    self._processor = CLIPImageProcessor.from_pretrained(folder / "feature_extractor")
+                    processor = CLIPImageProcessor.from_pretrained(folder / "feature_extractor")
+                self._processor = processor
                 self._model = model.eval().to(self.device)
             return self._model, self._processor
 

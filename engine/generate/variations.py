@@ -25,7 +25,7 @@ from engine.generate import identity as ident
 from engine.generate import memory
 from engine.generate.attributes import SketchAttributes, flags
 from engine.generate.imaging import array_sha256, to_bgr, to_pil_rgb
-from engine.generate.model_set import EDITOR, ModelLocator
+from engine.generate.model_set import EDITOR, ModelLocator, loading_checked
 from engine.generate.provenance import add_mark, build_record
 from engine.generate.safety import OFF_RECORD, SafetyChecker
 from engine.generate.steps import StepController, run_pipeline
@@ -154,7 +154,8 @@ class LocalEditor:
             from diffusers import StableDiffusionInstructPix2PixPipeline
 
             folder = self.locator.require(EDITOR, "variations")
-            with dev.quiet_loading():
+            # Loaded by path: a file replaced during the load refuses the editor (see loading_checked).
+            with loading_checked(self.locator, EDITOR), dev.quiet_loading():
                 pipe = StableDiffusionInstructPix2PixPipeline.from_pretrained(
                     folder, safety_checker=None, feature_extractor=None, requires_safety_checker=False,
                     local_files_only=True, **dev.dtype_kwargs(self.rt.torch_dtype))

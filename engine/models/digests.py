@@ -50,6 +50,8 @@ LEGACY_LOCK_NAME = "models.lock.json"
 LOCK_NAME = LEGACY_LOCK_NAME  # the name of the old, unsigned lock file in the models folder
 PINS_PURPOSE = "model-pins"
 UNTRUSTED = "untrusted"  # expected_digest's origin when the pin file's signature does not verify
+# The source recorded for a pin taken when a file placed by hand was first loaded (trust on first use).
+FIRST_LOAD_SOURCE = "first load (trust on first use)"
 _CACHE_NAME = "model_hashes.json"
 _PINS_FORMAT = 2
 _CHUNK = 1 << 20
@@ -234,6 +236,20 @@ def pinned_files(model_id: str) -> list[str]:
     """Relative paths of every file pinned for a model (as found, even when the pin file is not authentic)."""
     prefix = f"{model_id}/"
     return sorted(key[len(prefix):] for key in load_pins().files if key.startswith(prefix))
+
+
+def imported_files(model_id: str) -> list[str]:
+    """Relative paths of a model's files pinned by an import or an install (not by a first load), sorted.
+
+    Why: a model whose files came through an import has a known origin; a file that appears beside
+    them later without a pin was put there by hand (or by someone who can write the models folder),
+    so it must not be pinned on first use the way a model placed wholly by hand is
+    (:meth:`engine.models.identity.ModelLocator.check` refuses it instead).
+    """
+    prefix = f"{model_id}/"
+    return sorted(key[len(prefix):] for key, entry in read_lock().items()
+                  if key.startswith(prefix) and not (isinstance(entry, dict)
+                                                     and entry.get("source") == FIRST_LOAD_SOURCE))
 
 
 def write_pins(pins: Iterable[Pin]) -> None:

@@ -7,6 +7,11 @@ installation is refused wherever it is loaded, with the fix in the message. Dige
 stat-keyed cache (:mod:`engine.models.digests`), so a repeated check costs a ``stat``, and a rewritten
 file (new size, mtime, ctime or inode) is hashed again.
 
+Trust on first use covers a model placed wholly by hand. An unpinned file that appears in a model whose
+other files came from an import (or ``sketch install``) is refused instead: its origin is unknown while
+theirs is known, and pinning it on first load would let anyone who can write the models folder add a
+file (say an ONNX export the sketch loader prefers) that then runs as if it had been imported.
+
 Loading: :meth:`ModelLocator.load` reads a file once, hashes those bytes, compares them with the pin and
 hands back the bytes, so the loader runs exactly what was checked (a file or symlink swapped after the
 check changes nothing). Every ONNX and safetensors model the product loads itself goes through it. A
@@ -115,6 +120,16 @@ def _fix(model_id: str) -> str:
     return f"Re-import or re-download {spec.title}: {how}; in the app: Settings > Models."
 
 
+def _add_properly(model_id: str, rel: str) -> str:
+    """How to add a file to an imported model so that it is pinned (what to do instead of copying it in)."""
+    name = rel.rsplit("/", 1)[-1]
+    how = (f"import it with 'sketchface models import PATH', PATH being a folder that holds {model_id}/{rel}"
+           f" from a trusted copy")
+    if model_id == SKETCH_ENCODER and name == "model.onnx":
+        how = "export it with 'sketchface sketch export-onnx' (it is made from the pinned weights), or " + how
+    return f"If you meant to add it, {how}; otherwise remove it."
+
+
 class ModelLocator:
     """Finds models by manifest id and hands out only files that match their pin.
 
@@ -215,7 +230,15 @@ class ModelLocator:
 
     def _judge(self, model_id: str, rel: str, actual: str, size: int, resolved: Path | None = None) -> FileRef:
         """The reference of a file whose bytes have digest ``actual``, or ModelTampered when they are not the pinned ones."""
-        from engine.models.digests import UNTRUSTED, Pin, expected_digest, load_pins, write_pins
+        from engine.models.digests import (
+            FIRST_LOAD_SOURCE,
+            UNTRUSTED,
+            Pin,
+            expected_digest,
+            imported_files,
+            load_pins,
+            write_pins,
+        )
 
         spec = get_spec(model_id)
         declared = next((f for f in spec.files if f.path == rel), None)
@@ -232,7 +255,13 @@ class ModelLocator:
             raise load_pins().refuse()
         if expected is None:
             if self._default():  # placed by hand, never imported: trust on first use, from now on pinned
-                write_pins([Pin(model_id, rel, actual, size, "first load (trust on first use)")])
+                imported = imported_files(model_id)
+                if imported:  # the rest came through an import: a file added by hand beside it is not trusted
+                    raise ModelTampered(
+                        f"{model_id}/{rel} is not pinned, but {', '.join(imported)} of {get_spec(model_id).title} "
+                        f"came from an import: a file added to an imported model by hand is not loaded.",
+                        hint=_add_properly(model_id, rel))
+                write_pins([Pin(model_id, rel, actual, size, FIRST_LOAD_SOURCE)])
                 log.warning("%s/%s had no pinned digest; pinned it now (%s)", model_id, rel, actual)
                 origin = "lock"
         elif actual != expected:

@@ -4,7 +4,8 @@ One path for every front-end (the ``search --case`` command, the demo, the windo
 search stored headless is the same record as one stored from the window. It has two steps because the
 window reads galleries in its engine lane and writes the case in its case lane:
 :func:`finish_search` reads each candidate's thumbnail from the gallery that returned it, while the
-galleries are open; :func:`record_finished` stores that in the case. :func:`record_search` does both.
+galleries are open (one batch per gallery where the gallery can give several at once);
+:func:`record_finished` stores that in the case. :func:`record_search` does both.
 
 Every thumbnail is keyed by (gallery id, face id): each local gallery numbers its faces from 1, so a
 face id alone names a face in every gallery of a multi-gallery search, and the wrong one would be
@@ -15,7 +16,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
 from engine.types import Match
 
@@ -36,6 +37,13 @@ class ThumbnailSource(Protocol):
     def thumbnail(self, face_id: int) -> bytes | None: ...
 
 
+@runtime_checkable
+class BatchThumbnailSource(Protocol):
+    """A gallery that gives many faces' thumbnails in one request (a server gallery: one logged read)."""
+
+    def thumbnails(self, face_ids: Iterable[int]) -> dict[int, bytes]: ...
+
+
 def face_key(m: Match) -> FaceKey:
     """The key a candidate's thumbnail is stored and looked up under."""
     return (str(m.gallery_id), int(m.face_id))
@@ -45,14 +53,26 @@ def candidate_thumbnails(matches: Iterable[Match], galleries: Sequence[Thumbnail
     """The stored face thumbnail of each match, read from the gallery that returned it.
 
     A match whose gallery is not among ``galleries`` gets no thumbnail rather than another gallery's.
+    A gallery offering ``thumbnails(ids)`` is asked once for all of its candidates: for a server gallery
+    every read of faces is a logged request with its own round trips, so one per candidate would write
+    one access-log row per face and cost two round trips each.
     """
     owners = {g.id: g for g in galleries}
-    out: dict[FaceKey, bytes] = {}
+    wanted: dict[str, dict[int, None]] = {}  # gallery id -> its candidates' face ids, in rank order, once each
     for m in matches:
-        owner = owners.get(m.gallery_id)
-        thumb = owner.thumbnail(m.face_id) if owner is not None else None
-        if thumb is not None:
-            out[face_key(m)] = thumb
+        if m.gallery_id in owners:
+            wanted.setdefault(m.gallery_id, {})[int(m.face_id)] = None
+    out: dict[FaceKey, bytes] = {}
+    for gallery_id, face_ids in wanted.items():
+        owner = owners[gallery_id]
+        if isinstance(owner, BatchThumbnailSource):
+            found = owner.thumbnails(list(face_ids))
+            thumbs = {f: found.get(f) for f in face_ids}
+        else:
+            thumbs = {f: owner.thumbnail(f) for f in face_ids}
+        for face_id, thumb in thumbs.items():
+            if thumb is not None:
+                out[(str(gallery_id), face_id)] = thumb
     return out
 
 

@@ -20,7 +20,7 @@ import numpy as np
 
 from engine import models, paths
 from engine.errors import ModelInvalid, ModelMissing
-from engine.fsutil import fsync_dir, sha256_file
+from engine.fsutil import atomic_write_bytes, fsync_dir, sha256_bytes, sha256_file
 from engine.progress import CancelToken, ProgressCallback, ProgressEvent, check
 from engine.sketch.config import CONFIG_NAME, ONNX_NAME, WEIGHTS_NAME, check_arcface_compatible
 from engine.sketch.embedder import MODEL_ID, installed_arcface_sha256
@@ -155,12 +155,35 @@ def install_checkpoint(src: str | os.PathLike[str], *, onnx: bool = True, tolera
 
 
 def export_installed_onnx(tolerance: float = 1e-4, opset: int = 17) -> dict[str, Any]:
-    """(Re-)export the installed encoder to ``model.onnx`` with a parity check; returns the report."""
+    """(Re-)export the installed encoder to ``model.onnx`` with a parity check; returns the report.
+
+    Why from the checked bytes, and why only ``model.onnx`` is pinned: the weights and config are read
+    once, checked against their pins and the encoder is built from those bytes, so a weights file
+    swapped after the check is neither exported nor signed. The export is written in a private temporary
+    folder and read back once; those bytes are installed and pinned. The other files keep the pins they
+    were installed with (re-pinning them would sign whatever is in the folder now).
+    """
+    from engine.models.digests import Pin, write_pins
     from engine.sketch.checkpoint import load_encoder
     from engine.sketch.onnx_export import export_onnx
 
-    path = models.model_path(MODEL_ID, WEIGHTS_NAME).parent
-    encoder, cfg = load_encoder(path, device="cpu")
-    report = export_onnx(encoder, cfg, path / ONNX_NAME, opset=opset, tolerance=tolerance).to_dict()
-    _pin(path, source="sketchface sketch export-onnx")
+    locator = models.ModelLocator()
+    purpose = "exporting the sketch encoder to ONNX"
+    weights = locator.load(MODEL_ID, WEIGHTS_NAME, purpose)
+    config = locator.load(MODEL_ID, CONFIG_NAME, purpose)
+    folder = locator.folder(MODEL_ID)
+    encoder, cfg = load_encoder(folder, device="cpu", weights_data=weights.data, config_data=config.data)
+    with tempfile.TemporaryDirectory(prefix="sketchface-onnx-") as tmp:
+        staged = Path(tmp) / ONNX_NAME
+        report = export_onnx(encoder, cfg, staged, opset=opset, tolerance=tolerance).to_dict()
+        data = staged.read_bytes()
+    target = folder / ONNX_NAME
+    atomic_write_bytes(target, data)
+    try:
+        write_pins([Pin(MODEL_ID, ONNX_NAME, sha256_bytes(data), len(data), "sketchface sketch export-onnx")])
+    except Exception:
+        target.unlink(missing_ok=True)  # never leave an export without its pin
+        raise
+    report["onnx_path"] = str(target)
+    report["model_sha256"] = weights.ref.sha256  # the weights exported, as checked
     return report
