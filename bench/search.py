@@ -1,7 +1,17 @@
 #!/usr/bin/env python
-"""Search benchmark: the gallery's HNSW index against an exact numpy scan, on synthetic 512-D embeddings.
+"""Search benchmark: exact search (the default of a local gallery) against the HNSW index, on synthetic
+512-D embeddings.
 
     python bench/search.py --n 100000 --queries 1000 --k 10 --json
+
+``side_by_side`` puts the modes a local gallery can search in next to each other, in one run, on the
+same vectors and queries: ``exact_cpu`` is the engine's own exact scan (:class:`engine.gallery.exact.ExactScan`,
+float32 BLAS), ``exact_gpu`` the same on a CUDA GPU when there is one, ``hnsw`` the float32 HNSW index
+at its (self-tuned with ``--tune``) ef with exact re-rank of its candidates, as a search asks for them.
+Each reports p50/p99 latency per query, recall@k against an independent batched exact top-k (exact is
+1.0 by construction: it is checked, not assumed; ties at the k-th score are counted as hits) and
+the memory it holds per vector. ``budget_ms`` and ``exact_chosen`` say what the engine's self-measured
+bound (:func:`engine.gallery.exact.choose_mode`) picks on this machine for a gallery of this size.
 
 Three query sets, one JSON object (top-level keys: photo-like queries; ``sketch_queries`` and
 ``isotropic`` carry the same keys):
@@ -44,6 +54,7 @@ from typing import Any  # noqa: E402
 import numpy as np  # noqa: E402
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from engine.gallery.exact import EXACT, EXACT_BUDGET_MS, ExactScan, choose_mode, scan_ms  # noqa: E402
 from engine.gallery.index import HnswIndex  # noqa: E402
 from engine.gallery.tuning import TARGET_RECALL, tune_ef  # noqa: E402
 
@@ -158,6 +169,62 @@ def measure(index: HnswIndex, x: np.ndarray, q: np.ndarray, k: int, exact_timed:
     return out
 
 
+def _hits(found: np.ndarray, truth: np.ndarray, scores_row: np.ndarray, k: int) -> int:
+    """Members of ``found`` in the exact top-k, a face tied with the k-th exact score counting as one."""
+    kth = float(np.min(scores_row[truth]))
+    return sum(1 for f in found.tolist() if f in set(truth.tolist()) or scores_row[f] >= kth - 1e-6)
+
+
+def _timed(search: Any, q: np.ndarray, x: np.ndarray, truth: np.ndarray, k: int) -> dict[str, float]:
+    times, hits = [], 0
+    for i in range(len(q)):
+        t0 = time.perf_counter()
+        found = search(q[i])
+        times.append(time.perf_counter() - t0)
+        hits += _hits(np.asarray(found), truth[i], x @ q[i], k)
+    return {"recall_at_k": round(hits / (len(q) * k), 4), "p50_ms": round(float(np.percentile(times, 50)) * 1e3, 3),
+            "p99_ms": round(float(np.percentile(times, 99)) * 1e3, 3)}
+
+
+def side_by_side(index: HnswIndex, x: np.ndarray, queries: dict[str, np.ndarray], args: argparse.Namespace,
+                 hnsw_bytes: float) -> dict[str, Any]:
+    """Exact (CPU float32, and GPU when there is one) and HNSW with exact re-rank, on the same queries."""
+    ids = np.arange(len(x), dtype=np.int64)
+    pool = max(2 * args.k, args.k + 20)  # the candidates a search asks HNSW for (engine.search.core)
+    before = rss_bytes()
+    cpu = ExactScan(ids, np.ascontiguousarray(x.copy()), 0, "cpu")  # the copy a gallery's scan holds
+    cpu_bytes = (rss_bytes() - before) / len(x)
+    scans: dict[str, tuple[ExactScan, float]] = {"exact_cpu": (cpu, cpu_bytes)}
+    try:
+        import torch
+
+        if torch.cuda.is_available():
+            gpu = ExactScan(ids, x, 0, "cuda")
+            scans["exact_gpu"] = (gpu, float(len(x) * DIM * 4) / len(x))  # held in GPU memory
+    except ImportError:
+        pass
+    out: dict[str, Any] = {"budget_ms": EXACT_BUDGET_MS, "measured_scan_ms": round(scan_ms(len(x), "cpu"), 2),
+                           "exact_chosen": choose_mode("auto", len(x), "cpu") == EXACT, "hnsw_candidates": pool,
+                           "scan_threads": 1}
+    for name, q in queries.items():
+        q = q[:args.side_queries]
+        truth = exact_topk(x, q, args.k)
+        row: dict[str, Any] = {}
+        for mode, (scan, per_vector) in scans.items():
+            row[mode] = {**_timed(lambda v, s=scan: [f for f, _ in s.top(v, args.k)], q, x, truth, args.k),
+                         "bytes_per_vector": round(per_vector, 1)}
+
+        def hnsw(v: np.ndarray) -> np.ndarray:
+            cand = index.query(v, pool)[0][0]
+            return cand[np.argsort(-(x[cand] @ v))[:args.k]]  # exact re-rank from the stored vectors
+
+        row["hnsw"] = {**_timed(hnsw, q, x, truth, args.k), "ef": index.params["ef"],
+                       "bytes_per_vector": round(hnsw_bytes, 1)}
+        row["exact_recall_is_1"] = all(row[m]["recall_at_k"] == 1.0 for m in scans)
+        out[name] = row
+    return out
+
+
 def compact(x: np.ndarray, queries: dict[str, np.ndarray], args: argparse.Namespace) -> dict[str, Any]:
     """usearch int8 (engine.gallery.compact) + exact re-rank of ``--rerank`` candidates from the float32 vectors."""
     from engine.gallery.compact import UsearchI8Index
@@ -235,6 +302,9 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         out["ef"] = tuning["ef"]
         out["tuning"] = tuning
     mates = (owner, query_ids)
+    log("side by side: exact scan and HNSW with exact re-rank")
+    out["side_by_side"] = side_by_side(index, x, {"photo": photo_q, "sketch": sketch_q}, args,
+                                       built["bytes_per_vector"])
     out.update(measure(index, x, photo_q, args.k, args.exact_timed, mates))
     out.update(built)
     out["sketch_queries"] = {**measure(index, x, sketch_q, args.k, args.exact_timed, mates), **built}
@@ -256,6 +326,9 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
                    "sketch": "identity code + N(0, 0.6^2) distortion, + 0.45 x fixed domain offset, 1.6x noise",
                    **cosine_stats(model, rng)}
     del index, x
+    if args.no_isotropic:
+        out["machine"] = {"cpus": os.cpu_count(), "platform": platform.platform(), "python": platform.python_version()}
+        return out
     iso_n = args.isotropic_n or args.n
     log(f"isotropic set: {iso_n:,} random unit vectors")
     xi = unit(rng.standard_normal((iso_n, DIM)).astype(np.float32))
@@ -291,6 +364,8 @@ def main() -> None:
     p.add_argument("--tune-probes", type=int, default=200, help="stored vectors the tuning probes derive from")
     p.add_argument("--compact", action="store_true", help="also measure usearch int8 + exact re-rank")
     p.add_argument("--rerank", type=int, default=50, help="candidates re-ranked exactly (compact index)")
+    p.add_argument("--side-queries", type=int, default=200, help="queries per set in the side-by-side table")
+    p.add_argument("--no-isotropic", action="store_true", help="skip the isotropic worst case (one index less)")
     p.add_argument("--seed", type=int, default=0)
     args = p.parse_args()
     t0 = time.perf_counter()
@@ -299,6 +374,15 @@ def main() -> None:
     if args.json:
         print(json.dumps(out, indent=2))
     else:
+        sbs = out["side_by_side"]
+        for name in ("photo", "sketch"):
+            for mode in ("exact_cpu", "exact_gpu", "hnsw"):
+                if mode in sbs[name]:
+                    d = sbs[name][mode]
+                    print(f"{name:>6} {mode:>9}: recall@{args.k} {d['recall_at_k']:.4f}  p50 {d['p50_ms']:.3f} ms  "
+                          f"p99 {d['p99_ms']:.3f} ms  {d['bytes_per_vector']:.0f} B/vector")
+        if args.no_isotropic:
+            return
         for name, d in (("photo", out), ("sketch", out["sketch_queries"]), ("isotropic", out["isotropic"])):
             print(f"{name:>9}: recall@{args.k} {d['recall_at_k']:.4f}  p50 {d['hnsw_p50_ms']:.3f} ms  "
                   f"p99 {d['hnsw_p99_ms']:.3f} ms  exact {d['exact_p50_ms']:.1f} ms  x{d['speedup_p50']}  "

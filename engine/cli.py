@@ -39,6 +39,7 @@ _COMMAND_MODULES = (
     "engine.gallery.cli",
     "engine.search.cli",
     "engine.cases.cli",
+    "engine.examiner_cli",
     "engine.sketch.cli",
     "engine.generate.cli",
     "engine.demo",
@@ -151,19 +152,19 @@ def hub_offline(argv: Sequence[str]) -> None:
 def _log_file() -> Path | None:
     """Attach the rotating log file (once); None where the log folder cannot be written."""
     from engine import paths
+    from engine.logfile import rotating_log
 
-    path = paths.log_dir() / LOG_NAME
+    try:
+        path = paths.log_dir() / LOG_NAME
+    except OSError:  # the log folder cannot even be created (read-only or full disk)
+        return None
     for handler in _trace.handlers:
         if getattr(handler, "baseFilename", None) == str(path):
-            return path
+            return None if getattr(handler, "failed", False) else path
     for handler in list(_trace.handlers):
         _trace.removeHandler(handler)
         handler.close()
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        handler = logging.handlers.RotatingFileHandler(path, maxBytes=2_000_000, backupCount=3, encoding="utf-8")
-    except OSError:
-        return None
+    handler = rotating_log(path, 2_000_000, 3)  # fails quietly, once, when the disk is full or read-only
     handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(message)s"))
     _trace.addHandler(handler)
     _trace.setLevel(logging.DEBUG)

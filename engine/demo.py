@@ -31,6 +31,8 @@ DEMO_NOTICE = ("DEMO: tiny models with RANDOM weights and sample photos. Every s
 DEMO_CASE_NUMBER = "DEMO-0001"
 DEMO_GALLERY = "DEMO sample photos"
 DEMO_EXAMINER = "Demo Examiner"
+DEMO_EXAMINER_ID = "DEMO-1"
+DEMO_PASSPHRASE = "demo-examiner"  # the demo profile's key-file passphrase: the demo is not evidence
 DEMO_GUIDE = (150.0, 90.0, 410.0, 420.0)  # the demo sketch's face guide, in its pixels
 MARKER = "sketchface-demo.json"
 _PATH_VARS = ("SKETCHFACE_DATA_DIR", "SKETCHFACE_CONFIG_DIR", "SKETCHFACE_LOG_DIR", "SKETCHFACE_MODELS_DIR",
@@ -205,7 +207,7 @@ def _build(home: Path, report: Callable[[int, str], None], cancel: CancelToken |
     from engine.gallery import create_gallery
     from engine.models import import_bundle
     from engine.search import Query, Searcher
-    from engine.search.record import record_search
+    from engine.workstation import record_search
 
     report(0, "Building the tiny demo models (random weights)")
     bundle = home / "demo-model-bundle"
@@ -223,6 +225,10 @@ def _build(home: Path, report: Callable[[int, str], None], cancel: CancelToken |
     try:
         gallery.add([home / "sample-photos"], pipeline=searcher.pipeline, cancel=cancel)
         report(4, "Opening the demo case and running a demo search")
+        from engine import examiners
+
+        if not examiners.profiles():  # the demo's own examiner, in the demo home only
+            examiners.add(DEMO_EXAMINER, DEMO_EXAMINER_ID, passphrase=DEMO_PASSPHRASE)
         sketch = demo_sketch_png()
         with create_case(DEMO_CASE_NUMBER, "DEMO case: random-weight models, meaningless scores",
                          examiner=DEMO_EXAMINER, witnesses=["DEMO witness"], notes=DEMO_NOTICE,
@@ -252,7 +258,8 @@ def _cmd_demo(args: Any) -> int:
     print(f"\n{DEMO_NOTICE}\n\nDemo home: {info.home}\n  gallery '{info.gallery_name}' ({info.photos} photos), "
           f"case {info.case_number} with search {info.search_id}\nTry it (the demo home, never your real data):\n"
           f"  SKETCHFACE_HOME=\"{info.home}\" sketchface case show {info.case_number} --search {info.search_id}\n"
-          f"  SKETCHFACE_HOME=\"{info.home}\" sketchface            # the window, on the demo data")
+          f"  SKETCHFACE_HOME=\"{info.home}\" sketchface            # the window, on the demo data"
+          + f"\n  the demo examiner profile ({DEMO_EXAMINER}) unlocks with the passphrase '{DEMO_PASSPHRASE}'")
     return 0
 
 

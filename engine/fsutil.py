@@ -11,7 +11,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import IO
 
-from engine.errors import DiskFull
+from engine.errors import DiskFull, EngineError
 
 _CHUNK = 1 << 20
 PRIVATE_DIR_MODE = 0o700
@@ -123,3 +123,53 @@ def atomic_write_bytes(target: str | os.PathLike[str], data: bytes) -> None:
 
 def atomic_write_text(target: str | os.PathLike[str], text: str) -> None:
     atomic_write_bytes(target, text.encode("utf-8"))
+
+
+# Errors of the disk rather than of the data: named as such, with advice that loses nothing.
+DISK_ERRNOS = {errno.ENOSPC: "ENOSPC", errno.EDQUOT: "EDQUOT", errno.EROFS: "EROFS", errno.EACCES: "EACCES",
+               errno.EPERM: "EPERM"}
+LOW_SPACE_BYTES = 1 << 20
+
+
+def folder_write_problem(folder: str | os.PathLike[str]) -> int | None:
+    """Why nothing can be written in ``folder`` now: ``errno.EROFS``, ``errno.ENOSPC``, ``errno.EACCES``, or None.
+
+    For errors that do not carry an errno (SQLite's "disk I/O error"): the folder is asked directly.
+    """
+    folder = Path(folder)
+    try:
+        st = os.statvfs(folder) if hasattr(os, "statvfs") else None
+    except OSError:
+        st = None
+    if st is not None and st.f_flag & getattr(os, "ST_RDONLY", 1):
+        return errno.EROFS
+    if st is not None and st.f_bavail * st.f_frsize < LOW_SPACE_BYTES:
+        return errno.ENOSPC
+    if not os.access(folder, os.W_OK):
+        return errno.EACCES
+    return None
+
+
+def disk_error(code: int | None, where: str | os.PathLike[str], what: str) -> EngineError | None:
+    """The message for a write that failed with ``code`` (an errno) in folder ``where``, or None if not a disk error.
+
+    ``what`` says what was being written ("the gallery database"); every message says that what was
+    stored before is kept, and its advice never removes anything.
+    """
+    where = str(where)
+    if code in (errno.ENOSPC, errno.EDQUOT):
+        return DiskFull(f"The disk holding {where} is full (ENOSPC); {what} was not changed by the step that failed, "
+                        "and everything stored before it is kept.",
+                        hint="Free space on that disk (or raise the quota), then run the same command again: it "
+                             "carries on where it stopped.")
+    if code == errno.EROFS:
+        return EngineError(f"The disk holding {where} is read-only (EROFS); {what} cannot be written, and nothing on "
+                           "it was changed.", title="Disk is read-only",
+                           hint="Mount it read-write (or copy the data folder to a writable disk and point "
+                                "SKETCHFACE_DATA_DIR at it), then run the same command again.")
+    if code in (errno.EACCES, errno.EPERM):
+        return EngineError(f"This user may not write in {where} (EACCES); {what} cannot be written, and nothing was "
+                           "changed.", title="No permission to write",
+                           hint="Give your account write access to that folder (its owner or an administrator "
+                                "can), then run the same command again.")
+    return None

@@ -13,6 +13,8 @@ from pathlib import Path
 
 import platformdirs
 
+import engine
+from engine.errors import CaseError
 from engine.fsutil import private_dir
 
 APP_NAME = "SketchFace"
@@ -64,3 +66,19 @@ def cases_dir() -> Path:
     explicit = os.environ.get("SKETCHFACE_CASES_DIR")
     path = Path(explicit).expanduser() if explicit else data_dir() / "cases"
     return private_dir(path)
+
+
+def fonts_dir() -> Path:
+    """The folder of the bundled DejaVu fonts (resources/fonts), wherever the app was installed.
+
+    Looks beside the ``engine`` package (a source checkout or a PyInstaller one-dir build, which keeps
+    ``resources/`` at the top) and falls back to the Debian fonts-dejavu-core location.
+    """
+    here = Path(engine.__file__).resolve().parent
+    candidates = [here.parent / "resources" / "fonts", here / "resources" / "fonts",
+                  Path("/usr/share/fonts/truetype/dejavu")]
+    for c in candidates:
+        if (c / "DejaVuSans.ttf").is_file():
+            return c
+    raise CaseError("The report fonts (DejaVuSans.ttf) were not found.",
+                    hint=f"Reinstall SketchFace; looked in {', '.join(map(str, candidates))}.")

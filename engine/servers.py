@@ -28,6 +28,7 @@ import tomli_w
 from engine import paths
 from engine.errors import ConfigError
 from engine.fsutil import atomic_write_text
+from engine.gallery.pg.gallery import PgGallery
 
 KEYRING_SERVICE = "SketchFace gallery server"
 PASSWORD_ENV = "SKETCHFACE_SERVER_PASSWORD"
@@ -230,3 +231,9 @@ def test_profile(profile: ServerProfile) -> dict[str, Any]:
         raise ConfigError(f"Cannot reach server '{profile.name}' ({profile.where}): {exc}".strip(),
                           hint="Check the URL, the password (keyring or ~/.pgpass) and, for TLS, sslrootcert.") from exc
     return out
+
+
+def open_server_gallery(profile_name: str, ref: str) -> PgGallery:
+    """A gallery (name or id) on the server of a saved profile; its connection pool is shared per server."""
+    profile = get_profile(profile_name)
+    return PgGallery.open(conninfo(profile), ref, profile.name)

@@ -56,6 +56,11 @@ def key_fingerprint(public_key_hex: str) -> str:
     return hashlib.sha256(raw).hexdigest()
 
 
+def store_kind() -> str:
+    """Where private keys of this workstation are kept: ``keyring`` or ``file`` (see the module docstring)."""
+    return _store_kind()
+
+
 def _store_kind() -> str:
     explicit = os.environ.get("SKETCHFACE_KEY_STORE", "").strip().lower()
     if explicit in ("file", "keyring"):
@@ -329,6 +334,11 @@ def message(purpose: str, payload: dict[str, Any]) -> bytes:
 def sign(purpose: str, payload: dict[str, Any]) -> str:
     """This workstation's signature (hex) over ``payload`` for ``purpose``."""
     return workstation_key().sign(message(purpose, payload)).hex()
+
+
+def sign_with(key: Ed25519PrivateKey, purpose: str, payload: dict[str, Any]) -> str:
+    """``key``'s signature (hex) over ``payload`` for ``purpose``: the same tagged message as :func:`sign`."""
+    return key.sign(message(purpose, payload)).hex()
 
 
 def verify(purpose: str, payload: dict[str, Any], signature_hex: str, public_key: str | None = None) -> bool:

@@ -78,7 +78,8 @@ DATA_PACKAGES: tuple[DataPackage, ...] = (
 )
 
 # Our own resources folder (icons, style sheet, report fonts), at the top of the bundle: both
-# sketchface_desktop.assets and engine.cases.images look for ``<parent of the package>/resources``,
+# sketchface_desktop.views.assets and engine.cases.images look for ``resources`` beside the top-level
+# package (``<parent of sketchface_desktop>/resources``),
 # and a top-level folder is also importable as the namespace package ``resources``.
 # The locks ship too: the frozen app names the lock it was built from (engine.environment looks in
 # sys._MEIPASS/locks) in doctor, every run manifest and every report.

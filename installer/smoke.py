@@ -147,7 +147,7 @@ def check_contents(bundle: Path, exe: Path, step: Step) -> None:
     on_disk = {p.relative_to(internal).with_suffix("").as_posix().replace("/", ".")
                for p in internal.rglob("*.py")}
     needed = [m for m in (*collect.SUBMODULE_PACKAGES, *collect.HIDDEN_IMPORTS, "engine.cli",
-                          "sketchface_desktop.app", "sketchface_desktop.main_window")]
+                          "sketchface_desktop.app", "sketchface_desktop.views.main_window")]
     for mod in needed:
         if mod not in modules and f"{mod}.__init__" not in on_disk and mod not in on_disk \
                 and not _is_extension(internal, mod):

@@ -31,7 +31,7 @@ def create_application(argv: list[str] | None = None):  # type: ignore[no-untype
     """The QApplication with our name, icon and style sheet (reused if one exists, e.g. under pytest-qt)."""
     from PySide6.QtWidgets import QApplication
 
-    from sketchface_desktop import assets
+    from sketchface_desktop.views import assets
 
     # Background jobs are Python threads: a shorter GIL switch interval (default 5 ms) lets the GUI thread
     # take the interpreter back sooner from a busy import, at a negligible cost in throughput.
@@ -69,7 +69,7 @@ def run(argv: list[str] | None = None) -> int:
 
     hub_offline()  # no silent hub traffic; model downloads from the Models page do not use the hub
     app = create_application(argv)
-    from sketchface_desktop.main_window import MainWindow
+    from sketchface_desktop.views.main_window import MainWindow
 
     probe = os.environ.get("SKETCHFACE_STARTUP_PROBE")
     window = MainWindow(show_guide=not probe and not os.environ.get(OPEN_CASE_ENV))

@@ -17,6 +17,8 @@ from pathlib import Path
 from types import TracebackType
 from typing import IO
 
+from engine.logfile import rotating_log
+
 log = logging.getLogger("sketchface_desktop")
 
 _state: dict[str, object] = {}
@@ -33,7 +35,7 @@ def init_logging(level: int = logging.INFO) -> Path:
     path = log_file()
     root = logging.getLogger()
     if not any(getattr(h, "_sketchface", False) for h in root.handlers):
-        handler = logging.handlers.RotatingFileHandler(path, maxBytes=2_000_000, backupCount=5, encoding="utf-8")
+        handler = rotating_log(path, 2_000_000, 5)  # fails quietly, once, when the disk is full or read-only
         handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(threadName)s %(name)s: %(message)s"))
         handler._sketchface = True  # type: ignore[attr-defined]
         root.addHandler(handler)

@@ -10,17 +10,25 @@ import pytest
 
 os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
 os.environ.setdefault("SKETCHFACE_FORCE_CPU", "1")
+TEST_PASSPHRASE = "test-examiner-passphrase"
+TEST_EXAMINER = ("A. Examiner", "A-1001")
 
 
 @pytest.fixture(autouse=True)
-def sketchface_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    """Every test gets its own data/config/log folders, so no test sees another's galleries or cases."""
+def sketchface_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, request: pytest.FixtureRequest) -> Path:
+    """Every test gets its own data/config/log folders, so no test sees another's galleries or cases, and an
+    examiner profile (key file under the test passphrase) unless marked ``no_examiner``."""
     home = tmp_path / "sketchface_home"
     home.mkdir()
     monkeypatch.setenv("SKETCHFACE_HOME", str(home))
     for var in ("SKETCHFACE_DATA_DIR", "SKETCHFACE_CONFIG_DIR", "SKETCHFACE_LOG_DIR",
-                "SKETCHFACE_MODELS_DIR", "SKETCHFACE_CASES_DIR", "SKETCHFACE_CACHE_DIR"):
+                "SKETCHFACE_MODELS_DIR", "SKETCHFACE_CASES_DIR", "SKETCHFACE_CACHE_DIR", "SKETCHFACE_EXAMINER_PROFILE"):
         monkeypatch.delenv(var, raising=False)
+    monkeypatch.setenv("SKETCHFACE_EXAMINER_PASSPHRASE", TEST_PASSPHRASE)
+    if not request.node.get_closest_marker("no_examiner"):
+        from engine import examiners
+
+        examiners.add(TEST_EXAMINER[0], TEST_EXAMINER[1])  # as a script does first: sketchface examiner add
     return home
 
 

@@ -231,7 +231,7 @@ def take(out: Path, record_only: bool = False) -> None:
     seed_photos(big, n_lfw=80, offset=40)
 
     from sketchface_desktop.app import create_application
-    from sketchface_desktop.main_window import MainWindow
+    from sketchface_desktop.views.main_window import MainWindow
 
     tiny_models_stand_in()
     create_application([])
@@ -323,7 +323,7 @@ def take(out: Path, record_only: bool = False) -> None:
     save(settings, out / "08_settings_general.png")
     settings.close()
 
-    from sketchface_desktop.case_dialogs import CaseDetailsDialog
+    from sketchface_desktop.views.case_dialogs import CaseDetailsDialog
 
     details = CaseDetailsDialog(w, w.cases.info)
     details.show()
@@ -333,7 +333,7 @@ def take(out: Path, record_only: bool = False) -> None:
 
     from PySide6.QtCore import QRectF
 
-    from sketchface_desktop.canvas.scan_import import ScanImportDialog, load_scan
+    from sketchface_desktop.views.canvas.scan_import import ScanImportDialog, load_scan
 
     scan = fake_phone_photo(w.sketch.canvas.image, home / "scan.jpg")
     scan_dialog = ScanImportDialog(load_scan(str(scan)), w)

@@ -59,7 +59,10 @@ def _copy_rows(src: sqlite3.Connection, dest: Path) -> None:
         db.init_schema(conn)
         conn.execute("PRAGMA foreign_keys=OFF")  # rows arrive table by table; references are checked at the end
         conn.execute("BEGIN IMMEDIATE")
+        present = set(_tables(src))
         for table in _tables(conn):
+            if table not in present:  # an examination table an older case never made
+                continue
             cols = _columns(conn, table)
             names = ", ".join(f'"{c}"' for c in cols)
             where = f" WHERE key IN ({', '.join('?' * len(META_KEYS))})" if table == "meta" else ""

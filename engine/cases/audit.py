@@ -17,12 +17,15 @@ from __future__ import annotations
 import hashlib
 import json
 import sqlite3
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from engine.cases.db import canonical_json, get_meta, now_iso, set_meta
 
 ANCHOR_META_KEY = "audit_anchor"
+AUTHOR = "author"  # details key: the examiner who made the entry (see :mod:`engine.examiners`)
+AUTHOR_SIGNATURE = "author_signature"  # details key: that examiner's signature over the entry
 _SEQ_SEARCH_WINDOW = 64  # how far from its claimed number an edited entry's true number is looked for
 
 
@@ -81,11 +84,12 @@ class AuditReport:
     findings: list[Finding] = field(default_factory=list)
     anchors_checked: list[str] = field(default_factory=list)
     signature: dict[str, Any] | None = None  # the head's workstation signature as checked (see integrity)
+    examiners: dict[str, Any] | None = None  # the entries' examiner signatures as checked (see authorship)
 
     def to_dict(self) -> dict[str, Any]:
         return {"ok": self.ok, "count": self.count, "head": self.head,
                 "findings": [asdict(f) for f in self.findings], "anchors_checked": self.anchors_checked,
-                "signature": self.signature}
+                "signature": self.signature, "examiners": self.examiners}
 
     def summary(self) -> str:
         """One line for people: intact with its head, or how many problems."""
@@ -116,19 +120,35 @@ def read_anchor(conn: sqlite3.Connection) -> tuple[int, str] | None:
     return int(data["count"]), str(data["head"])
 
 
+def signed_body(case_id: str, seq: int, ts: str, user: str, action: str, obj: str, inputs: dict[str, Any],
+                outputs: dict[str, Any], details: dict[str, Any], prev_hash: str) -> dict[str, Any]:
+    """What an examiner's signature on an entry covers: all it says and where it sits, but the signature itself."""
+    unsigned = {k: v for k, v in details.items() if k != AUTHOR_SIGNATURE}
+    return {"case_id": case_id, "seq": seq, "ts": ts, "user": user, "action": action, "object": obj,
+            "inputs": inputs, "outputs": outputs, "details": unsigned, "prev": prev_hash}
+
+
 def append(conn: sqlite3.Connection, case_id: str, *, user: str, action: str, obj: str,
            inputs: dict[str, Any] | None = None, outputs: dict[str, Any] | None = None,
-           details: dict[str, Any] | None = None) -> AuditEntry:
+           details: dict[str, Any] | None = None, author: dict[str, Any] | None = None,
+           signer: Callable[[dict[str, Any]], str] | None = None) -> AuditEntry:
     """Append one entry; must run inside the write transaction of the change it records.
 
     The chain continues from the meta anchor (not from the last row), so an append never silently
-    re-roots the chain onto a tampered tail.
+    re-roots the chain onto a tampered tail. ``author`` (the acting examiner: name, identifier, key
+    fingerprint and public key, OS account) is stored in the entry, and ``signer`` signs the entry's
+    :func:`signed_body` with that examiner's key: the chain is then also the examiner's statement.
     """
     anchor = read_anchor(conn)
     count, prev = anchor if anchor is not None else (0, genesis_hash(case_id))
     seq = count + 1
     ts = now_iso()
     inputs, outputs, details = dict(inputs or {}), dict(outputs or {}), dict(details or {})
+    if author is not None:
+        details[AUTHOR] = dict(author)
+        if signer is not None:
+            details[AUTHOR_SIGNATURE] = signer(signed_body(case_id, seq, ts, user, action, obj, inputs, outputs,
+                                                           details, prev))
     h = entry_hash(case_id, seq, ts, user, action, obj, inputs, outputs, details, prev)
     cur = conn.execute(
         "INSERT INTO audit (seq, ts, user, action, object, inputs, outputs, details, prev_hash, hash) "

@@ -7,6 +7,7 @@ so scripts can act on the outcome without parsing text.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import functools
 import os
 import re
@@ -16,6 +17,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from engine.cases import exam_cli
 from engine.cli import print_json
 from engine.errors import CaseError
 
@@ -52,6 +54,10 @@ def _guarded(func: Callable[[argparse.Namespace], int]) -> Callable[[argparse.Na
         from engine.cases import registry
 
         _opened.clear()
+        if getattr(args, "writes_case", False):  # who is working is settled before any work is done
+            from engine.examiner_cli import ensure_examiner
+
+            ensure_examiner(args)
         try:
             return func(args)
         except sqlite3.DatabaseError as exc:
@@ -196,9 +202,22 @@ def _cmd_verify(args: argparse.Namespace) -> int:
             print(f"  - {f.message}")
         print(f"  anchors checked: {', '.join(report.anchors_checked) or 'none'}")
         print(f"  head signature: {describe_signature(report.signature)}")
+        _print_examiners(report.examiners)
         if report.ok:
             print(f"  head for later checks: {report.count}:{report.head}")
     return 0 if report.ok else EXIT_CHANGED
+
+
+def _print_examiners(signed: dict[str, Any] | None) -> None:
+    """The examiner signatures' part of ``case verify``: counts, each key's label, and plain notes."""
+    if not signed:
+        return
+    print(f"  examiner signatures: {signed.get('signed', 0)} entries signed and checked")
+    for k in signed.get("keys", []):
+        print(f"    {k.get('label')}: {k.get('name')} ({k.get('identifier')}), key {k.get('fingerprint')} — "
+              f"{k.get('entries')} entr{'y' if k.get('entries') == 1 else 'ies'}; {k.get('note')}")
+    for note in signed.get("notes", []):
+        print(f"  note: {note}")
 
 
 def _cmd_rerun(args: argparse.Namespace) -> int:
@@ -325,15 +344,93 @@ def _cmd_decide(args: argparse.Namespace) -> int:
 
 
 def _cmd_signoff(args: argparse.Namespace) -> int:
+    from engine import examiners
     from engine.cases import sign_off
 
     scopes: list[int | None] = list(args.search) if args.search else [None]  # the window's "which searches"
+    if args.examiner and not args.examiner_profile:  # a name that is a profile of this workstation selects it
+        with contextlib.suppress(CaseError):  # not a profile: sign_off refuses a name other than the acting one's
+            examiners.act_as(examiners.find(args.examiner).fingerprint)
     with _open(args.case) as case:
         for sid in scopes:
-            so = sign_off(case, args.examiner, role=args.role, statement=args.statement, search_id=sid)
+            so = sign_off(case, args.examiner, role=args.role, statement=args.statement, search_id=sid,
+                          scope=args.scope or "")
             what = f"search {sid}" if sid is not None else "the case"
-            print(f"Signed off {what} by {so.examiner} over audit entries 1–{so.audit_count} "
+            key = examiners.require_current().fingerprint
+            print(f"Signed off {what} by {so.examiner} (key {key}) over audit entries 1–{so.audit_count} "
                   f"(head {so.audit_head}).")
+    return 0
+
+
+def _blind_items(case: Any, search_id: int, refs: list[str]) -> list[dict[str, Any]]:
+    out = []
+    for ref in refs:
+        face, sep, decision = ref.rpartition("=")
+        gallery, _, fid = face.rpartition(":")
+        if not sep or not fid.isdigit():
+            raise CaseError(f"--decide takes FACE=possible|excluded (FACE: face id or GALLERY:FACE_ID), not {ref!r}.")
+        out.append({"face_id": int(fid), "decision": decision,
+                    "gallery_id": _gallery_of(case, search_id, gallery) if gallery else None})
+    return out
+
+
+def _cmd_review_blind(args: argparse.Namespace) -> int:
+    from engine.cases import review
+
+    with _open(args.case) as case:
+        if not args.decide:
+            rows = review.blind_candidates(case, args.search)
+            if args.json:
+                print_json({"search_id": args.search, "candidates": rows})
+            for r in [] if args.json else rows:
+                print(f"  {r['position']:>4}  face {r['gallery_id']}:{r['face_id']}  {_file_name(r['photo_path'])}")
+            return 0
+        done = review.record_blind_review(case, args.search, _blind_items(case, args.search, args.decide),
+                                          user=args.user)
+    print(f"Recorded {len(done)} blind review decision(s) on search {args.search} under your own key; the "
+          "sign-off lists where they differ from the first examiner's.")
+    return 0
+
+
+def _cmd_review_file(args: argparse.Namespace) -> int:
+    from engine.cases import peer_review
+
+    with _open(args.case) as case:
+        data = peer_review.make_review_file(case, statement=args.statement or "", scope=args.scope or "",
+                                            role=args.role, search_id=args.search)
+    out = peer_review.write_review_file(data, Path(args.out).expanduser())
+    print(f"Wrote the review file {out}, signed by {data['reviewer']['name']} ({data['reviewer']['identifier']}), "
+          f"key {data['reviewer']['fingerprint']}; it covers audit head {data['audit_count']}:{data['audit_head']}, "
+          f"{len(data['decisions_reviewed'])} decision(s), {len(data['disagreements'])} disagreement(s).\n"
+          f"  return it to the case's examiner: sketchface case review-import {data['case_id']} {out.name}")
+    return 0
+
+
+def _cmd_review_import(args: argparse.Namespace) -> int:
+    from engine.cases import peer_review
+
+    data = peer_review.read_review_file(Path(args.file).expanduser())
+    with _open(args.case) as case:
+        so, label, note = peer_review.import_review(case, data, user=args.user)
+    reviewer = data["reviewer"]
+    print(f"Recorded the sign-off of {so.examiner} ({reviewer.get('identifier')}), key {reviewer.get('fingerprint')} "
+          f"[{label.upper() if label != 'known examiner' else label}: {note}], over audit entries "
+          f"1–{so.audit_count}.")
+    if label != "known examiner":
+        print("  compare the key with the reviewer's ('sketchface examiner export-key' on their workstation), then "
+              "'sketchface examiner trust accept KEYFILE'")
+    return 0
+
+
+def _cmd_resign(args: argparse.Namespace) -> int:
+    from engine.cases.resign import resign
+
+    with _open(args.case) as case:
+        done = resign(case, reason=args.reason or "", user=args.user)
+    by = done["by"] or {}
+    print(f"Re-signed {done['resigned']} entr{'y' if done['resigned'] == 1 else 'ies'} (#{done['first']}–"
+          f"#{done['last']}) as {by.get('name')} ({by.get('identifier')}), key {by.get('fingerprint')}, at "
+          f"{done['at']}; recorded as entry #{done['entry']}.")
     return 0
 
 
@@ -423,8 +520,10 @@ def register(subparsers: Any) -> None:
         if json_:
             sp.add_argument("--json", action="store_true", help="machine-readable output")
         if user:
-            sp.add_argument("--user", help="who is acting (default: settings examiner, else OS user)")
-        sp.set_defaults(func=_guarded(func))
+            sp.add_argument("--user", help="the name shown in the audit log (default: the examiner profile's)")
+            sp.add_argument("--examiner-profile", help="act as this examiner profile (name, identifier or key "
+                            "fingerprint; default: the current one, or SKETCHFACE_EXAMINER_PROFILE)")
+        sp.set_defaults(func=_guarded(func), writes_case=user)
         return sp
 
     sp = add("new", _cmd_new, "create a case", case=False, json_=True)
@@ -466,12 +565,28 @@ def register(subparsers: Any) -> None:
     sp.add_argument("face", help="face id, or GALLERY:FACE_ID with the gallery's name or id")
     sp.add_argument("--decision", required=True, choices=("possible", "excluded", "not_reviewed"))
     sp.add_argument("--note", default="")
-    sp = add("signoff", _cmd_signoff, "record a second examiner's sign-off", user=False)
-    sp.add_argument("--examiner", required=True, help="the signing (second) examiner")
+    sp = add("signoff", _cmd_signoff, "record the acting examiner profile's second-examiner sign-off")
+    sp.add_argument("--examiner", help="the signing examiner's name, checked against the acting profile")
     sp.add_argument("--role", default="second examiner")
     sp.add_argument("--statement", default="")
+    sp.add_argument("--scope", help="what was reviewed, required while candidates are undecided "
+                    "(e.g. 'reviewed the 2 decided candidates only'); the report prints it")
     sp.add_argument("--search", type=int, action="append",
                     help="sign off this search only (repeatable: one sign-off per search; default: the whole case)")
+    sp = add("review-blind", _cmd_review_blind, "blind verification: list a search's candidates without the first "
+             "examiner's decisions, or record your own (--decide)", json_=True)
+    sp.add_argument("search", type=int)
+    sp.add_argument("--decide", action="append", help="FACE=possible|excluded (repeatable)")
+    sp = add("review-file", _cmd_review_file, "write a signed review file of this (imported) copy to send back")
+    sp.add_argument("--out", required=True)
+    sp.add_argument("--statement", help="what you found, in your own words")
+    sp.add_argument("--scope", help="what was reviewed, required while candidates are undecided")
+    sp.add_argument("--role", default="second examiner")
+    sp.add_argument("--search", type=int, help="review this search only (default: the whole case)")
+    sp = add("review-import", _cmd_review_import, "record a returned review file as a sign-off, after checking it")
+    sp.add_argument("file")
+    sp = add("resign", _cmd_resign, "re-sign the entries written before examiner profiles, under your profile")
+    sp.add_argument("--reason")
     sp = add("add-generated", _cmd_add_generated, "store a generated image (from 'reconstruct' or 'vary') in the case")
     sp.add_argument("file")
     sp.add_argument("--note", default="")
@@ -493,3 +608,4 @@ def register(subparsers: Any) -> None:
     sp = add("attach", _cmd_attach, "attach a file to the case")
     sp.add_argument("file")
     sp.add_argument("--note", default="")
+    exam_cli.register(add, _open, _gallery_of)

@@ -6,6 +6,7 @@ import sqlite3
 from datetime import UTC, datetime
 from pathlib import Path
 
+from engine.cases import exam_schema
 from engine.workstation_key import canonical_json  # noqa: F401 - one definition, re-exported for the case modules
 
 SCHEMA_VERSION = 1
@@ -196,6 +197,7 @@ def connect_read_only(path: Path) -> sqlite3.Connection:
 def init_schema(conn: sqlite3.Connection) -> None:
     """Create the tables of a new case (idempotent)."""
     conn.executescript(SCHEMA)
+    exam_schema.ensure_tables(conn)
 
 
 def get_meta(conn: sqlite3.Connection, key: str) -> str | None:

@@ -9,11 +9,11 @@ from __future__ import annotations
 
 import io
 from functools import lru_cache
-from pathlib import Path
 
 from PIL import Image, ImageDraw, ImageFont, UnidentifiedImageError
 
 from engine.errors import BadImage
+from engine.paths import fonts_dir
 
 SYNTHETIC_STAMP = "SYNTHETIC — investigative aid"
 MAX_PIXELS = 64_000_000
@@ -37,26 +37,6 @@ def inspect_image(data: bytes, what: str = "image") -> tuple[str, int, int]:
         raise BadImage(f"The {what} could not be decoded as an image ({exc}).",
                        hint="Save it as PNG or JPEG and try again.") from exc
     return _EXT.get(fmt, ".img"), w, h
-
-
-def fonts_dir() -> Path:
-    """The folder of the bundled DejaVu fonts (resources/fonts), wherever the app was installed.
-
-    Looks beside the ``engine`` package (a source checkout or a PyInstaller one-dir build, which keeps
-    ``resources/`` at the top) and falls back to the Debian fonts-dejavu-core location.
-    """
-    import engine
-
-    here = Path(engine.__file__).resolve().parent
-    candidates = [here.parent / "resources" / "fonts", here / "resources" / "fonts",
-                  Path("/usr/share/fonts/truetype/dejavu")]
-    for c in candidates:
-        if (c / "DejaVuSans.ttf").is_file():
-            return c
-    from engine.errors import CaseError
-
-    raise CaseError("The report fonts (DejaVuSans.ttf) were not found.",
-                    hint=f"Reinstall SketchFace; looked in {', '.join(map(str, candidates))}.")
 
 
 @lru_cache(maxsize=8)

@@ -12,8 +12,9 @@ from collections.abc import Mapping
 from typing import Any
 
 import engine
-from engine.cases import items, review, searches
-from engine.cases.audit import AuditReport
+from engine import examiners
+from engine.cases import exam_report, items, review, searches
+from engine.cases.audit import AUTHOR, AuditReport
 from engine.cases.db import now_iso
 from engine.cases.images import SYNTHETIC_STAMP
 from engine.cases.store import Case
@@ -106,6 +107,7 @@ def _search_section(case: Case, s: searches.SearchRecord, top_n: int | None) -> 
         mode = "Open review: candidates shown in rank order with scores"
     shown = rows if top_n is None else rows[:top_n]
     history = Counter((d.gallery_id, d.face_id) for d in review.decision_history(case, s.id))
+    signers = _decision_signers(case, s.id)
     emb = s.manifest.get("embedder") or {}
     from engine.validate.calibration import NO_CALIBRATION, calibration_for
 
@@ -114,6 +116,7 @@ def _search_section(case: Case, s: searches.SearchRecord, top_n: int | None) -> 
     for c in shown:
         d = c.to_dict()
         d["decision_changes"] = max(0, history[(c.gallery_id, c.face_id)] - 1)
+        d["decided_by_key"] = signers.get((c.gallery_id, c.face_id))
         d["calibration_share"] = (cal.share_scored_at_least(c.score)
                                   if cal is not None and not hidden and c.score is not None else None)
         cands.append(d)
@@ -134,7 +137,35 @@ def _search_section(case: Case, s: searches.SearchRecord, top_n: int | None) -> 
         "total_candidates": len(rows), "shown_candidates": len(shown),
         "decision_counts": {k: counts.get(k, 0) for k in review.DECISIONS},
         "candidates": cands,
+        "deciders": list({k["fingerprint"]: k for k in signers.values() if k}.values()),
     }
+
+
+def _signer(author: Any, ts: str) -> dict[str, Any] | None:
+    """Who signed, with their identifier, full key fingerprint and the trust list's label for the key."""
+    if not isinstance(author, dict) or not author.get("fingerprint"):
+        return None
+    lab, note, _ = examiners.label(str(author["fingerprint"]), ts)
+    text = f"{author.get('name')} ({author.get('identifier')}), key {author.get('fingerprint')} [{lab}]"
+    return {"name": author.get("name"), "identifier": author.get("identifier"),
+            "fingerprint": author.get("fingerprint"), "os_user": author.get("os_user"), "label": lab, "note": note,
+            "text": text}
+
+
+def disagreement_lines(so: Mapping[str, Any]) -> list[str]:
+    """One line per candidate where the blind reviewer decided otherwise than the first examiner."""
+    return [f"search {d.get('search_id')}, face {d.get('gallery_id')}:{d.get('face_id')}: first examiner "
+            f"{d.get('first_examiner')}, reviewer {d.get('reviewer')}" for d in so.get("disagreements") or []]
+
+
+def _decision_signers(case: Case, search_id: int) -> dict[tuple[str, int], dict[str, Any] | None]:
+    """For each candidate of a search, the examiner whose key signed its latest decision."""
+    by_id = {e.details.get("decision_id"): e for e in case.audit_entries() if e.action == "decision.record"}
+    out: dict[tuple[str, int], dict[str, Any] | None] = {}
+    for d in review.decision_history(case, search_id):  # oldest first: the latest one stays
+        e = by_id.get(d.id)
+        out[(d.gallery_id, d.face_id)] = _signer(e.details.get(AUTHOR), e.ts) if e is not None else None
+    return out
 
 
 def _signoffs(case: Case, entries: list[Any]) -> list[dict[str, Any]]:
@@ -145,6 +176,14 @@ def _signoffs(case: Case, entries: list[Any]) -> list[dict[str, Any]]:
                  and e.action not in ("report.export", "case.export", "signoff.record")]
         d = so.to_dict()
         d["changes_after"] = [f"#{e.seq} {e.action} {e.object}" for e in later]
+        rec = next((e for e in entries if e.action == "signoff.record" and e.details.get("signoff_id") == so.id), None)
+        det = rec.details if rec is not None else {}
+        d["reviewer"] = _signer(det.get("reviewer"), so.signed_at)
+        d["scope"] = str(det.get("scope") or "")
+        d["disagreements"] = det.get("disagreements") or []
+        d["decisions_reviewed"] = len(det.get("decisions_reviewed") or [])
+        d["blind"] = bool(det.get("blind"))
+        d["returned_review_file"] = isinstance(det.get("review_file"), dict)
         out.append(d)
     return out
 
@@ -194,11 +233,12 @@ def build_report_data(case: Case, *, top_n: int | None = None, generated_at: str
     generated = items.list_generated(case)
     sketches = items.list_sketches(case)
     searched_sketches = sum(q.kind == "sketch" for s in search_rows for q in s.queries)
+    sections = [_search_section(case, s, top_n) for s in search_rows]
     return {
         "report": {"format_version": REPORT_FORMAT_VERSION, "generated_at": generated_at or now_iso(),
                    "generator": f"SketchFace Workstation engine {engine.__version__}", "top_n": top_n},
         "case": info,
-        "limitations": list(LIMITATIONS),
+        "limitations": [*LIMITATIONS, *exam_report.limitations(case)],
         "audit": {**verification.to_dict(),
                   "check_command": f"sketchface case verify {case.case_id} --head {verification.count}:"
                                    f"{verification.head}",
@@ -211,7 +251,8 @@ def build_report_data(case: Case, *, top_n: int | None = None, generated_at: str
                           f"No sketch version is stored in this case. The {searched_sketches} sketch image(s) that were "
                           "searched are shown with their searches below." if searched_sketches else
                           "No sketch is stored in this case."),
-        "searches": [_search_section(case, s, top_n) for s in search_rows],
+        "searches": sections,
+        "examination": exam_report.examination_data(case, sections),
         "generated_images": [{**g.to_dict(), "stamp": SYNTHETIC_STAMP, "parent_label": _parent_label(g.parent, sketches)}
                              for g in generated],
         "attachments": [a.to_dict() for a in items.list_attachments(case)],

@@ -12,7 +12,9 @@ import html
 import json
 from typing import Any
 
+from engine.cases import exam_report
 from engine.cases.images import SYNTHETIC_STAMP, display_copy, png_bytes
+from engine.cases.report_data import disagreement_lines
 from engine.cases.store import Case
 from engine.environment import describe_software
 from engine.errors import CaseError
@@ -32,6 +34,22 @@ word-break:break-all} .limits{background:#fff6d6;border:1px solid #d6aa3c;paddin
 
 CSP = ("default-src 'none'; img-src data:; style-src 'unsafe-inline'; base-uri 'none'; form-action 'none'")
 
+
+
+def _signoff_detail_html(so: dict[str, Any]) -> str:
+    """Who signed (identifier, key fingerprint, trust label), the scope, and every disagreement."""
+    rows = []
+    if so.get("reviewer"):
+        rows.append(f"Signed by {_e(so['reviewer']['text'])}"
+                    + (" with a review file returned from their workstation" if so.get("returned_review_file")
+                       else ""))
+    if so.get("scope"):
+        rows.append(f"Scope of the review: {_e(so['scope'])}")
+    if so.get("blind"):
+        lines = disagreement_lines(so)
+        rows.append("Blind verification: " + ("; ".join(_e(x) for x in lines) if lines else
+                                                "no disagreement with the first examiner's decisions"))
+    return "".join(f'<p class="note">{r}</p>' for r in rows)
 
 def _e(value: Any) -> str:
     return html.escape("" if value is None else str(value))
@@ -110,6 +128,8 @@ def _search(case: Case | None, s: dict[str, Any]) -> str:
                "<th>Gallery / face</th><th>Subject</th><th>Photo</th><th>Decision</th><th>Note · by</th></tr>")
     for c in s["candidates"]:
         by = f" · {c['decided_by']} {c['decided_at']}" if c["decided_by"] else ""
+        if c.get("decided_by_key"):
+            by += f" · {c['decided_by_key']['text']}"
         out.append(
             f"<tr><td>{_e(c['position'] if hidden else c['rank'])}</td>"
             f"<td>{_img(case, c['thumbnail_path'], c['thumbnail_sha256'], 96, cls='thumb')}</td>"
@@ -167,7 +187,8 @@ def render_html(data: dict[str, Any], case: Case | None) -> bytes:
     parts += [f"<p>{_e(so['examiner'])} ({_e(so['role'])}) signed off "
               f"{'search ' + _e(so['search_id']) if so['search_id'] else 'the whole case'} on {_e(so['signed_at'])}, "
               f"covering entries 1–{_e(so['audit_count'])} (head <span class=\"mono\">{_e(so['audit_head'])}</span>). "
-              f"{_e(so['statement'])}</p>" for so in data["signoffs"]] or ["<p>No sign-off is recorded.</p>"]
+              f"{_e(so['statement'])}</p>" + _signoff_detail_html(so)
+              for so in data["signoffs"]] or ["<p>No sign-off is recorded.</p>"]
     parts.append("<h2>Sketches</h2><div class=\"grid\">")
     parts += [f'<div class="fig">{_img(case, v["path"], v["sha256"], 600)}<div>{_e(v["name"])} v{_e(v["version"])} · '
               f'witness {_e(v["witness"])}<br>{_e(v["created_at"])}<br><span class="mono">{_e(v["sha256"])}</span>'
@@ -175,6 +196,7 @@ def render_html(data: dict[str, Any], case: Case | None) -> bytes:
                   f"<p>{_e(data.get('sketches_note') or 'No sketch is stored in this case.')}</p>"]
     parts.append("</div><h2>Searches</h2>")
     parts += [_search(case, s) for s in data["searches"]] or ["<p>No search has been run in this case.</p>"]
+    parts.append(exam_report.html_section(data))
     if data["generated_images"]:
         parts.append("<h2>Generated images (synthetic)</h2><div class=\"grid\">")
         parts += [f'<div class="fig">{_img(case, g["path"], g["sha256"], 600, stamp=True)}'

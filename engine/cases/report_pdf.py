@@ -7,8 +7,10 @@ from typing import Any
 
 from fpdf.enums import WrapMode, XPos, YPos
 
+from engine.cases import exam_report
 from engine.cases.images import SYNTHETIC_STAMP, display_copy
 from engine.cases.pdf_layout import DECISION_LABEL, GREEN, GREY, RED, Cell, ReportPDF
+from engine.cases.report_data import disagreement_lines
 from engine.cases.store import Case
 from engine.environment import describe_software
 from engine.errors import CaseError
@@ -49,6 +51,8 @@ def _candidate_table(pdf: ReportPDF, case: Case | None, s: dict[str, Any]) -> No
             "\nArcFace baseline" if c["baseline"] else "")
         photo = f"{c['photo_path'].replace(chr(92), '/').rsplit('/', 1)[-1]}\n{c['photo_sha256']}"
         by = f"{c['decided_by']}, {c['decided_at']}" if c["decided_by"] else ""
+        if c.get("decided_by_key"):
+            by += f"\n{c['decided_by_key']['identifier']}, key {str(c['decided_by_key']['fingerprint'])[:16]}…"
         note = "\n".join(x for x in (c["note"], by) if x)
         if c["decision_changes"]:
             note += f"\n({c['decision_changes']} earlier decision(s))"
@@ -81,6 +85,7 @@ def _search(pdf: ReportPDF, case: Case | None, s: dict[str, Any]) -> None:
         ("Manifest SHA-256", s["manifest_sha256"]),
         ("Results SHA-256", s["results_sha256"]),
         ("Decisions", ", ".join(f"{DECISION_LABEL[k]}: {v}" for k, v in s["decision_counts"].items())),
+        ("Decided by", "\n".join(k["text"] for k in s.get("deciders", [])) or "no examiner-signed decision"),
     ]
     if s["rerun_of"] is not None and s["rerun"] is not None:
         verdict = "identical result list" if s["rerun"]["identical"] else "result list CHANGED"
@@ -184,6 +189,17 @@ def _signoffs(pdf: ReportPDF) -> None:
                  f"1–{so['audit_count']} (head {so['audit_head']}).", 9)
         if so["statement"]:
             pdf.para(f"“{so['statement']}”", 9, GREY)
+        if so.get("reviewer"):
+            pdf.para(f"Signed by {so['reviewer']['text']}"
+                     + (", with a review file returned from their workstation" if so.get("returned_review_file")
+                        else "") + ".", 8.5)
+        if so.get("scope"):
+            pdf.para(f"Scope of the review: {so['scope']}", 8.5)
+        if so.get("blind"):
+            lines = disagreement_lines(so)
+            pdf.para("Blind verification: " + ("; ".join(lines) if lines else
+                                                 "no disagreement with the first examiner's decisions") + ".", 8.5,
+                     RED if lines else GREY)
         if so["changes_after"]:
             pdf.para(f"Changed after this sign-off: {'; '.join(so['changes_after'][:20])}", 8.5, RED)
         pdf.ln(1)
@@ -298,6 +314,7 @@ def render_pdf(data: dict[str, Any], case: Case | None) -> bytes:
         pdf.para("No search has been run in this case.", 9)
     for s in data["searches"]:
         _search(pdf, case, s)
+    exam_report.pdf_section(pdf)
     _generated(pdf, case)
     _attachments_and_models(pdf)
     _audit_log(pdf)

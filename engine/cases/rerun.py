@@ -21,9 +21,8 @@ from engine.cases.searches import (
     validate_manifest,
 )
 from engine.cases.store import Case
-from engine.environment import describe_software
 from engine.errors import CaseError
-from engine.search.manifest import plain
+from engine.manifest import compare_manifests
 from engine.types import Match
 
 RerunOutput = (tuple[dict[str, Any], list[Match]]
@@ -38,8 +37,6 @@ galleries' *current* content versions and the models it actually used in the new
 """
 
 SCORE_TOLERANCE = 1e-5
-VOLATILE_KEYS = frozenset({"created_at", "started_at", "finished_at", "timestamp", "elapsed_s", "elapsed_ms",
-                           "duration_s", "duration_ms", "timings", "run_id"})
 
 
 @dataclass
@@ -70,77 +67,6 @@ class RerunReport:
         if self.identical:
             return f"Search {self.search_id} re-run: identical result list."
         return f"Search {self.search_id} re-run: the list changed.\n" + "\n".join(f"  - {c}" for c in self.changes)
-
-
-def _short(v: Any) -> str:
-    return plain(v)
-
-
-def _gallery_changes(old: Sequence[Mapping[str, Any]], new: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:
-    before = {str(g["id"]): g for g in old}
-    after = {str(g["id"]): g for g in new}
-    out: list[dict[str, Any]] = []
-    for gid in sorted(before.keys() | after.keys()):
-        a, b = before.get(gid), after.get(gid)
-        name = (b or a or {}).get("name", gid)
-        if a is None or b is None:
-            out.append({"field": f"galleries[{gid}]", "before": a, "after": b,
-                        "message": f"Gallery {name} was {'added to' if a is None else 'missing from'} the search."})
-            continue
-        for key in sorted(a.keys() | b.keys()):
-            if key in VOLATILE_KEYS or a.get(key) == b.get(key):
-                continue
-            msg = f"Gallery {name}: {key} {plain(a.get(key))} → {plain(b.get(key))}"
-            if key == "face_count" and isinstance(a.get(key), int) and isinstance(b.get(key), int):
-                delta = b[key] - a[key]
-                msg += f" ({'grew' if delta > 0 else 'shrank'} by {abs(delta)} face{'s' if abs(delta) != 1 else ''})"
-            out.append({"field": f"galleries[{gid}].{key}", "before": a.get(key), "after": b.get(key), "message": msg})
-    return out
-
-
-_LABELS = {"embedder": "Embedder", "arcface_sha256": "ArcFace model", "index": "Index parameters",
-           "filters": "Filters", "k": "k", "group_by_subject": "Grouping by subject", "query": "Query images",
-           "engine_version": "Engine version", "software": "Software environment"}
-
-
-def _same_vocabulary(key: str, value: Any) -> Any:
-    """A manifest field as today's engine writes it, for comparison only: an embedder's old spelling
-    (``trained`` -> ``sketch_encoder``), a sketch query without ``face_box`` (it was cropped to its ink)."""
-    from engine.search.manifest import EmbedderRef, ManifestInvalid, QueryRef
-
-    try:
-        if key == "embedder" and isinstance(value, Mapping):
-            return EmbedderRef.from_dict(value).to_dict()
-        if key == "query" and isinstance(value, list):
-            return [QueryRef.from_dict(q, i).to_dict() for i, q in enumerate(value)]
-    except ManifestInvalid:
-        pass
-    return value
-
-
-def compare_manifests(old: Mapping[str, Any], new: Mapping[str, Any]) -> list[dict[str, Any]]:
-    """What differs between two run manifests, one human-readable change per field."""
-    out = _gallery_changes(old.get("galleries", []), new.get("galleries", []))
-    for key in sorted((old.keys() | new.keys()) - {"galleries"} - VOLATILE_KEYS):
-        a, b = _same_vocabulary(key, old.get(key)), _same_vocabulary(key, new.get(key))
-        if a == b or (key in ("models", "software") and key not in old):  # not recorded by earlier versions
-            continue
-        if key == "software" and isinstance(a, Mapping) and isinstance(b, Mapping):
-            if a.get("lock_digest") == b.get("lock_digest") and a.get("matches_lock") == b.get("matches_lock"):
-                continue  # the same locked environment: a differing package list alone is not a new fact
-            out.append({"field": key, "before": a, "after": b,
-                        "message": f"Software environment differs: {describe_software(a)} → {describe_software(b)}"})
-            continue
-        label = _LABELS.get(key, key)
-        if key == "embedder" and isinstance(a, Mapping) and isinstance(b, Mapping):
-            msg = (f"Embedder changed: {a.get('kind')} {_short(a.get('sha256'))} → "
-                   f"{b.get('kind')} {_short(b.get('sha256'))} (model differs)")
-        elif key.endswith("sha256"):
-            msg = f"{label} differs: {_short(a)} → {_short(b)} (model differs)"
-        else:
-            msg = f"{label} changed: {plain(a)} → {plain(b)}"
-        out.append({"field": key, "before": a, "after": b, "message": msg})
-    return out
 
 
 def compare_results(old: Sequence[Match], new: Sequence[Match], report: RerunReport) -> None:

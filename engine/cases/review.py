@@ -13,6 +13,8 @@ from collections.abc import Iterable, Mapping
 from dataclasses import asdict, dataclass
 from typing import Any
 
+from engine import examiners
+from engine.cases.audit import AUTHOR
 from engine.cases.db import now_iso
 from engine.cases.searches import get_search
 from engine.cases.store import Case, resolve_user
@@ -191,33 +193,162 @@ def decision_history(case: Case, search_id: int, face_id: int | None = None) -> 
                      r["examiner"], r["decided_at"], bool(r["scores_hidden"])) for r in rows]
 
 
-def sign_off(case: Case, examiner: str, *, role: str = "second examiner", statement: str = "",
-             search_id: int | None = None) -> SignOff:
-    """Record a second examiner's sign-off over the case (or one search) as it stands now.
+def decision_authors(case: Case, search_id: int | None = None) -> tuple[set[str], set[str]]:
+    """The key fingerprints that made the case's (or one search's) decisions, and the names on decisions
+    that carry no examiner key (entries from before examiner profiles)."""
+    keys: set[str] = set()
+    names: set[str] = set()
+    prefix = f"search:{search_id}:" if search_id is not None else "search:"
+    for e in case.audit_entries():
+        if e.action != "decision.record" or not e.object.startswith(prefix):
+            continue
+        author = e.details.get(AUTHOR)
+        if isinstance(author, dict) and author.get("fingerprint"):
+            keys.add(str(author["fingerprint"]))
+        else:
+            names.add(e.user.casefold())
+    return keys, names
 
-    Refused when the audit chain does not verify (nobody should sign a tampered record) and when the
-    signer is the case's own examiner (a second examiner must be a second person).
+
+def _refuse_own_decisions(case: Case, reviewer: Mapping[str, Any], search_id: int | None) -> None:
+    """Peer review needs two keys: the reviewer's key must have made none of the decisions reviewed."""
+    keys, names = decision_authors(case, search_id)
+    if str(reviewer.get("fingerprint")) in keys or str(reviewer.get("name", "")).casefold() in names:
+        raise CaseError(f"The key of {reviewer.get('name')} ({reviewer.get('identifier')}, key "
+                        f"{str(reviewer.get('fingerprint'))[:16]}) made decisions in "
+                        f"{'search ' + str(search_id) if search_id is not None else 'this case'}; a second-examiner "
+                        "sign-off must be signed by another examiner's key, whatever name it is given.",
+                        hint="The reviewer signs off under their own profile ('sketchface examiner use'), or on "
+                             "their own workstation with 'sketchface case review-file'.")
+
+
+def _searches_covered(case: Case, search_id: int | None) -> list[int]:
+    if search_id is not None:
+        return [search_id]
+    return [int(r[0]) for r in case.conn.execute("SELECT id FROM searches ORDER BY id").fetchall()]
+
+
+def decisions_in_scope(case: Case, search_id: int | None) -> tuple[list[dict[str, Any]], int]:
+    """The current decisions a sign-off covers and how many candidates are still undecided."""
+    decided: list[dict[str, Any]] = []
+    undecided = 0
+    for sid in _searches_covered(case, search_id):
+        for c in candidates(case, sid):
+            if c.decision in FINAL_DECISIONS:
+                decided.append({"search_id": sid, "gallery_id": c.gallery_id, "face_id": c.face_id,
+                                "decision": c.decision, "decided_by": c.decided_by})
+            else:
+                undecided += 1
+    return decided, undecided
+
+
+def _refuse_unscoped(decided: list[dict[str, Any]], undecided: int, scope: str) -> None:
+    if undecided and not scope.strip():
+        raise CaseError(f"{undecided} candidate(s) have no decision yet; a sign-off must state what was reviewed.",
+                        hint=f"Decide them first, or give an explicit scope, e.g. --scope \"reviewed the "
+                             f"{len(decided)} decided candidates only\" (the report prints it).")
+
+
+def blind_candidates(case: Case, search_id: int) -> list[dict[str, Any]]:
+    """A search's candidates as a blind reviewer sees them: no decision, note, examiner, rank or score."""
+    return [{"search_id": c.search_id, "position": c.position, "gallery_id": c.gallery_id, "face_id": c.face_id,
+             "photo_path": c.photo_path, "photo_sha256": c.photo_sha256, "thumbnail_path": c.thumbnail_path,
+             "gallery_name": c.gallery_name} for c in candidates(case, search_id)]
+
+
+def _blind_items(case: Case, search_id: int, items: Iterable[Mapping[str, Any]]) -> list[dict[str, Any]]:
+    out = []
+    for item in items:
+        decision = str(item.get("decision", ""))
+        if decision not in FINAL_DECISIONS:
+            raise CaseError(f"A blind review decision is one of {', '.join(FINAL_DECISIONS)}, not {decision!r}.")
+        gallery_id, face_id = _resolve_candidate(case, search_id, int(item["face_id"]), item.get("gallery_id"))
+        out.append({"search_id": search_id, "gallery_id": gallery_id, "face_id": face_id, "decision": decision})
+    return out
+
+
+def record_blind_review(case: Case, search_id: int, items: Iterable[Mapping[str, Any]], *,
+                        user: str | None = None) -> list[dict[str, Any]]:
+    """The reviewer's own decisions, made before seeing the first examiner's, under the reviewer's profile.
+
+    Kept as a signed audit entry (not as case decisions): the sign-off then lists where the two differ.
     """
-    examiner = examiner.strip()
-    if not examiner:
-        raise CaseError("A sign-off needs the signing examiner's name.")
-    if examiner.casefold() == case.info.examiner.casefold():
-        raise CaseError(f"{examiner} is the case examiner; a second-examiner sign-off must come from someone else.")
+    reviewer = examiners.require_current()
+    _refuse_own_decisions(case, reviewer.author(), search_id)
+    rows = _blind_items(case, search_id, items)
+    with case.write():
+        case.log("review.blind", f"search:{search_id}", user=resolve_user(user),
+                 details={"search_id": search_id, "decisions": rows})
+    return rows
+
+
+def _blind_review_of(case: Case, fingerprint: str, search_ids: list[int]) -> list[dict[str, Any]]:
+    """The latest blind decisions the key ``fingerprint`` recorded on these searches."""
+    latest: dict[tuple[int, str, int], dict[str, Any]] = {}
+    for e in case.audit_entries():
+        author = e.details.get(AUTHOR)
+        if e.action != "review.blind" or not isinstance(author, dict) or author.get("fingerprint") != fingerprint:
+            continue
+        for r in e.details.get("decisions", []) or []:
+            if isinstance(r, dict) and r.get("search_id") in search_ids:
+                latest[(int(r["search_id"]), str(r["gallery_id"]), int(r["face_id"]))] = r
+    return list(latest.values())
+
+
+def disagreements(decided: list[dict[str, Any]], blind: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Where the blind reviewer decided otherwise than the first examiner (a blind decision on an
+    undecided candidate counts as a disagreement too)."""
+    first = {(d["search_id"], d["gallery_id"], d["face_id"]): d for d in decided}
+    out = []
+    for b in blind:
+        d = first.get((b["search_id"], b["gallery_id"], b["face_id"]))
+        if d is None or d["decision"] != b["decision"]:
+            out.append({"search_id": b["search_id"], "gallery_id": b["gallery_id"], "face_id": b["face_id"],
+                        "first_examiner": d["decision"] if d else "not_reviewed",
+                        "first_examiner_name": d.get("decided_by") if d else None, "reviewer": b["decision"]})
+    return out
+
+
+def sign_off(case: Case, examiner: str | None = None, *, role: str = "second examiner", statement: str = "",
+             search_id: int | None = None, scope: str = "") -> SignOff:
+    """Record the acting examiner profile's sign-off over the case (or one search) as it stands now.
+
+    Refused when the case does not verify (nobody should sign a tampered record), when the acting
+    profile's key made any of the decisions covered (peer review needs two keys; the name typed is
+    irrelevant), and when candidates are undecided without an explicit ``scope``. The entry is
+    signed with the reviewer's key and lists where the reviewer's blind decisions differ.
+    """
+    reviewer = examiners.require_current()
+    author = reviewer.author()
     if search_id is not None:
         get_search(case, search_id)
+    _refuse_own_decisions(case, author, search_id)
+    if examiner and examiner.strip() and examiner.strip().casefold() != reviewer.name.casefold():
+        raise CaseError(f"This sign-off would be recorded as {reviewer.name} ({reviewer.identifier}), the acting "
+                        f"examiner profile, not as {examiner.strip()}.",
+                        hint=f"{examiner.strip()} signs off under their own profile: 'sketchface examiner use'.")
+    if reviewer.name.casefold() == case.info.examiner.casefold():
+        raise CaseError(f"{reviewer.name} is the case examiner; a second-examiner sign-off must come from someone "
+                        "else.")
+    decided, undecided = decisions_in_scope(case, search_id)
+    _refuse_unscoped(decided, undecided, scope)
     report = case.verify()
     if not report.ok:
         raise CaseError("The case's audit chain does not verify; it cannot be signed off.",
                         hint="Run 'sketchface case verify' to see where it was altered.")
+    blind = _blind_review_of(case, reviewer.fingerprint, _searches_covered(case, search_id))
+    differ = disagreements(decided, blind)
     with case.write() as conn:
         count = conn.execute("SELECT COUNT(*) FROM audit").fetchone()[0]
         cur = conn.execute("INSERT INTO signoffs (examiner, role, statement, search_id, audit_count, audit_head, "
                            "signed_at) VALUES (?, ?, ?, ?, ?, ?, ?)",
-                           (examiner, role, statement, search_id, count, report.head, now_iso()))
+                           (reviewer.name, role, statement, search_id, count, report.head, now_iso()))
         sid = int(cur.lastrowid or 0)
-        case.log("signoff.record", f"search:{search_id}" if search_id else f"case:{case.case_id}", user=examiner,
-                 inputs={"audit_head": report.head}, details={"role": role, "statement": statement,
-                                                               "audit_count": count, "signoff_id": sid},
+        case.log("signoff.record", f"search:{search_id}" if search_id else f"case:{case.case_id}",
+                 user=reviewer.name, inputs={"audit_head": report.head},
+                 details={"role": role, "statement": statement, "audit_count": count, "signoff_id": sid,
+                          "reviewer": author, "scope": scope.strip(), "undecided": undecided,
+                          "decisions_reviewed": decided, "blind": bool(blind), "disagreements": differ},
                  records=[("signoffs", sid)])
     return next(s for s in list_signoffs(case) if s.id == sid)
 

@@ -20,7 +20,7 @@ from engine.cases.images import inspect_image
 from engine.cases.store import Case, resolve_user
 from engine.errors import BadImage, CaseError
 from engine.fsutil import sha256_bytes
-from engine.search.manifest import REQUIRED_KEYS, ManifestInvalid, RunManifest
+from engine.manifest import REQUIRED_KEYS, ManifestInvalid, RunManifest
 from engine.types import Match
 
 MANIFEST_KEYS = REQUIRED_KEYS  # defined once, by engine.search.RunManifest

@@ -23,7 +23,8 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
-from engine.cases import anchor, audit, db, integrity, ledger, records, registry
+from engine import examiners
+from engine.cases import anchor, audit, authorship, db, integrity, ledger, records, registry
 from engine.errors import CaseError, ConfigError, EngineError
 from engine.fsutil import atomic_write_bytes, fsync_dir, private_dir, sha256_bytes
 
@@ -44,9 +45,16 @@ class CaseReadOnly(CaseError):
 
 
 def resolve_user(user: str | None) -> str:
-    """Who is acting: the given name, else the examiner from settings, else the OS account."""
+    """Who is acting: the given name, else the acting examiner profile, else the examiner from settings, else
+    the OS account. The name is a label; the entry's author block (:meth:`Case.log`) is what is signed."""
     if user and user.strip():
         return user.strip()
+    try:
+        profile = examiners.current()
+    except CaseError:
+        profile = None
+    if profile is not None:
+        return profile.name
     try:
         from engine import settings
 
@@ -262,6 +270,9 @@ class Case:
             records: Iterable[tuple[str, Any]] = ()) -> audit.AuditEntry:
         """Append an audit entry; only valid inside :meth:`write`.
 
+        The entry names the acting examiner profile (key fingerprint and OS account) and is signed
+        with that profile's key; without a chosen profile nothing is written (:class:`examiners.NoExaminer`).
+
         Args:
             records: the (table, key) records this change wrote; the entry carries their digests so
                 verification can replay the log against every row (see :mod:`engine.cases.records`).
@@ -272,8 +283,10 @@ class Case:
         refs = list(records)
         if refs:
             details["records"] = _record_digests(self.conn, refs)
+        profile = examiners.require_current()
         return audit.append(self.conn, self.case_id, user=user, action=action, obj=obj,
-                            inputs=inputs, outputs=outputs, details=details)
+                            inputs=inputs, outputs=outputs, details=details, author=profile.author(),
+                            signer=lambda body: examiners.sign(profile, authorship.AUDIT_ENTRY_PURPOSE, body))
 
     def _sign_head(self) -> None:
         """Sign the audit head with the workstation key, in the transaction that moved it."""
@@ -396,6 +409,10 @@ def open_case_folder(folder: Path) -> Case:
     if case_id is None or version is None:
         conn.close()
         raise CaseError(f"The case database {dbp} is incomplete (no case id or schema version).")
+    if not str(version).isdigit():
+        conn.close()
+        raise CaseError(f"The case database {dbp} is damaged: its schema version {version!r} is not a number.",
+                        hint="Restore the case from an exported archive.")
     if int(version) > db.SCHEMA_VERSION:
         conn.close()
         raise CaseError(f"Case {case_id} was written by a newer SketchFace (format {version}).",

@@ -17,9 +17,15 @@ import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 
 from engine.errors import BadImage
+from engine.faces.jpegcheck import jpeg_problem
 
 # 100 megapixels: more than any camera an examiner meets, far less than a bomb's gigapixels.
 MAX_PIXELS = 100_000_000
+# Shapes no face detector can use: the detector scales the long side to 640 pixels, and a side that
+# becomes less than a pixel makes OpenCV fail. Faces need a few dozen pixels across; strips and slivers
+# (1x20000) are damaged or hostile files, refused by name before decoding.
+MIN_FACE_SIDE = 16
+MAX_ASPECT = 20.0
 IMAGE_SUFFIXES = frozenset({".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp", ".gif", ".jfif"})
 
 
@@ -63,11 +69,44 @@ def _too_large(name: str, w: int, h: int, max_pixels: int) -> BadImage:
     )
 
 
-def load_image(source: str | os.PathLike[str] | bytes, max_pixels: int = MAX_PIXELS) -> np.ndarray:
+def face_shape_problem(width: int, height: int) -> str | None:
+    """Why an image of this size cannot hold a face the detector can find (too small, a sliver), or None."""
+    short, long_ = min(width, height), max(width, height)
+    if short < MIN_FACE_SIDE:
+        return f"it is {width}x{height} pixels: a side under {MIN_FACE_SIDE} pixels cannot hold a face"
+    if long_ / short > MAX_ASPECT:
+        return (f"it is {width}x{height} pixels: a strip over {MAX_ASPECT:.0f} times longer than wide is not a "
+                "photo a face can be found in")
+    return None
+
+
+def integrity_problem(data: bytes) -> str | None:
+    """How an image that decoded breaks its own format's integrity rules, or None.
+
+    JPEG: a strict walk of its compressed data (:mod:`engine.faces.jpegcheck`; JPEG has no checksum, so
+    a changed coefficient that keeps the coding valid cannot be seen by anyone). PNG: every chunk's
+    CRC-32 (Pillow's ``verify``), which Pillow does not check while decoding pixel data.
+    """
+    if data[:2] == b"\xff\xd8":
+        return jpeg_problem(data)
+    if data[:8] == b"\x89PNG\r\n\x1a\n":
+        try:
+            with Image.open(io.BytesIO(data)) as img:
+                img.verify()
+        except (OSError, SyntaxError, ValueError) as exc:
+            return f"a PNG chunk fails its check ({exc})"
+    return None
+
+
+def load_image(source: str | os.PathLike[str] | bytes, max_pixels: int = MAX_PIXELS,
+               for_faces: bool = False) -> np.ndarray:
     """Decode an image file (or bytes) to an upright BGR uint8 array (OpenCV/insightface order).
 
+    With ``for_faces``, shapes no detector can use (:func:`face_shape_problem`) are refused from the
+    header, before any pixel is decoded.
+
     Raises:
-        BadImage: empty, truncated, not an image, or over ``max_pixels``.
+        BadImage: empty, truncated, not an image, over ``max_pixels``, or (``for_faces``) an unusable shape.
     """
     name = "image data" if isinstance(source, bytes) else str(source)
     try:
@@ -83,6 +122,8 @@ def load_image(source: str | os.PathLike[str] | bytes, max_pixels: int = MAX_PIX
             w, h = img.size
             if w * h > max_pixels:
                 raise _too_large(name, w, h, max_pixels)
+            if for_faces and (shape := face_shape_problem(w, h)) is not None:
+                raise BadImage(f"{name} cannot hold a face: {shape}.")
             img.load()
             upright: Image.Image = ImageOps.exif_transpose(img) or img
             rgb = _to_rgb(upright)

@@ -92,10 +92,16 @@ def _add(args: argparse.Namespace) -> int:
         return 0
     print(f"{report.scanned} file(s) scanned in {report.elapsed_s:.1f} s: {report.added} added, "
           f"{report.updated} updated, {report.unchanged} unchanged, {report.no_face} without a face, "
-          f"{report.errors} unreadable; {report.faces} face(s) indexed.")
+          f"{report.errors} unreadable, {report.skipped} skipped (not regular files); "
+          f"{report.faces} face(s) indexed.")
     if report.bad:
         print(f"\nNot indexed ({len(report.bad)}):")
         for bad in report.bad:
+            print(f"  {bad.path}: {bad.reason}")
+    if report.suspect:
+        print(f"\nSuspect, indexed but failing their format's integrity check; check any match on them against "
+              f"the original ({len(report.suspect)}):")
+        for bad in report.suspect:
             print(f"  {bad.path}: {bad.reason}")
     if report.failed:
         print(f"\nFailed, will be retried next time ({len(report.failed)}):")
@@ -122,10 +128,12 @@ def _info(args: argparse.Namespace) -> int:
     with _open(args.gallery) as g:
         info = g.info()
         bad = g.bad_photos() if args.bad else []
+        suspect = g.store.suspect_photos() if args.bad else []
     if args.json:
         doc = info.to_dict()
         if args.bad:
             doc["bad"] = [{"path": p, "status": s, "reason": r} for p, s, r in bad]
+            doc["suspect"] = [{"path": p, "reason": r} for p, r in suspect]
         print_json(doc)
         return 0
     for key, value in info.to_dict().items():
@@ -135,6 +143,8 @@ def _info(args: argparse.Namespace) -> int:
         print(f"Hint: {info.hint}")
     for p, _s, r in bad:
         print(f"  {p}: {r}")
+    for p, r in suspect:
+        print(f"  {p}: suspect (indexed): {r}")
     return 0
 
 

@@ -14,6 +14,8 @@ and checks, never for scoring); cosine metric on unit vectors equals inner produ
 
 from __future__ import annotations
 
+import mmap
+import struct
 from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any, cast
@@ -22,7 +24,8 @@ import numpy as np
 
 from engine.errors import IndexCorrupt
 from engine.fsutil import atomic_save_with_digest
-from engine.gallery.index import RWLock
+from engine.gallery.index import MAX_LEVEL, RWLock
+from engine.gallery.indexfile import IndexFileRefused, checked_file
 
 HNSWLIB_BYTES_PER_FACE = 2400  # bench/README.md: 2374-2402 B measured at M=32, 100k-1M faces
 USEARCH_I8_BYTES_PER_FACE = 1000  # issue 15's side-by-side at 200k faces: 1.0 KB (usearch i8, M=32)
@@ -110,12 +113,18 @@ class UsearchI8Index:
         self._M, self._efc, self._ef = M, ef_construction, ef
 
     @classmethod
-    def load(cls, path: Path, dim: int = 512, ef: int = 200, M: int = 32, ef_construction: int = 200) -> UsearchI8Index:
+    def load(cls, path: Path, dim: int = 512, ef: int = 200, M: int = 32, ef_construction: int = 200,
+             expected_sha256: str | None = None) -> UsearchI8Index:
+        """Restore a saved index from the very bytes that were hashed and checked (:func:`check_usearch_file`)."""
         from usearch.index import Index
 
         try:
-            raw = Index.restore(str(path))
-        except (RuntimeError, ValueError, OSError) as exc:
+            with checked_file(path, lambda data: check_usearch_file(data, dim), expected_sha256) as checked, \
+                    memoryview(checked.data) as view:
+                raw = Index.restore(view)  # copies: the view is released before the file is closed
+        except IndexFileRefused:
+            raise
+        except (RuntimeError, ValueError, OSError, MemoryError) as exc:
             raise IndexCorrupt(f"The compact index {path} cannot be read ({exc}).",
                                hint="Run 'sketchface gallery rebuild' to rebuild it from the stored embeddings.") from exc
         if raw is None or raw.ndim != dim:
@@ -214,3 +223,82 @@ class UsearchI8Index:
     @property
     def params(self) -> dict[str, int]:
         return {"M": self._M, "ef_construction": self._efc, "ef": int(self._ef)}
+
+
+# usearch 2.x's dense file (checked against 2.26): the vectors matrix (rows, bytes per row as uint32, then
+# the rows), a 64-byte head ("usearch", version, metric, scalar, key and slot kinds, counts, dimensions,
+# multi), the graph header (size, connectivity, base connectivity, top level, entry slot as uint64), the
+# level of every node (int16), then each node: key (uint64), level (int16), and per level a neighbour
+# count (uint32) with its slots (uint32): 2*connectivity of them on level 0, connectivity above.
+_USEARCH_HEAD = struct.Struct("<7s3H4B3Q?")
+_USEARCH_GRAPH = struct.Struct("<5Q")
+_METRIC_COS, _SCALAR_I8, _KEY_U64, _SLOT_U32 = ord("c"), 23, 14, 15
+_NODE_HEAD = 10
+_CHECK_NODES = 16384
+
+
+def _refuse(why: str) -> IndexFileRefused:
+    return IndexFileRefused(f"The compact index is not one usearch can read safely: {why}.",
+                            hint="Run 'sketchface gallery rebuild' to rebuild it from the stored embeddings.")
+
+
+def check_usearch_file(data: mmap.mmap | bytes, dim: int) -> None:
+    """Refuse (``IndexFileRefused``) a compact-index file whose layout would make usearch read out of bounds.
+
+    Checked: the matrix and head against the gallery's int8 cosine index of ``dim`` dimensions, the graph
+    header, every node's level and size against the file size, every neighbour slot (in range, and on a
+    level its node has). A well-formed file with changed vectors passes: the signature and the sampled
+    comparison with the store catch that.
+    """
+    n = len(data)
+    if n < 8 + _USEARCH_HEAD.size + _USEARCH_GRAPH.size:
+        raise _refuse(f"it is {n} bytes, shorter than its headers")
+    rows, cols = struct.unpack_from("<II", data, 0)
+    pos = 8 + rows * cols
+    if cols != dim or pos + _USEARCH_HEAD.size + _USEARCH_GRAPH.size > n:
+        raise _refuse(f"its vectors matrix ({rows} x {cols} bytes) is not that of {dim}-dimensional int8 vectors")
+    magic, major, _minor, _patch, metric, scalar, key, slot, present, deleted, dims, multi = \
+        _USEARCH_HEAD.unpack_from(data, pos)
+    if (magic, major, metric, scalar, key, slot, dims, multi) != (b"usearch", 2, _METRIC_COS, _SCALAR_I8, _KEY_U64,
+                                                                  _SLOT_U32, dim, False):
+        raise _refuse("its head is not that of a usearch 2 int8 cosine index of this dimension")
+    pos += 64
+    size, conn, conn0, top, entry = _USEARCH_GRAPH.unpack_from(data, pos)
+    pos += _USEARCH_GRAPH.size
+    if size != rows or present + deleted != size or not 2 <= conn <= 1024 or conn0 != 2 * conn:
+        raise _refuse(f"its graph header (size {size}, connectivity {conn}/{conn0}) disagrees with its head")
+    if size == 0:  # an empty graph: no levels, no nodes (its top level reads as -1)
+        if pos != n:
+            raise _refuse("an empty graph followed by node data")
+        return
+    if pos + 2 * size > n:
+        raise _refuse("it ends inside its node levels")
+    level = np.frombuffer(data, "<i2", size, pos).astype(np.int64)
+    pos += 2 * size
+    if (level.min() < 0 or top > MAX_LEVEL or int(level.max()) != top or entry >= size
+                 or level[entry] != top):
+        raise _refuse(f"its entry slot ({entry}) or top level ({top}) is not in the graph")
+    base_bytes, upper_bytes = 4 + 4 * conn0, 4 + 4 * conn
+    node_bytes = _NODE_HEAD + base_bytes + level * upper_bytes
+    starts = pos + np.concatenate(([0], np.cumsum(node_bytes)[:-1]))
+    if pos + int(node_bytes.sum()) != n:
+        raise _refuse(f"its size ({n} bytes) differs from what its nodes take ({pos + int(node_bytes.sum())} bytes)")
+    whole = np.frombuffer(data, np.uint8)
+    for lev in range(top + 1):
+        width, limit = (base_bytes, conn0) if lev == 0 else (upper_bytes, conn)
+        cols_ = np.arange(width)
+        slots = np.arange(limit)
+        nodes = np.flatnonzero(level >= lev)
+        for start in range(0, len(nodes), _CHECK_NODES):
+            chosen = nodes[start:start + _CHECK_NODES]
+            where = starts[chosen] + _NODE_HEAD + (0 if lev == 0 else base_bytes + (lev - 1) * upper_bytes)
+            block = np.ascontiguousarray(whole[where[:, None] + cols_]).view("<u4")
+            used = block[:, 0]
+            if (level[chosen] != np.ascontiguousarray(
+                    whole[(starts[chosen] + 8)[:, None] + np.arange(2)]).view("<i2").ravel()).any():
+                raise _refuse("a node's own level disagrees with the level table")
+            if (used > limit).any():
+                raise _refuse(f"a level-{lev} neighbour list is longer than the graph allows")
+            ids = block[:, 1:][slots < used[:, None]]
+            if (ids >= size).any() or (level[np.minimum(ids, size - 1)] < lev).any():
+                raise _refuse(f"a level-{lev} neighbour slot points past the graph or to a node without that level")

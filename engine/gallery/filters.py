@@ -34,6 +34,12 @@ FIELDS: dict[str, tuple[str, str]] = {
     "photo_sha256": ("p.sha256", "text"),
     "path": ("p.path", "text"),
 }
+# Scars, marks and tattoos: ``tattoo=rose`` matches a tattoo whose location or description contains
+# "rose" (case-insensitive); ``tattoo=*`` any tattoo; ``tattoo!=...`` faces with no such annotation.
+SMT_KEYS = ("scar", "mark", "tattoo")
+_SMT_SQL = ("EXISTS (SELECT 1 FROM json_each(json_extract(m.extras, '$.smt')) j WHERE "
+            "json_extract(j.value, '$.kind') = ? AND (? = '*' OR instr(lower(json_extract(j.value, '$.location') "
+            "|| ' ' || json_extract(j.value, '$.description')), lower(?)) > 0))")
 _TRUE = {"1", "true", "yes", "y"}
 _FALSE = {"0", "false", "no", "n"}
 
@@ -104,7 +110,12 @@ def to_sql(filters: list[Filter]) -> tuple[str, list[Any]]:
     params: list[Any] = []
     for f in filters:
         op = _SQL_OP[f.op]
-        if f.key in FIELDS:
+        if f.key in SMT_KEYS:
+            if f.op not in ("=", "!="):
+                raise GalleryError(f"Filter {f}: {f.key} takes = or != (e.g. {f.key}=rose, {f.key}=*).")
+            clauses.append(("" if f.op == "=" else "NOT ") + _SMT_SQL)
+            params += [f.key, f.value, f.value]
+        elif f.key in FIELDS:
             column = FIELDS[f.key][0]
             clauses.append(f"{column} {op} ?")
             params.append(_coerce(f))

@@ -1,9 +1,13 @@
 """A gallery: its SQLite store (the truth) and its derived HNSW index, with remove/rebuild/verify.
 
-Why the index file carries its SHA-256: hnswlib trusts the file it loads, and a damaged or altered
-one can crash the process (SIGSEGV) or answer wrongly. Each save records the digest of the bytes
-written in the store; a file that does not match is never handed to hnswlib: the index is rebuilt
-from the stored embeddings instead. Why writers take a file lock: two processes adding photos each
+Why the index file carries a signed SHA-256: hnswlib and usearch trust the file they load, and a
+damaged or crafted one can crash the process (SIGSEGV) or answer wrongly. The store is as writable as
+the file, so each save records the digest of the bytes written *and* this workstation's signature over
+it (:mod:`engine.gallery.indexfile`); a load hashes and checks the very bytes it hands to the library,
+and a file without a valid signature, with another digest or with an impossible layout is never
+loaded: the index is rebuilt from the stored embeddings instead. After a load, a random sample of
+stored embeddings is compared with the index's copies (:data:`LOAD_SAMPLE`), so a well-formed file
+whose vectors were rewritten is rebuilt too. Why writers take a file lock: two processes adding photos each
 hold the index in memory, and the last save would drop the other's faces; the lock serialises them,
 and a writer that waited first brings its loaded index up to date with the store.
 
@@ -28,8 +32,11 @@ import numpy as np
 
 from engine import settings as settings_mod
 from engine.errors import GalleryError, IndexCorrupt
+from engine.fsutil import disk_error, sha256_file
 from engine.gallery.compact import INDEX_FILES, UsearchI8Index, compact_hint, parse_index_kind, same_vector
 from engine.gallery.index import MIN_CHUNK, HnswIndex
+from engine.gallery.indexfile import seal, seal_problem
+from engine.gallery.source import LocalSearchable
 from engine.gallery.store import GalleryStore
 from engine.gallery.writerlock import WriterLock, writer_lock_path
 from engine.progress import CancelToken, ProgressCallback, Reporter, check
@@ -44,6 +51,10 @@ log = logging.getLogger(__name__)
 
 # A temp index file older than this is debris of a crashed save, not one in progress.
 STALE_TMP_AGE_S = 3600.0
+
+# Stored embeddings compared with the index after every load: a rewritten vectors section is found
+# with probability 1 - (1 - changed share) ** LOAD_SAMPLE (all of it at once: certainly).
+LOAD_SAMPLE = 64
 
 DB_FILE = "gallery.sqlite"
 INDEX_FILE = INDEX_FILES["hnswlib"]
@@ -188,12 +199,19 @@ class Gallery:
     def close(self) -> None:
         self.store.close()
 
+    @property
+    def index_params(self) -> dict[str, int]:
+        """The index's parameters without loading it (an exact search never needs the index in memory)."""
+        if self._index is not None:
+            return dict(self._index.params)
+        meta = self.store.meta()
+        return {"M": int(meta.get("hnsw_M", self.settings.hnsw_m)),
+                "ef_construction": int(meta.get("hnsw_ef_construction", self.settings.hnsw_ef_construction)),
+                "ef": self.ef}
+
     def info(self) -> GalleryInfo:
         meta, counts = self.store.meta(), self.store.counts()
-        params = self._index.params if self._index is not None else {
-            "M": int(meta.get("hnsw_M", self.settings.hnsw_m)),
-            "ef_construction": int(meta.get("hnsw_ef_construction", self.settings.hnsw_ef_construction)),
-            "ef": self.ef}
+        params = self.index_params
         size = self.index_path.stat().st_size if self.index_path.exists() else 0
         return GalleryInfo(self.id, meta["name"], meta.get("created", ""), str(self.dir), meta.get("model_sha256"),
                            int(meta.get("content_version", 0)), counts["photos"], counts["faces"], counts["ok"],
@@ -218,21 +236,30 @@ class Gallery:
                                                                    self.settings.hnsw_ef_construction)),
                    ef=self.ef, capacity=capacity)
 
-    def _read_index(self) -> AnyIndex:
-        """The saved index file, read by the class of the gallery's kind (``IndexCorrupt`` if unreadable)."""
+    def _read_index(self, expected_sha256: str | None) -> AnyIndex:
+        """The saved index file, hashed, checked and read by the class of the gallery's kind.
+
+        Raises ``IndexCorrupt`` when its bytes differ from ``expected_sha256``, its layout is not one the
+        library can read safely, or the library cannot read it.
+        """
         if self.index_kind == "usearch_i8":
-            return UsearchI8Index.load(self.index_path, DIM, ef=self.ef)
-        return HnswIndex.load(self.index_path, DIM, ef=self.ef)
+            return UsearchI8Index.load(self.index_path, DIM, ef=self.ef, expected_sha256=expected_sha256)
+        return HnswIndex.load(self.index_path, DIM, ef=self.ef, expected_sha256=expected_sha256)
 
     def _load_index(self) -> AnyIndex:
         index: AnyIndex | None = None
-        problem = self.index_file_problem() if self.index_path.exists() else None
-        if problem is not None:  # never handed to hnswlib: a damaged file can crash the process
+        problem = self.index_seal_problem() if self.index_path.exists() else None
+        if problem is not None:  # never handed to hnswlib: a file we did not write can crash the process
             log.warning("gallery %s: %s; rebuilding the index from the stored embeddings", self.id, problem)
         if self.index_path.exists() and problem is None:
             try:
-                index = self._read_index()
+                index = self._read_index(self.store.meta().get("index_sha256"))
+                if (mismatch := self._sample_problem(index)) is not None:
+                    index = None
+                    problem = mismatch
+                    log.warning("gallery %s: %s; rebuilding the index from the stored embeddings", self.id, mismatch)
             except IndexCorrupt as exc:
+                problem = str(exc)
                 log.warning("%s; rebuilding it from the stored embeddings", exc)
         if index is None:
             index = self._new_index(self.store.face_count() + MIN_CHUNK)
@@ -243,14 +270,39 @@ class Gallery:
                 self.write_lock.release()
         return index
 
-    def index_file_problem(self) -> str | None:
-        """Why the index file must not be loaded (its SHA-256 differs from the one recorded at save), or None."""
-        from engine.models.digests import sha256_cached
+    def _sample_problem(self, index: AnyIndex, sample: int = LOAD_SAMPLE) -> str | None:
+        """Whether sampled stored embeddings differ from the index's copies (a rewritten vectors section).
 
-        expected = self.store.meta().get("index_sha256")
-        if expected is None:
-            return "the index file has no recorded SHA-256 (saved by an older version)"
-        if sha256_cached(self.index_path) != expected:
+        The sample is drawn afresh each time, so whoever rewrites part of the file cannot know which
+        vectors to leave alone.
+        """
+        labels = np.intersect1d(self.store.face_ids(), index.all_labels(), assume_unique=True)
+        if not len(labels):
+            return None
+        picked = np.random.default_rng().choice(labels, size=min(sample, len(labels)), replace=False)
+        stored = self.store.embeddings(picked, DIM)
+        try:
+            indexed = index.get(picked)
+        except IndexCorrupt:
+            return "the index file lacks faces its labels name"
+        differ = sum(not same_vector(self.index_kind, indexed[i], stored[i]) for i in range(len(picked)))
+        if differ:
+            return (f"{differ} of {len(picked)} sampled vectors in the index file differ from the stored embeddings "
+                    "(the file was changed)")
+        return None
+
+    def index_seal_problem(self) -> str | None:
+        """Why the recorded digest of the index file cannot be trusted (unsigned, bad signature), or None."""
+        meta = self.store.meta()
+        return seal_problem(self.id, self.index_kind, self.index_path.name, meta.get("index_sha256"),
+                            meta.get("index_signature"))
+
+    def index_file_problem(self) -> str | None:
+        """Why the index file must not be loaded (digest not signed by this workstation, or the file's bytes
+        differ from it), or None. Hashes the file itself: a digest cache can be edited as the store can."""
+        if (problem := self.index_seal_problem()) is not None:
+            return problem
+        if sha256_file(self.index_path) != self.store.meta().get("index_sha256"):
             return ("the index file does not match the SHA-256 recorded when it was saved (changed or damaged "
                     "outside SketchFace)")
         return None
@@ -261,18 +313,20 @@ class Gallery:
             self._save(self._index)
 
     def _save(self, index: AnyIndex, kind: str | None = None) -> None:
-        """Save an index and record the SHA-256 of the bytes written (checked before the next load).
+        """Save an index and record the SHA-256 of the bytes written with this workstation's signature over it
+        (both checked before the next load; one transaction, so a digest never stands with another's signature).
 
         A new ``kind`` is recorded after its file and digest: a crash between leaves the old kind with a
         digest its file does not match, so it is rebuilt, never trusted.
         """
-        from engine.models.digests import remember
-
         old_path = self.index_path
-        path = self.dir / INDEX_FILES[kind or self.index_kind]
-        digest = index.save_with_digest(path)
-        self.store.set_meta("index_sha256", digest)
-        remember(path, digest)
+        new_kind = kind or self.index_kind
+        path = self.dir / INDEX_FILES[new_kind]
+        try:
+            digest = index.save_with_digest(path)
+        except OSError as exc:  # ENOSPC already comes as DiskFull; a read-only or forbidden folder here
+            raise disk_error(exc.errno, self.dir, f"the index file {path.name}") or exc from exc
+        self.store.set_metas({"index_sha256": digest, "index_signature": seal(self.id, new_kind, path.name, digest)})
         if kind is not None and path != old_path:
             self.store.set_meta("index_kind", kind)
             old_path.unlink(missing_ok=True)
@@ -371,12 +425,12 @@ class Gallery:
                 index = self._new_index(1)
                 if self.store.face_count():
                     problems.append("the index file is missing")
-            elif (problem := self.index_file_problem()) is not None:
-                problems.append(problem)  # not loaded: hnswlib trusts the file and may crash on a damaged one
+            elif (problem := self.index_seal_problem()) is not None:
+                problems.append(problem)  # not loaded: hnswlib trusts the file and may crash on a crafted one
                 index = self._new_index(1)
             else:
                 try:
-                    index = self._read_index()
+                    index = self._read_index(self.store.meta().get("index_sha256"))
                 except IndexCorrupt as exc:
                     problems.append(str(exc))
                     index = self._new_index(1)
@@ -413,6 +467,11 @@ class Gallery:
         from engine.gallery.metadata import import_metadata
 
         return import_metadata(self, Path(csv_path), skip_bad=skip_bad)
+
+    def searchable(self, mode: str = "auto") -> LocalSearchable:
+        """This gallery as search runs over it: ``exact`` scan, ``hnsw`` with exact re-rank, or ``auto``
+        (exact while its measured scan time stays under the bound, :mod:`engine.gallery.exact`)."""
+        return LocalSearchable(self, mode)
 
     def thumbnail(self, face_id: int) -> bytes | None:
         """JPEG bytes of a face's aligned 112x112 crop (for result grids)."""

@@ -13,6 +13,9 @@ concurrent add/query from Python threads are unsafe (so a reader/writer lock gua
 from __future__ import annotations
 
 import contextlib
+import math
+import mmap
+import struct
 import threading
 from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
@@ -23,11 +26,21 @@ import numpy as np
 
 from engine.errors import IndexCorrupt
 from engine.fsutil import atomic_save_with_digest
+from engine.gallery.indexfile import IndexFileRefused, checked_file
 
 # Growth step of the index capacity: at least this many elements, or half the current capacity.
 MIN_CHUNK = 4096
 # Fixed construction seed: the same inputs in the same order give the same graph.
 RANDOM_SEED = 100
+
+# hnswlib 0.8's file header (hnswalg.h saveIndex): offsetLevel0, max_elements, cur_element_count,
+# size_data_per_element, label_offset, offsetData (size_t), maxlevel (int), enterpoint_node (uint32),
+# maxM, maxM0, M (size_t), mult (double), ef_construction (size_t).
+HNSW_HEADER = struct.Struct("<6QiI3QdQ")
+MAX_M = 2048
+MAX_LEVEL = 64  # levels are -ln(U)/ln(M): past 64 is not a graph hnswlib built
+MAX_EF_CONSTRUCTION = 1 << 20
+_CHECK_ROWS = 16384  # elements checked per numpy step (bounded scratch memory on multi-GB files)
 
 
 class RWLock:
@@ -128,13 +141,22 @@ class HnswIndex:
 
     # -- persistence -------------------------------------------------------------------------
     @classmethod
-    def load(cls, path: Path, dim: int = 512, ef: int = 200, extra_capacity: int = 0) -> HnswIndex:
-        """Load a saved index and set ``ef`` (hnswlib does not save it); ``IndexCorrupt`` if unreadable."""
+    def load(cls, path: Path, dim: int = 512, ef: int = 200, extra_capacity: int = 0,
+             expected_sha256: str | None = None) -> HnswIndex:
+        """Load a saved index and set ``ef`` (hnswlib does not save it); ``IndexCorrupt`` if unreadable.
+
+        The file is opened once, its bytes hashed against ``expected_sha256`` (when given) and checked by
+        :func:`check_hnsw_file`, and hnswlib reads that same open file: a file hnswlib would crash on is
+        refused before it gets there.
+        """
         raw = hnswlib.Index(space="ip", dim=dim)
         try:
-            raw.load_index(str(path), max_elements=0)
+            with checked_file(path, lambda data: check_hnsw_file(data, dim), expected_sha256) as checked:
+                raw.load_index(checked.load_path, max_elements=0)
             if extra_capacity > 0:
                 raw.resize_index(raw.get_max_elements() + extra_capacity)
+        except IndexFileRefused:
+            raise
         except (RuntimeError, ValueError, OSError, MemoryError) as exc:
             raise IndexCorrupt(f"The vector index {path} cannot be read ({exc}).",
                                hint="Run 'sketchface gallery rebuild' to rebuild it from the stored embeddings.") from exc
@@ -253,3 +275,97 @@ class HnswIndex:
     @property
     def params(self) -> dict[str, int]:
         return {"M": int(self._index.M), "ef_construction": int(self._index.ef_construction), "ef": int(self._ef)}
+
+
+def _refuse(why: str) -> IndexFileRefused:
+    return IndexFileRefused(f"The vector index is not one hnswlib can read safely: {why}.",
+                            hint="Run 'sketchface gallery rebuild' to rebuild it from the stored embeddings.")
+
+
+def _rows_u32(rows: np.ndarray, start: int, stop: int) -> np.ndarray:
+    """Columns ``start:stop`` (bytes) of a (n, row bytes) uint8 block as little-endian uint32."""
+    return np.ascontiguousarray(rows[:, start:stop]).view("<u4")
+
+
+def check_hnsw_file(data: mmap.mmap | bytes, dim: int) -> None:
+    """Refuse (``IndexFileRefused``) an hnswlib file whose layout would make hnswlib read out of bounds.
+
+    Checked: the header against the gallery's dimension and hnswlib's own layout rules, the file size
+    against the element count and every element's upper-level list, the entry point and top level, every
+    neighbour id (in range, and on a level its node has), list counts within M, vectors finite, labels
+    unique. What it cannot see: a well-formed file whose vectors were changed (the signature and the
+    sampled comparison with the store catch that).
+    """
+    n = len(data)
+    if n < HNSW_HEADER.size:
+        raise _refuse(f"it is {n} bytes, shorter than its {HNSW_HEADER.size}-byte header")
+    (off0, max_el, count, size_data, label_off, data_off, maxlevel, entry, max_m, max_m0, m, mult,
+     efc) = HNSW_HEADER.unpack_from(data, 0)
+    links0, vec_bytes = max_m0 * 4 + 4, dim * 4
+    if not (2 <= m <= MAX_M and max_m == m and max_m0 == 2 * m):
+        raise _refuse(f"its graph degrees (M={m}, maxM={max_m}, maxM0={max_m0}) are not hnswlib's")
+    if (off0, data_off, label_off, size_data) != (0, links0, links0 + vec_bytes, links0 + vec_bytes + 8):
+        raise _refuse(f"its element layout is not that of a {dim}-dimensional float index")
+    if not count <= max_el <= max(2 * count, count + 16 * MIN_CHUNK) or count >= 2**32 - 1:
+        raise _refuse(f"it claims {count} elements in room for {max_el}")
+    if not (math.isfinite(mult) and abs(mult - 1.0 / math.log(m)) < 1e-9) or not 1 <= efc <= MAX_EF_CONSTRUCTION:
+        raise _refuse("its level multiplier or ef_construction is not one hnswlib sets")
+    level0_end = HNSW_HEADER.size + count * size_data
+    if level0_end > n:
+        raise _refuse(f"it ends before its {count} elements do")
+    per_level = max_m * 4 + 4
+    levels: list[int] = []
+    starts: list[int] = []
+    pos = level0_end
+    size_at = struct.Struct("<I").unpack_from
+    for _ in range(count):
+        if pos + 4 > n:
+            raise _refuse("it ends inside its upper-level lists")
+        (size,) = size_at(data, pos)
+        pos += 4
+        if size % per_level or size // per_level > MAX_LEVEL:
+            raise _refuse(f"an upper-level list of {size} bytes is not a whole number of levels")
+        levels.append(size // per_level)
+        starts.append(pos)
+        pos += size
+    if pos != n:
+        raise _refuse(f"its size ({n} bytes) differs from what its elements take ({pos} bytes)")
+    if count == 0:
+        if maxlevel != -1:
+            raise _refuse("an empty graph with a top level")
+        return
+    level = np.asarray(levels, np.int64)
+    if not 0 <= maxlevel <= MAX_LEVEL or entry >= count or int(level.max()) != maxlevel or level[entry] != maxlevel:
+        raise _refuse(f"its entry point ({entry}) or top level ({maxlevel}) is not in the graph")
+    whole = np.frombuffer(data, np.uint8)
+    base = whole[HNSW_HEADER.size:level0_end].reshape(count, size_data)
+    labels = np.empty(count, np.uint64)
+    slots0 = np.arange(max_m0)
+    for start in range(0, count, _CHECK_ROWS):
+        rows = base[start:start + _CHECK_ROWS]
+        head = _rows_u32(rows, 0, 4).ravel()
+        used = head & 0xFFFF
+        if (used > max_m0).any() or ((head >> 16) > 1).any():  # byte 2 is the deleted mark, byte 3 unused
+            raise _refuse("a level-0 neighbour list is longer than the graph allows")
+        ids = _rows_u32(rows, 4, links0)
+        if (ids[slots0 < used[:, None]] >= count).any():
+            raise _refuse("a level-0 neighbour id points past the last element")
+        if not np.isfinite(np.ascontiguousarray(rows[:, data_off:label_off]).view("<f4")).all():
+            raise _refuse("a stored vector holds NaN or infinity")
+        labels[start:start + len(rows)] = np.ascontiguousarray(rows[:, label_off:size_data]).view("<u8").ravel()
+    if (labels >= 2**63).any() or len(np.unique(labels)) != count:
+        raise _refuse("its labels are not distinct face ids")
+    offsets = np.asarray(starts, np.int64)
+    slots = np.arange(max_m)
+    columns = np.arange(per_level)
+    for lev in range(1, maxlevel + 1):
+        nodes = np.flatnonzero(level >= lev)
+        for start in range(0, len(nodes), _CHECK_ROWS):
+            pick = offsets[nodes[start:start + _CHECK_ROWS]] + (lev - 1) * per_level
+            rows = whole[pick[:, None] + columns]
+            head = _rows_u32(rows, 0, 4).ravel()
+            if (head > max_m).any():
+                raise _refuse(f"a level-{lev} neighbour list is longer than the graph allows")
+            ids = _rows_u32(rows, 4, per_level)[slots < head[:, None]]
+            if (ids >= count).any() or (level[np.minimum(ids, count - 1)] < lev).any():
+                raise _refuse(f"a level-{lev} neighbour id points past the graph or to a node without that level")

@@ -8,6 +8,20 @@ transaction per photo: a SIGKILL at any moment leaves every photo either fully r
 all, so running the import again finishes the job with no duplicate and no loss; the index, saved
 every so often and at the end, is reconciled with the store when next loaded.
 
+What is read: regular files only. A folder handed over by someone else may hold a FIFO (reading it
+waits forever), a link to a device such as ``/dev/zero`` (reading it never ends), a link that loops
+back on itself or points nowhere: each is skipped with its reason in the report (never recorded, so a
+fixed folder is read next time), and the import goes on. Links are resolved (the photo is recorded under
+its target's path), and every file is opened once, checked to be a regular file through that open
+handle, and read up to :data:`MAX_FILE_BYTES` and no further.
+
+Suspect files: an image that decodes but breaks its own format's integrity rules (a JPEG whose
+compressed data a strict walk rejects, a PNG chunk with a wrong CRC; :func:`engine.faces.decode.integrity_problem`)
+is still indexed, because the damage may spare the face and the file may be the only copy, but it is
+recorded with the note ``suspect: <why>`` and listed in the report's ``suspect`` list (and by ``gallery
+info --bad``), so an examiner checks any match on it against the original. JPEG carries no checksum:
+a file not flagged is not thereby proven intact.
+
 Files are skipped when path, size and mtime are unchanged; when only size/mtime changed the SHA-256
 decides. Bad files (empty, truncated, not an image, decompression bombs) and faceless images are
 recorded with their reason, so a re-run does not retry them until they change. Unexpected failures
@@ -16,8 +30,10 @@ recorded with their reason, so a re-run does not retry them until they change. U
 
 from __future__ import annotations
 
+import errno
 import logging
 import os
+import stat
 import time
 from collections import deque
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -29,6 +45,7 @@ import numpy as np
 
 from engine.errors import BadImage, GalleryError
 from engine.faces import blur_score, encode_jpeg, face_quality, is_image_name, load_image
+from engine.faces.decode import integrity_problem
 from engine.fsutil import sha256_bytes
 from engine.gallery.modelhash import recognizer_sha256
 from engine.gallery.store import FaceRecord, PhotoRecord
@@ -42,6 +59,7 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 MAX_FILE_BYTES = 512 * 1024 * 1024
+SUSPECT_PREFIX = "suspect: "
 SAVE_EVERY_S = 30.0
 THUMB_QUALITY = 85
 
@@ -51,13 +69,15 @@ class BadFile:
     """A scanned file that is not indexed, and why."""
 
     path: str
-    status: str  # "error" (could not be read/decoded) or "no_face"
+    status: str  # "error" (could not be read/decoded), "no_face", "skipped" (not a regular file), "suspect"
     reason: str
 
 
 @dataclass
 class IngestReport:
-    """What one ``gallery add`` did. ``bad`` lists every scanned file not indexed (this run or before)."""
+    """What one ``gallery add`` did. ``bad`` lists every scanned file not indexed (this run or before),
+    skipped ones (not regular files) included; ``suspect`` lists indexed files that fail their format's
+    integrity check."""
 
     scanned: int = 0
     added: int = 0
@@ -66,9 +86,11 @@ class IngestReport:
     no_face: int = 0
     errors: int = 0
     faces: int = 0
+    skipped: int = 0
     elapsed_s: float = 0.0
     bad: list[BadFile] = field(default_factory=list)
     failed: list[BadFile] = field(default_factory=list)
+    suspect: list[BadFile] = field(default_factory=list)
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -90,22 +112,101 @@ class _Prepared:
     touch_photo_id: int | None = None  # same content as recorded: only refresh size/mtime
     replaces: bool = False
     failure: str | None = None  # unexpected error: reported, not recorded
+    suspect: str | None = None  # decodes, but fails its format's integrity check: indexed with a note
+
+
+def _kind(mode: int) -> str:
+    if stat.S_ISFIFO(mode):
+        return "a named pipe (FIFO), not a file: reading it could wait forever"
+    if stat.S_ISCHR(mode) or stat.S_ISBLK(mode):
+        return "a device, not a file (such as /dev/zero): reading it may never end"
+    if stat.S_ISSOCK(mode):
+        return "a socket, not a file"
+    if stat.S_ISDIR(mode):
+        return "a folder reached through a link (links to folders are not followed)"
+    return "not a regular file"
+
+
+def _entry(path: Path) -> Path | BadFile:
+    """The regular file ``path`` is or links to (resolved), or why it is skipped."""
+    shown = str(path)
+    try:
+        st = os.lstat(path)
+        if stat.S_ISLNK(st.st_mode):
+            try:
+                target = path.resolve(strict=True)
+            except RuntimeError:  # Python's "Symlink loop" before 3.13
+                return BadFile(shown, "skipped", "a symbolic link that loops back on itself")
+            except OSError as exc:
+                if exc.errno == errno.ELOOP:
+                    return BadFile(shown, "skipped", "a symbolic link that loops back on itself")
+                if exc.errno == errno.ENOENT:
+                    return BadFile(shown, "skipped", "a symbolic link to nothing (its target is missing)")
+                return BadFile(shown, "skipped", f"a symbolic link that cannot be followed ({exc.strerror or exc})")
+            st = os.stat(target)
+        else:
+            target = path.resolve()
+    except OSError as exc:
+        return BadFile(shown, "skipped", f"cannot be examined ({exc.strerror or exc})")
+    if not stat.S_ISREG(st.st_mode):
+        return BadFile(shown, "skipped", _kind(st.st_mode))
+    return target
+
+
+def scan_checked(folders: list[Path]) -> tuple[list[Path], list[BadFile]]:
+    """Regular image files under the folders (recursively, sorted) and named directly, resolved; and each
+    image-named entry skipped (FIFO, device, socket, looping or dangling link, unreadable folder) with why."""
+    found: list[Path] = []
+    skipped: list[BadFile] = []
+
+    def unreadable(exc: OSError) -> None:
+        skipped.append(BadFile(str(exc.filename), "skipped", f"a folder that cannot be read ({exc.strerror or exc})"))
+
+    for folder in folders:
+        folder = Path(folder).expanduser()
+        if folder.is_dir():
+            for root, dirs, files in os.walk(folder, onerror=unreadable):
+                dirs.sort()
+                for name in sorted(files):
+                    if is_image_name(name):
+                        entry = _entry(Path(root, name))
+                        (found if isinstance(entry, Path) else skipped).append(entry)  # type: ignore[arg-type]
+            continue
+        if not os.path.lexists(folder):
+            raise GalleryError(f"{folder} is neither a folder nor a file.", hint="Check the path and try again.")
+        entry = _entry(folder)
+        (found if isinstance(entry, Path) else skipped).append(entry)  # type: ignore[arg-type]
+    return list(dict.fromkeys(found)), skipped
 
 
 def scan(folders: list[Path]) -> list[Path]:
-    """Image files under the folders (recursively, sorted) plus files named directly, resolved."""
-    found: list[Path] = []
-    for folder in folders:
-        folder = Path(folder).expanduser()
-        if folder.is_file():
-            found.append(folder.resolve())
-            continue
-        if not folder.is_dir():
-            raise GalleryError(f"{folder} is neither a folder nor a file.", hint="Check the path and try again.")
-        for root, dirs, files in os.walk(folder):
-            dirs.sort()
-            found += [Path(root, f).resolve() for f in sorted(files) if is_image_name(f)]
-    return list(dict.fromkeys(found))
+    """Image files under the folders (recursively, sorted) plus files named directly, resolved (regular files only)."""
+    return scan_checked(folders)[0]
+
+
+def _read_capped(path: Path) -> tuple[bytes, os.stat_result]:
+    """The bytes of a regular file, opened once (no link, no blocking open), read to the size cap and no further.
+
+    Raises ``BadImage`` for what is not a regular file by now or is over the cap.
+    """
+    flags = os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_BINARY", 0)
+    try:
+        fd = os.open(path, flags)
+    except OSError as exc:
+        raise BadImage(f"cannot read the file: {exc.strerror or exc}") from exc
+    with os.fdopen(fd, "rb") as f:
+        st = os.fstat(fd)
+        if not stat.S_ISREG(st.st_mode):
+            raise BadImage(_kind(st.st_mode))
+        if st.st_size > MAX_FILE_BYTES:
+            raise BadImage(f"the file is {st.st_size / 2**20:.0f} MB, over the {MAX_FILE_BYTES // 2**20} MB limit")
+        try:
+            data = f.read(MAX_FILE_BYTES + 1)
+        except OSError as exc:
+            raise BadImage(f"cannot read the file: {exc.strerror or exc}") from exc
+    if len(data) > MAX_FILE_BYTES:
+        raise BadImage(f"the file grew past the {MAX_FILE_BYTES // 2**20} MB limit while it was read")
+    return data, st
 
 
 def split_unencodable(files: list[Path]) -> tuple[list[Path], list[BadFile]]:
@@ -136,18 +237,15 @@ def _read(path: Path, known: tuple[int, int, int, str | None] | None) -> _Prepar
         return _Prepared(str(path), 0, 0, status="error", error=f"cannot read the file: {exc.strerror or exc}")
     prep = _Prepared(str(path), st.st_size, st.st_mtime_ns, replaces=known is not None)
     try:
-        if st.st_size > MAX_FILE_BYTES:
-            raise BadImage(f"the file is {st.st_size / 2**20:.0f} MB, over the {MAX_FILE_BYTES // 2**20} MB limit")
-        try:
-            data = path.read_bytes()
-        except OSError as exc:
-            raise BadImage(f"cannot read the file: {exc.strerror or exc}") from exc
+        data, st = _read_capped(path)
+        prep.size, prep.mtime_ns = st.st_size, st.st_mtime_ns
         prep.sha256 = sha256_bytes(data)
         if known is not None and known[3] == prep.sha256:
             prep.touch_photo_id = known[0]
             return prep
-        prep.image = load_image(data)  # decoded from the very bytes that were hashed
+        prep.image = load_image(data, for_faces=True)  # decoded from the very bytes that were hashed
         prep.height, prep.width = prep.image.shape[:2]
+        prep.suspect = integrity_problem(data)
     except BadImage as exc:
         prep.status, prep.error = "error", str(exc).replace("image data", "the file", 1)
     except Exception as exc:  # out of memory, I/O trouble: not a property of the file, so retried next run
@@ -170,6 +268,8 @@ def _detect(pipeline: FacePipeline, prep: _Prepared) -> None:
         return
     if not prep.boxes:
         prep.status, prep.error = "no_face", "no face found"
+    elif prep.suspect:
+        prep.error = SUSPECT_PREFIX + prep.suspect
 
 
 class _Run:
@@ -252,7 +352,8 @@ def ingest(gallery: Gallery, folders: list[Path], pipeline: FacePipeline | None 
     start = time.perf_counter()
     settings = gallery.settings
     workers, batch = workers or settings.ingest_workers, batch or settings.ingest_batch
-    files, unnamed = split_unencodable(scan(folders))
+    found, skipped = scan_checked(folders)
+    files, unnamed = split_unencodable(found)
     with gallery.write_lock:
         known = gallery.store.photo_index()
         todo: list[tuple[Path, tuple[int, int, int, str | None] | None]] = []
@@ -273,7 +374,8 @@ def ingest(gallery: Gallery, folders: list[Path], pipeline: FacePipeline | None 
             pipeline = load_pipeline(settings=settings)
         run = _Run(gallery, pipeline, len(files), progress, batch)
         run.report.failed += unnamed
-        run.report.scanned += len(unnamed)
+        run.report.scanned += len(unnamed) + len(skipped)
+        run.report.skipped = len(skipped)
         run.report.unchanged = unchanged
         run.done = unchanged
         if unchanged and progress is not None:
@@ -288,7 +390,8 @@ def ingest(gallery: Gallery, folders: list[Path], pipeline: FacePipeline | None 
                 run.save()
     report = run.report
     scanned = {str(p) for p in files}
-    report.bad = [BadFile(p, s, r) for p, s, r in gallery.bad_photos() if p in scanned]
+    report.bad = [BadFile(p, s, r) for p, s, r in gallery.bad_photos() if p in scanned] + skipped
+    report.suspect = [BadFile(p, "suspect", r) for p, r in gallery.store.suspect_photos() if p in scanned]
     report.elapsed_s = round(time.perf_counter() - start, 3)
     return report
 

@@ -8,13 +8,16 @@ unless the caller asks to import the good rows and skip the bad ones.
 Format: a header row; a ``path`` column (absolute, or relative to the CSV's folder; a bare file name
 is accepted when it is unique in the gallery) or a ``sha256`` column identifies the photo; known
 columns are ``subject_id``, ``sex`` (M/F/X), ``birth_year``, ``source``, ``date`` (ISO 8601); every
-other column is kept as a free-text extra and can be filtered on by its name.
+other column is kept as a free-text extra and can be filtered on by its name. Columns ``scars``,
+``marks`` and ``tattoos`` take ``body location: description`` entries separated by ``;``, each with an
+optional photo region ``@x,y,w,h``; they are filtered with ``--filter tattoo=rose`` (``tattoo=*``: any).
 """
 
 from __future__ import annotations
 
 import csv
 import datetime as dt
+import json
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -32,7 +35,10 @@ _ALIASES = {
     "sex": "sex", "gender": "sex",
     "birth_year": "birth_year", "year_of_birth": "birth_year", "yob": "birth_year",
     "source": "source", "date": "date",
+    "scars": "scars", "scar": "scars", "marks": "marks", "mark": "marks", "tattoos": "tattoos", "tattoo": "tattoos",
 }
+# Scars, marks and tattoos (column -> kind), kept as one JSON list in the extra ``smt`` that --filter reads.
+SMT_COLUMNS = {"scars": "scar", "marks": "mark", "tattoos": "tattoo"}
 _SEX = {"m": "M", "male": "M", "f": "F", "female": "F", "x": "X", "other": "X", "unknown": None, "u": None}
 
 
@@ -100,9 +106,32 @@ def _parse(values: dict[str, str]) -> MetaRecord:
         except ValueError:
             raise ValueError(f"date must be ISO 8601 (YYYY-MM-DD), not {values.get('date')!r}") from None
     extras = {k: v.strip() for k, v in values.items() if k not in _ALIASES.values() and v.strip()}
+    smt = [m for column, kind in SMT_COLUMNS.items() for m in parse_smt(kind, values.get(column, ""))]
+    if smt:
+        extras["smt"] = json.dumps(smt, sort_keys=True, ensure_ascii=False)
     return MetaRecord(subject_id=values.get("subject_id", "").strip() or None,
                       sex=_SEX.get(sex_raw.lower()) if sex_raw else None, birth_year=year,
                       source=values.get("source", "").strip() or None, date=date_raw or None, extras=extras)
+
+
+def parse_smt(kind: str, cell: str) -> list[dict[str, str]]:
+    """``left forearm: rose @10,20,30,40; neck: star`` -> annotations of one kind; ValueError says what is wrong."""
+    out = []
+    for item in (x.strip() for x in cell.split(";")):
+        if not item:
+            continue
+        body, _, region = item.partition("@")
+        location, _, description = body.partition(":")
+        if not location.strip():
+            raise ValueError(f"a {kind} needs its body location ('location: description'), not {item!r}")
+        entry = {"kind": kind, "location": location.strip(), "description": description.strip()}
+        if region.strip():
+            parts = region.split(",")
+            if len(parts) != 4 or not all(p.strip().isdigit() for p in parts):
+                raise ValueError(f"a {kind}'s photo region is @x,y,w,h in pixels, not @{region.strip()!r}")
+            entry["region"] = ",".join(p.strip() for p in parts)
+        out.append(entry)
+    return out
 
 
 def import_metadata(gallery: Gallery, csv_path: Path, skip_bad: bool = False) -> MetadataReport:

@@ -10,6 +10,7 @@ and is written into search manifests, which makes "was the gallery the same?" an
 from __future__ import annotations
 
 import contextlib
+import errno
 import json
 import os
 import sqlite3
@@ -23,11 +24,14 @@ from typing import Any
 import numpy as np
 
 from engine.errors import EngineError, GalleryError, IndexCorrupt
+from engine.fsutil import disk_error, folder_write_problem
 from engine.gallery.filters import Filter, to_sql
 
 SCHEMA_VERSION = 1
 STATUSES = ("ok", "no_face", "error")
 _CHUNK = 900  # ids per IN (...) clause, under every SQLite build's variable limit
+# SQLite primary result codes (the low byte of extended ones): sqlite.org/rescode.html
+_SQLITE_PERM, _SQLITE_READONLY, _SQLITE_IOERR, _SQLITE_FULL, _SQLITE_CANTOPEN = 3, 8, 10, 13, 14
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT);
@@ -159,14 +163,37 @@ class GalleryStore:
             raise self.damaged(exc) from exc
 
     def damaged(self, exc: sqlite3.DatabaseError) -> EngineError:
-        """The one message for a database SQLite cannot use: which file, and what to do."""
-        if isinstance(exc, sqlite3.OperationalError) and "locked" in str(exc):
+        """The one message for a database SQLite cannot use: which file, what is wrong, what to do.
+
+        A full, read-only or forbidden disk is named as such (SQLite reports it as "disk is full",
+        "readonly database", "unable to open" or a bare "disk I/O error"; the folder is asked which);
+        none of that is damage, and no message ever advises deleting the gallery.
+        """
+        text = str(exc)
+        base = int(getattr(exc, "sqlite_errorcode", 0) or 0) & 0xFF
+        if isinstance(exc, sqlite3.OperationalError) and "locked" in text:
             return GalleryError(f"The gallery database {self.path} is busy ({exc}).",
                                 hint="Another program holds it; try again in a moment.")
+        code: int | None = None
+        if base == _SQLITE_FULL or "database or disk is full" in text:
+            code = errno.ENOSPC
+        elif base == _SQLITE_READONLY or "readonly database" in text:
+            code = folder_write_problem(self.path.parent) or errno.EROFS
+        elif base in (_SQLITE_IOERR, _SQLITE_CANTOPEN, _SQLITE_PERM) or "disk I/O error" in text \
+                or "unable to open" in text:
+            code = folder_write_problem(self.path.parent)
+            if code is None:
+                return GalleryError(
+                    f"The gallery database {self.path} could not be read or written ({exc}).",
+                    title="Disk error",
+                    hint="Check the disk it is on (cable, network share, free space); nothing stored before was "
+                         "lost. Then run the same command again.")
+        if code is not None and (disk := disk_error(code, self.path.parent, "the gallery database")) is not None:
+            return disk
         return IndexCorrupt(
             f"The gallery database {self.path} is damaged ({exc}).",
-            hint=f"Restore {self.path.name} from a backup, or delete the gallery ('sketchface gallery delete') "
-                 "and import the photos again; the photos themselves are untouched.")
+            hint=f"Keep the gallery folder as it is and restore {self.path.name} from a backup; the photos "
+                 "themselves are untouched, so they can also be imported again into a new gallery.")
 
     @classmethod
     def create(cls, path: Path, meta: dict[str, str]) -> GalleryStore:
@@ -225,6 +252,15 @@ class GalleryStore:
             c.execute("INSERT OR REPLACE INTO meta(key, value) VALUES (?, ?)", (key, value))
             if bump:
                 self._bump(c)
+
+    def set_metas(self, values: dict[str, str | None]) -> None:
+        """Set several meta keys in one transaction (a value of None removes the key)."""
+        with self.transaction() as c:
+            for key, value in values.items():
+                if value is None:
+                    c.execute("DELETE FROM meta WHERE key = ?", (key,))
+                else:
+                    c.execute("INSERT OR REPLACE INTO meta(key, value) VALUES (?, ?)", (key, value))
 
     @staticmethod
     def _bump(c: sqlite3.Connection) -> None:
@@ -305,6 +341,12 @@ class GalleryStore:
         """(path, status, reason) of every photo not indexed: undecodable files and faceless images."""
         rows = self._rows("SELECT path, status, COALESCE(error, '') FROM photos WHERE status != 'ok' ORDER BY path")
         return [(str(a), str(b), str(c)) for a, b, c in rows]
+
+    def suspect_photos(self) -> list[tuple[str, str]]:
+        """(path, why) of every indexed photo that failed its format's integrity check at import."""
+        rows = self._rows("SELECT path, substr(error, 10) FROM photos WHERE status = 'ok' AND error LIKE 'suspect: %'"
+                          " ORDER BY path")
+        return [(str(a), str(b)) for a, b in rows]
 
     def photo_paths(self) -> list[tuple[int, str]]:
         return [(int(a), str(b)) for a, b in self._rows("SELECT id, path FROM photos ORDER BY id")]

@@ -7,19 +7,20 @@ Public API::
     result.run            # RunManifest: the typed run record
     result.manifest       # its JSON form (stored by cases)
     manifest, matches = rerun_manifest(result.manifest, [query_bytes])
-    record_search(case, result, queries, galleries, label="W1")   # store it in a case (thumbnails too)
+    finished = finish_search(result, queries)   # with each candidate's own thumbnail, keyed by (gallery, face)
+    # recording it in a case is a use case: engine.workstation (Workstation.record)
     manifest, matches, thumbnails = rerun_for_case(stored_manifest, images)  # what ``case rerun`` stores
 """
 
 from engine.search.core import PREFILTER_FRACTION, PREFILTER_MAX, Query, Searcher, SearchResult, fuse, search
 from engine.search.embedders import ArcFaceBaselineEmbedder, SketchEmbedder, embed_sketch, load_embedder
 from engine.search.manifest import EmbedderRef, GalleryRef, ManifestInvalid, QueryRef, RunManifest
-from engine.search.record import FinishedSearch, finish_search, record_finished, record_search
+from engine.search.record import FinishedSearch, finish_search
 from engine.search.rerun import manifest_differences, rerun_for_case, rerun_manifest
 
 __all__ = [
     "PREFILTER_FRACTION", "PREFILTER_MAX", "ArcFaceBaselineEmbedder", "EmbedderRef", "GalleryRef",
     "FinishedSearch", "ManifestInvalid", "Query", "QueryRef", "RunManifest", "SearchResult", "Searcher",
     "SketchEmbedder", "embed_sketch", "finish_search", "fuse", "load_embedder", "manifest_differences",
-    "record_finished", "record_search", "rerun_for_case", "rerun_manifest", "search",
+    "rerun_for_case", "rerun_manifest", "search",
 ]

@@ -15,6 +15,7 @@ from typing import Any
 
 from engine.cli import print_json
 from engine.errors import GalleryError
+from engine.gallery.exact import AUTO, EXACT_BUDGET_MS, MODES
 
 
 class _QueryAction(argparse.Action):
@@ -67,41 +68,94 @@ def queries_from_args(args: argparse.Namespace) -> list[Any]:
         raise GalleryError("Give at least one query: --photo FILE or --sketch FILE.")
     if (args.blind or args.label) and not args.case:
         raise GalleryError("--blind and --label describe a search recorded in a case: add --case CASE.")
+    _check_policy(args)  # the agency's authorization rules, before any model loads
     if args.case:  # fail on an unknown case before any model loads
         from engine.cases import open_case
+        from engine.examiner_cli import ensure_examiner
+
+        ensure_examiner(args)  # who is searching is settled before any model loads
 
         with open_case(args.case) as case:  # and on a case that would refuse the record (tampered, read-only)
             case.check_writable()
+            if args.policy is not None and args.policy.require_intake:
+                _require_intakes(case, args)
     weights = _weights(args.weights, len(args.queries))
     return [Query.from_path(Path(p), kind, w, face_box=box)
             for (kind, p, box), w in zip(args.queries, weights, strict=True)]
 
 
-def record_in_case(args: argparse.Namespace, queries: list[Any], galleries: list[Any], result: Any) -> Any:
-    """Store the search in ``--case`` with its query images and candidate thumbnails; the stored record."""
-    from engine.cases import open_case
-    from engine.search.record import record_search
+def _check_policy(args: argparse.Namespace) -> None:
+    """Apply the agency's search policy (none: nothing changes); keeps the fields to record on ``args``."""
+    from engine import policy, settings
 
-    kinds = " + ".join(sorted({q.kind for q in queries}))
+    args.policy = rules = policy.load_policy()
+    args.authorization = {}
+    if rules is None:
+        return
+    fields = {f: getattr(args, f, None) or "" for f in policy.FIELDS}
+    args.authorization = policy.check_search(rules, fields, k=args.top, server=bool(getattr(args, "server_gallery",
+                                             None)), recorded=bool(args.case))
+    if args.top is None and rules.max_candidates is not None:
+        args.top = min(settings.load().search_top_k, rules.max_candidates)
+
+
+def _require_intakes(case: Any, args: argparse.Namespace) -> None:
+    """Under a policy that asks for it, every query image needs an intake in the case before it is searched."""
+    from engine import policy
+    from engine.cases.examination import intake_for
+    from engine.fsutil import sha256_file
+
+    for _kind, path, _box in args.queries:
+        if intake_for(case, sha256_file(Path(path))) is None:
+            raise policy.SearchRefused(f"The agency's search policy requires an intake of each probe before it is "
+                                       f"searched; {Path(path).name} has none in this case. The search was not run.",
+                                       hint="Store it ('sketchface case add-sketch') and record its intake "
+                                            "('sketchface case intake').")
+
+
+def record_in_case(args: argparse.Namespace, workstation: Any, finished: Any) -> Any:
+    """Store the search in ``--case`` with its query images and candidate thumbnails; the stored record.
+
+    Under a search policy, its authorization fields are recorded in the same transaction.
+    """
+    from engine.cases import open_case
+    from engine.cases.authorization import record_authorization
+
+    kinds = " + ".join(sorted({q.kind for q in finished.result.run.query}))
     label = args.label or f"{kinds.capitalize()} search (command line)"
-    with open_case(args.case) as case:
-        return record_search(case, result, queries, galleries, label=label, blind=args.blind, user=args.user)
+    rules = getattr(args, "policy", None)
+    with open_case(args.case) as case, case.write():
+        record = workstation.record(case, finished, label=label, blind=args.blind, user=args.user)
+        if rules is not None:
+            record_authorization(case, record.id, getattr(args, "authorization", {}), rules.sha256, user=args.user)
+        return record
+
+
+def gallery_refs(args: argparse.Namespace) -> list[str]:
+    """The galleries to search, as the workstation names them (``--server-gallery P:G`` -> ``pg:P:G``)."""
+    from engine.workstation import server_key
+
+    refs = list(args.gallery or [])
+    for item in args.server_gallery or []:
+        profile, _, ref = item.partition(":")
+        if not profile or not ref:
+            raise GalleryError(f"--server-gallery {item!r}: write PROFILE:GALLERY.")
+        refs.append(server_key(profile, ref))
+    if not refs:
+        raise GalleryError("Choose what to search: --gallery NAME and/or --server-gallery PROFILE:NAME.")
+    return refs
 
 
 def _search(args: argparse.Namespace) -> int:
-    from engine.gallery import open_gallery
-    from engine.search import search
+    from engine.workstation import Workstation
 
+    refs = gallery_refs(args)
     queries = queries_from_args(args)
-    galleries = [open_gallery(g) for g in args.gallery]
-    try:
-        result = search(queries, galleries, k=args.top, filters=args.filter or [],
-                        group_by_subject=args.group_by_subject, ef=args.ef)
-        record = record_in_case(args, queries, galleries, result) if args.case else None
-    finally:
-        for g in galleries:
-            g.close()
-    return report_search(args, result, record)
+    with Workstation() as workstation:
+        finished = workstation.search(queries, refs, k=args.top, filters=args.filter or [],
+                                      group_by_subject=args.group_by_subject, ef=args.ef, mode=args.mode)
+        record = record_in_case(args, workstation, finished) if args.case else None
+    return report_search(args, finished.result, record)
 
 
 def report_search(args: argparse.Namespace, result: Any, record: Any) -> int:
@@ -125,6 +179,8 @@ def report_search(args: argparse.Namespace, result: Any, record: Any) -> int:
         print(f"Recorded as search {record.id} in case {args.case} ({record.n_results} candidates).")
     for note in result.notes:
         print(f"NOTE: {note}", file=sys.stderr)
+    print(f"Search mode: {result.mode}" + (" (every stored face scored)" if result.mode == "exact" else
+                                            " (HNSW candidates, re-ranked exactly)"), file=sys.stderr)
     if not result.matches:
         print("No match (empty galleries, or nothing passes the filters).")
     for m in result.matches:
@@ -141,7 +197,9 @@ def register(subparsers: Any) -> None:
         description="Search one or several galleries. Several query images are fused (weighted mean of "
                     "their embeddings). Without a trained sketch encoder, sketches are embedded by ArcFace "
                     "itself and results are labelled as a baseline.")
-    p.add_argument("--gallery", "-g", action="append", required=True, help="gallery name or id (repeatable)")
+    p.add_argument("--gallery", "-g", action="append", help="gallery name or id (repeatable)")
+    p.add_argument("--server-gallery", action="append", metavar="PROFILE:GALLERY",
+                   help="a gallery on a gallery server; one list merged by exact score with the others (repeatable)")
     p.add_argument("--photo", action=_QueryAction, const="photo", dest="queries", metavar="FILE",
                    help="query photo (repeatable)")
     p.add_argument("--sketch", action=_QueryAction, const="sketch", dest="queries", metavar="FILE",
@@ -154,10 +212,20 @@ def register(subparsers: Any) -> None:
                    help="metadata filter: key=v, key!=v, key>=v, key<=v, key>v, key<v (repeatable, all must hold)")
     p.add_argument("--group-by-subject", action="store_true", help="one row per subject id")
     p.add_argument("--ef", type=int, default=None, help="HNSW query beam width (settings: hnsw_ef)")
+    p.add_argument("--mode", choices=MODES, default=AUTO,
+                   help="local galleries: auto (exact while the measured scan stays under "
+                        f"{EXACT_BUDGET_MS:.0f} ms, else HNSW), exact, or hnsw with exact re-rank")
     p.add_argument("--json", action="store_true", help="print matches and the run manifest as JSON")
     p.add_argument("--case", help="record the search in this case (id, number or folder)")
     p.add_argument("--label", default="", help="a short name for the recorded search")
     p.add_argument("--blind", action="store_true",
                    help="record for blind review: candidates shuffled, scores hidden until all are decided")
     p.add_argument("--user", help="who is searching (default: settings examiner, else OS user)")
+    p.add_argument("--examiner-profile", help="with --case: act as this examiner profile (name, identifier or key "
+                   "fingerprint; default: the current one)")
+    auth = p.add_argument_group("authorization (required where the agency's search policy file asks for it)")
+    auth.add_argument("--purpose", help="why the search is run")
+    auth.add_argument("--legal-basis", help="the offence or legal basis")
+    auth.add_argument("--requesting-officer", help="who requested the search")
+    auth.add_argument("--supervisor-approval", help="the approving supervisor (and reference)")
     p.set_defaults(func=_search, queries=None)

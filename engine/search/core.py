@@ -6,8 +6,13 @@ Why each step:
   sum_i w_i cos(g, q_i) / |m|, and |m| is the same for every g: ranking by the fused vector is
   exactly ranking by the weighted mean cosine to the individual queries, at the cost of one search.
   Averaging also cancels part of each witness's independent error.
-- *Exact re-rank*: HNSW returns candidates (more than k); their scores are recomputed from the
-  embeddings stored in the database, the truth the index is derived from.
+- *Exact first*: a local gallery is scanned exactly (every stored embedding scored, float32) while its
+  measured scan time stays under a bound (:mod:`engine.gallery.exact`); beyond it, or when the
+  examiner chooses, HNSW returns candidates (more than k) whose scores are recomputed from the stored
+  embeddings, the truth the index is derived from. The manifest records which mode ran.
+- *One search for every gallery kind*: local and server galleries answer through one protocol
+  (:mod:`engine.gallery.source`), so fusion, ranking, the (gallery, face) key and the manifest are
+  built once here.
 - *Filters*: the store returns the allowed faces; when they are few (very selective filter) an exact
   numpy scan over their stored embeddings is both exact and fast; otherwise hnswlib's filter callback
   keeps the graph search (a Python call per visited node is cheap only when most nodes pass).
@@ -17,26 +22,37 @@ Why each step:
 
 from __future__ import annotations
 
+import dataclasses
+import socket
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 import numpy as np
 
 import engine
 from engine import environment
 from engine import settings as settings_mod
-from engine.errors import GalleryError, ModelInvalid
+from engine.arcface import recognizer_sha256, require_same_arcface
+from engine.errors import GalleryError
 from engine.faces import l2_normalize, load_image
 from engine.fsutil import sha256_bytes
-from engine.gallery import Gallery, open_gallery, parse_filters
+from engine.gallery import open_gallery, parse_filters
+from engine.gallery.exact import AUTO, HNSW
 from engine.gallery.filters import Filter
-from engine.gallery.modelhash import recognizer_sha256
+from engine.gallery.source import (
+    PREFILTER_FRACTION,
+    PREFILTER_MAX,
+    Candidates,
+    SearchableGallery,
+    SearchContext,
+)
+from engine.manifest import ARCFACE, EmbedderRef, GalleryRef, QueryRef, RunManifest
+from engine.models.identity import search_model_refs
 from engine.progress import CancelToken, check
 from engine.search.embedders import SketchEmbedder, embed_sketch, load_embedder
-from engine.search.manifest import ARCFACE, EmbedderRef, GalleryRef, QueryRef, RunManifest
 from engine.settings import Settings
 from engine.sketch.preprocess import Box, check_face_box
 from engine.types import Match
@@ -45,9 +61,8 @@ if TYPE_CHECKING:
     from engine.faces import FacePipeline
 
 KINDS = ("photo", "sketch")
-# A filter leaving at most this many faces (or this fraction of a gallery) is scanned exactly with numpy.
-PREFILTER_MAX = 20_000
-PREFILTER_FRACTION = 0.05
+__all__ = ["PREFILTER_FRACTION", "PREFILTER_MAX", "Query", "SearchResult", "Searcher", "build_manifest", "fuse",
+           "search"]
 
 
 @dataclass(frozen=True)
@@ -104,6 +119,13 @@ class SearchResult:
     baseline: bool
     elapsed_ms: float
     notes: list[str] = field(default_factory=list)
+    galleries: Sequence[Any] = field(default_factory=tuple, repr=False)
+    """The searchable galleries that answered (they give the candidates' thumbnails while open)."""
+
+    @property
+    def mode(self) -> str:
+        """How the galleries were searched: ``exact``, ``hnsw`` (with exact re-rank) or ``mixed``."""
+        return str(self.run.index.get("mode", HNSW))
 
     @property
     def manifest(self) -> dict[str, Any]:
@@ -111,7 +133,7 @@ class SearchResult:
         return self.run.to_dict()
 
     def to_dict(self) -> dict[str, Any]:
-        return {"matches": [m.to_dict() for m in self.matches], "manifest": self.manifest,
+        return {"matches": [m.to_dict() for m in self.matches], "manifest": self.manifest, "mode": self.mode,
                 "baseline": self.baseline, "elapsed_ms": round(self.elapsed_ms, 2), "notes": self.notes}
 
 
@@ -175,13 +197,17 @@ class Searcher:
                 baseline = baseline or bool(self.sketch_embedder.is_baseline)
         return l2_normalize(np.stack(vecs)), baseline
 
-    def search(self, queries: Sequence[Query], galleries: Sequence[Gallery | str], k: int | None = None,
+    def search(self, queries: Sequence[Query], galleries: Sequence[Any], k: int | None = None,
                filters: Sequence[str | Filter] = (), group_by_subject: bool = False, ef: int | None = None,
-               cancel: CancelToken | None = None) -> SearchResult:
+               cancel: CancelToken | None = None, mode: str | Mapping[str, str] = AUTO) -> SearchResult:
         """Top-``k`` faces (or subjects) over the galleries for the fused query; see the module docstring.
 
-        Pass open :class:`Gallery` objects to keep their indexes loaded between searches; names or
-        ids are opened (index loaded) for this search only.
+        Args:
+            galleries: open galleries of any kind (local :class:`Gallery`, server ``PgGallery``, or their
+                ``searchable()`` forms), kept open; names or ids of local galleries are opened for this
+                search only.
+            mode: how local galleries search: ``auto`` (exact while the measured scan stays under the
+                bound), ``exact`` or ``hnsw``; or one mode per gallery id (a re-run repeats each).
         """
         start = time.perf_counter()
         k = k or self.settings.search_top_k
@@ -189,115 +215,129 @@ class Searcher:
             raise GalleryError(f"k must be at least 1, not {k}.")
         ef = ef or 0  # 0: each gallery's self-tuned ef (engine.gallery.tuning)
         parsed = parse_filters(list(filters))
-        opened = [g if isinstance(g, Gallery) else open_gallery(g, self.settings) for g in galleries]
+        opened = [open_gallery(g, self.settings) if isinstance(g, str) else g for g in galleries]
         try:
-            return self._search(queries, _unique(opened), k, parsed, group_by_subject, ef, cancel, start)
+            sources = _unique([_searchable(g, mode) for g in opened])
+            return self._search(queries, sources, k, parsed, group_by_subject, ef, cancel, start)
         finally:
             for g, given in zip(opened, galleries, strict=True):
-                if not isinstance(given, Gallery):
+                if isinstance(given, str):
                     g.close()
 
-    def _check_models(self, queries: Sequence[Query], galleries: list[Gallery]) -> tuple[str, EmbedderRef]:
+    def _check_models(self, queries: Sequence[Query], galleries: Sequence[SearchableGallery]) -> tuple[str,
+                                                                                                        EmbedderRef]:
+        """The one ArcFace-space check of a search: the sketch embedder's and every gallery's ArcFace file."""
         arcface = self.arcface_sha256
         if any(q.kind == "sketch" for q in queries):
             emb = self.sketch_embedder
-            if emb.arcface_sha256 is not None and emb.arcface_sha256.lower() != arcface.lower():
-                raise ModelInvalid(
-                    f"The sketch encoder was trained for ArcFace file {emb.arcface_sha256[:12]}…, but the installed "
-                    f"ArcFace is {arcface[:12]}…; its vectors would not be comparable.",
-                    hint="Install the matching ArcFace file or retrain the sketch encoder.")
+            require_same_arcface(emb.arcface_sha256, arcface, what="sketch encoder's training",
+                                 against="installed ArcFace model")
             embedder = EmbedderRef.of_sketch_embedder(emb)
         else:
             embedder = EmbedderRef(ARCFACE, arcface)
         for g in galleries:
-            if g.model_sha256 and g.model_sha256 != arcface:
-                raise GalleryError(
-                    f"Gallery '{g.name}' was embedded with ArcFace file {g.model_sha256[:12]}…, not the installed "
-                    f"{arcface[:12]}…; its scores would be meaningless.",
-                    hint="Search it with the ArcFace file it was built with, or re-import its photos in a new gallery.")
+            require_same_arcface(g.model_sha256, arcface, what=f"gallery '{g.name}'",
+                                 against="installed ArcFace model")
         return arcface, embedder
 
-    def _search(self, queries: Sequence[Query], galleries: list[Gallery], k: int, filters: list[Filter],
+    def _search(self, queries: Sequence[Query], sources: list[SearchableGallery], k: int, filters: list[Filter],
                 group: bool, ef: int, cancel: CancelToken | None, start: float) -> SearchResult:
-        if not galleries:
+        if not sources:
             raise GalleryError("Choose at least one gallery to search.")
-        arcface, embedder = self._check_models(queries, galleries)
+        arcface, embedder = self._check_models(queries, sources)
         vectors, baseline = self.embed(queries, cancel)
         q = fuse(vectors, [x.weight for x in queries])
-        allowed = {g.id: (g.store.filtered_face_ids(filters) if filters else None) for g in galleries}
-        available = sum(len(a) if a is not None else len(g.index) for g, a in zip(galleries, allowed.values(),
-                                                                                    strict=True))
-        pool = max(5 * k, k + 50) if group else max(2 * k, k + 20)
-        while True:
-            hits: list[tuple[float, Gallery, int]] = []
-            for g in galleries:
-                check(cancel)
-                hits += [(s, g, f) for f, s in _gallery_candidates(g, q, pool, allowed[g.id], ef)]
-            hits.sort(key=lambda h: (-h[0], h[1].id, h[2]))
-            rows = _group(hits, k) if group else [(h, 1) for h in hits[:k]]
-            if not group or len(rows) >= k or pool >= available:
-                break
-            pool *= 4
-        matches = _matches(rows, baseline)
-        from engine.models.identity import search_model_refs
-
-        sketch = self._embedder if any(q.kind == "sketch" for q in queries) else None
-        manifest = build_manifest(queries, embedder, arcface, galleries, ef, filters, k, group,
+        context = SearchContext(_query_digest(queries), socket.gethostname())
+        matches, refs = _rank(sources, q, k, filters, group, ef, context, cancel)
+        if baseline:
+            matches = [dataclasses.replace(m, baseline=True) for m in matches]
+        sketch = self.sketch_embedder if any(x.kind == "sketch" for x in queries) else None
+        manifest = build_manifest(queries, embedder, arcface, refs, ef, filters, k, group,
                                   models=search_model_refs(self.pipeline, sketch))
         notes = ["Sketch embedded by ArcFace itself (no trained sketch encoder installed): a weak baseline."] \
             if baseline else []
-        return SearchResult(matches, manifest, q, baseline, (time.perf_counter() - start) * 1000, notes)
+        return SearchResult(matches, manifest, q, baseline, (time.perf_counter() - start) * 1000, notes, sources)
 
 
-def _unique(galleries: list[Gallery]) -> list[Gallery]:
-    seen: dict[str, Gallery] = {}
+def search_vector(q: np.ndarray, galleries: Sequence[Any], k: int, filters: Sequence[str | Filter] = (), *,
+                  group_by_subject: bool = False, ef: int | None = None, mode: str | Mapping[str, str] = AUTO,
+                  context: SearchContext | None = None,
+                  cancel: CancelToken | None = None) -> tuple[list[Match], list[GalleryRef]]:
+    """The ranking part of a search, for an already embedded unit query: (matches best first over all the
+    galleries, each gallery's manifest record). :meth:`Searcher.search` is this after embedding and fusion."""
+    sources = _unique([_searchable(g, mode) for g in galleries])
+    vec = np.asarray(q, np.float32).reshape(-1)
+    return _rank(sources, vec, k, parse_filters(list(filters)), group_by_subject, ef or 0,
+                 context or SearchContext(workstation=socket.gethostname()), cancel)
+
+
+def _rank(sources: list[SearchableGallery], q: np.ndarray, k: int, filters: list[Filter], group: bool, ef: int,
+          context: SearchContext, cancel: CancelToken | None) -> tuple[list[Match], list[GalleryRef]]:
+    """One list over every gallery by exact score; ties break on (gallery id, face id), so it is deterministic."""
+    if group and not all(s.can_group for s in sources):
+        raise GalleryError("Grouping by subject is not available when server galleries are searched.",
+                           hint="Search without grouping by subject, or search the local galleries alone.")
+    pool = max(5 * k, k + 50) if group else max(2 * k, k + 20)
+    while True:
+        found = _ask(sources, q, k, pool, filters, ef, context, cancel)
+        hits = sorted(((s, src, f) for src in sources for f, s in found[src.id].hits),
+                      key=lambda h: (-h[0], h[1].id, h[2]))
+        rows = _group(hits, k) if group else [(h, 1) for h in hits[:k]]
+        if not group or len(rows) >= k or all(len(c.hits) < pool for c in found.values()):
+            break
+        pool *= 4  # grouping: fewer subjects than k in the pool, and a gallery has more faces
+    refs = [src.manifest_ref(found[src.id].content_version) for src in sources]
+    return _matches(rows, False), refs
+
+
+def _searchable(g: Any, mode: str | Mapping[str, str]) -> SearchableGallery:
+    """The searchable form of an open gallery of any kind (already one: itself)."""
+    if not hasattr(g, "searchable"):
+        return cast(SearchableGallery, g)
+    chosen = mode if isinstance(mode, str) else mode.get(g.id, AUTO)
+    return cast(SearchableGallery, g.searchable(chosen))
+
+
+def _ask(sources: list[SearchableGallery], q: np.ndarray, k: int, pool: int, filters: list[Filter], ef: int,
+         context: SearchContext, cancel: CancelToken | None) -> dict[str, Candidates]:
+    """Every gallery's candidates, galleries of one kind asked together (a server: one logged request)."""
+    kinds: dict[Any, list[SearchableGallery]] = {}
+    for src in sources:
+        kinds.setdefault(type(src).search_together, []).append(src)
+    found: dict[str, Candidates] = {}
+    for ask, group in kinds.items():
+        check(cancel)
+        found.update(ask(group, q, k, pool, filters, ef, context))
+    return found
+
+
+def _query_digest(queries: Sequence[Query]) -> str:
+    """The query's digest a server logs: the image's SHA-256, or the digest of all of them (fusion)."""
+    if len(queries) == 1:
+        return queries[0].sha256
+    return sha256_bytes(b"".join(bytes.fromhex(x.sha256) for x in queries))
+
+
+def _unique(galleries: list[SearchableGallery]) -> list[SearchableGallery]:
+    seen: dict[str, SearchableGallery] = {}
     for g in galleries:
         seen.setdefault(g.id, g)
     return list(seen.values())
 
 
-def _exact(g: Gallery, q: np.ndarray, ids: np.ndarray, n: int) -> list[tuple[int, float]]:
-    if not len(ids):
-        return []
-    scores = g.store.embeddings(ids) @ q
-    n = min(n, len(ids))
-    top = np.argpartition(-scores, n - 1)[:n]
-    return [(int(ids[i]), float(scores[i])) for i in top]
+Hit = tuple[float, SearchableGallery, int]
 
 
-def _gallery_candidates(g: Gallery, q: np.ndarray, n: int, allowed: np.ndarray | None,
-                        ef: int) -> list[tuple[int, float]]:
-    """(face id, exact cosine) of up to ``n`` best faces of one gallery."""
-    index = g.index
-    ef = ef or g.ef
-    if index.params["ef"] != ef:
-        index.set_ef(ef)
-    live = len(index)
-    if allowed is not None and (len(allowed) <= PREFILTER_MAX or len(allowed) <= PREFILTER_FRACTION * live):
-        return _exact(g, q, allowed, n)
-    members = set(allowed.tolist()) if allowed is not None else None
-    try:
-        labels, _ = index.query(q, min(n, live if members is None else len(members)),
-                                allowed=members.__contains__ if members is not None else None)
-    except RuntimeError:  # hnswlib found fewer than asked (tiny or heavily filtered graph): be exact
-        return _exact(g, q, allowed if allowed is not None else g.store.face_ids(), n)
-    ids = labels[0]
-    if not len(ids):
-        return []
-    scores = g.store.embeddings(ids) @ q  # exact re-rank from the stored truth
-    return [(int(i), float(s)) for i, s in zip(ids, scores, strict=True)]
-
-
-def _group(hits: list[tuple[float, Gallery, int]], k: int) -> list[tuple[tuple[float, Gallery, int], int]]:
+def _group(hits: list[Hit], k: int) -> list[tuple[Hit, int]]:
     """Best hit per (gallery, subject id) with the number of hits of that subject; faces without one stand alone."""
     owners = {g.id: g for _, g, _ in hits}
     by_gallery: dict[str, list[int]] = {}
     for _, g, f in hits:
         by_gallery.setdefault(g.id, []).append(f)
-    subjects = {gid: {fid: info.subject_id for fid, info in owners[gid].store.face_infos(ids).items()}
+    subjects = {gid: {fid: d.subject_id for fid, d in owners[gid].face_details(ids).items()}
                 for gid, ids in by_gallery.items()}
     order: list[tuple[Any, ...]] = []
-    best: dict[tuple[Any, ...], tuple[float, Gallery, int]] = {}
+    best: dict[tuple[Any, ...], Hit] = {}
     size: dict[tuple[Any, ...], int] = {}
     for hit in hits:
         subject = subjects[hit[1].id].get(hit[2])
@@ -309,42 +349,48 @@ def _group(hits: list[tuple[float, Gallery, int]], k: int) -> list[tuple[tuple[f
     return [(best[key], size[key]) for key in order[:k]]
 
 
-def _matches(rows: list[tuple[tuple[float, Gallery, int], int]], baseline: bool) -> list[Match]:
+def _matches(rows: list[tuple[Hit, int]], baseline: bool) -> list[Match]:
+    """The ranked list, each row keyed by (gallery, face) with that gallery's own face details."""
     owners = {g.id: g for (_, g, _), _n in rows}
     wanted: dict[str, list[int]] = {}
     for (_, g, f), _n in rows:
         wanted.setdefault(g.id, []).append(f)
-    infos = {gid: owners[gid].store.face_infos(ids) for gid, ids in wanted.items()}
+    details = {gid: owners[gid].face_details(ids) for gid, ids in wanted.items()}
     out = []
     for rank, ((score, g, f), n) in enumerate(rows, start=1):
-        info = infos[g.id][f]
-        out.append(Match(rank=rank, score=score, gallery_id=g.id, face_id=f, photo_id=info.photo_id,
-                         photo_path=info.path, photo_sha256=info.sha256, subject_id=info.subject_id,
-                         metadata=dict(info.metadata), baseline=baseline, group_size=n, gallery_name=g.name,
-                         quality=info.quality, bbox=info.bbox))
+        d = details[g.id][f]
+        out.append(Match(rank=rank, score=score, gallery_id=g.id, face_id=f, photo_id=d.photo_id,
+                         photo_path=d.photo_path, photo_sha256=d.photo_sha256, subject_id=d.subject_id,
+                         metadata=dict(d.metadata), baseline=baseline, group_size=n, gallery_name=g.name,
+                         quality=d.quality, bbox=d.bbox))
     return out
 
 
-def _kind(g: Any) -> dict[str, str]:
-    """``{"kind": ...}`` for a local gallery's index kind (engine.gallery.compact); {} for a server's pgvector."""
-    kind = getattr(g, "index_kind", None)
-    return {"kind": str(kind)} if kind else {}
+def _mode(refs: Sequence[GalleryRef]) -> str:
+    """The search mode of the whole run: each gallery's, or ``mixed`` when they differ."""
+    modes = {str(r.index.get("mode", HNSW)) for r in refs}
+    return modes.pop() if len(modes) == 1 else "mixed"
 
 
-def build_manifest(queries: Sequence[Query], embedder: EmbedderRef, arcface: str, galleries: list[Gallery],
+def build_manifest(queries: Sequence[Query], embedder: EmbedderRef, arcface: str, galleries: Sequence[Any],
                    ef: int, filters: list[Filter], k: int, group: bool,
                    models: Sequence[dict[str, Any]] = ()) -> RunManifest:
-    """The run manifest: everything needed to repeat the search and compare the list."""
-    first = galleries[0].index.params
+    """The run manifest: everything needed to repeat the search and compare the list.
+
+    Args:
+        galleries: each gallery's manifest record (or an open gallery, recorded at its current version).
+    """
+    refs = [g if isinstance(g, GalleryRef) else _searchable(g, HNSW).manifest_ref(g.content_version)
+            for g in galleries]
+    first = refs[0].index if refs else {}
+    kind = first.get("kind", "hnswlib")
     return RunManifest(
         query=tuple(q.ref() for q in queries),
         embedder=embedder,
         arcface_sha256=arcface,
-        galleries=tuple(GalleryRef(g.id, g.content_version, g.name, g.store.face_count(),
-                                   {**g.index.params, **_kind(g), "recall": g.recall_record()})
-                        for g in galleries),
-        index={"M": first["M"], "ef_construction": first["ef_construction"], "ef": ef or first["ef"],
-               **({} if _kind(galleries[0]).get("kind", "hnswlib") == "hnswlib" else _kind(galleries[0]))},
+        galleries=tuple(refs),
+        index={"M": first.get("M"), "ef_construction": first.get("ef_construction"), "ef": ef or first.get("ef"),
+               **({} if kind == "hnswlib" else {"kind": kind}), "mode": _mode(refs)},
         filters=tuple(str(f) for f in filters),
         k=k,
         group_by_subject=group,
@@ -354,9 +400,10 @@ def build_manifest(queries: Sequence[Query], embedder: EmbedderRef, arcface: str
     )
 
 
-def search(queries: Sequence[Query], galleries: Sequence[Gallery | str], k: int | None = None,
+def search(queries: Sequence[Query], galleries: Sequence[Any], k: int | None = None,
            filters: Sequence[str | Filter] = (), *, group_by_subject: bool = False, ef: int | None = None,
            pipeline: FacePipeline | None = None, sketch_embedder: SketchEmbedder | None = None,
-           cancel: CancelToken | None = None) -> SearchResult:
+           cancel: CancelToken | None = None, mode: str = AUTO) -> SearchResult:
     """One-shot search (loads models unless given); keep a :class:`Searcher` to search repeatedly."""
-    return Searcher(pipeline, sketch_embedder).search(queries, galleries, k, filters, group_by_subject, ef, cancel)
+    return Searcher(pipeline, sketch_embedder).search(queries, galleries, k, filters, group_by_subject, ef, cancel,
+                                                      mode)

@@ -12,7 +12,7 @@ import logging
 from typing import TYPE_CHECKING
 
 from engine import models
-from engine.gallery.modelhash import recognizer_sha256
+from engine.arcface import recognizer_sha256
 from engine.sketch.embedder import (
     MODEL_ID,
     ArcFaceBaselineEmbedder,

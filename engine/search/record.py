@@ -1,11 +1,10 @@
-"""Record a finished search in a case: run manifest, query images, ranked list and candidate thumbnails.
+"""A finished search, ready to record: the result, its query images and each candidate's own thumbnail.
 
-One path for every front-end (the ``search --case`` command, the demo, the window and re-runs), so a
-search stored headless is the same record as one stored from the window. It has two steps because the
-window reads galleries in its engine lane and writes the case in its case lane:
-:func:`finish_search` reads each candidate's thumbnail from the gallery that returned it, while the
-galleries are open (one batch per gallery where the gallery can give several at once);
-:func:`record_finished` stores that in the case. :func:`record_search` does both.
+Recording has two steps because the window reads galleries in its engine lane and writes the case in
+its case lane: :func:`finish_search` (here) reads each candidate's thumbnail from the gallery that
+returned it, while the galleries are open (one batch per gallery where the gallery can give several
+at once); :func:`engine.workstation.record.record_finished` stores that in the case, in the use-case
+layer, so search itself never imports cases.
 
 Every thumbnail is keyed by (gallery id, face id): each local gallery numbers its faces from 1, so a
 face id alone names a face in every gallery of a multi-gallery search, and the wrong one would be
@@ -21,7 +20,6 @@ from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 from engine.types import Match
 
 if TYPE_CHECKING:
-    from engine.cases import Case, SearchRecord
     from engine.search.core import Query, SearchResult
 
 FaceKey = tuple[str, int]
@@ -95,30 +93,8 @@ class FinishedSearch:
 
 
 def finish_search(result: SearchResult, queries: Sequence[Query],
-                  galleries: Sequence[ThumbnailSource]) -> FinishedSearch:
-    """Pair a result with its query images and its candidates' thumbnails (the galleries must be open)."""
-    return FinishedSearch(result, tuple(q.data for q in queries), candidate_thumbnails(result.matches, galleries))
-
-
-def record_finished(case: Case, finished: FinishedSearch, *, label: str = "", blind: bool = False,
-                    user: str | None = None) -> SearchRecord:
-    """Store a finished search in ``case`` (one audited entry) with its query images and thumbnails.
-
-    Args:
-        blind: store for blind review (shuffled, scores hidden until every candidate is decided).
-    """
-    from engine.cases import add_search
-
-    return add_search(case, finished.result.run, finished.matches, list(finished.query_images),
-                      thumbnails=finished.thumbnails, blind=blind, label=label, user=user)
-
-
-def record_search(case: Case, result: SearchResult, queries: Sequence[Query], galleries: Sequence[ThumbnailSource],
-                  *, label: str = "", blind: bool = False, user: str | None = None) -> SearchRecord:
-    """Store ``result`` in ``case`` with the query images and candidate thumbnails (both steps at once).
-
-    Args:
-        galleries: the open galleries the search ran on (their thumbnails are copied into the case).
-        blind: store for blind review (shuffled, scores hidden until every candidate is decided).
-    """
-    return record_finished(case, finish_search(result, queries, galleries), label=label, blind=blind, user=user)
+                  galleries: Sequence[ThumbnailSource] | None = None) -> FinishedSearch:
+    """Pair a result with its query images and its candidates' thumbnails (the galleries must be open;
+    by default the galleries that answered the search)."""
+    owners = list(galleries) if galleries is not None else list(result.galleries)
+    return FinishedSearch(result, tuple(q.data for q in queries), candidate_thumbnails(result.matches, owners))

@@ -14,6 +14,7 @@ from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
+from engine.arcface import require_same_arcface
 from engine.errors import ModelInvalid
 
 FORMAT = "sketchface.sketch_encoder"
@@ -178,10 +179,6 @@ def check_arcface_compatible(cfg_sha256: str | None, arcface_sha256: str | None,
         raise ModelInvalid("The sketch encoder does not record which ArcFace model it was trained against, "
                            f"so it cannot be checked against the {against}.",
                            hint="Re-export it with 'python -m trainer export' from its training run.")
-    if cfg_sha256.lower() != arcface_sha256.lower():
-        raise ModelInvalid(
-            f"The sketch encoder was trained against ArcFace {cfg_sha256[:12]}…, but the {against} uses "
-            f"ArcFace {arcface_sha256[:12]}…: its sketch vectors would not be comparable.",
-            hint="Install the encoder trained for this ArcFace model, or re-train it against this one "
-                 "(python -m trainer train).",
-        )
+    require_same_arcface(cfg_sha256, arcface_sha256, what="sketch encoder's training", against=against,
+                         hint="Install the encoder trained for this ArcFace model, or re-train it against this one "
+                              "(python -m trainer train).")

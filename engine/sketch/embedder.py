@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 import numpy as np
 
 from engine import models
+from engine.arcface import recognizer_sha256, require_same_arcface
 from engine.errors import InvalidRequest, ModelInvalid
 from engine.faces.pipeline import RECOGNIZER_ID, l2_normalize
 from engine.fsutil import sha256_bytes
@@ -188,8 +189,6 @@ class ArcFaceBaselineEmbedder:
     def __init__(self, pipeline: FacePipeline, arcface_sha256: str | None = None) -> None:
         self.pipeline = pipeline
         if arcface_sha256 is None:
-            from engine.gallery.modelhash import recognizer_sha256
-
             arcface_sha256 = recognizer_sha256(pipeline)
         self.arcface_sha256: str | None = arcface_sha256
         self.model_sha256: str | None = arcface_sha256
@@ -264,10 +263,7 @@ def load_sketch_embedder(device: str = "auto", *, expected_arcface_sha256: str |
     pipeline = load_pipeline(device)
     installed_sha = file_sha256(RECOGNIZER_ID)
     baseline = ArcFaceBaselineEmbedder(pipeline, arcface_sha256=installed_sha)
-    if expected_arcface_sha256 is not None and installed_sha.lower() != expected_arcface_sha256.lower():
-        raise ModelInvalid(
-            f"The installed ArcFace model ({installed_sha[:12]}…) is not the one the {against} "
-            f"was embedded with ({expected_arcface_sha256[:12]}…): sketch vectors would not be comparable.",
-            hint="Install that ArcFace file again, or re-import the gallery with the installed one.")
+    require_same_arcface(installed_sha, expected_arcface_sha256, what="installed ArcFace model", against=against,
+                         hint="Install that ArcFace file again, or re-import the gallery with the installed one.")
     log.info("no trained sketch encoder installed: using the ArcFace-on-sketch baseline")
     return baseline

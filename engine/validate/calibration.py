@@ -28,6 +28,7 @@ import numpy as np
 
 from engine import paths
 from engine.fsutil import atomic_write_text
+from engine.validate import stats
 from engine.validate.cases import ValidationError
 
 log = logging.getLogger(__name__)
@@ -123,7 +124,15 @@ def fit(run: Any, encoder: str) -> Calibration:
         encoder_sha256=str(sha).lower(), arcface_sha256=o.embedder.get("arcface_sha256"),
         validated_at=run.created_at, n_cases=len(o.ranks), gallery=dict(run.gallery),
         true_scores=[round(float(x), 6) for x in o.true_scores], true_ranks=[int(x) for x in o.ranks],
-        best_other=[round(x, 6) for x in best])
+        best_other=[round(x, 6) for x in best],
+        extra={"groups": _groups(run, o)})
+
+
+def _groups(run: Any, outcome: Any) -> dict[str, Any]:
+    """Hit rates per group (sex, age band, ...) with sizes and 95 % intervals, kept so reports can disclose them."""
+    values = getattr(run, "group_values", None) or {}
+    at = getattr(run, "ranks_reported", stats.REPORT_RANKS)
+    return {k: stats.breakdown(outcome.ranks, v, at, stats.group_order(k)) for k, v in values.items()}
 
 
 def calibration_dir() -> Path:

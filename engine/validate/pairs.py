@@ -165,7 +165,7 @@ def eval_pairs(pairs_file: Path | str, images_dir: Path | str, pipeline: Any = N
         vecs[key] = np.asarray(vec, np.float32)
         reporter.step(1, paths[key].name)
     scores = [float(vecs[p.a] @ vecs[p.b]) for p in pairs]
-    from engine.gallery.modelhash import recognizer_sha256
+    from engine.arcface import recognizer_sha256
 
     out = evaluate(scores, pairs)
     out.update({"pairs_file": str(pairs_file), "images": len(wanted), "header": [folds, per],

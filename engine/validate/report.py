@@ -10,7 +10,7 @@ from fpdf.enums import XPos, YPos
 from PIL import Image
 
 import engine
-from engine.cases.pdf_layout import GREY, RED, ReportPDF
+from engine.pdf_layout import GREY, RED, ReportPDF
 from engine.validate.plots import group_rank, label
 
 LIMITATIONS = [

@@ -20,7 +20,8 @@ import numpy as np
 
 import engine
 from engine import models
-from engine.errors import BadImage, ModelInvalid, ModelMissing
+from engine.arcface import recognizer_sha256, require_same_arcface
+from engine.errors import BadImage, ModelMissing
 from engine.faces.decode import load_image
 from engine.gallery import Gallery, open_gallery
 from engine.progress import CancelToken, ProgressCallback, Reporter, check
@@ -166,12 +167,8 @@ def load_embedders(encoder: str, gallery: Gallery, device: str = "auto",
             from engine.faces import FacePipeline
 
             pipeline = FacePipeline.from_models(device=device)
-        from engine.gallery.modelhash import recognizer_sha256
-
         arcface = recognizer_sha256(pipeline)
-        if expected and arcface.lower() != expected.lower():
-            raise ModelInvalid(f"Gallery '{gallery.name}' was embedded with ArcFace file {expected[:12]}…, not the "
-                               f"installed {arcface[:12]}…; its scores would be meaningless.")
+        require_same_arcface(expected, arcface, what=f"gallery '{gallery.name}'", against="installed ArcFace model")
         out["baseline"] = ArcFaceBaselineEmbedder(pipeline, arcface_sha256=arcface)
     return out, notes
 

@@ -227,9 +227,11 @@ class CaseController(QObject):
         return case_ops.candidates(self.slot, search_id).success(on_result).run(self.runner)
 
     def sign_off(self, examiner: str, role: str, statement: str, search_ids: list[int] | None,
-                 on_result: Callable[[list[Any]], None] | None = None, on_error: ErrorFn | None = None) -> Job:
-        """A second examiner signs the case (``search_ids`` None) or each search named."""
-        op = case_ops.sign_off(self.slot, examiner, role=role, statement=statement, search_ids=search_ids)
+                 on_result: Callable[[list[Any]], None] | None = None, on_error: ErrorFn | None = None,
+                 scope: str = "") -> Job:
+        """A second examiner signs the case (``search_ids`` None) or each search named, within ``scope``."""
+        op = case_ops.sign_off(self.slot, examiner, role=role, statement=statement, search_ids=search_ids,
+                               scope=scope)
         return self._write(op.failure(on_error), {SIGNOFFS}, on_result)
 
     def audit(self, on_result: Callable[[AuditView], None], expected: tuple[int, str] | None = None,

@@ -175,7 +175,7 @@ def record_search(slot: CaseSlot, finished: Any, *, blind: bool,
     """Store a finished search through the engine's recording path, the one the command line uses."""
     def work() -> tuple[int, list[Any], list[SearchRecord]]:
         from engine.cases import candidates, list_searches
-        from engine.search.record import record_finished
+        from engine.workstation import record_finished
 
         case = slot.get()
         rec = record_finished(case, finished, blind=blind, label=label)
@@ -207,7 +207,7 @@ def record_decision(slot: CaseSlot, search_id: int, face_id: int, gallery_id: st
 
 
 def sign_off(slot: CaseSlot, examiner: str, *, role: str, statement: str,
-             search_ids: list[int] | None) -> Op[list[Any]]:
+             search_ids: list[int] | None, scope: str = "") -> Op[list[Any]]:
     """The second examiner's sign-off over the whole case (``search_ids`` None) or over each search named."""
     def work() -> list[Any]:
         from engine.cases import list_signoffs
@@ -216,7 +216,7 @@ def sign_off(slot: CaseSlot, examiner: str, *, role: str, statement: str,
         case = slot.get()
         scopes: list[int | None] = list(search_ids) if search_ids else [None]
         for sid in scopes:
-            engine_sign(case, examiner, role=role, statement=statement, search_id=sid)
+            engine_sign(case, examiner, role=role, statement=statement, search_id=sid, scope=scope)
         return list_signoffs(case)
 
     return _case(f"Recording sign-off by {examiner}", work, visible=True)

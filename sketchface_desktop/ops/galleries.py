@@ -43,8 +43,11 @@ def read_photo_thumbnail(gallery: Any, photo_id: int) -> bytes | None:
 
 
 def server_key(profile: str, gallery_id: str) -> str:
-    """The window's id of a server gallery: local ids are 12 hex digits, so the two never collide."""
-    return f"{SERVER_PREFIX}{profile}:{gallery_id}"
+    """The window's id of a server gallery: the workstation's reference (local ids are 12 hex digits, so
+    the two never collide)."""
+    from engine.workstation import server_key as key
+
+    return key(profile, gallery_id)
 
 
 def is_server(key: str) -> bool:
@@ -53,8 +56,9 @@ def is_server(key: str) -> bool:
 
 def split_key(key: str) -> tuple[str, str]:
     """(profile, server gallery id) of a :func:`server_key`."""
-    profile, _, gid = key[len(SERVER_PREFIX):].rpartition(":")
-    return profile, gid
+    from engine.workstation import split_server_key
+
+    return split_server_key(key)
 
 
 def server_profiles() -> list[str]:
@@ -67,15 +71,13 @@ def server_profiles() -> list[str]:
 def open_server_gallery(key: str) -> Any:
     """The :class:`~engine.gallery.pg.PgGallery` behind a server key (its pool is shared per server)."""
     from engine import servers
-    from engine.gallery.pg import PgGallery
 
-    profile, gid = split_key(key)
-    return PgGallery(servers.conninfo(servers.get_profile(profile)), gid, profile)
+    return servers.open_server_gallery(*split_key(key))
 
 
 def open_any(session: EngineSession, key: str) -> Any:
-    """A local gallery from the session or a server gallery, by the window's key."""
-    return open_server_gallery(key) if is_server(key) else session.gallery(key)
+    """A local gallery from the session or a server gallery, by the window's key (the workstation opens it)."""
+    return session.open_any(key)
 
 
 def server_info(g: Any) -> Any:
@@ -156,17 +158,7 @@ def add_folder(session: EngineSession, gallery_id: str, folder: str, gallery_nam
     Into a server gallery: embedded here (resumable staging gallery), then pushed, as ``gallery add --server``.
     """
     def work(progress: Any, cancel: Any) -> Any:
-        if is_server(gallery_id):
-            from engine.gallery.pg.push import add_to_server
-
-            remote = open_server_gallery(gallery_id)
-            report, _pushed = add_to_server(remote, [Path(folder)], remote.server, pipeline=session.pipeline(),
-                                            progress=progress, cancel=cancel)
-            return report
-        g = session.gallery(gallery_id)
-        s = session.settings
-        return g.add([Path(folder)], pipeline=session.pipeline(), progress=progress, cancel=cancel,
-                     workers=s.ingest_workers, batch=s.ingest_batch)
+        return session.add_photos(gallery_id, [folder], progress=progress, cancel=cancel)
 
     return Op(f"Adding {Path(folder).name} to {gallery_name}", work, lane="engine")
 
@@ -190,5 +182,5 @@ def remove_photos(session: EngineSession, gallery_id: str, paths: list[str]) -> 
               lane="engine")
 
 
-def delete(session: EngineSession, gallery_id: str, name: str) -> Op[None]:
+def delete(session: EngineSession, gallery_id: str, name: str) -> Op[str]:
     return Op(f"Deleting gallery {name}", lambda _p, _c: session.delete_gallery(gallery_id), lane="engine")

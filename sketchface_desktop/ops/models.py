@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
 
+from engine import models
+from engine.errors import ModelMissing
 from sketchface_desktop.ops.base import Op, query
 
 # What search cannot work without (the first-run guide asks for these first).
@@ -13,15 +16,39 @@ RECOMMENDED = ("sketch_encoder",)
 
 def missing_required() -> list[str]:
     """The required search models that are not installed (file checks only: safe in the GUI thread)."""
-    from engine import models
-
     return [m for m in REQUIRED if not models.installed(m)]
+
+
+@dataclass(frozen=True)
+class MissingModel:
+    """A model the first-run guide lists: id, title, features that need it, what to do, and its importance."""
+
+    model_id: str
+    title: str
+    required_for: tuple[str, ...]
+    hint: str
+    level: str  # "required", "recommended" or "optional"
+
+
+def missing_models() -> list[MissingModel]:
+    """Every manifest model that is not installed, most important first (file checks only)."""
+    out: list[MissingModel] = []
+    for model_id, spec in models.MODELS.items():
+        if models.installed(model_id):
+            continue
+        try:
+            models.model_path(model_id)
+            hint = ""
+        except ModelMissing as exc:
+            hint = exc.hint
+        level = "required" if model_id in REQUIRED else "recommended" if model_id in RECOMMENDED else "optional"
+        out.append(MissingModel(model_id, spec.title, spec.required_for, hint, level))
+    order = {"required": 0, "recommended": 1, "optional": 2}
+    return sorted(out, key=lambda m: order[m.level])
 
 
 def model_summary() -> dict[str, Any]:
     """Which search models are installed and which sketch embedding will be used (file checks only)."""
-    from engine import models
-
     missing = missing_required()
     return {"required_ok": not missing, "missing": missing, "sketch_encoder": models.installed("sketch_encoder")}
 

@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from sketchface_desktop.ops.base import Op
-from sketchface_desktop.ops.galleries import is_server, open_any, open_server_gallery, server_key
+from sketchface_desktop.ops.galleries import open_any, server_key
 
 if TYPE_CHECKING:
     from engine.search.record import FinishedSearch
@@ -143,45 +143,20 @@ def photo_request(path: str, gallery_ids: list[str], k: int, filters: list[str],
 
 
 def run_search(session: EngineSession, request: SearchRequest, cancel: Any) -> FinishedSearch:
-    """Engine lane: the search itself, plus each candidate's thumbnail read from its own gallery.
+    """Engine lane: the workstation's one search over the ticked galleries, local, server or both.
 
-    With server galleries ticked it is the engine's mixed search (:func:`run_mixed_search`): one list over
-    local and server galleries by exact score, the manifest naming each server gallery's profile. The
-    matches keep the engine's gallery ids (what the case records and a re-run returns); the window
-    maps server galleries to its own keys with :func:`window_keys`. The thumbnails are read by the
-    engine's recording path (:func:`engine.search.record.finish_search`), keyed by (gallery, face).
+    The workstation opens each gallery by its key (``pg:PROFILE:ID`` names a server gallery), searches
+    them as one list by exact score, and reads each candidate's thumbnail from its own gallery, keyed
+    by (gallery, face): the window decides nothing about gallery kinds. The matches keep the engine's
+    gallery ids (what the case records and a re-run returns); the window maps server galleries to its
+    own keys with :func:`window_keys`.
     """
-    from engine.search import Query, Searcher
-    from engine.search.record import finish_search
+    from engine.search import Query
 
-    has_sketch = any(q.kind == "sketch" for q in request.queries)
-    pipeline = session.pipeline()
-    embedder = session.sketch_embedder() if has_sketch else None
-    searcher = Searcher(pipeline, embedder, session.settings)
     queries = [Query(q.kind, q.data, q.weight, q.name, face_box=q.face_box) for q in request.queries]
     filters = list(request.filters) + [f"photo_sha256!={sha}" for sha in request.excluded]
-    if any(is_server(gid) for gid in request.gallery_ids):
-        result, galleries = _run_mixed(session, searcher, queries, request, filters, cancel)
-    else:
-        galleries = [session.gallery(gid) for gid in request.gallery_ids]
-        result = searcher.search(queries, galleries, k=request.k, filters=filters,
-                                 group_by_subject=request.group_by_subject, cancel=cancel)
-    return finish_search(result, queries, galleries)
-
-
-def _run_mixed(session: EngineSession, searcher: Any, queries: list[Any], request: SearchRequest,
-               filters: list[str], cancel: Any) -> tuple[Any, list[Any]]:
-    """Local + server galleries: one ranked list, and the galleries it came from (for the thumbnails)."""
-    from engine.errors import GalleryError
-    from engine.gallery.pg.mixed import run_mixed_search
-
-    if request.group_by_subject:
-        raise GalleryError("Grouping by subject is not available when server galleries are searched.",
-                           hint="Untick 'group by subject', or search the local galleries alone.")
-    local = [session.gallery(gid) for gid in request.gallery_ids if not is_server(gid)]
-    remote = [open_server_gallery(gid) for gid in request.gallery_ids if is_server(gid)]
-    result = run_mixed_search(searcher, queries, local, remote, request.k, filters, cancel=cancel)
-    return result, [*local, *remote]
+    return session.search(queries, list(request.gallery_ids), k=request.k, filters=filters,
+                          group_by_subject=request.group_by_subject, cancel=cancel)
 
 
 def search(session: EngineSession, request: SearchRequest) -> Op[FinishedSearch]:
@@ -195,9 +170,9 @@ def candidate_face(session: EngineSession, gallery_id: str, face_id: int, photo_
     def work(_p: Any, _c: Any) -> Any:
         box = bbox
         g = open_any(session, gallery_id)
-        if box is None and not is_server(gallery_id):
-            info = g.store.face_infos([face_id]).get(face_id)
-            box = info.bbox if info else None
+        if box is None:  # the gallery's own record of the face, whatever kind of gallery it is
+            detail = g.searchable().face_details([face_id]).get(face_id)
+            box = detail.bbox if detail else None
         return face_crop(photo_path, box) or g.thumbnail(face_id)
 
     return Op("Reading candidate photo", work, lane="io", visible=False)
@@ -236,13 +211,6 @@ def face_crop(photo_path: str, bbox: Box | None, margin: float = 0.25) -> bytes 
 
 
 def session_rerunner(session: EngineSession) -> Any:
-    """The engine's case re-runner on the models this workstation already loaded (no second copy in
-    memory); it returns the candidates' thumbnails too, so the stored re-run keeps them."""
-    def rerun(manifest: Any, images: list[bytes]) -> Any:
-        from engine.search import Searcher, rerun_for_case
-
-        kinds = {q.get("kind") for q in manifest.get("query", []) if isinstance(q, dict)}
-        embedder = session.sketch_embedder() if "sketch" in kinds else None
-        return rerun_for_case(manifest, images, searcher=Searcher(session.pipeline(), embedder, session.settings))
-
-    return rerun
+    """The workstation's case re-runner, on the models and gallery objects it already holds; it returns
+    the candidates' thumbnails too, so the stored re-run keeps them."""
+    return session.rerunner()

@@ -31,12 +31,10 @@ def run_validation(session: EngineSession, cases_dir: str | Path, gallery_id: st
                    group_keys: Sequence[str] = ("sex", "age_band")) -> Op[ValidationOutcome]:
     """Validate on the solved cases of ``cases_dir`` against a gallery (engine lane: models and the gallery)."""
     def work(progress: Any, cancel: Any) -> ValidationOutcome:
-        from engine.validate import validate
         from engine.validate.outputs import render_all
 
-        run = validate(Path(cases_dir), session.gallery(gallery_id), encoder=encoder, group_keys=list(group_keys),
-                       device=session.settings.device, pipeline=session.pipeline(), progress=progress,
-                       cancel=cancel)
+        run = session.validate(Path(cases_dir), gallery_id, encoder=encoder, group_keys=list(group_keys),
+                               progress=progress, cancel=cancel)
         doc = run.to_dict()
         return ValidationOutcome(run, doc, render_all(doc))
 

@@ -59,7 +59,7 @@ def make_photos(tmp_path: Path) -> Callable[..., Path]:
 def window(qtbot) -> Iterator:  # type: ignore[no-untyped-def]
     """The real main window, shown, with the first-run guide off (tests that want it open it)."""
     from sketchface_desktop.app import create_application
-    from sketchface_desktop.main_window import MainWindow
+    from sketchface_desktop.views.main_window import MainWindow
 
     create_application([])
     w = MainWindow(show_guide=False)

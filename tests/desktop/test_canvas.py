@@ -8,9 +8,9 @@ from PySide6.QtCore import QPointF, Qt
 from PySide6.QtGui import QImage, QInputDevice, QMouseEvent, QPointingDevice, QTabletEvent
 from PySide6.QtWidgets import QApplication
 
-from sketchface_desktop.canvas.scan_import import levels, process
-from sketchface_desktop.canvas.sketch_canvas import SketchCanvas
-from sketchface_desktop.canvas.strokes import stroke_width
+from sketchface_desktop.views.canvas.scan_import import levels, process
+from sketchface_desktop.views.canvas.sketch_canvas import SketchCanvas
+from sketchface_desktop.views.canvas.strokes import stroke_width
 
 pytestmark = pytest.mark.gui
 

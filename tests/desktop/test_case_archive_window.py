@@ -8,8 +8,8 @@ from typing import Any
 import pytest
 from PySide6.QtWidgets import QMessageBox
 
-from sketchface_desktop.case_dialogs import ArchiveImportDialog
 from sketchface_desktop.controllers.case_controller import CaseController
+from sketchface_desktop.views.case_dialogs import ArchiveImportDialog
 from sketchface_desktop.workers import JobState
 from tests.desktop.conftest import wait_job
 from tests.desktop.fakes import InlineRunner
@@ -56,7 +56,10 @@ def sender_archive(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, sketchface_h
     """A case exported by a second workstation (its own home and key); the receiver's home is restored."""
     from engine.cases import anchor, create_case, export_case
 
+    from engine import examiners
+
     monkeypatch.setenv("SKETCHFACE_HOME", str(tmp_path / "sender_home"))
+    examiners.add("Det. Sender", "S-0911")  # the sender's own examiner profile on their workstation
     with create_case("2026-0911", "Handed over", examiner="Det. Sender") as case:
         res = export_case(case, tmp_path / "handed_over.zip")
     fingerprint = anchor.key_fingerprint(anchor.public_key_hex())

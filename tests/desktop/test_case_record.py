@@ -96,7 +96,7 @@ def test_try_with_demo_data_prepares_the_demo_home_and_starts_a_workstation_ther
     in the engine lane, then starts a second workstation on the demo home — never this one's data."""
     import engine.demo as demo
     from sketchface_desktop.ops import models as model_ops
-    from sketchface_desktop.window_dialogs import WindowDialogs
+    from sketchface_desktop.views.window_dialogs import WindowDialogs
 
     calls: list[Any] = []
     info = demo.DemoInfo(tmp_path / "demo", "case-id", "DEMO-0001", "g", "DEMO sample photos", 3, 1)
@@ -121,7 +121,7 @@ def test_try_with_demo_data_prepares_the_demo_home_and_starts_a_workstation_ther
 
 def test_case_and_user_text_is_shown_as_typed_never_as_markup(qtbot: Any, window: Any) -> None:
     """A title or note that looks like HTML (e.g. from an imported archive) is displayed literally."""
-    from sketchface_desktop.ui import plain_tip
+    from sketchface_desktop.views.ui import plain_tip
 
     w = window
     title = "<b>Bold</b><img src='x' onerror='alert(1)'><a href='http://example.org'>link</a>"

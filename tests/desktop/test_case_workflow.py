@@ -14,6 +14,7 @@ from PySide6.QtWidgets import QPushButton
 
 from tests.desktop.conftest import wait_idle
 from tests.desktop.test_examiner_flow import CASE, build_gallery, draw_face
+from tests.examiner_helpers import acting_as
 
 pytestmark = pytest.mark.gui
 
@@ -65,7 +66,11 @@ def test_draw_search_decide_sign_off_and_export_pdf(qtbot: Any, window: Any, ins
 
     # The second examiner signs the search in the sign-off dialog.
     dialog = w.dialogs.sign_off()
+    assert dialog.statement.toPlainText() == "", "no agreement text is pre-filled"
+    reviewer = acting_as("Second Reviewer", "S-2002")  # peer review needs the reviewer's own profile and key
+    reviewer.__enter__()
     dialog.examiner.setText("Second Reviewer")
+    dialog.scope.setText("reviewed the 2 decided candidates only")
     dialog.role.setCurrentText("supervisor")
     dialog.statement.setPlainText("Agreed with both decisions on the candidate list.")
     item = next(dialog.searches.item(i) for i in range(dialog.searches.count())
@@ -74,6 +79,7 @@ def test_draw_search_decide_sign_off_and_export_pdf(qtbot: Any, window: Any, ins
     assert dialog.search_ids() == [search_id]
     dialog.findChild(QPushButton, "SignOffButton").click()
     qtbot.waitUntil(lambda: bool(dialog.signoffs), timeout=30_000)
+    reviewer.__exit__(None, None, None)
     assert w.errors.shown == []
 
     text = pdf_text(export_pdf(qtbot, w, tmp_path / "report.pdf"))

@@ -200,6 +200,9 @@ def test_case_archive_moves_to_another_workstation_through_the_case_controller(
     assert result.sha256 == hashlib.sha256((tmp_path / "case.zip").read_bytes()).hexdigest()
     cases.close()
     monkeypatch.setenv("SKETCHFACE_HOME", str(tmp_path / "second_workstation"))  # the receiver
+    from engine import examiners
+
+    examiners.add("R. Receiver", "R-0002")  # the receiving examiner's profile on that workstation
     changes.clear()
     cases.import_archive(str(tmp_path / "case.zip"), result.sha256)
     assert cases.is_open and cases.info.case_number == CASE["case_number"] and changes == [OPENED]

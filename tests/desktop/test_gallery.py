@@ -7,8 +7,8 @@ from pathlib import Path
 import pytest
 from PySide6.QtWidgets import QMessageBox
 
-from sketchface_desktop.first_run import FirstRunGuide
-from sketchface_desktop.gallery_view import PathRole, ReasonRole, StatusRole
+from sketchface_desktop.views.first_run import FirstRunGuide
+from sketchface_desktop.views.gallery_view import PathRole, ReasonRole, StatusRole
 from sketchface_desktop.workers import JobState
 from tests.desktop.conftest import wait_idle, wait_job
 
@@ -162,7 +162,7 @@ class FakeGallery:
 def test_fifty_thousand_photos_scroll_without_reading_them_all(qtbot, window) -> None:
     import time
 
-    from sketchface_desktop.gallery_view import PhotoRow
+    from sketchface_desktop.views.gallery_view import PhotoRow
 
     w = window
     w.tabs.setCurrentWidget(w.gallery)

@@ -8,8 +8,8 @@ import pytest
 
 from sketchface_desktop.controllers.gallery_controller import GalleryController
 from sketchface_desktop.engine_session import EngineSession
-from sketchface_desktop.gallery_panel import GalleryPanel
-from sketchface_desktop.thumbnails import ThumbnailLoader
+from sketchface_desktop.views.gallery_panel import GalleryPanel
+from sketchface_desktop.views.thumbnails import ThumbnailLoader
 from tests.desktop.fakes import InlineRunner
 
 pytestmark = pytest.mark.gui

@@ -1,4 +1,5 @@
-"""The desktop's layering holds in the source: only ops choose lanes, and only the job hub runs them."""
+"""The desktop's layering holds in the source: every module sits in a layer folder, only ops choose lanes,
+and only the job hub runs them."""
 
 from __future__ import annotations
 
@@ -38,28 +39,32 @@ def test_the_check_sees_a_lane_pick_but_not_a_subprocess_label() -> None:
     assert not re.search(PICKS_A_LANE, 'super().__init__(title, fn, lane="process")')
 
 
-# Desktop modules that are not views: the package's own files, the job hub and its engine session, and the
-# start-up plumbing (crash hook, Qt workarounds). Every other module is a view and must be in the contract.
-NOT_VIEWS = {"__init__", "__main__", "crash", "engine_session", "qt_fixes", "workers", "controllers", "ops"}
+# The import contracts (pyproject.toml, run by CI's lint-imports) name the desktop's layers by folder:
+# app -> views -> controllers -> ops -> workers/engine_session, and views never import the engine. A
+# module put anywhere else at the top of the package would sit in no layer, so neither contract would see
+# it; only the start-up plumbing lives there.
+LAYER_PACKAGES = {"views", "controllers", "ops"}
+TOP_LEVEL_MODULES = {"__init__", "__main__", "app", "crash", "qt_fixes", "engine_session", "workers"}
 
 
-def _views_forbidden_to_controllers() -> set[str]:
-    import tomllib
-
-    config = tomllib.loads((DESKTOP.parent / "pyproject.toml").read_text(encoding="utf-8"))
-    contracts = config["tool"]["importlinter"]["contracts"]
-    forbidden = next(c for c in contracts if c["name"].startswith("Controllers and ops import no view"))
-    return {m.removeprefix("sketchface_desktop.") for m in forbidden["forbidden_modules"]}
+def _outside_the_layers(root: Path) -> list[str]:
+    """Top-level modules and packages of ``root`` that are neither a layer folder nor start-up plumbing."""
+    modules = {p.stem for p in root.glob("*.py")}
+    packages = {p.name for p in root.iterdir() if (p / "__init__.py").exists()}
+    return sorted((modules - TOP_LEVEL_MODULES) | (packages - LAYER_PACKAGES))
 
 
-def test_every_view_is_in_the_import_contract() -> None:
-    """A new view module cannot slip past the layers contract by being left off its list."""
-    modules = {p.stem for p in DESKTOP.glob("*.py")} | {p.name for p in DESKTOP.iterdir() if (p / "__init__.py").exists()}
-    unlisted = sorted(modules - NOT_VIEWS - _views_forbidden_to_controllers())
-    assert unlisted == []
+def test_every_desktop_module_lives_in_a_layer_folder() -> None:
+    """A new view, controller or op cannot escape the import contracts by being put at the package's top."""
+    assert _outside_the_layers(DESKTOP) == []
 
 
-def test_the_view_list_check_sees_an_unlisted_view() -> None:
-    """Negative control: a module off the contract's list is reported."""
-    assert "validate_dialog" in _views_forbidden_to_controllers()
-    assert "a_new_dialog" not in _views_forbidden_to_controllers() | NOT_VIEWS
+def test_the_layer_check_sees_a_module_outside_the_layers(tmp_path: Path) -> None:
+    """Negative control: a dialog at the top of the package, or a new package beside the layers, is reported."""
+    (tmp_path / "app.py").write_text("")
+    (tmp_path / "a_new_dialog.py").write_text("")
+    (tmp_path / "views").mkdir()
+    (tmp_path / "views" / "__init__.py").write_text("")
+    (tmp_path / "widgets").mkdir()
+    (tmp_path / "widgets" / "__init__.py").write_text("")
+    assert _outside_the_layers(tmp_path) == ["a_new_dialog", "widgets"]

@@ -7,8 +7,8 @@ from typing import Any
 import pytest
 
 from sketchface_desktop.controllers.models_controller import ModelsController
-from sketchface_desktop.models_page import ModelsPage
-from sketchface_desktop.status_bar import WorkstationStatusBar
+from sketchface_desktop.views.models_page import ModelsPage
+from sketchface_desktop.views.status_bar import WorkstationStatusBar
 from tests.desktop.fakes import InlineRunner
 
 pytestmark = pytest.mark.gui

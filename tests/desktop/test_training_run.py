@@ -6,8 +6,8 @@ import sys
 
 import pytest
 
-from sketchface_desktop.jobs_panel import JobsPanel
-from sketchface_desktop.training_run import PROGRESS_SCALE, TrainingFailed, TrainingJob, train_command
+from sketchface_desktop.ops.training import PROGRESS_SCALE, TrainingFailed, TrainingJob, train_command
+from sketchface_desktop.views.jobs_panel import JobsPanel
 from sketchface_desktop.workers import JobHub, JobState
 from tests.desktop.conftest import wait_job
 
@@ -95,7 +95,7 @@ def test_train_command_runs_the_trainer_module() -> None:
 
 def test_the_dataset_check_is_an_op_in_the_io_lane(tmp_path, monkeypatch) -> None:  # type: ignore[no-untyped-def]
     """The Train action hands its dataset doctor to the runner as an op; it never submits work itself."""
-    from sketchface_desktop import training_run
+    from sketchface_desktop.views import training_run
     from tests.desktop.fakes import InlineRunner
 
     config = tmp_path / "train.toml"

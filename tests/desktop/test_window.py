@@ -11,8 +11,8 @@ from PySide6.QtWidgets import QMessageBox
 from engine import settings as engine_settings
 from engine.errors import BadImage, Cancelled
 from sketchface_desktop import crash
-from sketchface_desktop.main_window import MainWindow
-from sketchface_desktop.settings_dialog import SettingsDialog
+from sketchface_desktop.views.main_window import MainWindow
+from sketchface_desktop.views.settings_dialog import SettingsDialog
 from tests.desktop.conftest import wait_idle, wait_job
 
 pytestmark = pytest.mark.gui
@@ -92,7 +92,7 @@ def test_unhandled_exception_is_logged_and_reported(qtbot, window, sketchface_ho
 
 
 def test_first_run_guide_opens_at_start_without_models_and_can_be_dismissed(qtbot) -> None:
-    from sketchface_desktop.window_state import guide_dismissed
+    from sketchface_desktop.controllers.window_state import guide_dismissed
 
     w = MainWindow(show_guide=True)
     qtbot.addWidget(w)

@@ -9,7 +9,7 @@ import pytest
 
 from engine.errors import BadImage
 from engine.progress import ProgressEvent
-from sketchface_desktop.jobs_panel import JobsPanel, eta_seconds, format_duration
+from sketchface_desktop.views.jobs_panel import JobsPanel, eta_seconds, format_duration
 from sketchface_desktop.workers import JobHub, JobState
 from tests.desktop.conftest import wait_idle, wait_job
 

@@ -15,6 +15,7 @@ import pytest
 
 from engine.cli import main
 from tests.e2e.test_headless_case_flow import GUIDE, run, sketch
+from tests.examiner_helpers import ensure_profile
 from tests.fixtures.photos import small_photo_folder
 
 RAW_DICT = re.compile(r"\{'|': ")  # Python's dict repr: {'key': value}
@@ -131,6 +132,7 @@ def test_a_rerun_on_a_workstation_without_the_gallery_names_the_gallery_it_needs
     receiving = tmp_path / "receiving_home"
     receiving.mkdir()
     monkeypatch.setenv("SKETCHFACE_HOME", str(receiving))  # another workstation: no galleries
+    ensure_profile("B. Receiver", "B-2002")  # its examiner
     run(capsys, "case", "import", str(archive))
     assert main(["case", "rerun", "2026-0042", str(sid)]) == 1
     err = capsys.readouterr().err

@@ -66,7 +66,9 @@ def test_search_decide_sign_off_and_report_headless(installed_models: Path, tmp_
         "--decision", "possible", "--note", "jawline and eyes consistent", "--user", "Alice Examiner")
     run(capsys, "case", "decide", "2026-0101", str(sid), f"{second['gallery_id']}:{second['face_id']}",
         "--decision", "excluded", "--note", "ear shape differs", "--user", "Alice Examiner")
+    run(capsys, "examiner", "add", "--name", "Bob Reviewer", "--identifier", "B-2002", "--no-use")
     run(capsys, "case", "signoff", "2026-0101", "--examiner", "Bob Reviewer", "--role", "second examiner",
+        "--scope", "reviewed the 2 decided candidates only",
         "--statement", "I reviewed both decisions and agree")
     audit = run(capsys, "case", "audit", "2026-0101")
     assert "search.add" in audit and "signoff.record" in audit and "Audit chain intact" in audit

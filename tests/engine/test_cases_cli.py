@@ -51,7 +51,8 @@ def test_case_workflow_through_the_command_line(tmp_path: Path, capsys: pytest.C
     assert all(c["score"] is not None and c["decision"] == "excluded" for c in data["candidates"])
     assert main(["case", "decide", case_id, str(rec.id), "nonsense", "--decision", "excluded"]) == 1
     assert main(["case", "signoff", case_id, "--examiner", "Det. Alice"]) == 1
-    assert "case examiner" in capsys.readouterr().err
+    assert "another examiner's key" in capsys.readouterr().err
+    assert main(["examiner", "add", "--name", "Det. Bob", "--identifier", "B-2002", "--no-use"]) == 0
     assert main(["case", "signoff", case_id, "--examiner", "Det. Bob", "--statement", "ok"]) == 0
     assert main(["case", "show", case_id]) == 0
     text = _out(capsys)

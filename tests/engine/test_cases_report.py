@@ -25,6 +25,7 @@ from engine.cases import (
 from engine.cli import main
 from engine.fsutil import sha256_bytes
 from tests.engine.test_cases_support import FakeSearch, face_png, new_case, populated_case
+from tests.examiner_helpers import acting_as
 
 FIXED = "2026-11-22T12:00:00Z"
 
@@ -150,7 +151,8 @@ def test_html_report_escapes_case_text_and_embeds_stamped_images() -> None:
 def test_export_report_writes_file_and_audits_its_hash(capsys: pytest.CaptureFixture[str]) -> None:
     case, _, rec = populated_case(k=3)
     with case:
-        sign_off(case, "Det. Bob")
+        with acting_as("Det. Bob", "B-2002"):
+            sign_off(case, "Det. Bob", scope="the decided candidates only")
         record_decision(case, rec.id, candidates(case, rec.id)[2].face_id, "excluded")
         path = export_report(case, "pdf", user="alice")
         assert path.parent == case.folder / "reports"

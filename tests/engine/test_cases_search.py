@@ -29,6 +29,7 @@ from engine.cli import main
 from engine.errors import CaseError
 from engine.fsutil import sha256_bytes
 from tests.engine.test_cases_support import FakeSearch, face_png, new_case, populated_case
+from tests.examiner_helpers import acting_as
 
 
 def test_search_is_stored_with_manifest_query_images_results_and_thumbnails() -> None:
@@ -191,13 +192,14 @@ def test_blind_mode_hides_scores_until_every_candidate_is_decided() -> None:
 def test_second_examiner_signoff_is_audited_and_refused_when_invalid() -> None:
     case, _, rec = populated_case(k=3)
     with case:
-        with pytest.raises(CaseError, match="case examiner"):
-            sign_off(case, "det. alice")
-        so = sign_off(case, "Det. Bob", statement="Procedure followed.", search_id=rec.id)
+        with pytest.raises(CaseError, match="another examiner's key"):
+            sign_off(case, "det. alice", scope="all")
+        with acting_as("Det. Bob", "B-2002"):
+            so = sign_off(case, "Det. Bob", statement="Procedure followed.", search_id=rec.id, scope="all")
         entry = case.audit_entries()[-1]
         assert entry.action == "signoff.record" and entry.user == "Det. Bob"
         assert so.audit_count == entry.seq - 1 and entry.inputs["audit_head"] == so.audit_head
         assert list_signoffs(case) == [so]
         case.conn.execute("UPDATE audit SET user = 'x' WHERE seq = 2")
-        with pytest.raises(CaseError, match="does not verify"):
-            sign_off(case, "Det. Carol")
+        with acting_as("Det. Carol", "C-3003"), pytest.raises(CaseError, match="does not verify"):
+            sign_off(case, scope="all")

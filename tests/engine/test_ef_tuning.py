@@ -97,13 +97,14 @@ def test_gallery_retune_is_shown_by_info_and_recorded_for_manifests(stored_galle
 
 
 def test_search_uses_the_tuned_ef_and_records_it(stored_gallery) -> None:  # type: ignore[no-untyped-def]
-    from engine.search.core import _gallery_candidates, build_manifest
+    from engine.gallery.source import hnsw_candidates
+    from engine.search.core import build_manifest
     from engine.search.manifest import EmbedderRef
 
     g = stored_gallery
     g.retune()
     g.index.set_ef(500)  # someone else's explicit ef: a default search goes back to the tuned one
-    _gallery_candidates(g, _face_like(1, 9)[0], 20, None, 0)
+    hnsw_candidates(g, _face_like(1, 9)[0], 20, None, 0)
     assert g.index.params["ef"] == g.ef
     manifest = build_manifest([], EmbedderRef("arcface", "x"), "x", [g], 0, [], 10, False)
     entry = manifest.galleries[0].to_dict()

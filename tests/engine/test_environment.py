@@ -109,4 +109,4 @@ def test_a_run_manifest_carries_the_lock_digest_and_a_rerun_elsewhere_says_so(in
     assert manifest_differences(result.manifest, result.manifest) == []
     elsewhere = {**result.manifest, "software": {**software, "lock_digest": "f" * 64, "matches_lock": False}}
     notes = manifest_differences(result.manifest, elsewhere)
-    assert len(notes) == 1 and notes[0].startswith("software environment differs")
+    assert len(notes) == 1 and notes[0].startswith("Software environment differs")

@@ -15,11 +15,11 @@ from engine.cli import main
 from engine.gallery import Gallery, create_gallery, open_gallery
 from engine.gallery.compact import INDEX_FILES, UsearchI8Index, rerank_pool
 from engine.gallery.index import HnswIndex
+from engine.gallery.source import hnsw_candidates
 from engine.gallery.store import FaceRecord, PhotoRecord
 from engine.gallery.tuning import exact_topk, make_probes
-from engine.search.core import _gallery_candidates, build_manifest
-from engine.search.manifest import EmbedderRef
-from engine.search.rerun import manifest_differences
+from engine.manifest import EmbedderRef, manifest_differences
+from engine.search.core import build_manifest
 
 FACES = 1500
 
@@ -57,7 +57,7 @@ def compact() -> Iterator[tuple[Gallery, np.ndarray]]:
 
 def _top(g: Gallery, queries: np.ndarray, k: int = 10) -> list[list[tuple[int, float]]]:
     """What a search takes from one gallery: exact scores of its candidate pool (as Searcher asks), best first."""
-    return [sorted(_gallery_candidates(g, q, rerank_pool(k), None, 0), key=lambda h: -h[1])[:k] for q in queries]
+    return [sorted(hnsw_candidates(g, q, rerank_pool(k), None, 0), key=lambda h: -h[1])[:k] for q in queries]
 
 
 def _agreement(g: Gallery, x: np.ndarray, k: int = 10) -> float:
@@ -120,8 +120,8 @@ def test_flipped_bytes_in_a_compact_index_file_are_rebuilt_never_loaded(compact:
     def never(*args: object, **kwargs: object) -> None:
         raise AssertionError("a file whose digest does not match was handed to usearch")
 
-    with monkeypatch.context() as m:
-        m.setattr(UsearchI8Index, "load", classmethod(never))
+    with monkeypatch.context() as m:  # the loader hashes the bytes first: usearch itself never sees them
+        m.setattr("usearch.index.Index.restore", never)
         with open_gallery("C") as g3:
             assert isinstance(g3.index, UsearchI8Index) and len(g3.index) == FACES  # rebuilt from the store
     with open_gallery("C") as g4:  # saved with its new digest: trusted and loaded again
@@ -159,7 +159,7 @@ def test_the_manifest_records_the_kind_and_a_switch_shows_as_a_difference(
     plain = build_manifest([], ref, "x", [g], 0, [], 10, False)
     assert plain.galleries[0].index["kind"] == "hnswlib"
     assert "kind" not in plain.index  # float32 galleries keep the manifest form older runs recorded
-    assert any("index parameters changed" in d for d in manifest_differences(small, plain))
+    assert any("Index parameters changed" in d for d in manifest_differences(small, plain))
 
 
 def test_a_large_float32_gallery_is_offered_the_compact_index(monkeypatch: pytest.MonkeyPatch, capsys) -> None:  # type: ignore[no-untyped-def]

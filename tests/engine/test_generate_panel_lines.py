@@ -13,7 +13,7 @@ pytestmark = pytest.mark.gui
 
 def test_panel_shows_and_hides_the_structure_lines(qtbot: Any) -> None:
     from engine.generate.imaging import lineart_control
-    from sketchface_desktop.reconstruct_panel import ReconstructPanel
+    from sketchface_desktop.views.reconstruct_panel import ReconstructPanel
 
     panel = ReconstructPanel()
     qtbot.addWidget(panel)

@@ -24,7 +24,7 @@ def hub(qtbot: Any) -> Iterator[Any]:
 
 
 def test_generation_tab_shows_the_plan_and_saves_overrides(qtbot: Any, hub: Any) -> None:
-    from sketchface_desktop.settings_dialog import SettingsDialog
+    from sketchface_desktop.views.settings_dialog import SettingsDialog
 
     dialog = SettingsDialog(hub, start_tab="generation")
     qtbot.addWidget(dialog)

@@ -19,8 +19,9 @@ from engine.cli import main
 from engine.errors import ConfigError
 from engine.gallery import create_gallery
 from engine.gallery.pg import PgGallery, create_examiner, install_schema
-from engine.gallery.pg.mixed import search_mixed
+from engine.gallery.source import SearchContext
 from engine.gallery.store import FaceRecord, PhotoRecord
+from engine.search.core import search_vector
 from tests.engine import conftest_pg
 from tests.engine.conftest_pg import PgServer, make_tls, new_server, synthetic_photos
 
@@ -182,7 +183,7 @@ def test_mixed_search_gives_one_list_by_exact_score(pg_server: PgServer, examine
     server_vecs = {p.sha256: p.faces[0].embedding for p in photos}
     q = local_vecs[3] + server_vecs[photos[5].sha256]
     q /= np.linalg.norm(q)
-    matches, records = search_mixed(q, [local], [remote], 10, query_sha256="ab" * 32)  # type: ignore[list-item]
+    matches, records = search_vector(q, [local, remote], 10, context=SearchContext("ab" * 32))
     assert [m.rank for m in matches] == list(range(1, 11))
     scores = [m.score for m in matches]
     assert scores == sorted(scores, reverse=True)
@@ -199,7 +200,7 @@ def test_mixed_search_gives_one_list_by_exact_score(pg_server: PgServer, examine
 def test_server_dialog_saves_to_the_keyring_and_tests_the_server(
         qtbot, pg_server: PgServer, examiner: tuple[str, str, str, str],  # type: ignore[no-untyped-def]
         memory_keyring: MemoryKeyring) -> None:
-    from sketchface_desktop.server_dialog import ServerDialog
+    from sketchface_desktop.views.server_dialog import ServerDialog
 
     admin, user, pw, unit = examiner
     dialog = ServerDialog()
@@ -290,7 +291,7 @@ def test_a_search_over_a_server_gallery_is_recorded_in_a_case_and_re_runs(
     assert main(["gallery", "add", "Shared", str(tmp_path / "later"), "--server", "hq"]) == 0
     grown, _ = rerun_manifest(manifest, [query.read_bytes()])
     changes = manifest_differences(manifest, grown)
-    assert len(changes) == 1 and "gallery 'Shared' changed" in changes[0], changes
+    assert len(changes) == 1 and "Gallery Shared: content_version" in changes[0], changes
 
 
 def test_a_server_without_the_schema_gives_a_one_line_error(pg_server: PgServer, pg_database: str,

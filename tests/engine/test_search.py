@@ -90,8 +90,8 @@ def test_filters_give_the_same_results_by_numpy_prefilter_and_by_hnsw_callback(
     assert exact.matches and all(m.metadata["sex"] == "F" and m.metadata["birth_year"] >= 1973
                                  for m in exact.matches)
     assert photos[0] not in [Path(m.photo_path) for m in exact.matches]  # photo 0 is M
-    monkeypatch.setattr("engine.search.core.PREFILTER_MAX", 0)
-    monkeypatch.setattr("engine.search.core.PREFILTER_FRACTION", 0.0)
+    monkeypatch.setattr("engine.gallery.source.PREFILTER_MAX", 0)
+    monkeypatch.setattr("engine.gallery.source.PREFILTER_FRACTION", 0.0)
     calls: list[int] = []
     real_query = a.index.query
 
@@ -101,7 +101,7 @@ def test_filters_give_the_same_results_by_numpy_prefilter_and_by_hnsw_callback(
         return real_query(vectors, k, allowed)  # type: ignore[arg-type]
 
     monkeypatch.setattr(a.index, "query", spy)
-    graph = searcher.search(query, [a], k=6, filters=["sex=F", "birth_year>=1973"])
+    graph = searcher.search(query, [a], k=6, filters=["sex=F", "birth_year>=1973"], mode="hnsw")
     assert calls, "the hnswlib filter callback path was not taken"
     assert [m.face_id for m in graph.matches] == [m.face_id for m in exact.matches]
     assert exact.manifest["filters"] == ["sex=F", "birth_year>=1973"]
@@ -153,7 +153,7 @@ def test_galleries_embedded_with_another_arcface_file_are_refused(
         two_galleries: tuple[Gallery, Gallery, list[Path], list[Path]], pipeline: FacePipeline) -> None:
     a, b, photos, _ = two_galleries
     b.store.set_meta("model_sha256", "f" * 64)
-    with pytest.raises(GalleryError, match="ArcFace"):
+    with pytest.raises(ModelInvalid, match="gallery 'B' belongs to ArcFace"):  # the one refusal, one type
         Searcher(pipeline).search([Query.from_path(photos[0], "photo")], [a, b], k=3)
 
 
@@ -210,7 +210,7 @@ def test_a_trained_encoder_is_used_and_recorded_and_an_incompatible_one_refused(
         [Query.from_path(photos[0], "sketch")], [a], k=2)
     assert result.matches[0].face_id == target_face and not result.baseline
     assert result.manifest["embedder"] == {"kind": "sketch_encoder", "sha256": "e" * 64}
-    with pytest.raises(ModelInvalid, match="trained for ArcFace"):
+    with pytest.raises(ModelInvalid, match="sketch encoder's training belongs to ArcFace"):
         Searcher(pipeline, FakeEncoder(target, "1" * 64)).search([Query.from_path(photos[0], "sketch")], [a], k=2)
 
 
@@ -225,7 +225,7 @@ def test_manifest_is_complete_json_and_rerun_reproduces_the_list(
     m = json.loads(json.dumps(result.manifest))
     assert set(m) >= MANIFEST_KEYS
     assert m["query"][0] == {"kind": "photo", "sha256": queries[0].sha256, "weight": 2.0}
-    assert m["index"] == {"M": 32, "ef_construction": 200, "ef": 64} and m["k"] == 7
+    assert m["index"] == {"M": 32, "ef_construction": 200, "ef": 64, "mode": "exact"} and m["k"] == 7
     assert m["galleries"][0]["content_version"] == a.content_version
     assert m["galleries"][0]["face_count"] == a.store.counts()["faces"]
     data = [q.data for q in queries]
@@ -238,7 +238,7 @@ def test_manifest_is_complete_json_and_rerun_reproduces_the_list(
     small_photo_folder(tmp_path / "more", 2, seed=9)
     b.add([tmp_path / "more"], pipeline=pipeline)
     changed, _ = rerun_manifest(m, data, searcher=searcher)
-    assert any("gallery 'B' changed" in d for d in manifest_differences(m, changed))
+    assert any("Gallery B: content_version" in d for d in manifest_differences(m, changed))
     with pytest.raises(GalleryError, match="cannot be repeated exactly"):
         rerun_manifest(m, data, searcher=searcher, strict=True)
 

@@ -141,7 +141,7 @@ def test_install_checks_then_swaps_in_and_cli_embeds(installed_models: Path, tmp
 
     foreign_cfg = tiny_config("e" * 64)
     foreign = save_encoder(tmp_path / "foreign", load_encoder(new)[0].state_dict(), foreign_cfg)
-    with pytest.raises(ModelInvalid, match="trained against ArcFace eeeeeeeeeeee"):
+    with pytest.raises(ModelInvalid, match="sketch encoder.s training belongs to ArcFace file eeeeeeeeeeee"):
         install_checkpoint(foreign)
     assert sha256_file(dest / "model.safetensors") == report.model_sha256  # the installed one is untouched
 

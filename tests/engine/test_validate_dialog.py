@@ -49,7 +49,7 @@ def cases(installed_models: Path, tmp_path: Path) -> Path:
 
 def test_dialog_runs_shows_plots_adopts_calibration_and_saves(qtbot: Any, hub_and_session: tuple[Any, Any],
                                                               cases: Path, tmp_path: Path) -> None:
-    from sketchface_desktop.validate_dialog import open_validation
+    from sketchface_desktop.views.validate_dialog import open_validation
 
     hub, session = hub_and_session
     dialog = open_validation(hub, session)
@@ -80,7 +80,7 @@ def test_dialog_runs_shows_plots_adopts_calibration_and_saves(qtbot: Any, hub_an
 
 def test_dialog_reports_bad_input_in_place(qtbot: Any, hub_and_session: tuple[Any, Any], installed_models: Path,
                                            tmp_path: Path) -> None:
-    from sketchface_desktop.validate_dialog import ValidationDialog
+    from sketchface_desktop.views.validate_dialog import ValidationDialog
 
     hub, session = hub_and_session
     synthetic_gallery("Mugshots", orthonormal(3), ["a", "b", "c"])
@@ -100,8 +100,8 @@ def test_results_grid_tooltip_shows_the_calibration_only_when_one_is_in_use(qtbo
     from engine.sketch.embedder import file_sha256
     from engine.validate import save
     from sketchface_desktop.ops.search import ResultRow
-    from sketchface_desktop.results_view import ResultsModel
-    from sketchface_desktop.thumbnails import ThumbnailLoader
+    from sketchface_desktop.views.results_view import ResultsModel
+    from sketchface_desktop.views.thumbnails import ThumbnailLoader
     from sketchface_desktop.workers import JobHub
     from tests.engine.test_validate_report import calibration
 

@@ -127,7 +127,7 @@ def test_resources_ship_as_a_top_level_resources_folder() -> None:
     assert f"locks/{environment.lock_name()}" in expected
     shipped = {f"{dest}/{Path(src).name}" for src, dest in collect.resource_files()}
     assert expected and shipped == expected
-    for locator in (ROOT / "sketchface_desktop" / "assets.py", ROOT / "engine" / "cases" / "images.py"):
+    for locator in (ROOT / "sketchface_desktop" / "views" / "assets.py", ROOT / "engine" / "paths.py"):
         if locator.is_file():
             assert "resources" in set(_string_constants(_tree(locator))), f"{locator} no longer looks for resources/"
 

@@ -18,6 +18,7 @@ from engine.cases.archive_members import MAX_RATIO, RATIO_FLOOR_BYTES
 from engine.cases.db import canonical_json
 from engine.cli import main
 from engine.errors import CaseError
+from tests.examiner_helpers import ensure_profile
 from tests.security.test_case_support import exported, rewrite_archive, rewrite_archive_db
 
 
@@ -104,6 +105,7 @@ def test_archive_signed_by_another_workstation_is_reported_with_its_key(tmp_path
     sender = anchor.public_key_hex()
     monkeypatch.setenv("SKETCHFACE_CONFIG_DIR", str(tmp_path / "receiver_config"))  # another workstation's key
     assert anchor.public_key_hex() != sender
+    ensure_profile("B. Receiver", "B-2002")  # and its examiner
     with pytest.raises(CaseError, match="not the"):
         import_case(archive, location=tmp_path / "d0", expected_key="0" * 64)
     with import_case(archive, location=tmp_path / "d1", expected_key=anchor.key_fingerprint(sender)[:16]) as case:

@@ -13,6 +13,7 @@ from engine import paths
 from engine import workstation_key as wk
 from engine.errors import CaseError
 from tests.engine.test_cases_support import new_case
+from tests.examiner_helpers import ensure_profile
 from tests.security.case_forgery import cli
 from tests.security.test_case_support import exported
 
@@ -81,6 +82,7 @@ def test_folders_are_owner_only_under_umask_000(tmp_path: Path, monkeypatch: pyt
     monkeypatch.setenv("SKETCHFACE_HOME", str(tmp_path / "fresh_home"))
     old = os.umask(0)
     try:
+        ensure_profile("A. Examiner", "A-1001")  # the examiner of this fresh workstation
         with new_case() as case:
             folders = [paths.data_dir(), paths.config_dir(), paths.log_dir(), paths.cases_dir(), case.folder,
                        *[p for p in case.folder.iterdir() if p.is_dir()], tmp_path / "fresh_home"]

@@ -20,6 +20,7 @@ from engine.cases import audit, ledger, open_case
 from engine.cases.store import CaseReadOnly
 from engine.errors import CaseError
 from tests.engine.test_cases_support import face_png, new_case, populated_case
+from tests.examiner_helpers import ensure_profile
 from tests.security.case_forgery import cli, copy_case, forge_decision, stored_decision
 
 NUMBER = "2026-0042"
@@ -160,6 +161,7 @@ def test_planted_case_signed_by_another_key_is_refused_until_imported(
         tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
     ours = paths.cases_dir()
     monkeypatch.setenv("SKETCHFACE_HOME", str(tmp_path / "elsewhere"))
+    ensure_profile("C. Elsewhere", "C-3003")  # the examiner of that other workstation
     with new_case("2026-0099") as other:
         src = other.folder
     archive = tmp_path / "planted.zip"

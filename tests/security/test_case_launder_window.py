@@ -12,7 +12,7 @@ import pytest
 
 from engine.cases.store import CaseReadOnly
 from sketchface_desktop.controllers.case_controller import CaseController
-from sketchface_desktop.error_dialog import describe_error
+from sketchface_desktop.controllers.errors import describe_error
 from tests.desktop.fakes import InlineRunner
 from tests.engine.test_cases_support import populated_case
 from tests.security.case_forgery import forge_decision, stored_decision

@@ -25,6 +25,7 @@ from engine.cases import (
 )
 from engine.cases.archive import MANIFEST_NAME
 from tests.engine.test_cases_support import face_png, populated_case
+from tests.examiner_helpers import acting_as
 
 
 def full_case() -> Case:
@@ -34,7 +35,8 @@ def full_case() -> Case:
                         parent=list_sketches(case)[0], user="alice")
     add_attachment(case, b"witness statement: tall, cap", "statement.txt", note="scan", user="alice")
     update_case(case, notes="suspect seen at 21:10", user="alice")
-    sign_off(case, "Det. Bob", statement="reviewed")
+    with acting_as("Det. Bob", "B-2002"):
+        sign_off(case, "Det. Bob", statement="reviewed", scope="the decided candidates only")
     export_report(case, "html", user="alice")  # a report written into the case travels with it
     return case
 

@@ -13,7 +13,7 @@ from trainer.config import PRETRAINED_MODEL_ID, load_config
 
 def test_the_train_action_needs_the_managed_pretrained_tower(sketchface_home: Path) -> None:
     from engine import models
-    from sketchface_desktop.training_run import pretrained_problem
+    from sketchface_desktop.ops.training import pretrained_problem
 
     problem = pretrained_problem(load_config())
     assert problem is not None and "not installed" in problem and PRETRAINED_MODEL_ID in problem
@@ -28,7 +28,8 @@ def test_the_doctor_report_is_shown_before_training_starts(tmp_path: Path, qtbot
                                                             monkeypatch: pytest.MonkeyPatch) -> None:
     from PySide6.QtWidgets import QMessageBox
 
-    from sketchface_desktop import training_run
+    from sketchface_desktop.ops import training as training_ops
+    from sketchface_desktop.views import training_run
 
     root = tmp_path / "ds"
     synthetic.write_dataset(root, 12, seed=0)
@@ -53,7 +54,7 @@ def test_the_doctor_report_is_shown_before_training_starts(tmp_path: Path, qtbot
     assert shown and "pairs                12" in shown[0] and "Start training?" in shown[0]
     assert len(started) == 1 and started[0].argv[-2:] == ["--set", started[0].argv[-1]]
     assert "--config" in started[0].argv
-    text, ok = training_run.doctor_summary({**_report(), "verdict": "unusable"})
+    text, ok = training_ops.doctor_summary({**_report(), "verdict": "unusable"})
     assert not ok and "would stop" in text
 
 

@@ -1,11 +1,11 @@
-"""``sketchface server ...`` and the server side of ``sketchface gallery ...`` and ``search``.
+"""``sketchface server ...`` and the server side of ``sketchface gallery ...``.
 
 ``server add/list/remove/test`` manage profiles (:mod:`engine.servers`); ``server init`` and
 ``server grant`` are for the server's administrator. The ``gallery`` actions ``create``, ``add``,
 ``info`` and ``list`` gain ``--server PROFILE`` (the same command on a server gallery), ``gallery push
-LOCAL --server PROFILE`` moves a local gallery up without re-embedding, and ``search`` gains
-``--server-gallery PROFILE:NAME`` for one ranked list over local and server galleries. This module
-registers after ``engine.gallery.cli`` and ``engine.search.cli`` and extends their parsers in place.
+LOCAL --server PROFILE`` moves a local gallery up without re-embedding. This module registers after
+``engine.gallery.cli`` and adds those options to its parsers. A search over server galleries is the
+one search of the workstation (``search --server-gallery PROFILE:NAME``, :mod:`engine.search.cli`).
 """
 
 from __future__ import annotations
@@ -229,39 +229,6 @@ def _gallery_push(args: argparse.Namespace) -> int:
     return 0
 
 
-# -- search over local and server galleries -------------------------------------------------------
-def _search(args: argparse.Namespace, fallback: Any) -> int:
-    if not args.server_gallery:
-        if not args.gallery:
-            raise GalleryError("Choose what to search: --gallery NAME and/or --server-gallery PROFILE:NAME.")
-        return int(fallback(args))
-    from engine.gallery import open_gallery
-    from engine.gallery.pg.mixed import run_mixed_search
-    from engine.search import Searcher
-    from engine.search.cli import queries_from_args, record_in_case, report_search
-
-    if args.group_by_subject:
-        raise GalleryError("Grouping by subject is not available when server galleries are searched.",
-                           hint="Leave out --group-by-subject, or search the local galleries alone.")
-    queries = queries_from_args(args)
-    searcher = Searcher()
-    remote = []
-    for item in args.server_gallery:
-        name, _, ref = item.partition(":")
-        if not ref:
-            raise GalleryError(f"--server-gallery {item!r}: write PROFILE:GALLERY.")
-        remote.append(_server_gallery(name, ref)[2])
-    local = [open_gallery(ref) for ref in (args.gallery or [])]
-    try:
-        k = args.top or searcher.settings.search_top_k
-        result = run_mixed_search(searcher, queries, local, remote, k, args.filter or [], args.ef)
-        record = record_in_case(args, queries, [*local, *remote], result) if args.case else None
-    finally:
-        for g in local:
-            g.close()
-    return report_search(args, result, record)
-
-
 def _subactions(parser: argparse.ArgumentParser) -> Any:
     for action in parser._actions:  # argparse keeps sub-parsers only here
         if isinstance(action, argparse._SubParsersAction):
@@ -291,7 +258,8 @@ def _wrap(parser: argparse.ArgumentParser, handler: Any) -> None:
 
 
 def register(subparsers: Any) -> None:
-    """Add ``server`` and extend ``gallery`` and ``search`` (when present) with server galleries."""
+    """Add ``server`` and extend ``gallery`` (when present) with server galleries (``search`` has its own
+    ``--server-gallery``)."""
     p = subparsers.add_parser("server", help="gallery servers (PostgreSQL + pgvector): profiles and setup")
     acts = p.add_subparsers(dest="server_command", metavar="ACTION", required=True)
 
@@ -337,11 +305,3 @@ def register(subparsers: Any) -> None:
         a.add_argument("--unit", help="unit owning the server gallery if it is created")
         a.add_argument("--json", action="store_true")
         a.set_defaults(func=_guarded(_gallery_push))
-    search = subparsers.choices.get("search")
-    if search is not None:
-        search.add_argument("--server-gallery", action="append", metavar="PROFILE:GALLERY",
-                            help="also search this server gallery; one list merged by exact score (repeatable)")
-        for action_ in search._actions:
-            if action_.dest == "gallery":
-                action_.required = False
-        _wrap(search, _search)

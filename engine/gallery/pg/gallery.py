@@ -22,10 +22,13 @@ from typing import Any
 import numpy as np
 
 from engine.errors import GalleryError
+from engine.gallery.exact import HNSW
 from engine.gallery.filters import FIELDS, Filter, _coerce, parse_filters
 from engine.gallery.gallery import DIM, GalleryInfo
 from engine.gallery.pg.pool import get_pool
 from engine.gallery.pg.schema import FILTER_COLUMNS, SCHEMA, unit_role
+from engine.gallery.source import Candidates, FaceDetail, SearchContext
+from engine.manifest import GalleryRef
 
 DEFAULT_EF = 200
 EF_MAX = 1000  # pgvector's upper bound for hnsw.ef_search
@@ -294,6 +297,11 @@ class PgGallery:
         """One face's stored thumbnail, or None (logged like any read of faces)."""
         return self.thumbnails([face_id]).get(int(face_id))
 
+    def searchable(self, mode: str = "auto") -> ServerSearchable:
+        """This gallery as search runs over it: pgvector HNSW with exact re-rank (``mode`` is for local
+        galleries; a server gallery always searches this way)."""
+        return ServerSearchable(self)
+
 
 def search_many(galleries: Sequence[PgGallery], q: np.ndarray, k: int, filters: Sequence[str | Filter] = (),
                 ef: int | None = None, candidates: int | None = None, exact: bool = False, query_sha256: str = "",
@@ -328,3 +336,56 @@ def search_many(galleries: Sequence[PgGallery], q: np.ndarray, k: int, filters: 
                           key=lambda h: (-h[1], h[0]))
             out[g.id] = (hits[:k], versions.get(g.id, -1))
     return out
+
+
+META_COLUMNS = ("sex", "birth_year", "source", "date")
+
+
+class ServerSearchable:
+    """Search's view of a :class:`PgGallery` (grouping by subject is not offered: not grouped server-side)."""
+
+    can_group = False
+    mode = HNSW
+
+    def __init__(self, gallery: PgGallery) -> None:
+        self.gallery = gallery
+
+    @property
+    def id(self) -> str:
+        return self.gallery.id
+
+    @property
+    def name(self) -> str:
+        return self.gallery.name
+
+    @property
+    def model_sha256(self) -> str | None:
+        return self.gallery.model_sha256
+
+    @classmethod
+    def search_together(cls, galleries: Sequence[Any], q: np.ndarray, k: int, pool: int, filters: list[Filter],
+                        ef: int, context: SearchContext) -> dict[str, Candidates]:
+        """One logged request per server: the best ``k`` of ``pool`` HNSW candidates per gallery, re-ranked."""
+        found = search_many([g.gallery for g in galleries], q, k, filters, ef or None, pool,
+                            query_sha256=context.query_sha256, workstation=context.workstation)
+        return {gid: Candidates(hits, version) for gid, (hits, version) in found.items()}
+
+    def face_details(self, face_ids: Iterable[int]) -> dict[int, FaceDetail]:
+        out = {}
+        for f, d in self.gallery.face_details(face_ids).items():
+            meta = {key: d[key] for key in META_COLUMNS if d.get(key) is not None}
+            meta.update(d.get("extras") or {})
+            out[f] = FaceDetail(int(d["photo_id"]), str(d["path"] or ""), str(d["photo_sha256"]), d["subject_id"],
+                                meta, d["quality"], tuple(d["bbox"]) if d["bbox"] else None)
+        return out
+
+    def thumbnails(self, face_ids: Iterable[int]) -> dict[int, bytes]:
+        return self.gallery.thumbnails(face_ids)
+
+    def thumbnail(self, face_id: int) -> bytes | None:
+        return self.gallery.thumbnail(face_id)
+
+    def manifest_ref(self, content_version: int) -> GalleryRef:
+        g = self.gallery
+        return GalleryRef(g.id, content_version, g.name, None, {**g.params, "mode": HNSW},
+                          server=g.server or "server")
