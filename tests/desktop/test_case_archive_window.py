@@ -54,9 +54,8 @@ def test_the_window_shows_the_registry_notice(qtbot: Any, window: Any) -> None:
 @pytest.fixture
 def sender_archive(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, sketchface_home: Path) -> dict[str, Any]:
     """A case exported by a second workstation (its own home and key); the receiver's home is restored."""
-    from engine.cases import anchor, create_case, export_case
-
     from engine import examiners
+    from engine.cases import anchor, create_case, export_case
 
     monkeypatch.setenv("SKETCHFACE_HOME", str(tmp_path / "sender_home"))
     examiners.add("Det. Sender", "S-0911")  # the sender's own examiner profile on their workstation
