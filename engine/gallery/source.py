@@ -128,16 +128,10 @@ def _stored_scan(g: Gallery, q: np.ndarray, ids: np.ndarray, n: int) -> list[tup
     return [(int(ids[i]), float(scores[i])) for i in top]
 
 
-class LocalSearchable:
-    """A local gallery as search sees it: an exact scan, or HNSW with exact re-rank (``mode``)."""
+class GalleryView:
+    """What every search view forwards from the gallery it wraps: its id, name and ArcFace file digest."""
 
-    can_group = True
-
-    def __init__(self, gallery: Gallery, mode: str = "auto") -> None:
-        self.gallery = gallery
-        self.requested = mode
-        self.mode = choose_mode(mode, gallery.store.face_count() if mode == "auto" else 0, gallery.settings.device)
-        self._ef = 0
+    gallery: Any
 
     @property
     def id(self) -> str:
@@ -150,6 +144,18 @@ class LocalSearchable:
     @property
     def model_sha256(self) -> str | None:
         return self.gallery.model_sha256
+
+
+class LocalSearchable(GalleryView):
+    """A local gallery as search sees it: an exact scan, or HNSW with exact re-rank (``mode``)."""
+
+    can_group = True
+
+    def __init__(self, gallery: Gallery, mode: str = "auto") -> None:
+        self.gallery = gallery
+        self.requested = mode
+        self.mode = choose_mode(mode, gallery.store.face_count() if mode == "auto" else 0, gallery.settings.device)
+        self._ef = 0
 
     def candidates(self, q: np.ndarray, n: int, filters: list[Filter], ef: int) -> Candidates:
         """Up to ``n`` (face id, exact cosine), best first, at the gallery's current content version."""

@@ -27,7 +27,7 @@ from engine.gallery.filters import FIELDS, Filter, _coerce, parse_filters
 from engine.gallery.gallery import DIM, GalleryInfo
 from engine.gallery.pg.pool import get_pool
 from engine.gallery.pg.schema import FILTER_COLUMNS, SCHEMA, unit_role
-from engine.gallery.source import Candidates, FaceDetail, SearchContext
+from engine.gallery.source import Candidates, FaceDetail, GalleryView, SearchContext
 from engine.manifest import GalleryRef
 
 DEFAULT_EF = 200
@@ -341,7 +341,7 @@ def search_many(galleries: Sequence[PgGallery], q: np.ndarray, k: int, filters: 
 META_COLUMNS = ("sex", "birth_year", "source", "date")
 
 
-class ServerSearchable:
+class ServerSearchable(GalleryView):
     """Search's view of a :class:`PgGallery` (grouping by subject is not offered: not grouped server-side)."""
 
     can_group = False
@@ -349,18 +349,6 @@ class ServerSearchable:
 
     def __init__(self, gallery: PgGallery) -> None:
         self.gallery = gallery
-
-    @property
-    def id(self) -> str:
-        return self.gallery.id
-
-    @property
-    def name(self) -> str:
-        return self.gallery.name
-
-    @property
-    def model_sha256(self) -> str | None:
-        return self.gallery.model_sha256
 
     @classmethod
     def search_together(cls, galleries: Sequence[Any], q: np.ndarray, k: int, pool: int, filters: list[Filter],
