@@ -8,7 +8,9 @@
 # 3. the same with an 8 GB cap    torch.cuda.set_per_process_memory_fraction + the memory plan for 8 GB
 # 4. bench/ingest.py on the GPU   faces/s of the R50-cost recognizer; which provider really ran
 # 5. bench/train.py with AMP      ViT-B-16 training images/s, peak VRAM
-# 6. bench/reconstruct.py --compile (last: the compile takes minutes; skipped when SKIP_COMPILE=1)
+# 6. synthetic identities       trainer make-synthetic: FaceID photos per training identity, ArcFace
+#                                identity check, photo->sketch; attempts/s (after the models load)
+# 7. bench/reconstruct.py --compile (last: the compile takes minutes; skipped when SKIP_COMPILE=1)
 #
 # Without installed weights the benchmarks use real-size models with random weights (same FLOPs and
 # memory; the JSON says "weights": "random ..."). Each step has its own time limit (STEP_TIMEOUT, s);
@@ -39,6 +41,31 @@ step reconstruct bench/reconstruct.py --json --models "$MODELS" --images 3
 step reconstruct_8gb bench/reconstruct.py --json --models "$MODELS" --images 2 --vram-cap-gb 8
 step ingest bench/ingest.py --json --photos "${INGEST_PHOTOS:-600}" --batch 256 --workers 8 --repeats 2
 step train bench/train.py --json --amp auto --batch 64 --steps 20
+# Synthetic pairs per second: the trainer's own source on the SD 1.5 models of step 2 (installed, or the
+# random-weight stand-ins it built in $MODELS), 512x512, 30 steps, on a procedural dataset whose teacher is
+# the tiny ArcFace stand-in (its identity check costs far less than the real R50's: not measured here).
+# Every photo is kept (bar -1), so attempts/s is pairs/s. JSON lines; the last one carries the figures.
+step synthetic -c "
+import sys, tempfile
+from pathlib import Path
+sys.path.insert(0, '.'); sys.path.insert(0, 'bench')
+models, n_ids, per_id = Path(sys.argv[1]), int(sys.argv[2]), int(sys.argv[3])
+if (models / '.random-weights').exists():
+    from reconstruct import allow_stand_ins
+    allow_stand_ins()
+from tests.fixtures.tiny_models import build_detector, build_recognizer
+from tests.trainer.synthetic import write_dataset
+work = Path(tempfile.mkdtemp())
+build_detector(work / 'det.onnx')
+build_recognizer(work / 'arc.onnx')
+write_dataset(work / 'ds', n_ids, seed=0)
+from trainer.__main__ import main
+sets = [f'data.root=\"{work / \"ds\"}\"', f'teacher.detector_onnx=\"{work / \"det.onnx\"}\"',
+        f'teacher.arcface_onnx=\"{work / \"arc.onnx\"}\"', f'synthetic.models_dir=\"{models}\"',
+        'synthetic.min_cosine=-1.0', 'synthetic.safety_checker=false', 'synthetic.device=\"cuda\"',
+        'model.pretrained=\"none\"', *sys.argv[4:]]
+sys.exit(main(['make-synthetic', '--per-identity', str(per_id), *[a for s in sets for a in ('--set', s)]]))
+" "$MODELS" "${SYNTH_IDS:-16}" "${SYNTH_PER_ID:-2}" ${SYNTH_SETS:-}
 if [ "${SKIP_COMPILE:-0}" != 1 ]; then
   step reconstruct_compiled bench/reconstruct.py --json --models "$MODELS" --images 3 --compile
 fi
@@ -69,6 +96,13 @@ i = load("ingest")
 if i:
     rows.append(f"ingest: pipeline {i.get('pipeline_faces_per_s')} faces/s, raw {i.get('raw_model_faces_per_s')} "
                 f"faces/s, provider {i.get('provider')} ({i.get('onnx_reason') or 'GPU'})")
+try:  # JSON lines: the last one ("done") carries the figures
+    y = json.loads((out / "synthetic.json").read_text().strip().splitlines()[-1])
+except (OSError, ValueError, IndexError):
+    y = None
+if y and y.get("event") == "done":
+    rows.append(f"synthetic: {y.get('steady_attempts_per_s')} pairs/s after loading ({y.get('attempts_per_s')} with "
+                f"loading), {y.get('synthetic_pairs')} pairs kept of {y.get('attempted')}")
 t = load("train")
 if t:
     rows.append(f"train: {t.get('images_per_s')} img/s, amp {t.get('amp')}, batch {t.get('batch')}, "

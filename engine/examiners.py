@@ -312,8 +312,26 @@ def export_key(ref: str | None = None) -> dict[str, str]:
             "public_key": p.public_key, "fingerprint": p.fingerprint}
 
 
+def revocation(fingerprint: str) -> dict[str, Any] | None:
+    """The trust list's row for ``fingerprint`` when that key is revoked, else None."""
+    keys, _ok = _read_trust()
+    row = next((k for k in keys if k.get("fingerprint") == fingerprint), None)
+    return row if row is not None and row.get("revoked_at") else None
+
+
 def sign(profile: Profile, purpose: str, payload: dict[str, Any]) -> str:
-    """``profile``'s signature (hex) over ``payload``, tagged with its purpose."""
+    """``profile``'s signature (hex) over ``payload``, tagged with its purpose.
+
+    Refused for a revoked key: verification would flag every later signature by it as a finding, so
+    nothing is written with it in the first place (a stolen or rotated key stops at the write).
+    """
+    row = revocation(profile.fingerprint)
+    if row is not None:
+        raise CaseError(f"The examiner key of {profile.name} ({profile.identifier}, key {profile.fingerprint[:16]}) "
+                        f"was revoked on {row.get('revoked_at')} ({row.get('revoke_reason') or 'no reason given'}); "
+                        "nothing is signed with it, so nothing was written.",
+                        hint="Work under another examiner profile ('sketchface examiner use'), or give this profile "
+                             "a new key ('sketchface examiner rotate').")
     return workstation_key.sign_with(private_key(profile), purpose, payload)
 
 
@@ -404,6 +422,13 @@ def revoke(fingerprint: str, *, reason: str = "", by: Profile | None = None) -> 
         keys = trusted_keys()
         row = next((k for k in keys if str(k.get("fingerprint", "")).startswith(fingerprint.lower())
                     and len(fingerprint) >= 8), None)
+        own = next((p for p in profiles() if len(fingerprint) >= 8
+                    and p.fingerprint.startswith(fingerprint.lower())), None)
+        if row is None and own is not None:  # a profile of this workstation: it enters the list to be revoked
+            row = {"fingerprint": own.fingerprint, "public_key": own.public_key, "name": own.name,
+                   "identifier": own.identifier, "source": "a profile of this workstation",
+                   "accepted_by": _who(by), "accepted_at": _now()}
+            keys.append(row)
         if row is None:
             raise CaseError(f"No key with fingerprint {fingerprint} is on this workstation's trust list.")
         if not row.get("revoked_at"):

@@ -60,7 +60,8 @@ class ReportPDF(FPDF):
         self.set_font("DejaVu", "", 7.5)
         self.set_text_color(*GREY)
         case = self.data["case"]
-        self.cell(self.epw / 2, 5, "SketchFace Workstation · Case report", new_x=XPos.RIGHT, new_y=YPos.TOP)
+        self.cell(self.epw / 2, 5, self.data.get("running_title", "SketchFace Workstation · Case report"),
+                  new_x=XPos.RIGHT, new_y=YPos.TOP)
         self.cell(self.epw / 2, 5, f"Case {case['case_number']} · {case['title']}"[:90], align="R",
                   new_x=XPos.LMARGIN, new_y=YPos.NEXT)
         self.set_draw_color(*RULE)
@@ -73,10 +74,12 @@ class ReportPDF(FPDF):
         self.set_y(-12)
         self.set_font("DejaVu", "", 7)
         self.set_text_color(*GREY)
-        audit = self.data["audit"]
-        status = "intact" if audit["ok"] else "BROKEN"
-        left = (f"Investigative leads, not identifications · audit chain {status}: {audit['count']} entries, "
-                f"head {audit['head'][:16]}…")
+        left = self.data.get("running_footer") or ""  # material with its own footer (line-up administration)
+        if not left:
+            audit = self.data["audit"]
+            status = "intact" if audit["ok"] else "BROKEN"
+            left = (f"Investigative leads, not identifications · audit chain {status}: {audit['count']} entries, "
+                    f"head {audit['head'][:16]}…")
         self.cell(self.epw - 30, 5, left, new_x=XPos.RIGHT, new_y=YPos.TOP)
         self.cell(30, 5, f"Page {self.page_no()} of {{nb}}", align="R")
         self.set_text_color(0, 0, 0)

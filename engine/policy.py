@@ -58,6 +58,14 @@ def policy_path() -> Path:
     return paths.config_dir() / POLICY_FILE
 
 
+RETENTION_FILE = "retention_policy.toml"
+
+
+def retention_policy_path() -> Path:
+    """Where the administrator puts the gallery retention rules (read by :mod:`engine.gallery.retention`)."""
+    return paths.config_dir() / RETENTION_FILE
+
+
 def load_policy() -> SearchPolicy | None:
     """The agency's policy, or None when there is no policy file; ConfigError when it is unreadable or wrong.
 

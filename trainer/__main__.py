@@ -29,16 +29,21 @@ def _config_args(p: argparse.ArgumentParser) -> None:
 
 
 def cmd_train(args: argparse.Namespace) -> int:
+    from trainer.ablation import AblationStudy
     from trainer.config import load_config
     from trainer.loop import Trainer
 
     cfg = load_config(args.config, args.overrides)
     if args.force:
         cfg.run.force_resume = True
+    for part in args.ablate:
+        if part not in cfg.run.ablate:
+            cfg.run.ablate.append(part)
+    cfg.validate()
     out = Path(cfg.run.out_dir)
     out.mkdir(parents=True, exist_ok=True)
     (out / "config.json").write_text(json.dumps(cfg.to_dict(), indent=2, default=str), "utf-8")
-    trainer = Trainer(cfg)
+    trainer: Trainer | AblationStudy = AblationStudy(cfg) if cfg.run.ablate else Trainer(cfg)
 
     def stop(signum: int, _frame: object) -> None:
         # First signal: finish the step, save last.pt, exit; a second one stops at once.
@@ -117,6 +122,21 @@ def cmd_make_sketches(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_make_synthetic(args: argparse.Namespace) -> int:
+    from trainer.config import load_config
+    from trainer.reporting import RunReporter
+    from trainer.synthetic_ids import make_synthetic
+
+    overrides = list(args.overrides)
+    if args.per_identity is not None:
+        overrides.append(f"synthetic.per_identity={args.per_identity}")
+    cfg = load_config(args.config, overrides)
+    reporter = RunReporter(None, tensorboard=False)
+    result = make_synthetic(cfg, reporter)
+    reporter.emit("done", **result.summary(cfg.synthetic))
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m trainer", description="Train the SketchFace sketch encoder.")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
@@ -124,6 +144,10 @@ def build_parser() -> argparse.ArgumentParser:
     _config_args(tr)
     tr.add_argument("--force", action="store_true",
                     help="resume although world size, batch or dataset changed (logged; not exactly reproducible)")
+    tr.add_argument("--ablate", action="append", default=[], metavar="PART",
+                    help="after the full recipe, train once more with PART switched off and report both on the "
+                         "test split (repeatable; run.ablate in a config): ema, coral, mining, margin, unfreeze, "
+                         "flip, consistency, proto_reg")
     tr.set_defaults(func=cmd_train)
     sc = sub.add_parser("show-config", help="print the effective config as TOML, then the schedule in steps")
     _config_args(sc)
@@ -142,6 +166,11 @@ def build_parser() -> argparse.ArgumentParser:
                     help="best: the weights that scored higher at the best evaluation (recorded by the run)")
     _config_args(ex)
     ex.set_defaults(func=cmd_export)
+    sy = sub.add_parser("make-synthetic", help="synthetic identities: K FaceID photos per training identity, kept when "
+                                               "ArcFace agrees, sketched (DATASET_ROOT/synthetic)")
+    sy.add_argument("--per-identity", type=int, help="K (synthetic.per_identity)")
+    _config_args(sy)
+    sy.set_defaults(func=cmd_make_synthetic)
     ms = sub.add_parser("make-sketches", help="pencil-style sketches of photos: OUT/sketch (+ OUT/real)")
     ms.add_argument("photos", type=Path)
     ms.add_argument("out", type=Path)

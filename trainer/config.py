@@ -62,6 +62,62 @@ class DataConfig:
     hflip_p: float = 0.5
 
 
+# Recipe parts an ablation run can switch off (trainer.ablation.PARTS says how each is switched off).
+ABLATION_PARTS = ("ema", "coral", "mining", "margin", "unfreeze", "flip", "consistency", "proto_reg")
+
+
+@dataclass
+class SyntheticConfig:
+    """Synthetic identities for small datasets (seed 003, IDiff-Face): an optional extra data source.
+
+    For each *training* identity the product's own IP-Adapter FaceID (the workstation's
+    reconstruction, :class:`engine.generate.Reconstructor`) makes ``per_identity`` extra photos
+    conditioned on the identity's ArcFace prototype, each with its own prompt (pose, light, age drawn
+    per photo); a photo is kept only when the teacher ArcFace's cosine between it and the prototype
+    reaches ``min_cosine``, and its sketch comes from the existing photo-to-sketch synthesis
+    (:func:`trainer.sketches.sketch_image`). Kept pairs are extra samples of their source identity's
+    class, marked synthetic in ``DATASET_ROOT/synthetic/manifest.json`` and in the run's report; they
+    never enter validation or test (only training identities get any).
+
+    Attributes:
+        per_identity: K photos attempted per training identity (0: off).
+        min_cosine: the bar. 0.5 is a guess, not measured on this product: IP-Adapter FaceID images
+            usually sit well above unrelated faces (cosine ~0) for ArcFace; raise it to keep only
+            close likenesses, and read the manifest's cosines to choose.
+        poses, lights, ages: prompt parts; each photo draws one of each (seeded per identity and k).
+        prompt: the template they fill.
+        steps, guidance_scale, likeness_strength, size: generation settings (the workstation's defaults).
+        sketch_method: "xdog" or "dodge" (as ``make-sketches``).
+        photo_seed: fixes every photo's seed and prompt draw.
+        models_dir: the generation models' folder ("" = the installed models).
+        device: "auto", "cuda" or "cpu"; allow_cpu: generate even on a CPU (minutes per photo).
+        safety_checker: screen every photo with the Stable Diffusion safety checker (flagged photos come
+            back blank, have no face and are rejected).
+    """
+
+    per_identity: int = 0
+    min_cosine: float = 0.5
+    poses: list[str] = field(default_factory=lambda: ["facing the camera", "head turned slightly left",
+                                                      "head turned slightly right", "chin slightly raised",
+                                                      "chin slightly lowered"])
+    lights: list[str] = field(default_factory=lambda: ["soft studio light", "harsh side light",
+                                                       "overcast daylight", "indoor fluorescent light",
+                                                       "warm evening light"])
+    ages: list[str] = field(default_factory=lambda: ["", "looking a few years younger",
+                                                     "looking about ten years older"])
+    prompt: str = "RAW photo, head and shoulders portrait of a person, {pose}, {light}, {age}, neutral background"
+    steps: int = 30
+    guidance_scale: float = 7.5
+    likeness_strength: float = 1.1
+    size: int = 512
+    sketch_method: str = "xdog"
+    photo_seed: int = 0
+    models_dir: str = ""
+    device: str = "auto"
+    allow_cpu: bool = False
+    safety_checker: bool = True
+
+
 @dataclass
 class TeacherConfig:
     """The frozen ArcFace teacher that turns photos into class prototypes.
@@ -220,6 +276,12 @@ class RunConfig:
         force_resume: resume although the world size, batch or dataset changed (logged).
         dist_timeout_min: collective-operation timeout of a distributed run (prototypes of a large
             dataset take minutes on one rank; the default 10 minutes made slow ranks fail).
+        ablate: recipe parts to switch off, one extra run each after the full recipe (see
+            :data:`trainer.ablation.PARTS`: ema, coral, mining, margin, unfreeze, flip, consistency,
+            proto_reg); their test figures are reported beside the full recipe's (``report.json``,
+            ``export/config.json``). Why: at agency sizes some parts may not act; switching one off
+            and scoring the same test split is the only way to know.
+        ablated: set by the trainer in an ablation run's own config: the part that run has off.
     """
 
     out_dir: str = "runs/sketch_encoder"
@@ -235,6 +297,8 @@ class RunConfig:
     weights: str = "best"
     force_resume: bool = False
     dist_timeout_min: float = 60.0
+    ablate: list[str] = field(default_factory=list)
+    ablated: str = ""
 
 
 @dataclass
@@ -248,6 +312,7 @@ class TrainConfig:
     loss: LossConfig = field(default_factory=LossConfig)
     eval: EvalConfig = field(default_factory=EvalConfig)
     run: RunConfig = field(default_factory=RunConfig)
+    synthetic: SyntheticConfig = field(default_factory=SyntheticConfig)
     augment_weak: AugmentConfig = field(default_factory=weak_augment)
     augment_strong: AugmentConfig = field(default_factory=strong_augment)
 
@@ -273,6 +338,18 @@ class TrainConfig:
             raise ConfigError("data.max_skipped_fraction must be between 0 and 1.")
         if self.model.activation not in ("", "gelu", "quick_gelu"):
             raise ConfigError(f"model.activation must be '', 'gelu' or 'quick_gelu' (got {self.model.activation!r}).")
+        unknown = [p for p in self.run.ablate if p not in ABLATION_PARTS]
+        if unknown or (self.run.ablated and self.run.ablated not in ABLATION_PARTS):
+            raise ConfigError(f"Unknown recipe part to ablate: {', '.join(unknown) or self.run.ablated}.",
+                              hint=f"Parts: {', '.join(ABLATION_PARTS)}.")
+        if len(set(self.run.ablate)) != len(self.run.ablate):
+            raise ConfigError("run.ablate names a part twice.")
+        sy = self.synthetic
+        if sy.per_identity < 0 or sy.steps < 1 or sy.size < 8 or not (sy.poses and sy.lights and sy.ages):
+            raise ConfigError("synthetic.per_identity must be >= 0, steps >= 1, size >= 8, and poses, lights and "
+                              "ages need at least one entry each (\"\" is an entry).")
+        if sy.sketch_method not in ("xdog", "dodge"):
+            raise ConfigError(f"synthetic.sketch_method must be 'xdog' or 'dodge' (got {sy.sketch_method!r}).")
         if not self.model.pretrained:
             raise ConfigError("model.pretrained is empty.",
                               hint=f"Use the managed '{PRETRAINED_MODEL_ID}' (the default), a checkpoint file, "
@@ -306,6 +383,9 @@ def _coerce(value: Any, tp: Any, key: str) -> Any:
         return value
     if tp is str and isinstance(value, str):
         return value
+    if origin is list and isinstance(value, list | tuple):
+        (item,) = typing.get_args(tp) or (Any,)
+        return [_coerce(v, item, f"{key}[{k}]") for k, v in enumerate(value)]
     raise ConfigError(f"{key}: expected {getattr(tp, '__name__', tp)}, got {value!r}.")
 
 

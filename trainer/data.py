@@ -181,12 +181,17 @@ class SketchViews(Dataset[tuple[torch.Tensor, torch.Tensor, int]]):
             strong view (the reference's ``RandomHorizontalFlip(p=0.5)`` in both pipelines). Only the
             sketch is flipped: its target is the photo's ArcFace vector, and ArcFace (trained with flips)
             gives a mirrored face the same identity, so the pair stays consistent.
+        labels: each sketch's class index (default: its position, one sketch per class). Synthetic
+            pairs (:mod:`trainer.synthetic_ids`) are extra sketches of an existing class.
     """
 
     def __init__(self, sketches: list[Path], pre: PreprocessConfig, weak: AugmentConfig, strong: AugmentConfig,
                  seed: int = 0, cache: bool = True, prepared: list[np.ndarray] | None = None,
-                 hflip_p: float = 0.0) -> None:
+                 hflip_p: float = 0.0, labels: list[int] | None = None) -> None:
         self.sketches = list(sketches)
+        self.labels = list(range(len(self.sketches))) if labels is None else list(labels)
+        if len(self.labels) != len(self.sketches):
+            raise ValueError("SketchViews: one label per sketch")
         self.pre = pre
         self.weak, self.strong = SketchAugment(weak), SketchAugment(strong)
         self.hflip_p = hflip_p
@@ -214,7 +219,7 @@ class SketchViews(Dataset[tuple[torch.Tensor, torch.Tensor, int]]):
         flip_weak, flip_strong = self.flips(index)
         weak = normalize_tensor(self.weak(x.flip(-1) if flip_weak else x, gen), self.pre)
         strong = normalize_tensor(self.strong(x.flip(-1) if flip_strong else x, gen), self.pre)
-        return weak, strong, index
+        return weak, strong, self.labels[index]
 
     def flips(self, index: int) -> tuple[bool, bool]:
         """Whether the weak and the strong view of ``index`` are mirrored this epoch.

@@ -18,6 +18,7 @@ from engine.faces import load_image
 from trainer.config import TrainConfig
 from trainer.data import Pair, pair_dataset, split_identities
 from trainer.plan import plan_steps, plan_warnings
+from trainer.synthetic_ids import count_in_manifest
 
 NEAR_DUP_CORR = 0.995  # correlation of 32x32 thumbnails at or above which two photos are near-duplicates
 EXAMPLES = 50
@@ -147,7 +148,14 @@ def check_dataset(cfg: TrainConfig, faces: bool = True) -> dict[str, Any]:
     except EngineError as exc:
         notes.append(str(exc))
         train_ids, val_ids, test_ids = [], [], []
-    plan = plan_steps(cfg, len(train_ids))
+    # Synthetic pairs (trainer.synthetic_ids): counted apart, marked synthetic, only for training identities.
+    synth = count_in_manifest(cfg.data.root, train_ids, cfg.synthetic.min_cosine)
+    report.update(synth)
+    if synth["synthetic_missing_files"]:
+        notes.append(f"{synth['synthetic_missing_files']} synthetic pairs in the manifest have no sketch file: "
+                     "'python -m trainer make-synthetic' makes them again.")
+    used = synth["synthetic_pairs"] if cfg.synthetic.per_identity > 0 else 0
+    plan = plan_steps(cfg, len(train_ids) + used, classes=len(train_ids))
     report.update({"train_ids": len(train_ids), "val_ids": len(val_ids), "test_ids": len(test_ids),
                    "steps_per_epoch": plan.steps_per_epoch,
                    "steps_total": plan.total_steps, "warmup_steps": plan.warmup, "unfreeze_step": plan.unfreeze_step,
@@ -186,6 +194,8 @@ def format_report(r: dict[str, Any]) -> str:
              + ", ".join(f"{d['a']}~{d['b']}" for d in r["near_duplicate_pairs"][:3]),
              f"  split                {r['train_ids']} train / {r['val_ids']} val / {r.get('test_ids', 0)} test "
              "identities",
+             f"  synthetic pairs      {r.get('synthetic_pairs', 0)}  (marked synthetic, training identities only; "
+             f"rejected {r.get('synthetic_rejected', 0)}, source outside train {r.get('synthetic_outside_train', 0)})",
              f"  schedule             {r['steps_per_epoch']} steps/epoch x {r['epochs']} epochs = "
              f"{r['steps_total']} steps; warm-up {r['warmup_steps']}, unfreeze at step {r['unfreeze_step']}, "
              f"margin ramp {r['margin_ramp_steps']}",

@@ -39,17 +39,22 @@ class Trainer:
     Args:
         cfg: the run's configuration.
         stream: where JSON-lines events go (stdout by default).
+        keep_group: leave the distributed process group up at the end (a study runs several
+            trainers in one process; the last one, or the study, shuts it down).
+        tag, progress_span: see :class:`trainer.reporting.RunReporter` (runs inside an ablation study).
     """
 
-    def __init__(self, cfg: TrainConfig, stream: IO[str] | None = None) -> None:
+    def __init__(self, cfg: TrainConfig, stream: IO[str] | None = None, *, keep_group: bool = False,
+                 tag: dict[str, Any] | None = None, progress_span: tuple[int, int] | None = None) -> None:
         cfg.validate()
         self.cfg = cfg
         if cfg.run.threads > 0:
             torch.set_num_threads(cfg.run.threads)
         self.dist = init_distributed(cfg.run.device, cfg.run.dist_timeout_min)
         self.out = Path(cfg.run.out_dir)
+        self.keep_group = keep_group
         self.reporter = RunReporter(self.out, enabled=self.dist.is_main, tensorboard=cfg.run.tensorboard,
-                                    stream=stream)
+                                    stream=stream, tag=tag, progress_span=progress_span)
         self.s: Setup | None = None
         self.step = 0
         self.epoch = 0
@@ -122,12 +127,31 @@ class Trainer:
             reasons.append("the dataset's photos (their ArcFace prototypes) changed")
         return reasons
 
+    def _resumable_state(self) -> tuple[Path, dict[str, Any]] | None:
+        """The state to continue from, decided by rank 0 and sent to every rank.
+
+        Why: only rank 0 saves ``last.pt``. Without a shared file system the other machines have no
+        state file, and a rank that started afresh while rank 0 resumed would run other steps than
+        rank 0 and stall the collectives. So rank 0 reads its state and broadcasts it.
+        """
+        if not self.dist.distributed:
+            path = self._resume_path()
+            return None if path is None else (path, load_state(path))
+        box: list[Any] = [None]
+        if self.dist.is_main:
+            path = self._resume_path()
+            box = [None if path is None else (str(path), load_state(path))]
+        torch.distributed.broadcast_object_list(box, src=0)
+        if box[0] is None:
+            return None
+        return Path(box[0][0]), box[0][1]
+
     def _maybe_resume(self) -> None:
-        path = self._resume_path()
-        if path is None:
+        found = self._resumable_state()
+        if found is None:
             return
         assert self.s is not None
-        st = load_state(path)
+        path, st = found
         reasons = self._resume_conflicts(st)
         if reasons and not self.cfg.run.force_resume:
             from engine.errors import ConfigError
@@ -364,7 +388,8 @@ class Trainer:
         if cancelled:
             self.reporter.emit("cancelled", step=self.step, resume_from=str(self.out / "last.pt"))
             self.reporter.close()
-            shutdown(self.dist)
+            if not self.keep_group:
+                shutdown(self.dist)
             return {"step": self.step, "epoch": self.epoch, "cancelled": True}
         return self._finish()
 
@@ -384,12 +409,16 @@ class Trainer:
                                    device=self.dist.device, amp=s.amp)
         self.test_evaluations += 1
         report["checkpoint"] = src.name
+        # What the figures were trained on: real pairs, and synthetic ones (marked, never in val or test).
+        report["training_data"] = {"real_train_pairs": len(s.train_ids), "synthetic_pairs": len(s.synthetic_ids),
+                                   "synthetic": s.synthetic or None}
         if probe is not None and s.pretrained is not None:
             probe_dir = export_probe(probe, s.encoder_config, s.pretrained, self.out / "probe",
                                      {"test": report["linear_probe"]})
             report["probe_export"] = str(probe_dir)
         self.test_report = report
-        (self.out / "report.json").write_text(json.dumps({"test": report}, indent=2, default=str), "utf-8")
+        doc = {"test": report, "synthetic_pairs": [{"id": i, "synthetic": True} for i in s.synthetic_ids]}
+        (self.out / "report.json").write_text(json.dumps(doc, indent=2, default=str), "utf-8")
         self.reporter.emit("test", **report)
         return report
 
@@ -409,7 +438,8 @@ class Trainer:
         self.reporter.emit("done", **summary)
         self.reporter.close()
         barrier(self.dist)
-        shutdown(self.dist)
+        if not self.keep_group:
+            shutdown(self.dist)
         return summary
 
 

@@ -20,6 +20,7 @@ class StepPlan:
 
     train_ids: int = 0
     world: int = 1
+    train_classes: int = 0  # training identities (train_ids counts samples: synthetic pairs add samples)
     steps_per_epoch: int = 1
     total_steps: int = 0
     warmup: int = 0
@@ -43,8 +44,11 @@ def steps_per_epoch(n_train: int, batch: int, world: int, accum: int) -> int:
     return max(1, (per_rank // batch) // max(1, accum))
 
 
-def plan_steps(cfg: TrainConfig, n_train: int, world: int = 1) -> StepPlan:
-    """Convert the config's epoch-based schedules to steps for ``n_train`` identities on ``world`` ranks."""
+def plan_steps(cfg: TrainConfig, n_train: int, world: int = 1, classes: int | None = None) -> StepPlan:
+    """Convert the config's epoch-based schedules to steps for ``n_train`` samples on ``world`` ranks.
+
+    ``classes``: the training identities when they are fewer than the samples (synthetic pairs).
+    """
     o, lo = cfg.optim, cfg.loss
     spe = steps_per_epoch(n_train, o.batch_size, world, o.accum_steps)
     total = spe * o.epochs
@@ -58,7 +62,7 @@ def plan_steps(cfg: TrainConfig, n_train: int, world: int = 1) -> StepPlan:
     else:
         unfreeze = o.unfreeze_after_steps if o.unfreeze_after_steps is not None else epochs(o.unfreeze_after_epochs)
     return StepPlan(
-        train_ids=n_train, world=world, steps_per_epoch=spe, total_steps=total, warmup=warmup,
+        train_ids=n_train, world=world, train_classes=n_train if classes is None else classes, steps_per_epoch=spe, total_steps=total, warmup=warmup,
         unfreeze_step=unfreeze,
         backbone_warmup=o.backbone_warmup_steps or max(1, epochs(o.backbone_warmup_epochs)),
         margin_ramp=lo.margin_ramp_steps or (epochs(lo.margin_ramp_epochs) if lo.margin_ramp_epochs > 0 else 2 * warmup),
@@ -92,8 +96,9 @@ def inert_parts(plan: StepPlan, cfg: TrainConfig) -> list[str]:
     """
     lo = cfg.loss
     notes = []
-    if lo.semi_hard_fraction > 0 and 0 < plan.train_ids <= lo.sampled_softmax_classes:
-        notes.append(f"Semi-hard negative mining is inert: all {plan.train_ids} training identities fit in the sampled "
+    classes = plan.train_classes or plan.train_ids
+    if lo.semi_hard_fraction > 0 and 0 < classes <= lo.sampled_softmax_classes:
+        notes.append(f"Semi-hard negative mining is inert: all {classes} training identities fit in the sampled "
                      f"softmax (loss.sampled_softmax_classes={lo.sampled_softmax_classes}), so every negative is in "
                      "every step's softmax whatever is mined.")
     if plan.total_steps > 0:

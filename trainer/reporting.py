@@ -34,11 +34,21 @@ class RunReporter:
         enabled: False on non-zero ranks.
         tensorboard: write TensorBoard scalars when the package is installed.
         stream: where JSON lines go (stdout by default).
+        tag: fields added to every event of one run inside a study of several (an ablation study:
+            ``{"recipe": "without coral", "ablated": "coral"}``); its ``done``/``cancelled`` become
+            ``run_done``/``run_cancelled``, because those two end the whole process for the desktop app.
+        progress_span: ``(k, n)``: this run is the k-th of n, so ``step`` events' ``progress`` covers
+            ``[k/n, (k+1)/n]`` and the app's progress bar runs once over the whole study.
     """
 
+    TERMINAL = ("done", "cancelled")
+
     def __init__(self, out_dir: Path | None, enabled: bool = True, tensorboard: bool = True,
-                 stream: IO[str] | None = None) -> None:
+                 stream: IO[str] | None = None, tag: dict[str, Any] | None = None,
+                 progress_span: tuple[int, int] | None = None) -> None:
         self.enabled = enabled
+        self.tag = dict(tag or {})
+        self.progress_span = progress_span
         self.stream = stream if stream is not None else sys.stdout
         self.history: list[dict[str, Any]] = []
         self._file: IO[str] | None = None
@@ -71,6 +81,12 @@ class RunReporter:
         """One JSON line: {"event": ..., "time": ..., **fields}."""
         if not self.enabled:
             return
+        if self.tag:
+            fields = {**fields, **self.tag}
+            event = f"run_{event}" if event in self.TERMINAL else event
+        if self.progress_span is not None and event == "step" and isinstance(fields.get("progress"), int | float):
+            k, n = self.progress_span
+            fields = {**fields, "progress": (k + float(fields["progress"])) / max(1, n)}
         doc = _clean({"event": event, "time": round(time.time(), 3), **fields})
         line = json.dumps(doc, ensure_ascii=False, default=str)
         self.history.append(doc)

@@ -42,6 +42,7 @@ from trainer.probe import tower_features
 from trainer.reporting import RunReporter
 from trainer.runtime import DistInfo, amp_dtype
 from trainer.schedules import WarmupCosine
+from trainer.synthetic_ids import SyntheticPair, SyntheticResult, generate_synthetic
 from trainer.teacher import CACHE_NAME, NO_FACE, UNREADABLE, Prototypes, compute_prototypes
 
 
@@ -75,6 +76,9 @@ class Setup:
     pretrained: PretrainedSource | None = None
     # The frozen pretrained tower's pooled features (rank 0 only), for the linear-probe baseline.
     probe_features: dict[str, np.ndarray] = field(default_factory=dict)
+    # Synthetic pairs used in training (extra samples of training identities; never val/test).
+    synthetic_ids: list[str] = field(default_factory=list)
+    synthetic: dict[str, Any] = field(default_factory=dict)
 
 
 def _gather(dist: DistInfo) -> Callable[[dict[str, Any]], dict[str, Any]] | None:
@@ -107,6 +111,22 @@ def _prototypes(cfg: TrainConfig, pairs: list[Any], dist: DistInfo, reporter: Ru
                   no_face=sum(1 for r in protos.skipped.values() if r == NO_FACE),
                   unreadable=sum(1 for r in protos.skipped.values() if r == UNREADABLE), cache=str(cache))
     return protos
+
+
+def _synthetic(cfg: TrainConfig, train_pairs: list[Pair], protos: Prototypes, dist: DistInfo,
+               reporter: RunReporter) -> SyntheticResult | None:
+    """The synthetic source's pairs for the training identities (generated here on a single process)."""
+    if cfg.synthetic.per_identity <= 0:
+        return None
+    vecs = dict(zip(protos.ids, protos.vectors, strict=True))
+
+    def progress(done: int, total: int) -> None:
+        reporter.emit("synthetic_progress", done=done, total=total)
+
+    result = generate_synthetic(cfg.data.root, train_pairs, {p.id: vecs[p.id] for p in train_pairs}, cfg.synthetic,
+                                cfg.teacher, protos.arcface_sha256, generate=not dist.distributed,
+                                on_progress=progress)
+    return result
 
 
 def architecture_label(cfg: TrainConfig) -> str:
@@ -206,10 +226,25 @@ def build_setup(cfg: TrainConfig, dist: DistInfo, reporter: RunReporter) -> Setu
     all_ids = [p.id for p in pairs]
     all_protos = protos.take(all_ids)
     digest = dataset_digest(all_ids, all_protos)
+    synth = _synthetic(cfg, [by_id[i] for i in train_ids], protos, dist, reporter)
+    syn_pairs: list[SyntheticPair] = []
+    syn_sketches: dict[str, np.ndarray] = {}
+    synth_summary: dict[str, Any] = {}
+    if synth is not None:
+        syn_sketches, syn_bad = load_sketches([Pair(p.id, p.real, p.sketch) for p in synth.pairs], probe.preprocess)
+        syn_pairs = [p for p in synth.pairs if p.id in syn_sketches]
+        synth_summary = {**synth.summary(cfg.synthetic), "synthetic_pairs": len(syn_pairs),
+                         "unusable_sketches": len(syn_bad), "unusable_examples": dict(list(syn_bad.items())[:20])}
+        reporter.emit("synthetic", **synth_summary)
+        h = hashlib.sha256(digest.encode())
+        for p in syn_pairs:  # another set of synthetic pairs is another dataset (exact resume)
+            h.update(f"{p.id}:{p.source_id}:{p.sketch_sha256}\0".encode())
+        digest = h.hexdigest()
     enc_cfg = encoder_config(cfg, protos.arcface_sha256, {"dataset": str(cfg.data.root), "dataset_sha256": digest,
                                                           "train_ids": len(train_ids), "val_ids": len(val_ids),
                                                           "test_ids": len(test_ids),
                                                           "skipped_pairs": len(skipped),
+                                                          "synthetic_pairs": len(syn_pairs),
                                                           "fallback_centre_crop": len(protos.fallback_ids)},
                              pretrained)
     model = build_encoder(enc_cfg)
@@ -219,14 +254,17 @@ def build_setup(cfg: TrainConfig, dist: DistInfo, reporter: RunReporter) -> Setu
     optimizer = build_optimizer(model, cfg.optim)
     ema = EMATeacher(model)
     pre = enc_cfg.preprocess
-    dataset = SketchViews([by_id[i].sketch for i in train_ids], pre, cfg.augment_weak, cfg.augment_strong,
-                          seed=cfg.run.seed, cache=cfg.data.cache_images, prepared=[sketches[i] for i in train_ids],
-                          hflip_p=cfg.data.hflip_p)
+    train_index = {i: k for k, i in enumerate(train_ids)}
+    dataset = SketchViews([by_id[i].sketch for i in train_ids] + [p.sketch for p in syn_pairs], pre,
+                          cfg.augment_weak, cfg.augment_strong, seed=cfg.run.seed, cache=cfg.data.cache_images,
+                          prepared=[sketches[i] for i in train_ids] + [syn_sketches[p.id] for p in syn_pairs],
+                          hflip_p=cfg.data.hflip_p,
+                          labels=list(range(len(train_ids))) + [train_index[p.source_id] for p in syn_pairs])
     if len(dataset) < cfg.optim.batch_size * dist.world:
         raise ConfigError(f"{len(dataset)} training identities are fewer than one batch "
                           f"({cfg.optim.batch_size} x {dist.world} processes); lower optim.batch_size.")
     sampler = EpochSampler(len(dataset), dist.world, dist.rank, cfg.run.seed, cfg.optim.batch_size)
-    plan = plan_steps(cfg, len(dataset), dist.world)
+    plan = plan_steps(cfg, len(dataset), dist.world, classes=len(train_ids))
     for note in plan_warnings(plan, cfg):
         reporter.emit("warning", message=note)
     scheduler = WarmupCosine(optimizer, cfg.optim, plan.total_steps, warmup=plan.warmup)
@@ -254,4 +292,5 @@ def build_setup(cfg: TrainConfig, dist: DistInfo, reporter: RunReporter) -> Setu
                  model=model, ema=ema, optimizer=optimizer, scheduler=scheduler, scaler=scaler, amp=amp,
                  steps_per_epoch=plan.steps_per_epoch, total_steps=plan.total_steps, encoder_config=enc_cfg,
                  plan=plan, skipped=skipped, dataset_digest=digest, test_ids=test_ids, test_inputs=test_inputs,
-                 pairs=by_id, pretrained=pretrained, probe_features=probe_features)
+                 pairs=by_id, pretrained=pretrained, probe_features=probe_features,
+                 synthetic_ids=[p.id for p in syn_pairs], synthetic=synth_summary)

@@ -6,7 +6,7 @@ import sqlite3
 from datetime import UTC, datetime
 from pathlib import Path
 
-from engine.cases import exam_schema
+from engine.cases import exam_schema, lineup_schema, watch_schema
 from engine.workstation_key import canonical_json  # noqa: F401 - one definition, re-exported for the case modules
 
 SCHEMA_VERSION = 1
@@ -198,6 +198,8 @@ def init_schema(conn: sqlite3.Connection) -> None:
     """Create the tables of a new case (idempotent)."""
     conn.executescript(SCHEMA)
     exam_schema.ensure_tables(conn)
+    watch_schema.ensure_tables(conn)
+    lineup_schema.ensure_tables(conn)
 
 
 def get_meta(conn: sqlite3.Connection, key: str) -> str | None:

@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from engine import paths
-from engine.cases import db, registry, staging
+from engine.cases import db, registry, staging, watch_records
 from engine.cases.store import STATUSES, Case, CaseInfo, open_case_folder, resolve_user
 from engine.errors import CaseError
 from engine.fsutil import private_dir
@@ -107,6 +107,8 @@ def update_case(case: Case, *, title: str | None = None, status: str | None = No
             conn.execute(f"UPDATE case_info SET {key} = ?, updated_at = ? WHERE id = 1", (stored, db.now_iso()))
         case.log("case.update", f"case:{case.case_id}", user=resolve_user(user),
                  details={"before": {k: before[k] for k in changes}, "after": changes}, records=[("case_info", 1)])
+        if status in ("closed", "archived") and before["status"] != status:  # a closed case is watched no more
+            watch_records.end_watches(case, f"case {status}", user=resolve_user(user))
     info = case.info
     registry.update_fields(case.case_id, title=info.title)
     return info

@@ -13,7 +13,7 @@ from typing import Any
 
 import engine
 from engine import examiners
-from engine.cases import exam_report, items, review, searches
+from engine.cases import exam_report, items, lineup_report, review, searches, watch_report
 from engine.cases.audit import AUTHOR, AuditReport
 from engine.cases.db import now_iso
 from engine.cases.images import SYNTHETIC_STAMP
@@ -253,6 +253,8 @@ def build_report_data(case: Case, *, top_n: int | None = None, generated_at: str
                           "No sketch is stored in this case."),
         "searches": sections,
         "examination": exam_report.examination_data(case, sections),
+        "lineups": lineup_report.lineup_data(case),
+        "watches": watch_report.watch_data(case),
         "generated_images": [{**g.to_dict(), "stamp": SYNTHETIC_STAMP, "parent_label": _parent_label(g.parent, sketches)}
                              for g in generated],
         "attachments": [a.to_dict() for a in items.list_attachments(case)],

@@ -12,7 +12,7 @@ import html
 import json
 from typing import Any
 
-from engine.cases import exam_report
+from engine.cases import exam_report, lineup_report, watch_report
 from engine.cases.images import SYNTHETIC_STAMP, display_copy, png_bytes
 from engine.cases.report_data import disagreement_lines
 from engine.cases.store import Case
@@ -197,6 +197,8 @@ def render_html(data: dict[str, Any], case: Case | None) -> bytes:
     parts.append("</div><h2>Searches</h2>")
     parts += [_search(case, s) for s in data["searches"]] or ["<p>No search has been run in this case.</p>"]
     parts.append(exam_report.html_section(data))
+    parts.append(lineup_report.html_section(data))
+    parts.append(watch_report.html_section(data))
     if data["generated_images"]:
         parts.append("<h2>Generated images (synthetic)</h2><div class=\"grid\">")
         parts += [f'<div class="fig">{_img(case, g["path"], g["sha256"], 600, stamp=True)}'

@@ -7,7 +7,7 @@ from typing import Any
 
 from fpdf.enums import WrapMode, XPos, YPos
 
-from engine.cases import exam_report
+from engine.cases import exam_report, lineup_report, watch_report
 from engine.cases.images import SYNTHETIC_STAMP, display_copy
 from engine.cases.pdf_layout import DECISION_LABEL, GREEN, GREY, RED, Cell, ReportPDF
 from engine.cases.report_data import disagreement_lines
@@ -315,6 +315,8 @@ def render_pdf(data: dict[str, Any], case: Case | None) -> bytes:
     for s in data["searches"]:
         _search(pdf, case, s)
     exam_report.pdf_section(pdf)
+    lineup_report.pdf_section(pdf)
+    watch_report.pdf_section(pdf)
     _generated(pdf, case)
     _attachments_and_models(pdf)
     _audit_log(pdf)

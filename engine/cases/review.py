@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterable, Mapping
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from typing import Any
 
 from engine import examiners
@@ -256,6 +256,38 @@ def blind_candidates(case: Case, search_id: int) -> list[dict[str, Any]]:
              "gallery_name": c.gallery_name} for c in candidates(case, search_id)]
 
 
+def candidates_for_blind_review(case: Case, search_id: int) -> list[Candidate]:
+    """The candidate list as the acting reviewer sees it in blind review: the first examiner's decisions,
+    notes and names withheld until the reviewer's own blind decisions are recorded.
+
+    Refused for a profile whose key made decisions in the search (it cannot review itself blind), and
+    once the reviewer's blind decisions on it are recorded (from then on the ordinary list is theirs).
+    """
+    reviewer = examiners.require_current()
+    _refuse_own_decisions(case, reviewer.author(), search_id)
+    if blind_review_recorded(case, search_id):
+        raise CaseError(f"The blind decisions of {reviewer.name} ({reviewer.identifier}) on search {search_id} are "
+                        "already recorded; the candidate list now shows the first examiner's decisions.",
+                        hint="The sign-off lists where your blind decisions differ.")
+    return [replace(c, decision="not_reviewed", note="", decided_by=None, decided_at=None)
+            for c in candidates(case, search_id)]
+
+
+def blind_review_recorded(case: Case, search_id: int) -> bool:
+    """True once the acting profile's key recorded blind decisions on this search."""
+    profile = examiners.current()
+    return profile is not None and bool(_blind_review_of(case, profile.fingerprint, [search_id]))
+
+
+def reviewer_disagreements(case: Case, search_id: int | None = None) -> tuple[bool, list[dict[str, Any]]]:
+    """(blind review recorded, disagreements) for the acting profile over the case or one search: what a
+    sign-off by that profile would list, shown before signing."""
+    reviewer = examiners.require_current()
+    decided, _ = decisions_in_scope(case, search_id)
+    blind = _blind_review_of(case, reviewer.fingerprint, _searches_covered(case, search_id))
+    return bool(blind), disagreements(decided, blind)
+
+
 def _blind_items(case: Case, search_id: int, items: Iterable[Mapping[str, Any]]) -> list[dict[str, Any]]:
     out = []
     for item in items:
@@ -272,9 +304,16 @@ def record_blind_review(case: Case, search_id: int, items: Iterable[Mapping[str,
     """The reviewer's own decisions, made before seeing the first examiner's, under the reviewer's profile.
 
     Kept as a signed audit entry (not as case decisions): the sign-off then lists where the two differ.
+    Recorded once per search and key: after it, :func:`candidates_for_blind_review` shows that key the
+    first examiner's decisions, so a second batch would not be blind (and could hide a disagreement).
     """
     reviewer = examiners.require_current()
     _refuse_own_decisions(case, reviewer.author(), search_id)
+    if _blind_review_of(case, reviewer.fingerprint, [search_id]):
+        raise CaseError(f"Blind decisions of {reviewer.name} ({reviewer.identifier}) on search {search_id} are already "
+                        "recorded; since then the first examiner's decisions are shown to this key, so further "
+                        "decisions would not be blind.",
+                        hint="Record your view in the sign-off's statement instead.")
     rows = _blind_items(case, search_id, items)
     with case.write():
         case.log("review.blind", f"search:{search_id}", user=resolve_user(user),

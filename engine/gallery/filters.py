@@ -33,6 +33,7 @@ FIELDS: dict[str, tuple[str, str]] = {
     "primary": ("f.is_primary", "bool"),
     "photo_sha256": ("p.sha256", "text"),
     "path": ("p.path", "text"),
+    "face_id": ("f.id", "int"),  # faces added after a watch last ran (engine.workstation.watch)
 }
 # Scars, marks and tattoos: ``tattoo=rose`` matches a tattoo whose location or description contains
 # "rose" (case-insensitive); ``tattoo=*`` any tattoo; ``tattoo!=...`` faces with no such annotation.

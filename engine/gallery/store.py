@@ -348,6 +348,10 @@ class GalleryStore:
                           " ORDER BY path")
         return [(str(a), str(b)) for a, b in rows]
 
+    def photos_added_before(self, iso_time: str) -> list[int]:
+        """Ids of photos added before ``iso_time`` (retention by age, :mod:`engine.gallery.retention`)."""
+        return [int(r[0]) for r in self._rows("SELECT id FROM photos WHERE added < ? ORDER BY id", (iso_time,))]
+
     def photo_paths(self) -> list[tuple[int, str]]:
         return [(int(a), str(b)) for a, b in self._rows("SELECT id, path FROM photos ORDER BY id")]
 

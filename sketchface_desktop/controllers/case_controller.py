@@ -214,6 +214,29 @@ class CaseController(QObject):
         op = case_ops.record_decision(self.slot, search_id, face_id, gallery_id, decision, note)
         return self._write(op, {DECISIONS}, recorded)
 
+    def load_blind_candidates(self, search_id: int, on_error: ErrorFn | None = None) -> Job:
+        """The candidates with the first examiner's decisions withheld (blind review by the acting profile)."""
+        op = case_ops.blind_candidates(self.slot, search_id).failure(on_error)
+        return op.success(lambda rows: self.candidates_ready.emit(search_id, rows)).run(self.runner)
+
+    def record_blind_review(self, search_id: int, items: list[dict[str, Any]],
+                            on_result: Callable[[Any], None] | None = None, on_error: ErrorFn | None = None) -> Job:
+        """The acting reviewer's blind decisions (one signed entry); the full list follows."""
+        def recorded(res: tuple[list[Any], list[Any]]) -> None:
+            rows, searches = res
+            self._set_searches(searches)
+            self.candidates_ready.emit(search_id, rows)
+            if on_result is not None:
+                on_result(rows)
+
+        op = case_ops.record_blind_review(self.slot, search_id, items).failure(on_error)
+        return self._write(op, {DECISIONS}, recorded)
+
+    def reviewer_disagreements(self, search_ids: list[int] | None,
+                               on_result: Callable[[tuple[bool, list[dict[str, Any]]]], None]) -> Job:
+        """Whether the acting profile reviewed blind over this scope, and where it disagrees."""
+        return case_ops.reviewer_disagreements(self.slot, search_ids).success(on_result).run(self.runner)
+
     def query_images(self, search_id: int, on_result: Callable[[list[bytes]], None]) -> Job:
         return case_ops.query_images(self.slot, search_id).success(on_result).run(self.runner)
 

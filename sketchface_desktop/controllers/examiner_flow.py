@@ -7,6 +7,7 @@ the window wires its widgets to these methods, and a test drives them with fakes
 
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import Any
 
 from PySide6.QtCore import QObject, Signal
@@ -17,6 +18,7 @@ from sketchface_desktop.controllers.search_controller import SearchController
 from sketchface_desktop.engine_session import EngineSession
 from sketchface_desktop.ops import Runner
 from sketchface_desktop.ops import models as model_ops
+from sketchface_desktop.ops import settings as settings_ops
 from sketchface_desktop.ops.search import Box, ResultRow, photo_request, sketch_request, window_keys
 from sketchface_desktop.workers import Job
 
@@ -28,9 +30,11 @@ class ExaminerFlow(QObject):
 
     Signals:
         rows_shown(object): the ResultRow list now in the grid (the compare view follows decisions).
+        blind_review_changed(object): the search id under blind review by the acting profile, or None.
     """
 
     rows_shown = Signal(object)
+    blind_review_changed = Signal(object)
 
     def __init__(self, runner: Runner, session: EngineSession, cases: CaseController, searches: SearchController,
                  sketch: SketchSource, results: ResultsDisplay, scope: GalleryScope, ask: Prompter,
@@ -47,6 +51,9 @@ class ExaminerFlow(QObject):
         self.shown_search_id: int | None = None
         self.shown_query_png: bytes | None = None
         self.gallery_names: dict[str, str] = {}
+        self.blind_search_id: int | None = None  # a second examiner's blind review of this search is under way
+        self.blind_pending: dict[tuple[str, int], str] = {}  # (case gallery id, face id) -> blind decision
+        self._blind_rows: list[ResultRow] = []
         searches.search_finished.connect(self._search_finished)
         cases.case_changed.connect(self._case_changed)
         cases.candidates_ready.connect(self._candidates)
@@ -55,7 +62,8 @@ class ExaminerFlow(QObject):
     # -- cases ---------------------------------------------------------------------------------
     def new_case(self, values: dict[str, Any] | None = None) -> Job | None:
         if values is None:
-            values = self.ask.case_details(None, self.session.settings.examiner)
+            acting = settings_ops.acting_examiner()  # the case names who is working, not an old setting
+            values = self.ask.case_details(None, acting.name if acting is not None else self.session.settings.examiner)
             if values is None:
                 return None
         self.autosave()
@@ -92,6 +100,7 @@ class ExaminerFlow(QObject):
                                  notes=v["notes"])
 
     def _case_changed(self, info: Any) -> None:
+        self._end_blind()
         self.results.set_can_decide(info is not None)
         if info is None or self.shown_search_id is not None:
             self.shown_search_id = None
@@ -233,6 +242,13 @@ class ExaminerFlow(QObject):
         record = next((s for s in self.cases.searches if s.id == search_id), None)
         keys = window_keys(record.manifest) if record is not None else {}
         rows = [ResultRow.from_candidate(c, folder, self.gallery_names, keys) for c in candidates]
+        if self.blind_search_id is not None and search_id != self.blind_search_id:
+            self._end_blind()
+        if search_id == self.blind_search_id:
+            self._blind_rows = rows
+            self.shown_search_id = search_id
+            self._show_blind()
+            return
         if search_id != self.shown_search_id:
             self.shown_search_id = search_id
             self.shown_query_png = None
@@ -265,6 +281,8 @@ class ExaminerFlow(QObject):
         if not self.can_decide or self.shown_search_id is None:
             self.ask.tell("Decision", "Open or create a case before searching to record decisions.")
             return None
+        if self.blind_search_id == self.shown_search_id:
+            return self._decide_blind(row, decision)
         return self.cases.record_decision(self.shown_search_id, row.face_id, row.case_gallery_id, decision, note)
 
     def compare_sketch(self) -> bytes:
@@ -282,3 +300,65 @@ class ExaminerFlow(QObject):
         if last is not None and last.queries and last.queries[0].data == self.compare_sketch():
             return last.queries[0].face_box
         return self.sketch.face_box()
+
+    # -- blind verification by a second examiner ---------------------------------------------
+    def start_blind_review(self) -> Job | None:
+        """Review the shown search blind under the acting profile: the first examiner's decisions stay
+        hidden until this reviewer's own decisions on every candidate are recorded (signed, one entry)."""
+        if not self.cases.is_open or self.shown_search_id is None:
+            self.ask.tell("Blind review", "Open a recorded search of the case first: blind review is of one search.")
+            return None
+        self.blind_search_id = self.shown_search_id
+        self.blind_pending = {}
+        self._blind_rows = []
+        self.blind_review_changed.emit(self.blind_search_id)
+        self.results.set_busy("Reading the candidates for blind review…")
+        search_id = self.blind_search_id
+        return self.cases.load_blind_candidates(search_id, on_error=lambda exc: self._blind_refused(search_id, exc))
+
+    def _blind_refused(self, search_id: int, exc: BaseException) -> None:
+        """Say why (the engine's words) and show the search's ordinary list again."""
+        self._end_blind()
+        self.ask.tell("Blind review", f"Blind review refused: {getattr(exc, 'message', None) or exc}")
+        self.cases.load_candidates(search_id)
+
+    def _end_blind(self) -> None:
+        if self.blind_search_id is not None:
+            self.blind_search_id = None
+            self.blind_pending = {}
+            self._blind_rows = []
+            self.blind_review_changed.emit(None)
+
+    def _show_blind(self) -> None:
+        rows = [replace(r, decision=self.blind_pending.get((r.case_gallery_id, r.face_id), "not_reviewed"),
+                        note="") for r in self._blind_rows]
+        n = sum(r.decision != "not_reviewed" for r in rows)
+        self._show(rows, self.blind_search_id,
+                   f"BLIND REVIEW of search {self.blind_search_id}: {n} of {len(rows)} decided. The first "
+                   "examiner's decisions are hidden until yours are recorded (when every candidate is decided, "
+                   "or with Record blind decisions).")
+
+    def _decide_blind(self, row: ResultRow, decision: str) -> Job | None:
+        key = (row.case_gallery_id, row.face_id)
+        if decision in ("possible", "excluded"):
+            self.blind_pending[key] = decision
+        else:
+            self.blind_pending.pop(key, None)
+        self._show_blind()
+        if self._blind_rows and len(self.blind_pending) == len(self._blind_rows):
+            return self.finish_blind_review()
+        return None
+
+    def finish_blind_review(self) -> Job | None:
+        """Record the blind decisions made so far (signed under the acting profile) and reveal the list."""
+        search_id = self.blind_search_id
+        if search_id is None or not self.blind_pending:
+            return None
+        items = [{"gallery_id": g, "face_id": f, "decision": d} for (g, f), d in self.blind_pending.items()]
+        self.blind_search_id = None
+        self.blind_pending = {}
+        self._blind_rows = []
+        self.blind_review_changed.emit(None)
+        self.results.set_busy("Recording your blind decisions…")
+        return self.cases.record_blind_review(search_id, items,
+                                              on_error=lambda exc: self._blind_refused(search_id, exc))

@@ -206,6 +206,45 @@ def record_decision(slot: CaseSlot, search_id: int, face_id: int, gallery_id: st
     return _case("Recording decision", work)
 
 
+def blind_candidates(slot: CaseSlot, search_id: int) -> Op[list[Any]]:
+    """The candidates with the first examiner's decisions withheld until the acting reviewer's own blind
+    decisions on the search are recorded (refused for the examiner who decided)."""
+    def work() -> list[Any]:
+        from engine.cases import review
+
+        return review.candidates_for_blind_review(slot.get(), search_id)
+
+    return _case("Reading candidates for blind review", work)
+
+
+def record_blind_review(slot: CaseSlot, search_id: int,
+                        items: list[dict[str, Any]]) -> Op[tuple[list[Any], list[SearchRecord]]]:
+    """The reviewer's blind decisions (one signed entry); then the list with the first examiner's decisions."""
+    def work() -> tuple[list[Any], list[SearchRecord]]:
+        from engine.cases import list_searches, review
+
+        case = slot.get()
+        review.record_blind_review(case, search_id, items)
+        return review.candidates(case, search_id), list_searches(case)
+
+    return _case("Recording blind review decisions", work, visible=True)
+
+
+def reviewer_disagreements(slot: CaseSlot, search_ids: list[int] | None) -> Op[tuple[bool, list[dict[str, Any]]]]:
+    """Whether the acting profile reviewed blind, and where its blind decisions differ (over the scope)."""
+    def work() -> tuple[bool, list[dict[str, Any]]]:
+        from engine.cases import review
+
+        case = slot.get()
+        blind, differ = False, list[dict[str, Any]]()
+        for sid in (list(search_ids) if search_ids else [None]):
+            b, d = review.reviewer_disagreements(case, sid)
+            blind, differ = blind or b, differ + d
+        return blind, differ
+
+    return _case("Comparing blind decisions", work)
+
+
 def sign_off(slot: CaseSlot, examiner: str, *, role: str, statement: str,
              search_ids: list[int] | None, scope: str = "") -> Op[list[Any]]:
     """The second examiner's sign-off over the whole case (``search_ids`` None) or over each search named."""

@@ -62,7 +62,7 @@ class CaseDetailsDialog(QDialog):
         self.date_known = QCheckBox("known")
         existing = QDate.fromString(info.incident_date, "yyyy-MM-dd") if editing and info.incident_date else QDate()
         self.date.setDate(existing if existing.isValid() else QDate.currentDate())
-        self.date_known.setChecked(existing.isValid() or not editing)
+        self.date_known.setChecked(existing.isValid())  # a new case's incident date starts as unknown
         self.date_known.toggled.connect(self.date.setEnabled)
         self.date.setEnabled(self.date_known.isChecked())
         self.notes = QPlainTextEdit(info.notes if editing else "")

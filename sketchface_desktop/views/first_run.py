@@ -1,8 +1,10 @@
-"""FirstRunGuide: what is missing before the workstation can search, and how to get it.
+"""FirstRunGuide: what is missing before the workstation can search; ExaminerSetupDialog: who is working.
 
 Shown on first start (and whenever a feature finds a model missing) instead of a traceback: the
 examiner learns which model each feature needs, where it goes and how to install it offline, while
-drawing and case work stay usable without any model.
+drawing and case work stay usable without any model. Before anything is recorded the window must know
+who is working: with no examiner profile yet, :class:`ExaminerSetupDialog` asks for a display name,
+an agency identifier and (where no OS keyring holds keys) a passphrase for the key file.
 """
 
 from __future__ import annotations
@@ -11,14 +13,17 @@ from PySide6.QtCore import Qt, Signal
 from PySide6.QtWidgets import (
     QCheckBox,
     QDialog,
+    QFormLayout,
     QFrame,
     QHBoxLayout,
     QLabel,
+    QLineEdit,
     QScrollArea,
     QVBoxLayout,
     QWidget,
 )
 
+from sketchface_desktop.controllers.examiner_profiles import ExaminerProfiles
 from sketchface_desktop.ops.models import MissingModel, missing_models
 from sketchface_desktop.views import assets
 from sketchface_desktop.views.ui import button, label, primary_button
@@ -136,3 +141,79 @@ class FirstRunGuide(QDialog):
     def _import(self) -> None:
         self.import_requested.emit()
         self.accept()
+
+
+class ExaminerSetupDialog(QDialog):
+    """Who is working: display name, agency identifier, and a passphrase where keys live in a key file.
+
+    Signals: the QDialog set (``accepted`` once the profile exists and is the acting one).
+    """
+
+    def __init__(self, profiles: ExaminerProfiles, parent: QWidget | None = None, first_run: bool = True) -> None:
+        super().__init__(parent)
+        self.setObjectName("ExaminerSetupDialog")
+        self.setWindowTitle("Who is working?" if first_run else "Add examiner")
+        self.profiles = profiles
+        self.name = QLineEdit()
+        self.name.setObjectName("ExaminerName")
+        self.name.setPlaceholderText("as reports print it, e.g. A. Examiner")
+        self.identifier = QLineEdit()
+        self.identifier.setObjectName("ExaminerIdentifier")
+        self.identifier.setPlaceholderText("badge or staff number")
+        self.passphrase = QLineEdit()
+        self.passphrase.setObjectName("ExaminerPassphrase")
+        self.passphrase.setEchoMode(QLineEdit.EchoMode.Password)
+        self.passphrase.setPlaceholderText("at least 8 characters")
+        self.repeat = QLineEdit()
+        self.repeat.setObjectName("ExaminerPassphraseRepeat")
+        self.repeat.setEchoMode(QLineEdit.EchoMode.Password)
+        form = QFormLayout()
+        form.addRow("Display name", self.name)
+        form.addRow("Agency identifier", self.identifier)
+        self.asks_passphrase = profiles.needs_passphrase
+        if self.asks_passphrase:
+            form.addRow("Key passphrase", self.passphrase)
+            form.addRow("Repeat passphrase", self.repeat)
+        else:
+            self.passphrase.hide()
+            self.repeat.hide()
+        self.error = label("", "badge-missing", True)
+        self.error.setObjectName("ExaminerSetupError")
+        intro = ("Every decision, sign-off and report is signed with your own examiner key, so the record says "
+                 "who did it. Nothing is recorded until you say who is working.")
+        where = ("Your key is kept in a key file protected by this passphrase (no OS keyring here)."
+                 if self.asks_passphrase else "Your key is kept in the OS keyring.")
+        self.ok_button = primary_button("Start working", "verify")
+        self.ok_button.setObjectName("ExaminerSetupOk")
+        self.ok_button.clicked.connect(self.create_profile)
+        later = button("Later" if first_run else "Cancel")
+        later.clicked.connect(self.reject)
+        foot = QHBoxLayout()
+        foot.addStretch(1)
+        foot.addWidget(self.ok_button)
+        foot.addWidget(later)
+        layout = QVBoxLayout(self)
+        layout.addWidget(label("Who is working?", "heading"))
+        layout.addWidget(label(intro, "subtle", True))
+        layout.addLayout(form)
+        layout.addWidget(label(where, "subtle", True))
+        layout.addWidget(self.error)
+        layout.addLayout(foot)
+        self.resize(520, 320)
+
+    def create_profile(self) -> bool:
+        """Create the profile from the fields; False (and the reason shown) when refused."""
+        name, ident = self.name.text().strip(), self.identifier.text().strip()
+        phrase = self.passphrase.text() if self.asks_passphrase else None
+        if not name or not ident:
+            self.error.setText("Enter your display name and your agency identifier (badge or staff number).")
+            return False
+        if phrase is not None and phrase != self.repeat.text():
+            self.error.setText("The two passphrases differ.")
+            return False
+        why = self.profiles.add(name, ident, phrase)
+        if why:
+            self.error.setText(f"Not created: {why}")
+            return False
+        self.accept()
+        return True

@@ -19,10 +19,13 @@ from PySide6.QtWidgets import QDockWidget, QMainWindow, QMenu, QMessageBox, QSpl
 
 from sketchface_desktop.controllers.case_controller import CaseController
 from sketchface_desktop.controllers.examiner_flow import ExaminerFlow
+from sketchface_desktop.controllers.examiner_profiles import ExaminerProfiles
 from sketchface_desktop.controllers.gallery_controller import GalleryController
+from sketchface_desktop.controllers.lineup_controller import LineupController
 from sketchface_desktop.controllers.models_controller import ModelsController
 from sketchface_desktop.controllers.reconstruct_controller import ReconstructController
 from sketchface_desktop.controllers.search_controller import SearchController
+from sketchface_desktop.controllers.watch_controller import WatchController
 from sketchface_desktop.controllers.window_state import log_folder, window_settings
 from sketchface_desktop.engine_session import EngineSession
 from sketchface_desktop.views import assets
@@ -31,6 +34,7 @@ from sketchface_desktop.views.canvas import SketchPanel
 from sketchface_desktop.views.error_dialog import ErrorPresenter
 from sketchface_desktop.views.gallery_panel import GalleryPanel
 from sketchface_desktop.views.jobs_panel import JobsPanel
+from sketchface_desktop.views.lineup_dialog import ask_lineup_options, open_lineup_dialog
 from sketchface_desktop.views.navigator import NavigatorPanel
 from sketchface_desktop.views.prompter import DialogPrompter
 from sketchface_desktop.views.reconstruct_panel import ReconstructPanel
@@ -42,6 +46,7 @@ from sketchface_desktop.views.status_bar import WorkstationStatusBar
 from sketchface_desktop.views.thumbnails import ThumbnailLoader
 from sketchface_desktop.views.ui import make_action
 from sketchface_desktop.views.validate_dialog import open_validation
+from sketchface_desktop.views.watch_panel import WatchBadge
 from sketchface_desktop.views.window_dialogs import WindowDialogs
 from sketchface_desktop.views.window_wiring import WindowWiring
 from sketchface_desktop.workers import JobHub
@@ -76,6 +81,7 @@ class MainWindow(QMainWindow):
         self.cases = CaseController(self.hub, self)
         self.models = ModelsController(self.hub, self)
         self.searches = SearchController(self.hub, self.session, self)
+        self.profiles = ExaminerProfiles(self)  # who is working: every case write is signed by their key
         self._build_actions()
         self.sketch = SketchPanel(self)
         self.results_model = ResultsModel(self.loader, self.session, self)
@@ -99,6 +105,17 @@ class MainWindow(QMainWindow):
         self.dialogs.flow = self.flow
         self.reconstruct_flow = ReconstructController(self.hub, self.session, self.cases, self.flow, self.reconstruct,
                                                       self.sketch.canvas, self.prompter, self)
+        self.lineups = LineupController(self.hub, self.session, self.cases, lambda: self.flow.shown_search_id,
+                                        lambda: ask_lineup_options(self),
+                                        lambda c, shown: open_lineup_dialog(c, shown, self), self)
+        self.results.lineup_requested.connect(self.lineups.build_for)
+        self.lineups.failed.connect(self.results.set_busy)
+        self.watches = WatchController(self.hub, self.session, self.cases, lambda: self.flow.shown_search_id, self)
+        self.watch_badge = WatchBadge(self.watches, self)
+        self.status.addPermanentWidget(self.watch_badge)
+        self.act_watch.triggered.connect(self.watches.watch_shown)
+        self.watches.message.connect(lambda text: self.status.showMessage(text, 10_000))
+        self.first_painted.connect(lambda _t: self.watches.start())  # a check at start, then on its timer
         self.wiring = WindowWiring(self)
         self.wiring.connect()
         self._restore_layout()
@@ -143,6 +160,15 @@ class MainWindow(QMainWindow):
                                              "Export the case as a PDF, HTML or JSON report")
         self.act_sign_off = make_action(self, "verify", "Second-examiner sign-off…", None,
                                         "A second examiner signs the case or chosen searches")
+        self.act_blind_review = make_action(self, "search", "Blind review of shown search", None,
+                                            "Decide each candidate yourself before the first examiner's "
+                                            "decisions are shown (second examiner)")
+        self.act_finish_blind = make_action(self, "verify", "Record blind decisions", None,
+                                            "Record the blind decisions made so far and show the first "
+                                            "examiner's")
+        self.act_watch = make_action(self, "history", "Watch shown search", None,
+                                     "Search this case's search again, automatically, over photos added to its "
+                                     "galleries from now on")
         self.act_rerun = make_action(self, "history", "Re-run shown search…", None,
                                      "Repeat the search on show with its recorded manifest and compare the lists")
         self.act_export_archive = make_action(self, "download", "Export case archive…", None,
@@ -189,7 +215,8 @@ class MainWindow(QMainWindow):
         bar = self.menuBar()
         case = bar.addMenu("&Case")
         for a in (self.act_new_case, self.act_open_case, self.act_edit_case, self.act_close_case, None,
-                  self.act_export_report, self.act_sign_off, self.act_rerun, self.audit_dock.toggleViewAction(), None,
+                  self.act_export_report, self.act_blind_review, self.act_finish_blind, self.act_sign_off,
+                  self.act_rerun, self.act_watch, self.audit_dock.toggleViewAction(), None,
                   self.act_export_archive, self.act_import_archive, None, self.act_quit):
             if a is None:
                 case.addSeparator()

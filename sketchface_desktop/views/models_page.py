@@ -24,10 +24,12 @@ from PySide6.QtWidgets import (
 )
 
 from sketchface_desktop.controllers.models_controller import ModelsController
+from sketchface_desktop.ops import settings as settings_ops
 from sketchface_desktop.views import assets
 from sketchface_desktop.views.ui import button, label
 
 COLUMNS = ("Model", "Used for", "Installed", "Integrity")
+DEMO_MODELS = "DEMO models (random weights)"
 # A pin recorded at first import proves the file has not changed since, not that it is the publisher's file.
 _STATE_TEXT = {"published": "matches the publisher's SHA-256", "pinned at first import": "pinned at first import",
                "unchecked": "not yet checked", "not pinned": "no digest known",
@@ -48,6 +50,10 @@ class ModelsPage(QWidget):
         self.setObjectName("ModelsPage")
         self.models = models
         self.rows: list[Any] = []
+        self.demo_notice = settings_ops.demo_notice()  # the demo home's stand-ins are never shown as ready
+        self.demo_banner = label(f"{DEMO_MODELS}: {self.demo_notice}", "badge-missing", True)
+        self.demo_banner.setObjectName("DemoModelsBanner")
+        self.demo_banner.setVisible(bool(self.demo_notice))
         self.table = QTableWidget(0, len(COLUMNS))
         self.table.setObjectName("ModelsTable")
         self.table.setHorizontalHeaderLabels(COLUMNS)
@@ -90,6 +96,7 @@ class ModelsPage(QWidget):
         layout.addWidget(label("Models are supplied by you (their licences differ). Import an offline bundle, "
                                "or download on a machine with internet; files are checked by SHA-256.",
                                "subtle", True))
+        layout.addWidget(self.demo_banner)
         layout.addWidget(self.table, 1)
         layout.addWidget(self.detail)
         layout.addLayout(buttons)
@@ -107,8 +114,9 @@ class ModelsPage(QWidget):
             name.setToolTip(f"{st.title}\n{st.id}")
             used = QTableWidgetItem(", ".join(st.required_for[:2]) + ("…" if len(st.required_for) > 2 else ""))
             used.setToolTip(", ".join(st.required_for))
-            inst = QTableWidgetItem(assets.icon("possible" if st.installed else "excluded"),
-                                    "installed" if st.installed else "missing")
+            demo = bool(self.demo_notice and st.installed)
+            inst = QTableWidgetItem(assets.icon("warning" if demo else "possible" if st.installed else "excluded"),
+                                    DEMO_MODELS if demo else "installed" if st.installed else "missing")
             ver = QTableWidgetItem(_STATE_TEXT.get(st.verified, st.verified) if st.installed else "—")
             if st.verified == "mismatch":
                 ver.setForeground(Qt.GlobalColor.darkRed)

@@ -44,6 +44,7 @@ class ResultsPanel(QWidget):
         decision_requested(object, str, str): ResultRow, decision, note.
         more_like_requested(object): refine the last search with this candidate's photo.
         exclude_requested(object): repeat the last search without this candidate's photo.
+        lineup_requested(object): build a photo line-up around this candidate (a ResultRow).
         bring_forward(): the panel has news to show (the window brings its tab forward).
     """
 
@@ -53,6 +54,7 @@ class ResultsPanel(QWidget):
     decision_requested = Signal(object, str, str)
     more_like_requested = Signal(object)
     exclude_requested = Signal(object)
+    lineup_requested = Signal(object)
     bring_forward = Signal()
 
     def __init__(self, model: ResultsModel, parent: QWidget | None = None) -> None:
@@ -147,6 +149,10 @@ class ResultsPanel(QWidget):
         self.act_more.triggered.connect(lambda: self._with_current(self.more_like_requested.emit))
         self.act_exclude = self._view_action("exclude-search", "Exclude and search again", "Shift+X", None)
         self.act_exclude.triggered.connect(lambda: self._with_current(self.exclude_requested.emit))
+        self.act_lineup = QAction("Build line-up…", self.view)
+        self.act_lineup.setObjectName("LineupAction")
+        self.act_lineup.setToolTip("Build a fair photo line-up around this candidate, with fillers from the galleries")
+        self.act_lineup.triggered.connect(lambda: self._with_current(self.lineup_requested.emit))
 
     def _view_action(self, icon: str, text: str, key: str, decision: str | None) -> QAction:
         action = QAction(assets.icon(icon), text, self.view)
@@ -189,6 +195,9 @@ class ResultsPanel(QWidget):
         menu.addSeparator()
         menu.addAction(self.act_more)
         menu.addAction(self.act_exclude)
+        menu.addSeparator()
+        self.act_lineup.setEnabled(self.can_decide)
+        menu.addAction(self.act_lineup)
         menu.popup(self.view.viewport().mapToGlobal(pos))
 
     # -- state shown ---------------------------------------------------------------------------

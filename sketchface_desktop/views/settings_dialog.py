@@ -30,9 +30,11 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from sketchface_desktop.controllers.examiner_profiles import ExaminerProfiles
 from sketchface_desktop.controllers.models_controller import ModelsController
 from sketchface_desktop.ops import Runner
 from sketchface_desktop.ops import settings as settings_ops
+from sketchface_desktop.views.examiners_page import ExaminersPage
 from sketchface_desktop.views.models_page import ModelsPage
 from sketchface_desktop.views.ui import button, label
 
@@ -58,7 +60,7 @@ def _folder_row(parent: QWidget, path: str, env: str) -> QWidget:
 
 
 class SettingsDialog(QDialog):
-    """The settings window: General, Locations and Models tabs.
+    """The settings window: General, Generation, Locations, Models and Examiners tabs.
 
     Signals:
         settings_saved(object): the new :class:`engine.settings.Settings` after OK.
@@ -83,7 +85,10 @@ class SettingsDialog(QDialog):
         self.models = models if models is not None else ModelsController(hub, self)
         self.models_page = ModelsPage(self.models, self)
         self.tabs.addTab(self.models_page, "Models")
-        self.tabs.setCurrentIndex({"general": 0, "generation": 1, "locations": 2, "models": 3}.get(start_tab, 0))
+        self.examiners_page = ExaminersPage(ExaminerProfiles(self), self)
+        self.tabs.addTab(self.examiners_page, "Examiners")
+        self.tabs.setCurrentIndex({"general": 0, "generation": 1, "locations": 2, "models": 3,
+                                   "examiners": 4}.get(start_tab, 0))
         self.gpu: dict[str, Any] | None = None
         self.models.gpu_facts(self._gpu_read, lambda exc: self._gpu_read({"vram": None, "onnx": f"unknown ({exc})"}))
         buttons = QDialogButtonBox(QDialogButtonBox.StandardButton.Ok | QDialogButtonBox.StandardButton.Cancel)
@@ -104,7 +109,7 @@ class SettingsDialog(QDialog):
             self.device.addItem(DEVICE_LABELS.get(key, key), key)
         self.device.setCurrentIndex(max(0, self.device.findData(s.device)))
         self.examiner = QLineEdit(s.examiner)
-        self.examiner.setPlaceholderText("Written into every audit entry")
+        self.examiner.setPlaceholderText("A label only: who signs is the acting profile (Examiners tab)")
         self.top_k = QSpinBox()
         self.top_k.setRange(1, 1000)
         self.top_k.setValue(s.search_top_k)

@@ -1,7 +1,9 @@
 """SignOffDialog: a second examiner signs the case, or chosen searches, with role and statement.
 
 The engine refuses a sign-off by the case's own examiner and over a record that does not verify;
-the refusal is shown in the dialog, which stays open so nothing typed is lost.
+the refusal is shown in the dialog, which stays open so nothing typed is lost. The sign-off is signed
+with the acting examiner profile's key (named here with its fingerprint), and where that reviewer
+decided blind first, the dialog lists every disagreement the sign-off will carry.
 """
 
 from __future__ import annotations
@@ -24,6 +26,7 @@ from PySide6.QtWidgets import (
 )
 
 from sketchface_desktop.controllers.case_controller import CaseController
+from sketchface_desktop.ops import settings as settings_ops
 from sketchface_desktop.views.ui import button, label, primary_button
 
 ROLES = ("second examiner", "supervisor", "technical reviewer")
@@ -43,8 +46,18 @@ class SignOffDialog(QDialog):
         self.cases = cases
         self.signoffs: list[Any] = []
         info = cases.info
-        self.examiner = QLineEdit()
+        acting = settings_ops.acting_examiner()
+        self.examiner = QLineEdit(acting.name if acting is not None else "")
         self.examiner.setObjectName("SignOffExaminer")
+        self.acting = label(f"Signed with the key of {acting.name} ({acting.identifier}), fingerprint "
+                            f"{acting.fingerprint}. Another examiner signs under their own profile (status bar)."
+                            if acting is not None else "No examiner profile is chosen: nothing can be signed.",
+                            "subtle", True)
+        self.acting.setObjectName("SignOffActing")
+        self.disagreements = label("", "subtle", True)
+        self.disagreements.setObjectName("SignOffDisagreements")
+        self.blind_reviewed = False
+        self.differ: list[dict[str, Any]] = []
         self.examiner.setPlaceholderText("Full name of the second examiner")
         self.role = QComboBox()
         self.role.setObjectName("SignOffRole")
@@ -69,6 +82,8 @@ class SignOffDialog(QDialog):
             item.setCheckState(Qt.CheckState.Unchecked)
             self.searches.addItem(item)
         self.searches.itemChanged.connect(lambda _i: self.chosen.setChecked(True))
+        self.searches.itemChanged.connect(lambda _i: self.refresh_disagreements())
+        self.whole.toggled.connect(lambda _on: self.refresh_disagreements())
         self.error = label("", "badge-missing", True)
         self.error.setObjectName("SignOffError")
         form = QFormLayout()
@@ -85,11 +100,13 @@ class SignOffDialog(QDialog):
                                "No case open", "heading"))
         layout.addWidget(label("The sign-off records the audit head as it is now: any later change to the record "
                                "shows that it happened after this signature.", "subtle", True))
+        layout.addWidget(self.acting)
         layout.addLayout(form)
         layout.addWidget(label("Sign-off covers", "heading-small"))
         layout.addWidget(self.whole)
         layout.addWidget(self.chosen)
         layout.addWidget(self.searches, 1)
+        layout.addWidget(self.disagreements)
         layout.addWidget(self.error)
         self.sign_button = primary_button("Sign off", "verify")
         self.sign_button.setObjectName("SignOffButton")
@@ -101,7 +118,27 @@ class SignOffDialog(QDialog):
         foot.addWidget(self.sign_button)
         foot.addWidget(cancel)
         layout.addLayout(foot)
-        self.resize(600, 560)
+        self.resize(600, 600)
+        if info is not None and acting is not None:
+            self.refresh_disagreements()
+
+    def refresh_disagreements(self) -> None:
+        """Read where the acting reviewer's blind decisions differ from the first examiner's, over the scope."""
+        ids = self.search_ids()
+        if ids is not None and not ids:
+            return
+        self.cases.reviewer_disagreements(ids, self._disagreements_read)
+
+    def _disagreements_read(self, res: tuple[bool, list[dict[str, Any]]]) -> None:
+        self.blind_reviewed, self.differ = res
+        if not self.blind_reviewed:
+            self.disagreements.setText("No blind review by you is recorded over this scope.")
+            return
+        lines = [f"search {d['search_id']}, face {d['gallery_id']}:{d['face_id']}: first examiner "
+                 f"{d['first_examiner']}, you {d['reviewer']}" for d in self.differ]
+        self.disagreements.setText("Your blind decisions " + (
+            f"differ on {len(lines)} candidate(s); the sign-off and the report list them:\n" + "\n".join(lines)
+            if lines else "agree with every decision of the first examiner."))
 
     def search_ids(self) -> list[int] | None:
         """None for the whole case, else the ticked searches."""

@@ -12,6 +12,8 @@ from typing import TYPE_CHECKING, Any
 
 from sketchface_desktop.controllers.window_state import guide_dismissed
 from sketchface_desktop.ops import models as model_ops
+from sketchface_desktop.ops import settings as settings_ops
+from sketchface_desktop.views.first_run import ExaminerSetupDialog
 from sketchface_desktop.views.training_run import start_training
 
 if TYPE_CHECKING:
@@ -23,6 +25,8 @@ class WindowWiring:
 
     def __init__(self, window: MainWindow) -> None:
         self.window = window
+        self.demo_notice = settings_ops.demo_notice()  # a demo home: DEMO in the title and the status bar
+        self.examiner_setup: ExaminerSetupDialog | None = None
 
     def connect(self) -> None:
         """Connect menus, panels and controllers."""
@@ -50,6 +54,14 @@ class WindowWiring:
         w.act_export_archive.triggered.connect(lambda: dialogs.export_archive())
         w.act_import_archive.triggered.connect(lambda: dialogs.import_archive())
         w.status.models_clicked.connect(lambda: dialogs.open_settings("models"))
+        # who is working: the status bar's switcher, the first-run question, blind review
+        w.status.set_demo(self.demo_notice)
+        w.status.set_profiles(w.profiles)
+        w.status.add_examiner_requested.connect(lambda: self.ask_examiner(first_run=False))
+        w.act_blind_review.triggered.connect(lambda: flow.start_blind_review())
+        w.act_finish_blind.triggered.connect(lambda: flow.finish_blind_review())
+        flow.blind_review_changed.connect(lambda sid: w.act_finish_blind.setEnabled(sid is not None))
+        w.act_finish_blind.setEnabled(False)
         w.jobs.active_count_changed.connect(w.status.set_jobs)
         # results grid
         r = w.results
@@ -99,8 +111,21 @@ class WindowWiring:
         w.gallery.refresh()
         model_ops.warm_up().failure(lambda _exc: None).run(w.hub)
         w.started = True
-        if w.show_guide_at_start and model_ops.missing_required() and not guide_dismissed():
+        wants_guide = w.show_guide_at_start and model_ops.missing_required() and not guide_dismissed()
+        if w.profiles.acting is None:  # nothing is recorded until the window knows who is working
+            dialog = self.ask_examiner(first_run=True)
+            if wants_guide:  # then what is missing for search
+                dialog.finished.connect(lambda _r: w.dialogs.show_guide())
+        elif wants_guide:
             w.dialogs.show_guide()
+
+    def ask_examiner(self, first_run: bool) -> ExaminerSetupDialog:
+        """Ask who is working (display name, agency identifier, passphrase where no keyring holds keys)."""
+        if self.examiner_setup is not None:
+            self.examiner_setup.close()
+        self.examiner_setup = dialog = ExaminerSetupDialog(self.window.profiles, self.window, first_run=first_run)
+        dialog.open()
+        return dialog
 
     def _case_notice(self, text: str) -> None:
         """A notice from the case registry: in the status bar and a message the examiner closes (logged)."""
@@ -116,6 +141,9 @@ class WindowWiring:
             action.setEnabled(is_open)
         w.status.set_case(f"Case {info.case_number} — {info.title}" if is_open else "No case open")
         w.setWindowTitle(f"{info.case_number} — SketchFace Workstation" if is_open else "SketchFace Workstation")
+        w.act_blind_review.setEnabled(is_open)
+        if self.demo_notice:
+            w.setWindowTitle(f"DEMO — {w.windowTitle()} (random-weight models, meaningless scores)")
 
     def _galleries(self, infos: list[Any]) -> None:
         self.window.flow.set_galleries(infos)

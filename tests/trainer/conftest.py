@@ -60,3 +60,24 @@ def make_config(tiny_models_dir: Path) -> Callable[..., object]:
         return cfg
 
     return make
+
+
+def toml_inline(value: object) -> str:
+    """A value as a TOML inline value (for ``--set key=value`` on the real command line)."""
+    if isinstance(value, dict):
+        return "{" + ", ".join(f"{k}={toml_inline(v)}" for k, v in value.items()) + "}"
+    if isinstance(value, list | tuple):
+        return "[" + ", ".join(toml_inline(v) for v in value) + "]"
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, str):
+        return "'" + value + "'"
+    return repr(value)
+
+
+def tiny_cli_args(root: Path, models: Path, out: Path, *extra: str) -> list[str]:
+    """``--set`` arguments of ``python -m trainer train`` for the tiny recipe (the tiny tower included)."""
+    args: list[str] = []
+    for item in (*tiny_overrides(root, models, out), f"model.model_cfg={toml_inline(tiny_model_cfg())}", *extra):
+        args += ["--set", item]
+    return args

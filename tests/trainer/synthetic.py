@@ -104,7 +104,7 @@ def sketch(ident: Identity, rng: np.random.Generator) -> np.ndarray:
     rgb = render(ident, size, dx=rng.uniform(-0.03, 0.03), dy=rng.uniform(-0.03, 0.03))
     gray = xdog(np.ascontiguousarray(rgb[:, :, ::-1]))
     angle, scale = rng.uniform(-4, 4), rng.uniform(0.95, 1.05)
-    m = cv2.getRotationMatrix2D((size / 2, size / 2), angle, scale)
+    m = cv2.getRotationMatrix2D((size / 2, size / 2), angle, scale).astype(np.float64)
     m[:, 2] += rng.uniform(-4, 4, 2)
     gray = cv2.warpAffine(gray, m, (size, size), flags=cv2.INTER_LINEAR, borderValue=255)
     if rng.random() < 0.4:

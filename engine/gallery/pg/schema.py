@@ -53,6 +53,7 @@ FILTER_COLUMNS: dict[str, tuple[str, str]] = {
     "source": ("source", "text"), "date": ("date", "text"), "quality": ("quality", "real"),
     "det_score": ("det_score", "real"), "blur": ("blur", "real"), "primary": ("is_primary", "bool"),
     "photo_sha256": ("photo_sha256", "text"), "path": ("path", "text"),
+    "face_id": ("id", "bigint"),  # faces added after a watch last ran (engine.workstation.watch)
 }
 
 

@@ -1,8 +1,12 @@
-"""``sketchface`` command line: the same engine as the desktop app, headless.
+"""``sketchface`` command line: the same engine as the desktop app, headless; a front-end over the use cases.
 
-Each area of the engine contributes its sub-commands through a ``register(subparsers)`` function in
-its own ``cli`` module (models, gallery + search, cases, generation); a handler is stored as
-``func`` on the parsed arguments and returns the process exit code.
+This package is the whole command line. Each area contributes its sub-commands through a
+``register(subparsers)`` function in its own module here (``engine.cli.<area>``, listed in
+``_COMMAND_MODULES``); a handler is stored as ``func`` on the parsed arguments and returns the process
+exit code. Nothing in the engine core imports this package (an import-linter contract holds it).
+
+Shared CLI helpers live in :mod:`engine.cli.output`: ``print_json`` (``--json`` output), ``safe_text``
+(the terminal sanitiser), ``SafeStream`` / ``sanitised_output``. Command modules import them from there.
 
 The edge: an engine error, an ``OSError`` or a ``sqlite3.DatabaseError`` that reaches here becomes one
 line on stderr and exit code 1; its traceback goes to the log file (``paths.log_dir()``), never to the
@@ -16,18 +20,18 @@ from __future__ import annotations
 
 import argparse
 import importlib
-import json
 import logging
 import logging.handlers
 import os
 import sqlite3
 import sys
-from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, TextIO
 
+from engine.cli.output import SafeStream, print_json, safe_text, sanitised_output
 from engine.errors import Cancelled, EngineError
+
+__all__ = ["SafeStream", "build_parser", "main", "print_json", "safe_text", "sanitised_output"]
 
 LOG_NAME = "sketchface-cli.log"
 _trace = logging.getLogger("sketchface.cli.trace")  # file only: tracebacks never reach the terminal
@@ -46,6 +50,8 @@ _COMMAND_MODULES = (
     "engine.validate.cli",
     "engine.gallery.pg.cli",  # after gallery and search: adds --server to their actions
     "engine.doctor",
+    "engine.cli.lineup",
+    "engine.cli.watch",  # after gallery: adds gallery retain
 )
 
 
@@ -66,80 +72,6 @@ def build_parser() -> argparse.ArgumentParser:
             raise
         module.register(sub)
     return parser
-
-
-# Characters a terminal acts on instead of showing: C0 controls but newline and tab, DEL, C1 controls
-# (0x9b is CSI on terminals that read 8-bit controls), the bidirectional overrides and isolates that
-# reorder what is shown, and the Unicode line and paragraph separators.
-_UNSAFE = ({c for c in range(0x20) if c not in (0x09, 0x0A)} | set(range(0x7F, 0xA0))
-           | {0x061C, 0x200E, 0x200F, 0x2028, 0x2029} | set(range(0x202A, 0x202F)) | set(range(0x2066, 0x206A)))
-_ESCAPED = {c: (f"\\x{c:02x}" if c < 0x100 else f"\\u{c:04x}") for c in _UNSAFE}
-_JSON_ESCAPED = {c: f"\\u{c:04x}" for c in _UNSAFE}
-
-
-def safe_text(text: str) -> str:
-    """``text`` with every character a terminal would act on written out visibly (``\\x1b``, ``\\u202e``).
-
-    The one sanitiser for everything the command line shows: newlines and tabs stay; ESC sequences,
-    carriage returns, backspaces, bells, C1 controls and bidirectional overrides cannot move the
-    cursor, repaint a line or reorder text, so a value planted in a case or gallery cannot fake
-    what a command printed.
-    """
-    return text.translate(_ESCAPED)
-
-
-class SafeStream:
-    """A text stream that passes everything written through :func:`safe_text` to the stream it wraps.
-
-    On a terminal's stderr a carriage return that *starts* a write is kept: progress bars redraw
-    their line with it (and draw only on terminals), and the rest of that write is sanitised. Every
-    other control character is escaped.
-    """
-
-    def __init__(self, stream: TextIO, *, keep_leading_cr: bool = False) -> None:
-        self._stream = stream
-        self._keep_cr = keep_leading_cr
-
-    def write(self, text: str) -> int:
-        lead = "\r" if self._keep_cr and text.startswith("\r") and self._tty() else ""
-        self._stream.write(lead + safe_text(text[len(lead):]))
-        return len(text)
-
-    def _tty(self) -> bool:
-        try:
-            return bool(self._stream.isatty())
-        except (AttributeError, ValueError, OSError):
-            return False
-
-    def writelines(self, lines: Any) -> None:
-        for line in lines:
-            self.write(line)
-
-    def __getattr__(self, name: str) -> Any:  # flush, fileno, isatty, encoding, buffer ...
-        return getattr(self._stream, name)
-
-
-@contextmanager
-def sanitised_output() -> Iterator[None]:
-    """Route stdout and stderr through :class:`SafeStream` for one command (restored afterwards)."""
-    out, err = sys.stdout, sys.stderr
-    sys.stdout = SafeStream(out)  # type: ignore[assignment]
-    sys.stderr = SafeStream(err, keep_leading_cr=True)  # type: ignore[assignment]
-    try:
-        yield
-    finally:
-        sys.stdout, sys.stderr = out, err
-
-
-def print_json(obj: Any) -> None:
-    """Write one JSON document to stdout (for ``--json`` output consumed by scripts).
-
-    Control characters inside strings are written as JSON escapes (``\\u001b``): the document reads
-    back to exactly the stored values, and a terminal showing it acts on none of them.
-    """
-    text = json.dumps(obj, indent=2, ensure_ascii=False, default=str)
-    sys.stdout.write(text.translate(_JSON_ESCAPED))
-    sys.stdout.write("\n")
 
 
 def hub_offline(argv: Sequence[str]) -> None:
