@@ -10,7 +10,6 @@ hashing of model files (the digest cache answers), so it runs in seconds.
 
 from __future__ import annotations
 
-import argparse
 import platform
 import shutil
 import sys
@@ -166,25 +165,3 @@ def _environment_lines(env: dict[str, Any]) -> list[str]:
     state = "matches it" if env["matches_lock"] else f"DIFFERS in {len(env['differences'])} package(s)"
     return [f"Lock         {env['lock']} sha256 {env['lock_digest']}: this environment {state}",
             *(f"  {d}" for d in env["differences"])]
-
-
-def _doctor(args: argparse.Namespace) -> int:
-    from engine.cli import print_json
-
-    report = collect()
-    if args.json:
-        print_json(report)
-    else:
-        print(render(report))
-    return 0
-
-
-def register(subparsers: Any) -> None:
-    """Add ``doctor`` to the ``sketchface`` command."""
-    p = subparsers.add_parser(
-        "doctor", help="show the machine as the app sees it (devices, VRAM, memory plan, models, folders)",
-        description="JSON keys: python, libraries, environment (lock, lock_digest, matches_lock, "
-                    "differences), torch_device, cuda_version, gpu, vram_free_gb, vram_total_gb, "
-                    "onnx_providers (really loaded), onnx_device, memory_plan, safety_checker, models, folders.")
-    p.add_argument("--json", action="store_true", help="machine-readable output")
-    p.set_defaults(func=_doctor)

@@ -39,17 +39,17 @@ _trace.propagate = False
 
 # Modules that add sub-commands. Missing ones are skipped so a partial install still runs.
 _COMMAND_MODULES = (
-    "engine.models.cli",
-    "engine.gallery.cli",
-    "engine.search.cli",
-    "engine.cases.cli",
-    "engine.examiner_cli",
-    "engine.sketch.cli",
-    "engine.generate.cli",
-    "engine.demo",
-    "engine.validate.cli",
-    "engine.gallery.pg.cli",  # after gallery and search: adds --server to their actions
-    "engine.doctor",
+    "engine.cli.models",
+    "engine.cli.gallery",
+    "engine.cli.search",
+    "engine.cli.cases",
+    "engine.cli.examiner",
+    "engine.cli.sketch",
+    "engine.cli.generate",
+    "engine.cli.demo",
+    "engine.cli.validate",
+    "engine.cli.server",  # after gallery: adds --server to its actions
+    "engine.cli.doctor",
     "engine.cli.lineup",
     "engine.cli.watch",  # after gallery: adds gallery retain
 )

@@ -76,3 +76,28 @@ def test_lineup_action_builds_reviews_swaps_and_saves(qtbot: Any, window: Any, t
         assert check.verify().ok
     finally:
         check.close()
+
+
+def test_lineup_action_on_a_gallery_too_small_says_why_and_builds_nothing(qtbot: Any, window: Any,
+                                                                          monkeypatch: pytest.MonkeyPatch) -> None:
+    w = window
+    g = build_gallery(w.session, per_group=3, groups=(("M", "30-39"), ("F", "20-29")))
+    case, sid, fid = case_with_candidate(g, k=1)
+    case_id = case.case_id
+    case.close()
+    w.cases.open(case_id)
+    qtbot.waitUntil(lambda: w.cases.is_open and bool(w.cases.searches), timeout=30_000)
+    w.flow.show_search(w.cases.searches[0])
+    qtbot.waitUntil(lambda: w.flow.shown_search_id == sid and w.results_model.rowCount() == 1, timeout=30_000)
+    w.results.view.setCurrentIndex(w.results_model.index(0))
+    monkeypatch.setattr(LineupOptionsDialog, "exec", lambda _d: int(QDialog.DialogCode.Accepted))
+    w.results.set_can_decide(True)
+    w.results.act_lineup.trigger()
+    qtbot.waitUntil(lambda: "at least 20 are needed" in w.results.summary.text(), timeout=30_000)
+    wait_idle(qtbot, w.hub)
+    assert w.lineups.dialog is None
+    check = open_case(case_id)
+    try:
+        assert list_lineups(check) == []
+    finally:
+        check.close()

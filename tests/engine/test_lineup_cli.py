@@ -36,6 +36,10 @@ def test_cli_builds_writes_material_and_records_the_response(tmp_path: Path, cap
     assert main(["lineup", "record", case_id, str(summary["lineup"]), "--choice", "none", "--confidence",
                  "I don't think he is there", "--material", str(out)]) == 0
     assert "nobody chosen" in capsys.readouterr().out
+    assert main(["lineup", "list", case_id]) == 0
+    assert "SUSPECT" not in capsys.readouterr().out  # the key only on request
+    assert main(["lineup", "list", case_id, "--key"]) == 0
+    assert "SUSPECT" in capsys.readouterr().out
     with open_case(case_id) as c:
         lu = list_lineups(c)[0]
         assert lu.responses[0].choice is None and lu.responses[0].material_sha256

@@ -68,7 +68,7 @@ def gallery(tmp_path: Path, installed_models: Path) -> tuple[Gallery, FacePipeli
 def test_search_and_reconstruction_feed_the_encoder_the_same_bytes_and_the_box_is_recorded(
         gallery: tuple[Gallery, FacePipeline], tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     from engine.cases import add_search, create_case, get_search
-    from engine.generate.cli import _sketch_embedding
+    from engine.cli.generate import _sketch_embedding
 
     g, pipeline = gallery
     rec = Recorder(monkeypatch)

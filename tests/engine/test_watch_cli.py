@@ -76,7 +76,8 @@ def test_a_replaced_sketch_encoder_refuses_the_run_and_rerun_records_a_new_searc
 
     case_ref, _, _ = recorded
     assert main(["watch", "add", case_ref, "--search", "1", "--bar", "rank<=1"]) == 0
-    tiny_sketch.build(tmp_path / "bundle", seed=1)  # a newly trained encoder is imported
+    shutil.copytree(installed_models / "buffalo_l.w600k_r50", tmp_path / "bundle" / "buffalo_l.w600k_r50")
+    tiny_sketch.build(tmp_path / "bundle", seed=1)  # a newly trained encoder (for the same ArcFace) is imported
     assert main(["models", "import", str(tmp_path / "bundle"), "--replace"]) == 0
     capsys.readouterr()
     assert main(["watch", "run", "--json"]) == 3

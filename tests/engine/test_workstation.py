@@ -90,7 +90,7 @@ def test_there_is_one_manifest_comparison() -> None:
 
 
 def test_server_gallery_is_an_ordinary_search_option_and_keys_round_trip() -> None:
-    from engine.search import cli as search_cli
+    from engine.cli import search as search_cli
 
     parser = argparse.ArgumentParser()
     search_cli.register(parser.add_subparsers(dest="command"))

@@ -18,7 +18,7 @@ ROOT = Path(__file__).resolve().parents[2]
 _WORKER = """
 import os, sys, time
 from engine.cli import main
-import engine.cases, engine.cases.cli  # loaded before the start signal, so all six start writing together
+import engine.cases, engine.cli.cases  # loaded before the start signal, so all six start writing together
 go = sys.argv[1]
 while not os.path.exists(go):
     time.sleep(0.001)

@@ -9,7 +9,7 @@ import argparse
 import sys
 from typing import Any
 
-from engine.cli import print_json
+from engine.cli.output import print_json
 from engine.progress import ProgressEvent
 
 

@@ -8,7 +8,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from engine.cli import print_json
+from engine.cli.output import print_json
 
 CASES_LAYOUT = """\
 CASES_DIR layout:
@@ -23,7 +23,7 @@ the sketch's file stem. Cases whose truth is not in the gallery are listed and l
 
 
 def _validate(args: argparse.Namespace) -> int:
-    from engine.gallery.cli import progress_bar, sigint_cancels
+    from engine.cli.console import progress_bar, sigint_cancels
     from engine.validate import calibration, validate, write_outputs
 
     keys = list(dict.fromkeys(["sex", "age_band", *(args.group_by or [])]))
@@ -61,8 +61,8 @@ def _validate(args: argparse.Namespace) -> int:
 def _eval_pairs(args: argparse.Namespace) -> int:
     import numpy as np
 
+    from engine.cli.console import progress_bar, sigint_cancels
     from engine.fsutil import atomic_write_bytes
-    from engine.gallery.cli import progress_bar, sigint_cancels
     from engine.validate.pairs import eval_pairs
     from engine.validate.plots import roc_png
 
@@ -92,8 +92,8 @@ def _eval_pairs(args: argparse.Namespace) -> int:
 
 
 def _reconstruction(args: argparse.Namespace) -> int:
+    from engine.cli.console import progress_bar, sigint_cancels
     from engine.fsutil import atomic_write_bytes
-    from engine.gallery.cli import progress_bar, sigint_cancels
     from engine.validate.reconstruction import identity_check, identity_png
 
     with sigint_cancels() as token, progress_bar("Reconstructing", unit="step") as bar:

@@ -13,7 +13,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from engine.cli import print_json
+from engine.cli.output import print_json
 from engine.errors import GalleryError
 from engine.gallery.exact import AUTO, EXACT_BUDGET_MS, MODES
 
@@ -71,7 +71,7 @@ def queries_from_args(args: argparse.Namespace) -> list[Any]:
     _check_policy(args)  # the agency's authorization rules, before any model loads
     if args.case:  # fail on an unknown case before any model loads
         from engine.cases import open_case
-        from engine.examiner_cli import ensure_examiner
+        from engine.cli.examiner import ensure_examiner
 
         ensure_examiner(args)  # who is searching is settled before any model loads
 

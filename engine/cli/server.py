@@ -16,7 +16,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from engine.cli import print_json
+from engine.cli.output import print_json
 from engine.errors import GalleryError
 
 
@@ -185,7 +185,7 @@ def _gallery_list(args: argparse.Namespace, fallback: Any) -> int:
 def _gallery_add(args: argparse.Namespace, fallback: Any) -> int:
     if not args.server:
         return int(fallback(args))
-    from engine.gallery.cli import progress_bar, sigint_cancels
+    from engine.cli.console import progress_bar, sigint_cancels
     from engine.gallery.pg.push import add_to_server
 
     profile, _, g = _server_gallery(args.server, args.gallery)
@@ -202,8 +202,8 @@ def _gallery_add(args: argparse.Namespace, fallback: Any) -> int:
 
 
 def _gallery_push(args: argparse.Namespace) -> int:
+    from engine.cli.console import progress_bar, sigint_cancels
     from engine.gallery import open_gallery
-    from engine.gallery.cli import progress_bar, sigint_cancels
     from engine.gallery.pg import PgGallery
     from engine.gallery.pg.push import push_gallery
 

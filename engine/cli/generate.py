@@ -15,7 +15,7 @@ from typing import Any
 
 import numpy as np
 
-from engine.cli import print_json
+from engine.cli.output import print_json
 from engine.errors import BadImage, InvalidRequest
 from engine.progress import ProgressEvent
 

@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from engine import examiners
-from engine.cli import print_json
+from engine.cli.output import print_json
 from engine.errors import CaseError
 
 

@@ -27,7 +27,7 @@ def _say(event: ProgressEvent) -> None:
 
 
 def _emit(doc: dict[str, Any], as_json: bool) -> None:
-    from engine.cli import print_json
+    from engine.cli.output import print_json
 
     if as_json:
         print_json(doc)

@@ -14,50 +14,8 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from engine.cli import print_json
+from engine.cli.output import print_json
 from engine.progress import CancelToken, ProgressCallback, ProgressEvent
-
-
-@contextlib.contextmanager
-def progress_bar(desc: str, unit: str = "photo") -> Iterator[ProgressCallback]:
-    """A tqdm bar on stderr fed by :class:`ProgressEvent` callbacks."""
-    from tqdm import tqdm
-
-    bar = tqdm(total=0, desc=desc, unit=unit, file=sys.stderr, disable=None, dynamic_ncols=True)
-
-    def update(event: ProgressEvent) -> None:
-        if event.total and bar.total != event.total:
-            bar.total = event.total
-        bar.n = event.done
-        bar.set_postfix_str(Path(event.message).name[-40:] if event.message else "", refresh=False)
-        bar.refresh()
-
-    try:
-        yield update
-    finally:
-        bar.close()
-
-
-@contextlib.contextmanager
-def sigint_cancels() -> Iterator[CancelToken]:
-    """The first Ctrl-C sets a cancel token (clean stop); a second one interrupts at once."""
-    token = CancelToken()
-    previous = signal.getsignal(signal.SIGINT)
-
-    def handler(signum: int, frame: Any) -> None:
-        if token.cancelled:
-            signal.signal(signal.SIGINT, previous)
-            raise KeyboardInterrupt
-        token.cancel()
-        print("\nCancelling after the current photos (Ctrl-C again to stop at once)...", file=sys.stderr)
-
-    with contextlib.suppress(ValueError):  # not the main thread: no handler, plain KeyboardInterrupt
-        signal.signal(signal.SIGINT, handler)
-    try:
-        yield token
-    finally:
-        with contextlib.suppress(ValueError):
-            signal.signal(signal.SIGINT, previous)
 
 
 def _open(ref: str) -> Any:

@@ -17,8 +17,8 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from engine.cases import exam_cli
-from engine.cli import print_json
+from engine.cli import cases_exam
+from engine.cli.output import print_json
 from engine.errors import CaseError
 
 EXIT_CHANGED = 3
@@ -55,7 +55,7 @@ def _guarded(func: Callable[[argparse.Namespace], int]) -> Callable[[argparse.Na
 
         _opened.clear()
         if getattr(args, "writes_case", False):  # who is working is settled before any work is done
-            from engine.examiner_cli import ensure_examiner
+            from engine.cli.examiner import ensure_examiner
 
             ensure_examiner(args)
         try:
@@ -608,4 +608,4 @@ def register(subparsers: Any) -> None:
     sp = add("attach", _cmd_attach, "attach a file to the case")
     sp.add_argument("file")
     sp.add_argument("--note", default="")
-    exam_cli.register(add, _open, _gallery_of)
+    cases_exam.register(add, _open, _gallery_of)
