@@ -1,4 +1,4 @@
-"""``python -m trainer`` / ``sketchface-train``: train, check, export, make-sketches, show-config.
+"""``python -m trainer`` / ``sketchface-train``: train, check, export, make-sketches, make-synthetic, show-config.
 
 Every sub-command writes JSON lines to stdout (one event per line, the last one ``done`` or ``error``)
 so the desktop app can run it as a subprocess; messages for people go to stderr.
@@ -81,7 +81,34 @@ def cmd_show_config(args: argparse.Namespace) -> int:
         sys.stdout.write(f"#   {key} = {value}\n")
     for note in plan_warnings(plan, cfg):
         sys.stdout.write(f"# WARNING: {note}\n")
+    if args.first_batch:
+        _first_batch_report(cfg)
     return 0
+
+
+def _first_batch_report(cfg: Any) -> None:
+    """Measure each weighted loss term's share of the loss on one first batch (a scratch run, nothing kept)."""
+    import copy
+    import io
+    import tempfile
+
+    from trainer.loop import Trainer, negligible_terms
+
+    scratch = copy.deepcopy(cfg)
+    with tempfile.TemporaryDirectory() as tmp:
+        scratch.run.out_dir, scratch.run.resume, scratch.run.tensorboard = tmp, "never", False
+        scratch.synthetic.per_identity = 0  # measuring never generates photos
+        trainer = Trainer(scratch, stream=io.StringIO())
+        stats = trainer.first_batch()
+    lc = cfg.loss
+    total = stats["loss"]
+    sys.stdout.write(f"\n# First batch (measured): loss {total:.4f} = arcface {stats['arcface']:.4f}"
+                     f" + {stats['lambda_consistency']:g} x consistency {stats['consistency']:.4f}"
+                     f" + {lc.lambda_reg:g} x proto_reg {stats['proto_reg']:.4f}"
+                     f" + {lc.lambda_coral:g} x coral {stats['coral']:.4f}\n")
+    for term, share in negligible_terms(stats, cfg).items():
+        sys.stdout.write(f"# WARNING: the weighted {term} term is {share:.2%} of the loss at the first step: it "
+                         "barely acts early on.\n")
 
 
 def cmd_check(args: argparse.Namespace) -> int:
@@ -152,6 +179,9 @@ def build_parser() -> argparse.ArgumentParser:
     sc = sub.add_parser("show-config", help="print the effective config as TOML, then the schedule in steps")
     _config_args(sc)
     sc.add_argument("--train-ids", type=int, help="show the schedule for this many training identities")
+    sc.add_argument("--first-batch", action="store_true",
+                    help="also measure each loss term's share on one first batch (needs data.root and the models; "
+                         "computes the prototypes if they are not cached)")
     sc.set_defaults(func=cmd_show_config)
     ck = sub.add_parser("check", help="dataset doctor: pairs, unreadable/tiny/faceless images, duplicates, schedule")
     ck.add_argument("root", type=Path, metavar="DATASET_ROOT")

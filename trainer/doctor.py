@@ -155,6 +155,7 @@ def check_dataset(cfg: TrainConfig, faces: bool = True) -> dict[str, Any]:
         notes.append(f"{synth['synthetic_missing_files']} synthetic pairs in the manifest have no sketch file: "
                      "'python -m trainer make-synthetic' makes them again.")
     used = synth["synthetic_pairs"] if cfg.synthetic.per_identity > 0 else 0
+    report["synthetic_used_by_run"] = cfg.synthetic.per_identity > 0  # off (0): a run would ignore them
     plan = plan_steps(cfg, len(train_ids) + used, classes=len(train_ids))
     report.update({"train_ids": len(train_ids), "val_ids": len(val_ids), "test_ids": len(test_ids),
                    "steps_per_epoch": plan.steps_per_epoch,

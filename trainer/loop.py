@@ -328,17 +328,19 @@ class Trainer:
 
     def _warn_negligible_terms(self, stats: dict[str, float]) -> None:
         """Say which weighted loss terms are under 1 % of the loss on the first batch (they barely act early on)."""
-        lc = self.cfg.loss
-        total = abs(stats.get("loss", 0.0))
-        if total <= 0:
-            return
-        shares = {"consistency": stats.get("lambda_consistency", lc.lambda_consistency) * stats.get("consistency", 0.0),
-                  "coral": lc.lambda_coral * stats.get("coral", 0.0), "proto_reg": lc.lambda_reg * stats.get("proto_reg", 0.0)}
-        small = {k: v / total for k, v in shares.items() if abs(v) / total < 0.01}
+        small = negligible_terms(stats, self.cfg)
         if small:
             self.reporter.emit("warning", message="At the first step these weighted loss terms are under 1 % of the loss: "
                                + ", ".join(f"{k} {v:.2%}" for k, v in small.items()) + ".",
                                negligible_terms={k: round(v, 6) for k, v in small.items()})
+
+    def first_batch(self) -> dict[str, float]:
+        """The loss terms of one optimiser step on the first batch (``show-config --first-batch``; not saved)."""
+        s = self.setup()
+        loader = iter(self._loader())
+        micro = [next(loader) for _ in range(self.cfg.optim.accum_steps)]
+        s.scheduler.apply(self.step)
+        return self._optimizer_step(micro)
 
     def fit(self) -> dict[str, Any]:
         """Train to the end (or ``run.max_steps``); returns best/last metrics and the export path."""
@@ -441,6 +443,21 @@ class Trainer:
         if not self.keep_group:
             shutdown(self.dist)
         return summary
+
+
+def negligible_terms(stats: dict[str, float], cfg: TrainConfig) -> dict[str, float]:
+    """Weighted loss terms under 1 % of the total loss in ``stats`` (one step's), as shares of it.
+
+    A term switched off (weight 0) is not listed: it is off, not negligible.
+    """
+    lc = cfg.loss
+    total = abs(stats.get("loss", 0.0))
+    if total <= 0:
+        return {}
+    weights = {"consistency": stats.get("lambda_consistency", lc.lambda_consistency), "coral": lc.lambda_coral,
+               "proto_reg": lc.lambda_reg}
+    shares = {k: w * stats.get(k, 0.0) / total for k, w in weights.items() if w != 0}
+    return {k: v for k, v in shares.items() if abs(v) < 0.01}
 
 
 def losses_of(history: list[dict[str, Any]]) -> np.ndarray:

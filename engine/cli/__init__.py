@@ -48,10 +48,10 @@ _COMMAND_MODULES = (
     "engine.cli.generate",
     "engine.cli.demo",
     "engine.cli.validate",
-    "engine.cli.server",  # after gallery: adds --server to its actions
+    "engine.cli.server",
     "engine.cli.doctor",
     "engine.cli.lineup",
-    "engine.cli.watch",  # after gallery: adds gallery retain
+    "engine.cli.watch",
 )
 
 

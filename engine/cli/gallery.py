@@ -7,15 +7,13 @@ one JSON document with ``--json``). Ctrl-C cancels an import cleanly: what was r
 from __future__ import annotations
 
 import argparse
-import contextlib
-import signal
 import sys
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+from engine.cli import server, watch
+from engine.cli.console import progress_bar, sigint_cancels
 from engine.cli.output import print_json
-from engine.progress import CancelToken, ProgressCallback, ProgressEvent
 
 
 def _open(ref: str) -> Any:
@@ -25,6 +23,8 @@ def _open(ref: str) -> Any:
 
 
 def _create(args: argparse.Namespace) -> int:
+    if args.server:
+        return int(server.gallery_create(args))
     from engine.gallery import create_gallery
     from engine.gallery.compact import parse_index_kind
 
@@ -41,6 +41,8 @@ def _create(args: argparse.Namespace) -> int:
 
 
 def _add(args: argparse.Namespace) -> int:
+    if args.server:
+        return int(server.gallery_add(args))
     with _open(args.gallery) as g, sigint_cancels() as token, progress_bar(f"Importing into {g.name}") as bar:
         g.write_lock.timeout = args.wait  # another process importing: wait this long, then refuse
         report = g.add([Path(p) for p in args.paths], progress=bar, cancel=token, workers=args.workers,
@@ -69,6 +71,8 @@ def _add(args: argparse.Namespace) -> int:
 
 
 def _list(args: argparse.Namespace) -> int:
+    if args.server:
+        return int(server.gallery_list(args))
     from engine.gallery import list_galleries
 
     infos = list_galleries()
@@ -83,6 +87,8 @@ def _list(args: argparse.Namespace) -> int:
 
 
 def _info(args: argparse.Namespace) -> int:
+    if args.server:
+        return int(server.gallery_info(args))
     with _open(args.gallery) as g:
         info = g.info()
         bad = g.bad_photos() if args.bad else []
@@ -183,15 +189,20 @@ def register(subparsers: Any) -> None:
     a.add_argument("name")
     a.add_argument("--index", default="hnsw", metavar="KIND",
                    help="hnsw (float32, fastest; default) or compact (int8 + exact re-rank, about 1 KB a face)")
+    a.add_argument("--server", metavar="PROFILE", help="a gallery on this server profile")
+    a.add_argument("--unit", help="unit owning a server gallery (default: the profile's)")
     a = action("add", _add, "import photos from folders (recursively) or files; re-running resumes")
     a.add_argument("paths", nargs="+", help="folders or image files")
     a.add_argument("--workers", type=int, default=None, help="decoding threads (settings: ingest_workers)")
     a.add_argument("--batch", type=int, default=None, help="faces per embedding batch (settings: ingest_batch)")
     a.add_argument("--wait", type=float, default=600.0, metavar="SECONDS",
                    help="when another process is changing the gallery, wait this long for it (default 600)")
-    action("list", _list, "list galleries", gallery=False)
+    a.add_argument("--server", metavar="PROFILE", help="a gallery on this server profile")
+    a = action("list", _list, "list galleries", gallery=False)
+    a.add_argument("--server", metavar="PROFILE", help="a gallery on this server profile")
     a = action("info", _info, "show a gallery's counts, model digest and index parameters")
     a.add_argument("--bad", action="store_true", help="also list files that are not indexed, with reasons")
+    a.add_argument("--server", metavar="PROFILE", help="a gallery on this server profile")
     a = action("remove", _remove, "remove photos (files, or everything under a folder) from a gallery")
     a.add_argument("paths", nargs="+")
     a = action("rebuild", _rebuild, "rebuild the vector index from the stored embeddings")
@@ -205,3 +216,11 @@ def register(subparsers: Any) -> None:
     a.add_argument("--skip-bad", action="store_true", help="import the good rows even if some are bad")
     a = action("delete", _delete, "delete a gallery (never the photos)")
     a.add_argument("--yes", action="store_true", help="confirm")
+    a = acts.add_parser("push", help="copy a local gallery to a server (no re-embedding; resumable)")
+    a.add_argument("local", help="local gallery name or id")
+    a.add_argument("--server", metavar="PROFILE", required=True)
+    a.add_argument("--to", help="server gallery name (default: the local name; created if missing)")
+    a.add_argument("--unit", help="unit owning the server gallery if it is created")
+    a.add_argument("--json", action="store_true")
+    a.set_defaults(func=server.gallery_push)
+    watch.register_retain(acts)

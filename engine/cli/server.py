@@ -2,10 +2,10 @@
 
 ``server add/list/remove/test`` manage profiles (:mod:`engine.servers`); ``server init`` and
 ``server grant`` are for the server's administrator. The ``gallery`` actions ``create``, ``add``,
-``info`` and ``list`` gain ``--server PROFILE`` (the same command on a server gallery), ``gallery push
-LOCAL --server PROFILE`` moves a local gallery up without re-embedding. This module registers after
-``engine.gallery.cli`` and adds those options to its parsers. A search over server galleries is the
-one search of the workstation (``search --server-gallery PROFILE:NAME``, :mod:`engine.search.cli`).
+``info`` and ``list`` take ``--server PROFILE`` (the same command on a server gallery), ``gallery push
+LOCAL --server PROFILE`` moves a local gallery up without re-embedding: :mod:`engine.cli.gallery`
+declares those options and calls the ``gallery_*`` handlers here. A search over server galleries is the
+one search of the workstation (``search --server-gallery PROFILE:NAME``, :mod:`engine.cli.search`).
 """
 
 from __future__ import annotations
@@ -137,9 +137,7 @@ def _server_check(args: argparse.Namespace) -> int:
 
 
 # -- gallery actions on a server ------------------------------------------------------------------
-def _gallery_create(args: argparse.Namespace, fallback: Any) -> int:
-    if not args.server:
-        return int(fallback(args))
+def _gallery_create(args: argparse.Namespace) -> int:
     from engine.gallery.pg import PgGallery
 
     profile, conn, _ = _server_gallery(args.server)
@@ -155,9 +153,7 @@ def _gallery_create(args: argparse.Namespace, fallback: Any) -> int:
     return 0
 
 
-def _gallery_info(args: argparse.Namespace, fallback: Any) -> int:
-    if not args.server:
-        return int(fallback(args))
+def _gallery_info(args: argparse.Namespace) -> int:
     _, _, g = _server_gallery(args.server, args.gallery)
     info = g.info().to_dict()
     if args.json:
@@ -168,9 +164,7 @@ def _gallery_info(args: argparse.Namespace, fallback: Any) -> int:
     return 0
 
 
-def _gallery_list(args: argparse.Namespace, fallback: Any) -> int:
-    if not args.server:
-        return int(fallback(args))
+def _gallery_list(args: argparse.Namespace) -> int:
     from engine.gallery.pg import PgGallery
 
     _, conn, _ = _server_gallery(args.server)
@@ -182,9 +176,7 @@ def _gallery_list(args: argparse.Namespace, fallback: Any) -> int:
     return 0
 
 
-def _gallery_add(args: argparse.Namespace, fallback: Any) -> int:
-    if not args.server:
-        return int(fallback(args))
+def _gallery_add(args: argparse.Namespace) -> int:
     from engine.cli.console import progress_bar, sigint_cancels
     from engine.gallery.pg.push import add_to_server
 
@@ -229,13 +221,6 @@ def _gallery_push(args: argparse.Namespace) -> int:
     return 0
 
 
-def _subactions(parser: argparse.ArgumentParser) -> Any:
-    for action in parser._actions:  # argparse keeps sub-parsers only here
-        if isinstance(action, argparse._SubParsersAction):
-            return action
-    return None
-
-
 def _guarded(fn: Any) -> Any:
     """Turn a server's refusal (psycopg error) into a one-line GalleryError the CLI prints."""
     def run(*a: Any) -> int:
@@ -251,15 +236,8 @@ def _guarded(fn: Any) -> Any:
     return run
 
 
-def _wrap(parser: argparse.ArgumentParser, handler: Any) -> None:
-    fallback = parser.get_default("func")
-    guarded = _guarded(handler)
-    parser.set_defaults(func=lambda args: guarded(args, fallback))
-
-
 def register(subparsers: Any) -> None:
-    """Add ``server`` and extend ``gallery`` (when present) with server galleries (``search`` has its own
-    ``--server-gallery``)."""
+    """Add ``server`` (``gallery`` and ``search`` declare their own server options)."""
     p = subparsers.add_parser("server", help="gallery servers (PostgreSQL + pgvector): profiles and setup")
     acts = p.add_subparsers(dest="server_command", metavar="ACTION", required=True)
 
@@ -287,21 +265,11 @@ def register(subparsers: Any) -> None:
     a.add_argument("user")
     a.add_argument("unit", nargs="+")
 
-    gallery = subparsers.choices.get("gallery")
-    gacts = _subactions(gallery) if gallery is not None else None
-    if gacts is not None:
-        for name, handler in (("create", _gallery_create), ("info", _gallery_info), ("list", _gallery_list),
-                              ("add", _gallery_add)):
-            if name in gacts.choices:
-                sub = gacts.choices[name]
-                sub.add_argument("--server", metavar="PROFILE", help="a gallery on this server profile")
-                if name == "create":
-                    sub.add_argument("--unit", help="unit owning a server gallery (default: the profile's)")
-                _wrap(sub, handler)
-        a = gacts.add_parser("push", help="copy a local gallery to a server (no re-embedding; resumable)")
-        a.add_argument("local", help="local gallery name or id")
-        a.add_argument("--server", metavar="PROFILE", required=True)
-        a.add_argument("--to", help="server gallery name (default: the local name; created if missing)")
-        a.add_argument("--unit", help="unit owning the server gallery if it is created")
-        a.add_argument("--json", action="store_true")
-        a.set_defaults(func=_guarded(_gallery_push))
+
+# The server side of ``gallery create/info/list/add/push --server PROFILE``: ``engine.cli.gallery``
+# declares those options and calls these (a server's refusal becomes one line, as for ``server``).
+gallery_create = _guarded(_gallery_create)
+gallery_info = _guarded(_gallery_info)
+gallery_list = _guarded(_gallery_list)
+gallery_add = _guarded(_gallery_add)
+gallery_push = _guarded(_gallery_push)

@@ -130,12 +130,8 @@ def _retain(args: argparse.Namespace) -> int:
     return 0
 
 
-def _subactions(parser: argparse.ArgumentParser) -> Any:
-    return next((a for a in parser._actions if isinstance(a, argparse._SubParsersAction)), None)
-
-
 def register(subparsers: Any) -> None:
-    """Add ``watch`` and, when ``gallery`` is present, ``gallery retain``."""
+    """Add ``watch`` (``gallery retain`` is declared with ``gallery``, through :func:`register_retain`)."""
     p = subparsers.add_parser("watch", help="watched searches: search again, automatically, over photos added since")
     acts = p.add_subparsers(dest="watch_command", metavar="ACTION", required=True)
 
@@ -162,12 +158,13 @@ def register(subparsers: Any) -> None:
     a = action("ack", _ack, "acknowledge a hit: it becomes a search of the case, to examine and decide")
     a.add_argument("case")
     a.add_argument("hit", type=int)
-    gallery = subparsers.choices.get("gallery")
-    gacts = _subactions(gallery) if gallery is not None else None
-    if gacts is not None and "retain" not in gacts.choices:
-        help_ = "apply the administrator's retention rules: remove photos from store, index and server, logged"
-        r = gacts.add_parser("retain", help=help_, description=help_)
-        r.add_argument("gallery", help="gallery name or id, or pg:PROFILE:GALLERY (an administrator's profile)")
-        r.add_argument("--dry-run", action="store_true", help="list what would be removed, remove nothing")
-        r.add_argument("--json", action="store_true", help="print one JSON document for scripts")
-        r.set_defaults(func=_retain)
+
+
+def register_retain(gallery_actions: Any) -> None:
+    """Declare ``gallery retain`` among the ``gallery`` actions (called where ``gallery`` is declared)."""
+    help_ = "apply the administrator's retention rules: remove photos from store, index and server, logged"
+    r = gallery_actions.add_parser("retain", help=help_, description=help_)
+    r.add_argument("gallery", help="gallery name or id, or pg:PROFILE:GALLERY (an administrator's profile)")
+    r.add_argument("--dry-run", action="store_true", help="list what would be removed, remove nothing")
+    r.add_argument("--json", action="store_true", help="print one JSON document for scripts")
+    r.set_defaults(func=_retain)

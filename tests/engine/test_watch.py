@@ -61,6 +61,7 @@ def test_a_planted_person_is_flagged_exactly_once_with_the_right_thumbnail(setup
         g = ws.gallery(gid)
         face = g.store.face_infos([hit.face_id])[hit.face_id]
         assert Path(face.path).name == "booked_person.jpg" and hit.gallery_id == gid
+        assert hit.thumbnail_path is not None
         assert case.read_file(hit.thumbnail_path, hit.thumbnail_sha256) == g.thumbnail(hit.face_id)
         assert hit.content_version == g.content_version
         assert case.verify().ok

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import shutil
+import time
 from pathlib import Path
 
 import pytest
@@ -82,7 +83,7 @@ def test_a_replaced_sketch_encoder_refuses_the_run_and_rerun_records_a_new_searc
     capsys.readouterr()
     assert main(["watch", "run", "--json"]) == 3
     [row] = _json(capsys)["watches"]
-    assert row["outcome"] == "refused" and "Embedder differs" in row["reason"] and "watch rerun" in row["reason"]
+    assert row["outcome"] == "refused" and "Embedder changed: sketch_encoder" in row["reason"] and "watch rerun" in row["reason"]
     assert main(["watch", "rerun", case_ref, "1"]) == 0
     assert "Search 3 is the full re-run" in capsys.readouterr().out
     with open_case(case_ref) as case:
@@ -99,7 +100,8 @@ def test_gallery_retain_from_the_command_line(recorded: tuple[str, str, Path], t
     assert "No retention policy" in capsys.readouterr().err
     path = policy.retention_policy_path()
     path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text('[[rule]]\nname = "everything older than a day"\nolder_than_days = 0\n', encoding="utf-8")
+    path.write_text('[[rule]]\nname = "everything added before now"\nolder_than_days = 0\n', encoding="utf-8")
+    time.sleep(1.1)  # photos are timed to the second: let "now" pass them
     assert main(["gallery", "retain", gid, "--dry-run", "--json"]) == 0
     dry = _json(capsys)
     assert dry["dry_run"] and dry["photos"] == 5

@@ -54,6 +54,7 @@ def test_a_planted_person_on_a_server_gallery_is_flagged_exactly_once(agency: Ag
         [hit] = watch_records.list_hits(case)
         server = ws.server_gallery(ref)
         assert hit.gallery_id == g.id and hit.row["photo_path"].endswith("booked_person.jpg")
+        assert hit.thumbnail_path is not None
         assert case.read_file(hit.thumbnail_path, hit.thumbnail_sha256) == server.thumbnail(hit.face_id)
         assert hit.content_version == server.content_version
         assert case.verify().ok
@@ -63,5 +64,5 @@ def test_a_planted_person_on_a_server_gallery_is_flagged_exactly_once(agency: Ag
     with psycopg.connect(agency.admin) as conn:  # the delta search was an exact, logged request
         kinds = conn.execute("SELECT exact, filters::text FROM sketchface.access_log WHERE kind = 'search' "
                              "ORDER BY id DESC LIMIT 1").fetchone()
-    assert kinds[0] is True and "face_id" not in kinds[1] and '"id"' in kinds[1]
+    assert kinds is not None and kinds[0] is True and "face_id" not in kinds[1] and '"id"' in kinds[1]
     ws.close()

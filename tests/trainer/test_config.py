@@ -11,6 +11,8 @@ from pathlib import Path
 import pytest
 
 from engine.errors import ConfigError
+from tests.trainer import synthetic
+from tests.trainer.conftest import tiny_cli_args
 from trainer.__main__ import main
 from trainer.config import TrainConfig, load_config, to_toml
 
@@ -73,3 +75,23 @@ def test_cli_reports_config_errors_as_a_json_line() -> None:
         assert main(["train", "--set", "optim.nope=1"]) == 1
     event = json.loads(buf.getvalue().strip().splitlines()[-1])
     assert event["event"] == "error" and "optim.nope" in event["message"]
+
+
+def test_show_config_measures_the_loss_terms_on_a_first_batch_and_warns_about_negligible_ones(
+        tmp_path: Path, tiny_models_dir: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    root = tmp_path / "ds"
+    synthetic.write_dataset(root, 20, seed=2)
+
+    def show(*extra: str) -> str:
+        capsys.readouterr()
+        assert main(["show-config", "--first-batch",
+                             *tiny_cli_args(root, tiny_models_dir, tmp_path / "run", "optim.batch_size=8", *extra)]) == 0
+        return capsys.readouterr().out
+
+    out = show("loss.lambda_coral=1e-6")
+    assert "# First batch (measured): loss " in out
+    assert "WARNING: the weighted coral term is" in out
+    assert not (tmp_path / "run").exists()  # a scratch run: nothing is written to run.out_dir
+    # Negative controls: a heavy CORAL weight is not negligible, and a term switched off is off, not negligible.
+    assert "weighted coral term" not in show("loss.lambda_coral=10.0")
+    assert "weighted coral term" not in show("loss.lambda_coral=0.0")
