@@ -209,52 +209,14 @@ def generate_synthetic(data_root: str | Path, train_pairs: Sequence[Pair], proto
                                "same config first, and copy DATASET_ROOT/synthetic to every machine.")
     start = time.monotonic()
     if todo:
-        from engine.generate.types import ReconstructionRequest
-
+        doc["arcface_sha256"] = arcface_sha256
         rec = reconstructor if reconstructor is not None else build_reconstructor(cfg, teacher_identity(teacher))
-        (folder / "real").mkdir(parents=True, exist_ok=True)
-        (folder / "sketch").mkdir(parents=True, exist_ok=True)
-        last_save = first_done = time.monotonic()
-        for n, (ident, k) in enumerate(todo, 1):
-            prompt, seed = prompt_for(cfg, ident, k)
-            request = ReconstructionRequest(embedding=prototypes[ident], prompt=prompt, seeds=(seed,), steps=cfg.steps,
-                                            guidance_scale=cfg.guidance_scale, width=cfg.size, height=cfg.size,
-                                            likeness_strength=cfg.likeness_strength, mark=False,
-                                            sources={"prototype_sha256": proto_sha[ident]})
-            cand = rec.reconstruct(request).candidates[0]
-            sid = f"{ident}{SEP}{k}"
-            entry: dict[str, Any] = {"id": sid, "source_id": ident, "k": k, "synthetic": True, "prompt": prompt,
-                                     "seed": seed, "settings": digest, "prototype_sha256": proto_sha[ident],
-                                     "cosine": None if cand.identity_score is None else float(cand.identity_score),
-                                     "models": cand.provenance.get("models")}
-            if cand.identity_score is None:
-                entry["status"] = "no_face"
-            elif cand.identity_score < bar:
-                entry["status"] = "below_bar"
-            else:
-                rgb = np.asarray(cand.unmarked.convert("RGB"))
-                bgr = np.ascontiguousarray(rgb[:, :, ::-1])
-                gray = sketch_image(bgr, cfg.sketch_method)
-                photo, sketch = f"real/{sid}.png", f"sketch/{sid}.png"
-                atomic_write_bytes(folder / photo, encode_png(bgr))
-                atomic_write_bytes(folder / sketch, encode_png(np.repeat(gray[:, :, None], 3, axis=2)))
-                entry.update(status="kept", photo=photo, sketch=sketch, photo_sha256=sha256_file(folder / photo),
-                             sketch_sha256=sha256_file(folder / sketch))
-            by_key[(ident, k)] = entry
-            result.generated += 1
-            if n == 1:
-                first_done = time.monotonic()
-            if on_progress is not None:
-                on_progress(n, len(todo))
-            if time.monotonic() - last_save >= 30.0:  # a killed run keeps what it made
-                doc["entries"] = list(by_key.values())
-                _write_manifest(root, doc)
-                last_save = time.monotonic()
-        doc["entries"] = list(by_key.values())
-        doc.update(format=FORMAT, synthetic=True, generator="IP-Adapter FaceID (engine.generate.Reconstructor)",
-                   arcface_sha256=arcface_sha256)
-        _write_manifest(root, doc)
-        result.steady_seconds = time.monotonic() - first_done
+        try:
+            _generate(rec, todo, folder, root, doc, by_key, result, cfg, digest, proto_sha, prototypes, bar,
+                      on_progress)
+        finally:
+            if reconstructor is None:
+                rec.close()  # the diffusion models leave the GPU before training starts
     result.seconds = time.monotonic() - start
     train = set(train_ids)
     kept = _kept_pairs(doc, folder, bar)
@@ -266,6 +228,57 @@ def generate_synthetic(data_root: str | Path, train_pairs: Sequence[Pair], proto
             result.rejected[e["id"]] = ("no face found" if e["status"] == "no_face"
                                         else f"ArcFace cosine {e['cosine']:.3f} below {bar}")
     return result
+
+
+def _generate(rec: Any, todo: list[tuple[str, int]], folder: Path, root: Path, doc: dict[str, Any],
+              by_key: dict[tuple[Any, Any], dict[str, Any]], result: SyntheticResult, cfg: SyntheticConfig,
+              digest: str, proto_sha: dict[str, str], prototypes: dict[str, np.ndarray], bar: float,
+              on_progress: Callable[[int, int], None] | None) -> None:
+    """Generate, check, sketch and record each (identity, k) of ``todo``; the manifest is saved as it goes."""
+    from engine.generate.types import ReconstructionRequest  # the generation stack loads only when used
+
+    (folder / "real").mkdir(parents=True, exist_ok=True)
+    (folder / "sketch").mkdir(parents=True, exist_ok=True)
+    last_save = first_done = time.monotonic()
+    for n, (ident, k) in enumerate(todo, 1):
+        prompt, seed = prompt_for(cfg, ident, k)
+        request = ReconstructionRequest(embedding=prototypes[ident], prompt=prompt, seeds=(seed,), steps=cfg.steps,
+                                        guidance_scale=cfg.guidance_scale, width=cfg.size, height=cfg.size,
+                                        likeness_strength=cfg.likeness_strength, mark=False,
+                                        sources={"prototype_sha256": proto_sha[ident]})
+        cand = rec.reconstruct(request).candidates[0]
+        sid = f"{ident}{SEP}{k}"
+        entry: dict[str, Any] = {"id": sid, "source_id": ident, "k": k, "synthetic": True, "prompt": prompt,
+                                 "seed": seed, "settings": digest, "prototype_sha256": proto_sha[ident],
+                                 "cosine": None if cand.identity_score is None else float(cand.identity_score),
+                                 "models": cand.provenance.get("models")}
+        if cand.identity_score is None:
+            entry["status"] = "no_face"
+        elif cand.identity_score < bar:
+            entry["status"] = "below_bar"
+        else:
+            rgb = np.asarray(cand.unmarked.convert("RGB"))
+            bgr = np.ascontiguousarray(rgb[:, :, ::-1])
+            gray = sketch_image(bgr, cfg.sketch_method)
+            photo, sketch = f"real/{sid}.png", f"sketch/{sid}.png"
+            atomic_write_bytes(folder / photo, encode_png(bgr))
+            atomic_write_bytes(folder / sketch, encode_png(np.repeat(gray[:, :, None], 3, axis=2)))
+            entry.update(status="kept", photo=photo, sketch=sketch, photo_sha256=sha256_file(folder / photo),
+                         sketch_sha256=sha256_file(folder / sketch))
+        by_key[(ident, k)] = entry
+        result.generated += 1
+        if n == 1:
+            first_done = time.monotonic()
+        if on_progress is not None:
+            on_progress(n, len(todo))
+        if time.monotonic() - last_save >= 30.0:  # a killed run keeps what it made
+            doc["entries"] = list(by_key.values())
+            _write_manifest(root, doc)
+            last_save = time.monotonic()
+    doc["entries"] = list(by_key.values())
+    doc.update(format=FORMAT, synthetic=True, generator="IP-Adapter FaceID (engine.generate.Reconstructor)")
+    _write_manifest(root, doc)
+    result.steady_seconds = time.monotonic() - first_done
 
 
 def count_in_manifest(data_root: str | Path, train_ids: Sequence[str], bar: float) -> dict[str, int]:

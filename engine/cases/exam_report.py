@@ -64,6 +64,36 @@ def _first_search(search_rows: list[searches.SearchRecord], sha: str) -> int | N
     return next((s.id for s in search_rows if any(q.sha256 == sha for q in s.queries)), None)
 
 
+SEARCHED_BEFORE_INTAKE = "searched before intake"
+
+
+def searched_before_intake(case: Case) -> list[dict[str, Any]]:
+    """Every query image a search used before any intake of that image was recorded (oldest search first).
+
+    Why listed, never hidden: the initial assessment of a probe (ENFSI) belongs before it is relied on.
+    A search made without it is not an error in the record, but a reader must see it; a later intake
+    does not make the earlier search one made after assessment.
+    """
+    entries = case.audit_entries()
+    search_seq = {e.object: e.seq for e in entries if e.action in ("search.add", "search.rerun")}
+    intake_seqs: dict[str, list[int]] = {}
+    for i in examination.list_intakes(case):
+        seq = next((e.seq for e in entries if e.action == "probe.intake" and e.details.get("intake_id") == i.id), None)
+        intake_seqs.setdefault(i.probe_sha256, []).append(seq if seq is not None else 0)
+    out = []
+    for s in searches.list_searches(case):
+        seq = search_seq.get(f"search:{s.id}")
+        for q in s.queries:
+            earlier = [n for n in intake_seqs.get(q.sha256, []) if seq is None or n < seq]
+            if not earlier:
+                later = bool(intake_seqs.get(q.sha256))
+                out.append({"search_id": s.id, "query": q.idx, "kind": q.kind, "sha256": q.sha256,
+                            "text": f"Search {s.id}, query image {int(q.idx) + 1} ({q.kind}, SHA-256 "
+                                    f"{q.sha256[:16]}…): {SEARCHED_BEFORE_INTAKE}"
+                                    + (" (its intake was recorded later)" if later else " (no intake recorded)")})
+    return out
+
+
 def examination_data(case: Case, search_sections: list[dict[str, Any]]) -> dict[str, Any]:
     """The examination part of the report data (JSON-ready)."""
     search_rows = searches.list_searches(case)
@@ -105,7 +135,8 @@ def examination_data(case: Case, search_sections: list[dict[str, Any]]) -> dict[
                                                                           for q in sec["queries"])]
         out.append({"search_id": sid, "probe_type": probe, "non_evidential": bool(probe_labels) or probe == "generated",
                     "authorization": authorization.authorization(case, sid), "candidates": cands})
-    return {"fiswg": examination.FISWG_VERSION, "intakes": intakes, "searches": out}
+    return {"fiswg": examination.FISWG_VERSION, "intakes": intakes, "searches": out,
+            "searched_before_intake": searched_before_intake(case)}
 
 
 def _auth_text(auth: dict[str, Any] | None) -> str:
@@ -137,6 +168,8 @@ def pdf_section(pdf: ReportPDF) -> None:
             pdf.para(i["label"], 9, (170, 30, 30), bold=True)
         for m in i["marks"]:
             pdf.para(f"  {m['kind']} — {m['location']}: {m['description']}", 8.5)
+    for b in d.get("searched_before_intake", []):
+        pdf.para(b["text"], 9, (170, 30, 30), bold=True)
     for s in d.get("searches", []):
         pdf.subsection(f"Search {s['search_id']} — {s['probe_type']} probe")
         if s["non_evidential"]:
@@ -163,6 +196,7 @@ def html_section(data: dict[str, Any]) -> str:
               f"{e(i['source'])}; suitability {e(i['suitability'])} {e(i['reasons'])}; {e(i['timing'])}."
               + (f" <b class=\"bad\">{e(i['label'])}</b>" if i["label"] else "") + "</p>"
               for i in d.get("intakes", [])] or ["<p>No probe intake is recorded in this case.</p>"]
+    parts += [f"<p class=\"bad\">{e(b['text'])}</p>" for b in d.get("searched_before_intake", [])]
     for s in d.get("searches", []):
         parts.append(f"<h3>Search {e(str(s['search_id']))} — {e(s['probe_type'])} probe</h3>"
                      + (f"<p class=\"bad\">{e(examination.NON_EVIDENTIAL)}</p>" if s["non_evidential"] else "")

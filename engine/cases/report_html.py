@@ -100,7 +100,7 @@ def _search(case: Case | None, s: dict[str, Any]) -> str:
         ("Galleries", "\n".join(f"{g.get('name', g['id'])} ({g['id']}): content version {g.get('content_version')}, "
                                 f"{g.get('face_count')} faces" for g in m.get("galleries", []))),
         ("Index", f"HNSW M={idx.get('M')}, ef_construction={idx.get('ef_construction')}, ef={idx.get('ef')}"),
-        ("Filters", json.dumps(m["filters"], sort_keys=True, ensure_ascii=False) if m.get("filters") else "none"),
+        ("Filters", "; ".join(str(f) for f in m["filters"]) if m.get("filters") else "none"),
         ("k / grouping", f"k={m.get('k')}, grouped by subject: {'yes' if m.get('group_by_subject') else 'no'}"),
         ("Engine version", m.get("engine_version")), ("Software", describe_software(m.get("software") or {})),
         ("Manifest SHA-256", s["manifest_sha256"]),

@@ -78,7 +78,7 @@ def _search(pdf: ReportPDF, case: Case | None, s: dict[str, Any]) -> None:
         ("ArcFace model", str(m.get("arcface_sha256") or "—")),
         ("Galleries", galleries),
         ("Index", f"HNSW M={idx.get('M')}, ef_construction={idx.get('ef_construction')}, ef={idx.get('ef')}"),
-        ("Filters", json.dumps(m["filters"], sort_keys=True, ensure_ascii=False) if m.get("filters") else "none"),
+        ("Filters", "; ".join(str(f) for f in m["filters"]) if m.get("filters") else "none"),
         ("k / grouping", f"k={m.get('k')}, grouped by subject: {'yes' if m.get('group_by_subject') else 'no'}"),
         ("Engine version", str(m.get("engine_version"))),
         ("Software", describe_software(m.get("software") or {})),

@@ -130,7 +130,8 @@ def _resolve_candidate(case: Case, search_id: int, face_id: int, gallery_id: str
                              + (" AND gallery_id = ?" if gallery_id else ""),
                              (search_id, face_id, *([gallery_id] if gallery_id else []))).fetchall()
     if not rows:
-        raise CaseError(f"Face {face_id} is not a candidate of search {search_id}.")
+        where = f" of gallery {gallery_id}" if gallery_id else ""
+        raise CaseError(f"Face {face_id}{where} is not a candidate of search {search_id}.")
     if len(rows) > 1:
         raise CaseError(f"Face {face_id} appears in several galleries of search {search_id}.",
                         hint="Say which gallery (GALLERY:FACE).")

@@ -28,8 +28,11 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
+from engine import paths
 from engine.cli.output import SafeStream, print_json, safe_text, sanitised_output
 from engine.errors import Cancelled, EngineError
+from engine.logfile import rotating_log
+from engine.models.fetch import hub_offline as set_offline
 
 __all__ = ["SafeStream", "build_parser", "main", "print_json", "safe_text", "sanitised_output"]
 
@@ -76,16 +79,11 @@ def build_parser() -> argparse.ArgumentParser:
 
 def hub_offline(argv: Sequence[str]) -> None:
     """No silent hub traffic: offline and no telemetry unless this command is ``models download``."""
-    from engine.models.fetch import hub_offline as set_offline
-
     set_offline(download=[a for a in argv if not a.startswith("-")][:2] == ["models", "download"])
 
 
 def _log_file() -> Path | None:
     """Attach the rotating log file (once); None where the log folder cannot be written."""
-    from engine import paths
-    from engine.logfile import rotating_log
-
     try:
         path = paths.log_dir() / LOG_NAME
     except OSError:  # the log folder cannot even be created (read-only or full disk)

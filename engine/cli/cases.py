@@ -17,17 +17,45 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from engine import examiners, workstation_key
+from engine.cases import (
+    add_attachment,
+    add_generated_image,
+    add_sketch,
+    candidates,
+    create_case,
+    export_case,
+    export_report,
+    get_search,
+    import_case,
+    list_cases,
+    list_generated,
+    list_searches,
+    list_signoffs,
+    list_sketches,
+    load_engine_rerunner,
+    open_case,
+    peer_review,
+    record_decision,
+    registry,
+    rerun_search,
+    review,
+    sign_off,
+    update_case,
+)
+from engine.cases.integrity import describe_signature
+from engine.cases.resign import resign
 from engine.cli import cases_exam
+from engine.cli.examiner import ensure_examiner
 from engine.cli.output import print_json
 from engine.errors import CaseError
+from engine.generate.provenance import read_record
 
 EXIT_CHANGED = 3
 _opened: list[Path] = []  # case databases this command opened, named when one turns out damaged
 
 
 def _open(ref: str) -> Any:
-    from engine.cases import open_case
-
     case = open_case(ref)
     _opened.append(case.folder / "case.sqlite")
     return case
@@ -51,11 +79,8 @@ def _guarded(func: Callable[[argparse.Namespace], int]) -> Callable[[argparse.Na
 
     @functools.wraps(func)
     def run(args: argparse.Namespace) -> int:
-        from engine.cases import registry
-
         _opened.clear()
         if getattr(args, "writes_case", False):  # who is working is settled before any work is done
-            from engine.cli.examiner import ensure_examiner
 
             ensure_examiner(args)
         try:
@@ -75,8 +100,6 @@ def _guarded(func: Callable[[argparse.Namespace], int]) -> Callable[[argparse.Na
 
 
 def _cmd_new(args: argparse.Namespace) -> int:
-    from engine.cases import create_case
-
     with create_case(args.number, args.title, examiner=args.examiner, witnesses=args.witness or [],
                      incident_date=args.incident_date, notes=args.notes, location=args.location,
                      user=args.user) as case:
@@ -89,8 +112,6 @@ def _cmd_new(args: argparse.Namespace) -> int:
 
 
 def _cmd_list(args: argparse.Namespace) -> int:
-    from engine.cases import list_cases
-
     rows = list_cases()
     if args.json:
         print_json(rows)
@@ -111,8 +132,6 @@ def _file_name(path: str) -> str:
 
 
 def _show_search(case: Any, search_id: int, as_json: bool) -> int:
-    from engine.cases import candidates, get_search
-
     rec = get_search(case, search_id)
     rows = candidates(case, search_id)
     if as_json:
@@ -140,8 +159,6 @@ def _show_search(case: Any, search_id: int, as_json: bool) -> int:
 
 
 def _cmd_show(args: argparse.Namespace) -> int:
-    from engine.cases import list_generated, list_searches, list_signoffs, list_sketches
-
     with _open(args.case) as case:
         if args.search is not None:
             return _show_search(case, args.search, args.json)
@@ -150,7 +167,8 @@ def _cmd_show(args: argparse.Namespace) -> int:
                 "searches": [{"id": s.id, "label": s.label, "created_at": s.created_at, "n_results": s.n_results,
                               "blind": s.blind, "rerun_of": s.rerun_of} for s in list_searches(case)],
                 "generated_images": [g.to_dict() for g in list_generated(case)],
-                "signoffs": [s.to_dict() for s in list_signoffs(case)]}
+                "signoffs": [s.to_dict() for s in list_signoffs(case)],
+                "examination": cases_exam.show_data(case)}
         if args.json:
             print_json(data)
             return 0
@@ -163,6 +181,8 @@ def _cmd_show(args: argparse.Namespace) -> int:
             print(f"  search {s['id']}: {s['label'] or '(no label)'} — {s['n_results']} candidates"
                   f"{' (blind)' if s['blind'] else ''}{extra}")
         print(f"  {len(data['generated_images'])} generated image(s), {len(data['signoffs'])} sign-off(s)")
+        for line in cases_exam.show_lines(data["examination"]):
+            print(line)
     return 0
 
 
@@ -190,11 +210,10 @@ def _cmd_verify(args: argparse.Namespace) -> int:
     with _open(args.case) as case:
         report = case.verify(_parse_head(args.head))
         checked = _checked_case(case)
+        before_intake = cases_exam.show_data(case)["searched_before_intake"]  # listed, not a finding
     if args.json:
-        print_json({**report.to_dict(), "case": checked})
+        print_json({**report.to_dict(), "case": checked, "searched_before_intake": before_intake})
     else:
-        from engine.cases.integrity import describe_signature
-
         print(f"Case {checked['case_number'] or '(number unreadable)'} ({checked['case_id']}) in {checked['folder']}"
               + ("  [write-protected: opened read-only]" if checked["write_protected"] else ""))
         print(report.summary())
@@ -203,6 +222,8 @@ def _cmd_verify(args: argparse.Namespace) -> int:
         print(f"  anchors checked: {', '.join(report.anchors_checked) or 'none'}")
         print(f"  head signature: {describe_signature(report.signature)}")
         _print_examiners(report.examiners)
+        for b in before_intake:
+            print(f"  note: {b['text']}")
         if report.ok:
             print(f"  head for later checks: {report.count}:{report.head}")
     return 0 if report.ok else EXIT_CHANGED
@@ -221,8 +242,6 @@ def _print_examiners(signed: dict[str, Any] | None) -> None:
 
 
 def _cmd_rerun(args: argparse.Namespace) -> int:
-    from engine.cases import get_search, load_engine_rerunner, rerun_search
-
     with _open(args.case) as case:
         get_search(case, args.search)  # say "no such search" before loading the search engine's models
         report = rerun_search(case, args.search, load_engine_rerunner(), store=not args.no_store, user=args.user)
@@ -238,8 +257,6 @@ def _cmd_rerun(args: argparse.Namespace) -> int:
 
 
 def _cmd_report(args: argparse.Namespace) -> int:
-    from engine.cases import export_report
-
     with _open(args.case) as case:
         path = export_report(case, args.format, args.out, top_n=args.top, user=args.user)
     print(path)
@@ -256,8 +273,6 @@ def _archive_path(out: str, case_number: str) -> Path:
 
 
 def _cmd_export(args: argparse.Namespace) -> int:
-    from engine.cases import export_case
-
     with _open(args.case) as case:
         res = export_case(case, _archive_path(args.out, case.info.case_number), allow_broken=args.allow_broken,
                           user=args.user)
@@ -274,8 +289,6 @@ def _cmd_export(args: argparse.Namespace) -> int:
 
 
 def _cmd_import(args: argparse.Namespace) -> int:
-    from engine.cases import import_case
-
     with import_case(args.archive, location=args.location, expected_sha256=args.expect_sha256,
                      expected_key=args.expect_key, user=args.user) as case:
         info = case.info
@@ -290,8 +303,6 @@ def _cmd_import(args: argparse.Namespace) -> int:
 
 
 def _cmd_key(args: argparse.Namespace) -> int:
-    from engine import workstation_key
-
     if args.new:
         pub = workstation_key.replace_key(args.reason or "")
         print(f"Made a new workstation key, fingerprint {workstation_key.key_fingerprint(pub)}.\n"
@@ -310,8 +321,6 @@ def _cmd_key(args: argparse.Namespace) -> int:
 def _gallery_of(case: Any, search_id: int, ref: str) -> str:
     """The gallery id a ``GALLERY:FACE`` reference names in a search: by id, or by name when only one
     gallery of the search has that name (an ambiguous name is refused)."""
-    from engine.cases import get_search
-
     rec = get_search(case, search_id)
     galleries = {str(g.get("id")): str(g.get("name") or "") for g in rec.manifest.get("galleries", [])
                  if isinstance(g, dict)}
@@ -329,8 +338,6 @@ def _gallery_of(case: Any, search_id: int, ref: str) -> str:
 
 
 def _cmd_decide(args: argparse.Namespace) -> int:
-    from engine.cases import record_decision
-
     gallery, _, face = args.face.rpartition(":")
     if not face.isdigit():
         raise CaseError(f"FACE must be a face id or GALLERY:FACE_ID (gallery name or id), not {args.face!r}.")
@@ -344,9 +351,6 @@ def _cmd_decide(args: argparse.Namespace) -> int:
 
 
 def _cmd_signoff(args: argparse.Namespace) -> int:
-    from engine import examiners
-    from engine.cases import sign_off
-
     scopes: list[int | None] = list(args.search) if args.search else [None]  # the window's "which searches"
     if args.examiner and not args.examiner_profile:  # a name that is a profile of this workstation selects it
         with contextlib.suppress(CaseError):  # not a profile: sign_off refuses a name other than the acting one's
@@ -375,8 +379,6 @@ def _blind_items(case: Any, search_id: int, refs: list[str]) -> list[dict[str, A
 
 
 def _cmd_review_blind(args: argparse.Namespace) -> int:
-    from engine.cases import review
-
     with _open(args.case) as case:
         if not args.decide:
             rows = review.blind_candidates(case, args.search)
@@ -393,8 +395,6 @@ def _cmd_review_blind(args: argparse.Namespace) -> int:
 
 
 def _cmd_review_file(args: argparse.Namespace) -> int:
-    from engine.cases import peer_review
-
     with _open(args.case) as case:
         data = peer_review.make_review_file(case, statement=args.statement or "", scope=args.scope or "",
                                             role=args.role, search_id=args.search)
@@ -407,8 +407,6 @@ def _cmd_review_file(args: argparse.Namespace) -> int:
 
 
 def _cmd_review_import(args: argparse.Namespace) -> int:
-    from engine.cases import peer_review
-
     data = peer_review.read_review_file(Path(args.file).expanduser())
     with _open(args.case) as case:
         so, label, note = peer_review.import_review(case, data, user=args.user)
@@ -423,8 +421,6 @@ def _cmd_review_import(args: argparse.Namespace) -> int:
 
 
 def _cmd_resign(args: argparse.Namespace) -> int:
-    from engine.cases.resign import resign
-
     with _open(args.case) as case:
         done = resign(case, reason=args.reason or "", user=args.user)
     by = done["by"] or {}
@@ -437,9 +433,6 @@ def _cmd_resign(args: argparse.Namespace) -> int:
 def _cmd_add_generated(args: argparse.Namespace) -> int:
     """Store a reconstruction/variation PNG with the parameters its provenance record carries (the window's
     "Save to case"), linked to the stored sketch version it was made from when that sketch is in the case."""
-    from engine.cases import add_generated_image, list_sketches
-    from engine.generate.provenance import read_record
-
     data = _read_input(args.file, "generated image")
     try:
         rec = read_record(data)
@@ -478,8 +471,6 @@ def _cmd_audit(args: argparse.Namespace) -> int:
 
 
 def _cmd_update(args: argparse.Namespace) -> int:
-    from engine.cases import update_case
-
     with _open(args.case) as case:
         info = update_case(case, title=args.title, status=args.status, notes=args.notes,
                            witnesses=args.witness, incident_date=args.incident_date, user=args.user)
@@ -488,8 +479,6 @@ def _cmd_update(args: argparse.Namespace) -> int:
 
 
 def _cmd_add_sketch(args: argparse.Namespace) -> int:
-    from engine.cases import add_sketch
-
     with _open(args.case) as case:
         v = add_sketch(case, _read_input(args.file, "sketch"), witness=args.witness or "", name=args.name,
                        sketch_id=args.sketch, note=args.note, user=args.user)
@@ -498,8 +487,6 @@ def _cmd_add_sketch(args: argparse.Namespace) -> int:
 
 
 def _cmd_attach(args: argparse.Namespace) -> int:
-    from engine.cases import add_attachment
-
     with _open(args.case) as case:
         a = add_attachment(case, _read_input(args.file, "attachment"), Path(args.file).name, note=args.note,
                            user=args.user)

@@ -10,7 +10,7 @@ import argparse
 from collections.abc import Callable
 from typing import Any
 
-from engine.cases import exam_checks, examination, scales
+from engine.cases import exam_checks, exam_report, examination, scales
 from engine.errors import CaseError
 
 
@@ -19,6 +19,26 @@ def _face(ref: str) -> tuple[str, int]:
     if not face.isdigit():
         raise CaseError(f"FACE must be a face id or GALLERY:FACE_ID (gallery name or id), not {ref!r}.")
     return gallery, int(face)
+
+
+def show_data(case: Any) -> dict[str, Any]:
+    """The examination part of ``case show``: intakes (with the marks the witness described, and the
+    non-evidential label of a generated probe) and the searches that ran before their probe's intake."""
+    intakes = [{**i.to_dict(), "label": "" if i.evidential else examination.NON_EVIDENTIAL}
+               for i in examination.list_intakes(case)]
+    return {"intakes": intakes, "searched_before_intake": exam_report.searched_before_intake(case)}
+
+
+def show_lines(data: dict[str, Any]) -> list[str]:
+    """``case show``'s lines for :func:`show_data`: each intake, its marks, then what was searched before intake."""
+    lines = []
+    for i in data["intakes"]:
+        lines.append(f"  intake {i['id']} of {i['probe_ref']}: {i['source']}, {i['suitability']}"
+                     f"{' (' + i['reasons'] + ')' if i['reasons'] else ''}{'  [' + i['label'] + ']' if i['label'] else ''}")
+        lines += [f"    {m['kind']}: {m['location']}{' — ' + m['description'] if m['description'] else ''}"
+                  for m in i["marks"]]
+    lines += [f"  {b['text']}" for b in data["searched_before_intake"]]
+    return lines
 
 
 def _levels_help() -> str:

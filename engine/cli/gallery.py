@@ -13,21 +13,18 @@ from typing import Any
 
 from engine.cli import server, watch
 from engine.cli.console import progress_bar, sigint_cancels
-from engine.cli.output import print_json
+from engine.cli.output import plain_value, print_json
+from engine.gallery import create_gallery, delete_gallery, list_galleries, open_gallery
+from engine.gallery.compact import parse_index_kind
 
 
 def _open(ref: str) -> Any:
-    from engine.gallery import open_gallery
-
     return open_gallery(ref)
 
 
 def _create(args: argparse.Namespace) -> int:
     if args.server:
         return int(server.gallery_create(args))
-    from engine.gallery import create_gallery
-    from engine.gallery.compact import parse_index_kind
-
     kind = parse_index_kind(args.index)  # checked before anything is created
     with create_gallery(args.name) as g:
         if kind != g.index_kind:
@@ -73,7 +70,6 @@ def _add(args: argparse.Namespace) -> int:
 def _list(args: argparse.Namespace) -> int:
     if args.server:
         return int(server.gallery_list(args))
-    from engine.gallery import list_galleries
 
     infos = list_galleries()
     if args.json:
@@ -102,7 +98,7 @@ def _info(args: argparse.Namespace) -> int:
         return 0
     for key, value in info.to_dict().items():
         if key != "hint":
-            print(f"{key:>16}: {value}")
+            print(f"{key:>16}: {plain_value(value)}")
     if info.hint:
         print(f"Hint: {info.hint}")
     for p, _s, r in bad:
@@ -161,8 +157,6 @@ def _import_metadata(args: argparse.Namespace) -> int:
 
 
 def _delete(args: argparse.Namespace) -> int:
-    from engine.gallery import delete_gallery
-
     if not args.yes:
         print("Deleting removes the gallery's index, embeddings and metadata (never the photos). "
               "Repeat with --yes to confirm.", file=sys.stderr)

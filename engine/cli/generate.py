@@ -14,10 +14,22 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from tqdm import tqdm
 
+from engine import settings
 from engine.cli.output import print_json
 from engine.errors import BadImage, InvalidRequest
+from engine.faces.decode import load_image
+from engine.fsutil import atomic_write_bytes, sha256_file
+from engine.generate.attributes import AttributeModel, prompt_from_attributes
+from engine.generate.memory import runtime_options
+from engine.generate.reconstruct import Reconstructor
+from engine.generate.replicate_backend import ReplicateBackend, ReplicateConfig
+from engine.generate.types import ReconstructionRequest
+from engine.generate.variations import EditOptions, LocalEditor, edits_for, run_variations
 from engine.progress import ProgressEvent
+from engine.sketch.embedder import embed_sketch, load_sketch_embedder
+from engine.sketch.preprocess import crop_sketch
 
 
 class _Steps:
@@ -27,8 +39,6 @@ class _Steps:
         self._bar: Any = None
 
     def __call__(self, event: ProgressEvent) -> None:
-        from tqdm import tqdm
-
         if self._bar is None or (event.total and self._bar.total != event.total):
             self.close()
             self._bar = tqdm(total=event.total or None, unit="step", file=sys.stderr, disable=None, leave=False)
@@ -44,7 +54,6 @@ class _Steps:
 def _image(path: str | None) -> np.ndarray | None:
     if path is None:
         return None
-    from engine.faces.decode import load_image
 
     return load_image(path)
 
@@ -69,8 +78,6 @@ def _sketch_embedding(sketch: np.ndarray, device: str,
     weaker description of the face; the provenance of every output has to say which one drove it.
     The crop is ``engine.sketch``'s (``embed_sketch``), the same as a search of the same sketch and box.
     """
-    from engine.sketch.embedder import embed_sketch, load_sketch_embedder
-
     embedder = load_sketch_embedder(device)
     vec = embed_sketch(embedder, sketch, face_box)
     info = {"embedding_from": "sketch", "sketch_embedder": str(embedder.backend),
@@ -90,9 +97,6 @@ def _face_box(text: str) -> tuple[float, float, float, float]:
 
 def _runtime(args: argparse.Namespace) -> Any:
     """Runtime options: the user's Settings > Generation, overridden by the flags given."""
-    from engine import settings
-    from engine.generate.memory import runtime_options
-
     plan = "model_offload" if args.offload and args.memory_plan is None else args.memory_plan
     return runtime_options(
         settings.load(), allow_cpu=args.allow_cpu, device=args.device, memory_plan=plan,
@@ -102,8 +106,6 @@ def _runtime(args: argparse.Namespace) -> Any:
 
 
 def _attributes(sketch: np.ndarray | None, args: argparse.Namespace) -> Any:
-    from engine.generate.attributes import AttributeModel
-
     if sketch is None:
         return None
     attrs = AttributeModel.from_models(device=args.device).predict(sketch)
@@ -131,11 +133,6 @@ def _usage_errors(handler: Any) -> Any:
 
 
 def _reconstruct(args: argparse.Namespace) -> int:
-    from engine.fsutil import sha256_file
-    from engine.generate.attributes import prompt_from_attributes
-    from engine.generate.reconstruct import Reconstructor
-    from engine.generate.types import ReconstructionRequest
-
     sketch = _image(args.sketch)
     if args.structure and sketch is None:
         raise BadImage("--structure needs --sketch (the drawing whose lines the face should follow).")
@@ -149,7 +146,6 @@ def _reconstruct(args: argparse.Namespace) -> int:
         raise InvalidRequest("give --embedding (a .npy file) or --sketch (an image to embed).")
     sources.update(embedded)
     if sketch is not None and args.face_box is not None:  # the guide's square, cropped as search crops it
-        from engine.sketch.preprocess import crop_sketch
 
         sketch = crop_sketch(sketch, args.face_box, crop_cfg)
         sources["sketch_face_box"] = ",".join(f"{v:g}" for v in args.face_box)
@@ -175,7 +171,6 @@ def _reconstruct(args: argparse.Namespace) -> int:
                      "sha256": cand.save(path), "synthetic": True})
     control = None
     if result.control_image is not None:  # what the ControlNet followed, for the examiner to look at
-        from engine.fsutil import atomic_write_bytes
 
         buf = io.BytesIO()
         result.control_image.save(buf, format="PNG")
@@ -219,16 +214,11 @@ def _confirm(assume_yes: bool) -> Any:
 
 
 def _vary(args: argparse.Namespace) -> int:
-    from engine.fsutil import sha256_file
-    from engine.generate.variations import EditOptions, LocalEditor, edits_for, run_variations
-
     image = _image(args.image)
     assert image is not None
     edits = edits_for(_attributes(_image(args.sketch), args),
                       include=args.edits.split(",") if args.edits else None)
     if args.backend == "replicate":
-        from engine.generate.replicate_backend import ReplicateBackend, ReplicateConfig
-
         config = ReplicateConfig(**({"model": args.replicate_model} if args.replicate_model else {}),
                                  timeout_s=args.timeout)
         backend: Any = ReplicateBackend(enabled=args.enable_replicate, confirm_upload=_confirm(args.yes),

@@ -9,8 +9,16 @@ import argparse
 import sys
 from typing import Any
 
+from tqdm import tqdm
+
 from engine.cli.output import print_json
+from engine.errors import EngineError
+from engine.models import get_spec, model_dir, store
+from engine.models.bundle import import_bundle_report
+from engine.models.fetch import download
+from engine.models.store import pins, verify
 from engine.progress import ProgressEvent
+from engine.sketch.checkpoint import load_config
 
 
 class _Bar:
@@ -21,8 +29,6 @@ class _Bar:
         self._done = 0
 
     def __call__(self, event: ProgressEvent) -> None:
-        from tqdm import tqdm
-
         total = event.total or None
         if self._bar is None or event.done < self._done or total != self._bar.total:
             self.close()
@@ -43,10 +49,6 @@ def _encoder_origin(row: Any) -> dict[str, Any]:
     """For an installed sketch encoder: the pretrained weights it was trained from (its config.json)."""
     if row.task != "sketch-encoder" or not row.installed:
         return {}
-    from engine.errors import EngineError
-    from engine.models import model_dir
-    from engine.sketch.checkpoint import load_config
-
     try:
         return {"pretrained": load_config(model_dir(row.id)).pretrained or {"source": "not recorded"}}
     except EngineError:
@@ -61,9 +63,7 @@ def _pins_warning(book: Any) -> str:
 
 
 def _status(args: argparse.Namespace) -> int:
-    from engine.models.store import pins, status
-
-    rows = status(deep=args.deep)
+    rows = store.status(deep=args.deep)  # looked up on the module at call time (tests replace it)
     if args.json:
         print_json([{**row.to_dict(), **_encoder_origin(row)} for row in rows])
         return 0
@@ -107,8 +107,6 @@ _TRUST_TEXT = {"pinned at first import": "pinned at first import", "published": 
 
 
 def _verify(args: argparse.Namespace) -> int:
-    from engine.models.store import pins, verify
-
     bar = _Bar()
     try:
         results = verify(args.model_id, progress=bar)
@@ -157,8 +155,6 @@ def _verify(args: argparse.Namespace) -> int:
 
 
 def _import(args: argparse.Namespace) -> int:
-    from engine.models.bundle import import_bundle_report
-
     bar = _Bar()
     try:
         report = import_bundle_report(args.path, progress=bar, replace=args.replace)
@@ -181,9 +177,6 @@ def _import(args: argparse.Namespace) -> int:
 
 
 def _download(args: argparse.Namespace) -> int:
-    from engine.models import get_spec
-    from engine.models.fetch import download
-
     spec = get_spec(args.model_id)
     print(f"{spec.title}\nLicence: {spec.licence}", file=sys.stderr)
     bar = _Bar()

@@ -12,6 +12,8 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any, TextIO
 
+from engine.manifest import plain as manifest_plain
+
 # Characters a terminal acts on instead of showing: C0 controls but newline and tab, DEL, C1 controls
 # (0x9b is CSI on terminals that read 8-bit controls), the bidirectional overrides and isolates that
 # reorder what is shown, and the Unicode line and paragraph separators.
@@ -73,6 +75,12 @@ def sanitised_output() -> Iterator[None]:
         yield
     finally:
         sys.stdout, sys.stderr = out, err
+
+
+def plain_value(value: Any) -> str:
+    """A value as a person reads it in a ``key: value`` listing: a mapping or a list in the manifest's plain
+    form (``M=32, ef=16``), never Python's ``{'key': ...}`` repr; a scalar as it is (a digest in full)."""
+    return manifest_plain(value) if isinstance(value, dict | list | tuple) else str(value)
 
 
 def print_json(obj: Any) -> None:

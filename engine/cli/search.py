@@ -13,9 +13,17 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from engine import policy, settings
+from engine.cases import open_case
+from engine.cases.authorization import record_authorization
+from engine.cases.examination import intake_for
+from engine.cli.examiner import ensure_examiner
 from engine.cli.output import print_json
 from engine.errors import GalleryError
+from engine.fsutil import sha256_file
 from engine.gallery.exact import AUTO, EXACT_BUDGET_MS, MODES
+from engine.search import Query
+from engine.workstation import Workstation, server_key
 
 
 class _QueryAction(argparse.Action):
@@ -62,17 +70,12 @@ def queries_from_args(args: argparse.Namespace) -> list[Any]:
 
     Shared with the mixed local + server search, so both read the command line the same way.
     """
-    from engine.search import Query
-
     if not args.queries:
         raise GalleryError("Give at least one query: --photo FILE or --sketch FILE.")
     if (args.blind or args.label) and not args.case:
         raise GalleryError("--blind and --label describe a search recorded in a case: add --case CASE.")
     _check_policy(args)  # the agency's authorization rules, before any model loads
     if args.case:  # fail on an unknown case before any model loads
-        from engine.cases import open_case
-        from engine.cli.examiner import ensure_examiner
-
         ensure_examiner(args)  # who is searching is settled before any model loads
 
         with open_case(args.case) as case:  # and on a case that would refuse the record (tampered, read-only)
@@ -86,8 +89,6 @@ def queries_from_args(args: argparse.Namespace) -> list[Any]:
 
 def _check_policy(args: argparse.Namespace) -> None:
     """Apply the agency's search policy (none: nothing changes); keeps the fields to record on ``args``."""
-    from engine import policy, settings
-
     args.policy = rules = policy.load_policy()
     args.authorization = {}
     if rules is None:
@@ -101,10 +102,6 @@ def _check_policy(args: argparse.Namespace) -> None:
 
 def _require_intakes(case: Any, args: argparse.Namespace) -> None:
     """Under a policy that asks for it, every query image needs an intake in the case before it is searched."""
-    from engine import policy
-    from engine.cases.examination import intake_for
-    from engine.fsutil import sha256_file
-
     for _kind, path, _box in args.queries:
         if intake_for(case, sha256_file(Path(path))) is None:
             raise policy.SearchRefused(f"The agency's search policy requires an intake of each probe before it is "
@@ -118,9 +115,6 @@ def record_in_case(args: argparse.Namespace, workstation: Any, finished: Any) ->
 
     Under a search policy, its authorization fields are recorded in the same transaction.
     """
-    from engine.cases import open_case
-    from engine.cases.authorization import record_authorization
-
     kinds = " + ".join(sorted({q.kind for q in finished.result.run.query}))
     label = args.label or f"{kinds.capitalize()} search (command line)"
     rules = getattr(args, "policy", None)
@@ -133,8 +127,6 @@ def record_in_case(args: argparse.Namespace, workstation: Any, finished: Any) ->
 
 def gallery_refs(args: argparse.Namespace) -> list[str]:
     """The galleries to search, as the workstation names them (``--server-gallery P:G`` -> ``pg:P:G``)."""
-    from engine.workstation import server_key
-
     refs = list(args.gallery or [])
     for item in args.server_gallery or []:
         profile, _, ref = item.partition(":")
@@ -147,8 +139,6 @@ def gallery_refs(args: argparse.Namespace) -> list[str]:
 
 
 def _search(args: argparse.Namespace) -> int:
-    from engine.workstation import Workstation
-
     refs = gallery_refs(args)
     queries = queries_from_args(args)
     with Workstation() as workstation:
@@ -186,7 +176,7 @@ def report_search(args: argparse.Namespace, result: Any, record: Any) -> int:
     for m in result.matches:
         subject = f" subject={m.subject_id}" if m.subject_id else ""
         group = f" ({m.group_size} photos)" if args.group_by_subject and m.group_size > 1 else ""
-        print(f"{m.rank:>4}  {m.score:.4f}  [{m.gallery_name}]{subject}{group}  {m.photo_path}")
+        print(f"{m.rank:>4}  {m.score:.4f}  [{m.gallery_name}] face {m.face_id}{subject}{group}  {m.photo_path}")
     return 0
 
 

@@ -16,14 +16,19 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from engine.cli.output import print_json
+import psycopg
+
+from engine import servers
+from engine.cli.console import progress_bar, sigint_cancels
+from engine.cli.output import plain_value, print_json
 from engine.errors import GalleryError
+from engine.gallery import open_gallery
+from engine.gallery.pg import PgGallery, index_matches_table, install_schema
+from engine.gallery.pg.admin import check_examiner, create_examiner
+from engine.gallery.pg.push import add_to_server, push_gallery
 
 
 def _server_gallery(profile_name: str, ref: str | None = None) -> Any:
-    from engine import servers
-    from engine.gallery.pg import PgGallery
-
     profile = servers.get_profile(profile_name)
     return profile, servers.conninfo(profile), (PgGallery.open(servers.conninfo(profile), ref, profile.name)
                                                if ref else None)
@@ -31,8 +36,6 @@ def _server_gallery(profile_name: str, ref: str | None = None) -> Any:
 
 # -- server profiles ---------------------------------------------------------------------------
 def _server_add(args: argparse.Namespace) -> int:
-    from engine import servers
-
     password = _read_password(f"Password for {args.name} (empty: none): ") if args.ask_password else None
     profile, note = servers.add_profile(args.name, args.url, args.unit or "", password or None)
     if args.json:
@@ -43,8 +46,6 @@ def _server_add(args: argparse.Namespace) -> int:
 
 
 def _server_list(args: argparse.Namespace) -> int:
-    from engine import servers
-
     profiles = servers.load_profiles()
     if args.json:
         print_json([{"name": p.name, "url": p.url, "unit": p.unit, "sslmode": p.sslmode} for p in profiles.values()])
@@ -57,29 +58,22 @@ def _server_list(args: argparse.Namespace) -> int:
 
 
 def _server_remove(args: argparse.Namespace) -> int:
-    from engine import servers
-
     servers.remove_profile(args.name)
     print(f"Removed server profile '{args.name}' (and its keyring password).")
     return 0
 
 
 def _server_test(args: argparse.Namespace) -> int:
-    from engine import servers
-
     report = servers.test_profile(servers.get_profile(args.name))
     if args.json:
         print_json(report)
     else:
         for key, value in report.items():
-            print(f"{key:>16}: {value}")
+            print(f"{key:>16}: {plain_value(value)}")
     return 0 if report["pgvector"] and report["schema_installed"] else 1
 
 
 def _server_init(args: argparse.Namespace) -> int:
-    from engine import servers
-    from engine.gallery.pg import install_schema
-
     install_schema(servers.conninfo(servers.get_profile(args.name)))
     print(f"Gallery schema installed on '{args.name}'.")
     return 0
@@ -110,9 +104,6 @@ def _new_password(user: str) -> str:
 
 
 def _server_grant(args: argparse.Namespace) -> int:
-    from engine import servers
-    from engine.gallery.pg.admin import check_examiner, create_examiner
-
     profile = servers.get_profile(args.name)
     check_examiner(args.user, args.unit)  # bad names are refused before a password is asked for
     password = _new_password(args.user)
@@ -122,9 +113,6 @@ def _server_grant(args: argparse.Namespace) -> int:
 
 
 def _server_check(args: argparse.Namespace) -> int:
-    from engine import servers
-    from engine.gallery.pg import PgGallery, index_matches_table
-
     conn = servers.conninfo(servers.get_profile(args.name))
     gallery = PgGallery.open(conn, args.gallery, args.name)
     report = index_matches_table(conn, gallery.id)
@@ -138,8 +126,6 @@ def _server_check(args: argparse.Namespace) -> int:
 
 # -- gallery actions on a server ------------------------------------------------------------------
 def _gallery_create(args: argparse.Namespace) -> int:
-    from engine.gallery.pg import PgGallery
-
     profile, conn, _ = _server_gallery(args.server)
     unit = args.unit or profile.unit
     if not unit:
@@ -160,13 +146,11 @@ def _gallery_info(args: argparse.Namespace) -> int:
         print_json(info)
     else:
         for key, value in info.items():
-            print(f"{key:>16}: {value}")
+            print(f"{key:>16}: {plain_value(value)}")
     return 0
 
 
 def _gallery_list(args: argparse.Namespace) -> int:
-    from engine.gallery.pg import PgGallery
-
     _, conn, _ = _server_gallery(args.server)
     rows = PgGallery.list_all(conn)
     if args.json:
@@ -177,9 +161,6 @@ def _gallery_list(args: argparse.Namespace) -> int:
 
 
 def _gallery_add(args: argparse.Namespace) -> int:
-    from engine.cli.console import progress_bar, sigint_cancels
-    from engine.gallery.pg.push import add_to_server
-
     profile, _, g = _server_gallery(args.server, args.gallery)
     with sigint_cancels() as token, progress_bar(f"Importing into {g.name}") as bar:
         report, pushed = add_to_server(g, [Path(p) for p in args.paths], profile.name, progress=bar, cancel=token)
@@ -194,11 +175,6 @@ def _gallery_add(args: argparse.Namespace) -> int:
 
 
 def _gallery_push(args: argparse.Namespace) -> int:
-    from engine.cli.console import progress_bar, sigint_cancels
-    from engine.gallery import open_gallery
-    from engine.gallery.pg import PgGallery
-    from engine.gallery.pg.push import push_gallery
-
     profile, conn, _ = _server_gallery(args.server)
     with open_gallery(args.local) as local:
         target = args.to or local.name
@@ -224,8 +200,6 @@ def _gallery_push(args: argparse.Namespace) -> int:
 def _guarded(fn: Any) -> Any:
     """Turn a server's refusal (psycopg error) into a one-line GalleryError the CLI prints."""
     def run(*a: Any) -> int:
-        import psycopg
-
         try:
             return int(fn(*a))
         except psycopg.Error as exc:

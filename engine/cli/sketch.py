@@ -9,7 +9,20 @@ from typing import Any
 
 import numpy as np
 
+from engine import models
+from engine.cli.output import plain_value, print_json
+from engine.faces import load_image
+from engine.faces.pipeline import load_pipeline
+from engine.fsutil import sha256_file
 from engine.progress import ProgressEvent
+from engine.sketch.checkpoint import load_config
+from engine.sketch.embedder import (
+    MODEL_ID,
+    ArcFaceBaselineEmbedder,
+    installed_arcface_sha256,
+    load_sketch_embedder,
+)
+from engine.sketch.install import export_installed_onnx, install_checkpoint
 
 
 def _box(text: str) -> tuple[float, float, float, float]:
@@ -27,18 +40,14 @@ def _say(event: ProgressEvent) -> None:
 
 
 def _emit(doc: dict[str, Any], as_json: bool) -> None:
-    from engine.cli.output import print_json
-
     if as_json:
         print_json(doc)
     else:
         for key, value in doc.items():
-            print(f"{key}: {value}")
+            print(f"{key}: {plain_value(value)}")
 
 
 def cmd_install(args: argparse.Namespace) -> int:
-    from engine.sketch.install import install_checkpoint
-
     report = install_checkpoint(args.checkpoint, onnx=not args.no_onnx, tolerance=args.tolerance,
                                 progress=None if args.json else _say)
     _emit(report.to_dict(), args.json)
@@ -49,22 +58,14 @@ def cmd_install(args: argparse.Namespace) -> int:
 
 
 def cmd_export_onnx(args: argparse.Namespace) -> int:
-    from engine.sketch.install import export_installed_onnx
-
     _emit(export_installed_onnx(tolerance=args.tolerance, opset=args.opset), args.json)
     return 0
 
 
 def cmd_embed(args: argparse.Namespace) -> int:
-    from engine.faces import load_image
-    from engine.fsutil import sha256_file
-    from engine.sketch.embedder import ArcFaceBaselineEmbedder, load_sketch_embedder
-
     image = load_image(args.image)
     embedder: Any
     if args.baseline:
-        from engine.faces.pipeline import load_pipeline
-
         embedder = ArcFaceBaselineEmbedder(load_pipeline(args.device))
     else:
         embedder = load_sketch_embedder(device=args.device, backend=args.backend)
@@ -80,10 +81,6 @@ def cmd_embed(args: argparse.Namespace) -> int:
 
 
 def cmd_info(args: argparse.Namespace) -> int:
-    from engine import models
-    from engine.sketch.checkpoint import load_config
-    from engine.sketch.embedder import MODEL_ID, installed_arcface_sha256
-
     if not models.installed(MODEL_ID):
         _emit({"installed": False, "note": "sketch search uses the ArcFace-on-sketch baseline"}, args.json)
         return 0

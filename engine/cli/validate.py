@@ -8,7 +8,15 @@ import sys
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
+from engine.cli.console import progress_bar, sigint_cancels
 from engine.cli.output import print_json
+from engine.fsutil import atomic_write_bytes
+from engine.validate import calibration, validate, write_outputs
+from engine.validate.pairs import eval_pairs
+from engine.validate.plots import roc_png
+from engine.validate.reconstruction import identity_check, identity_png
 
 CASES_LAYOUT = """\
 CASES_DIR layout:
@@ -23,9 +31,6 @@ the sketch's file stem. Cases whose truth is not in the gallery are listed and l
 
 
 def _validate(args: argparse.Namespace) -> int:
-    from engine.cli.console import progress_bar, sigint_cancels
-    from engine.validate import calibration, validate, write_outputs
-
     keys = list(dict.fromkeys(["sex", "age_band", *(args.group_by or [])]))
     with sigint_cancels() as token, progress_bar("Validating", unit="sketch") as bar:
         run = validate(Path(args.cases_dir), args.gallery, encoder=args.encoder, group_keys=keys, progress=bar,
@@ -59,13 +64,6 @@ def _validate(args: argparse.Namespace) -> int:
 
 
 def _eval_pairs(args: argparse.Namespace) -> int:
-    import numpy as np
-
-    from engine.cli.console import progress_bar, sigint_cancels
-    from engine.fsutil import atomic_write_bytes
-    from engine.validate.pairs import eval_pairs
-    from engine.validate.plots import roc_png
-
     with sigint_cancels() as token, progress_bar("Embedding", unit="image") as bar:
         result = eval_pairs(Path(args.pairs_file), Path(args.images_dir), progress=bar, cancel=token)
     if args.out:
@@ -92,10 +90,6 @@ def _eval_pairs(args: argparse.Namespace) -> int:
 
 
 def _reconstruction(args: argparse.Namespace) -> int:
-    from engine.cli.console import progress_bar, sigint_cancels
-    from engine.fsutil import atomic_write_bytes
-    from engine.validate.reconstruction import identity_check, identity_png
-
     with sigint_cancels() as token, progress_bar("Reconstructing", unit="step") as bar:
         result = identity_check(Path(args.sketch_dir), photos_dir=args.photos, candidates=args.candidates,
                                 steps=args.steps, size=args.size, seed=args.seed, progress=bar, cancel=token)

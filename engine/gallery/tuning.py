@@ -11,6 +11,11 @@ flat at any size):
   sketch encoder gives against the photo of the same person), as in ``bench/search.py``.
 
 ``ef`` is then the smallest value of an increasing ladder whose recall@k reaches the target on *both* sets.
+
+The compact (int8) index is tuned by the same routine with one more knob, its exact re-rank depth (how
+many int8 candidates per top-k are re-scored from the stored float32 vectors): the smallest depth of
+:data:`RERANK_LADDER` at which some ``ef`` reaches the target, then the smallest such ``ef``. When no
+pair reaches it, the record says ``reached: false`` and :func:`tuning_note` words it for the examiner.
 """
 
 from __future__ import annotations
@@ -30,6 +35,7 @@ PHOTO_NOISE = 1.0  # cos(probe, source) ~ 1/sqrt(1 + 1.0^2) = 0.71
 SKETCH_NOISE = 1.6  # with the offset: cos ~ 1/sqrt(1 + 0.45^2 + 1.6^2) = 0.52
 SKETCH_OFFSET = 0.45
 SEED = 20_240
+RERANK_LADDER = (30, 50, 100, 200, 400)  # compact index: candidates re-scored exactly per top-10
 
 
 @dataclass(frozen=True)
@@ -46,6 +52,7 @@ class EfTuning:
     reached: bool
     measured_at: str
     elapsed_s: float
+    rerank: int = 0  # compact index: candidates re-scored exactly per top-``k`` (0: the float32 index)
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -54,7 +61,7 @@ class EfTuning:
     def from_dict(cls, d: dict[str, Any]) -> EfTuning:
         return cls(int(d["ef"]), float(d["recall_photo"]), float(d["recall_sketch"]), float(d["target"]),
                    int(d["k"]), int(d["probes"]), int(d["faces"]), bool(d["reached"]), str(d["measured_at"]),
-                   float(d.get("elapsed_s", 0.0)))
+                   float(d.get("elapsed_s", 0.0)), int(d.get("rerank", 0)))
 
 
 def _unit(x: np.ndarray) -> np.ndarray:
@@ -98,15 +105,19 @@ QueryFn = Callable[[np.ndarray, int], np.ndarray]  # (queries, k) -> labels; the
 def tune_ef(query: QueryFn, set_ef: Callable[[int], None], sample: np.ndarray,
             batches: Callable[[], Iterable[tuple[np.ndarray, np.ndarray]]], faces: int,
             target: float = TARGET_RECALL, k: int = TARGET_K, ladder: tuple[int, ...] = EF_LADDER,
-            seed: int = SEED) -> EfTuning:
-    """Smallest ``ef`` of ``ladder`` whose recall@k on both probe sets reaches ``target`` (bisection).
+            seed: int = SEED, set_rerank: Callable[[int], None] | None = None,
+            rerank_ladder: tuple[int, ...] = RERANK_LADDER) -> EfTuning:
+    """Smallest ``ef`` of ``ladder`` whose recall@k on both probe sets reaches ``target`` (bisection);
+    with ``set_rerank`` (the compact index) also the smallest re-rank depth of ``rerank_ladder`` at which
+    some ``ef`` reaches it.
 
     Args:
-        query: the index's search (labels of the top-k rows per query).
+        query: the index's search (labels of the top-k rows per query), re-ranked where the index is.
         set_ef: sets the index's query-time ef.
         sample: stored vectors the probes are derived from (a random sample of the gallery).
         batches: a fresh iterator of (labels, vectors) over every live stored face, for the exact scan.
         faces: the gallery's live face count (recorded).
+        set_rerank: sets the re-rank depth ``query`` uses (candidates per top-``k``); None: not tuned.
     """
     start = time.perf_counter()
     k = max(1, min(k, faces))
@@ -115,30 +126,58 @@ def tune_ef(query: QueryFn, set_ef: Callable[[int], None], sample: np.ndarray,
     truth = exact_topk(batches(), probes, k)
     n = len(photo)
     steps = [ef for ef in ladder if ef >= k] or [k]
-    memo: dict[int, tuple[float, float]] = {}
+    depths = [d for d in rerank_ladder if d >= k] or [k] if set_rerank is not None else [0]
+    memo: dict[tuple[int, int], tuple[float, float]] = {}
 
-    def measure(ef: int) -> tuple[float, float]:
-        if ef not in memo:
+    def measure(depth: int, ef: int) -> tuple[float, float]:
+        if (depth, ef) not in memo:
+            if set_rerank is not None:
+                set_rerank(depth)
             set_ef(ef)
             found = query(probes, k)
-            memo[ef] = (recall_at_k(found[:n], truth[:n]), recall_at_k(found[n:], truth[n:]))
-        return memo[ef]
+            memo[(depth, ef)] = (recall_at_k(found[:n], truth[:n]), recall_at_k(found[n:], truth[n:]))
+        return memo[(depth, ef)]
 
-    lo, hi = 0, len(steps) - 1
-    if min(measure(steps[hi])) < target:
-        chosen = steps[hi]
-    else:
+    depth, chosen = depths[-1], steps[-1]  # best effort when nothing reaches the target
+    for d in depths:
+        if min(measure(d, steps[-1])) < target:
+            continue
+        lo, hi = 0, len(steps) - 1
         while lo < hi:  # invariant: steps[hi] reaches the target
             mid = (lo + hi) // 2
-            if min(measure(steps[mid])) >= target:
+            if min(measure(d, steps[mid])) >= target:
                 hi = mid
             else:
                 lo = mid + 1
-        chosen = steps[hi]
-    rp, rs = measure(chosen)
+        depth, chosen = d, steps[hi]
+        break
+    rp, rs = measure(depth, chosen)
+    if set_rerank is not None:
+        set_rerank(depth)
     set_ef(chosen)
     return EfTuning(chosen, round(rp, 4), round(rs, 4), target, k, n, faces, min(rp, rs) >= target,
-                    time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), round(time.perf_counter() - start, 3))
+                    utc_now_iso(), round(time.perf_counter() - start, 3), depth)
+
+
+def tuning_note(record: dict[str, Any]) -> str:
+    """One line for ``gallery info`` and reports when the last self-measurement missed its target ("" otherwise)."""
+    if not record or record.get("reached", True):
+        return ""
+    depth = f", re-rank depth {record['rerank']}" if record.get("rerank") else ""
+    return (f"The index does not reach its recall target: recall@{record.get('k')} "
+            f"{record.get('recall_photo')} (photo-like) and {record.get('recall_sketch')} (sketch-like) against "
+            f"the target {record.get('target')}, at its largest setting (ef {record.get('ef')}{depth}). "
+            "Search this gallery exactly (--mode exact) or rebuild it with a larger M.")
+
+
+def rerank_depth(record: dict[str, Any], n: int) -> int:
+    """Candidates a compact index is asked for so that ``n`` survive the exact re-rank at the tuned depth."""
+    from engine.gallery.compact import rerank_pool
+
+    depth, k = int(record.get("rerank", 0) or 0), int(record.get("k", TARGET_K) or TARGET_K)
+    if depth <= 0:
+        return rerank_pool(n)
+    return max(rerank_pool(n), -(-n * depth // k))
 
 
 META_KEY = "ef_tuning"
@@ -157,19 +196,26 @@ def stored_tuning(meta: dict[str, str]) -> EfTuning | None:
         return None
 
 
-def reranked_query(index: Any, store: Any) -> QueryFn:
-    """The compact index's search as a gallery runs it: a candidate pool re-scored from the stored vectors.
+class RerankedQuery:
+    """The compact index's search as a gallery runs it: ``depth`` int8 candidates per top-``k``, re-scored
+    from the stored vectors.
 
     Why: int8 scores only choose candidates; the recall that matters is that of the exact re-rank.
     """
-    from engine.gallery.compact import rerank_pool
 
-    def query(q: np.ndarray, n: int) -> np.ndarray:
-        cand = index.query(q, rerank_pool(n))[0]
+    def __init__(self, index: Any, store: Any, depth: int = 0) -> None:
+        self.index, self.store, self.depth = index, store, depth
+
+    def set_depth(self, depth: int) -> None:
+        self.depth = depth
+
+    def __call__(self, q: np.ndarray, n: int) -> np.ndarray:
+        ask = rerank_depth({"rerank": self.depth, "k": n}, n)
+        cand = self.index.query(q, ask)[0]
         ids = np.unique(cand[cand >= 0])
         if not len(ids):
             return np.full((len(q), n), -1, np.int64)
-        emb = store.embeddings(ids, q.shape[1])
+        emb = self.store.embeddings(ids, q.shape[1])
         out = np.full((len(q), n), -1, np.int64)
         for row, (c, v) in enumerate(zip(cand, q, strict=True)):
             c = c[c >= 0]
@@ -178,7 +224,10 @@ def reranked_query(index: Any, store: Any) -> QueryFn:
             out[row, :len(best)] = best
         return out
 
-    return query
+
+def reranked_query(index: Any, store: Any, depth: int = 0) -> QueryFn:
+    """:class:`RerankedQuery` as a plain query function (``depth`` 0: the search's default pool)."""
+    return RerankedQuery(index, store, depth)
 
 
 def tune_gallery(gallery: Any, target: float = TARGET_RECALL, k: int = TARGET_K, probes: int = PROBES) -> EfTuning | None:
@@ -192,9 +241,11 @@ def tune_gallery(gallery: Any, target: float = TARGET_RECALL, k: int = TARGET_K,
     rng = np.random.default_rng(SEED)
     sample = store.embeddings(np.sort(rng.choice(ids, size=min(probes, len(ids)), replace=False)))
     query: QueryFn = lambda q, n: index.query(q, n)[0]  # noqa: E731
+    set_rerank: Callable[[int], None] | None = None
     if getattr(gallery, "index_kind", "hnswlib") != "hnswlib":
-        query = reranked_query(index, store)
-    result = tune_ef(query, index.set_ef, sample,
-                     lambda: store.iter_embeddings(10_000, sample.shape[1]), len(index), target, k)
+        reranked = RerankedQuery(index, store)
+        query, set_rerank = reranked, reranked.set_depth
+    result = tune_ef(query, index.set_ef, sample, lambda: store.iter_embeddings(10_000, sample.shape[1]),
+                     len(index), target, k, set_rerank=set_rerank)
     store.set_meta(META_KEY, json.dumps(result.to_dict(), sort_keys=True))
     return result

@@ -29,16 +29,31 @@ def _typed(manifest: Mapping[str, Any] | RunManifest) -> RunManifest:
     return manifest if isinstance(manifest, RunManifest) else RunManifest.from_dict(manifest)
 
 
-def _needed_gallery(ref: GalleryRef, exc: GalleryError) -> GalleryError:
-    """Say which gallery a re-run needs (name, id, content version, where it lived), not just a missing id."""
-    where = f"on the gallery server of profile '{ref.server}'" if ref.server else "on this workstation"
+def _described(ref: GalleryRef) -> str:
     faces = f", {ref.face_count} faces" if ref.face_count is not None else ""
-    return GalleryError(
-        f"This search needs gallery '{ref.name or ref.id}' (id {ref.id}, content version {ref.content_version}"
-        f"{faces}), which is not available {where}: {exc.message}",
-        hint=("Re-run it where that gallery is, or bring the gallery here first; an exact repeat needs the same "
-              "content version." if not ref.server else
-              f"Add the server profile '{ref.server}' (sketchface server add) or re-run it where it is configured."))
+    return f"'{ref.name or ref.id}' (id {ref.id}, content version {ref.content_version}{faces})"
+
+
+def _needed_galleries(missing: list[tuple[GalleryRef, GalleryError]]) -> GalleryError:
+    """One error naming every gallery of the search that cannot be opened here (name, id, content version,
+    where it lived), so the examiner brings them all at once. A gallery that is simply absent is said to be
+    absent (the registry's "No gallery called '<id>' ... create one" would send them the wrong way); any
+    other reason (a damaged store, a server that refuses) is kept."""
+    parts = []
+    for ref, exc in missing:
+        where = f"on the gallery server of profile '{ref.server}'" if ref.server else "on this workstation"
+        absent = exc.message.startswith("No gallery called")
+        parts.append(f"gallery {_described(ref)}, not available {where}"
+                     + ("" if absent else f" ({exc.message.rstrip('.')})"))
+    servers = sorted({ref.server for ref, _ in missing if ref.server})
+    hints = []
+    local = sum(1 for ref, _ in missing if not ref.server)
+    if local:
+        it = "that gallery is, or bring it" if local == 1 else "those galleries are, or bring them"
+        hints.append(f"Re-run it where {it} here first; an exact repeat needs the same content version.")
+    hints += [f"Add the server profile '{name}' (sketchface server add) or re-run it where it is configured."
+              for name in servers]
+    return GalleryError("This search needs " + "; and ".join(parts) + ".", hint=" ".join(hints))
 
 
 LocalOpener = Callable[[str], Any]
@@ -53,8 +68,8 @@ def _open(ref: GalleryRef, open_local: LocalOpener | None, open_server: ServerOp
         if ref.server:
             return open_server(ref.server, ref.id), False
         return (open_local(ref.id), False) if open_local is not None else (open_gallery(ref.id), True)
-    except EngineError as exc:
-        raise _needed_gallery(ref, GalleryError(exc.message)) from exc
+    except EngineError as exc:  # the caller names every gallery it could not open (_needed_galleries)
+        raise GalleryError(exc.message) from exc
 
 
 def _modes(run: RunManifest) -> dict[str, str]:
@@ -77,8 +92,14 @@ def _repeat(run: RunManifest, query_images: list[bytes], searcher: Searcher | No
         queries.append(Query(ref.kind, data, ref.weight, face_box=ref.face_box))
     opened: list[tuple[Any, bool]] = []
     try:
-        for gref in run.galleries:
-            opened.append(_open(gref, open_local, open_server))
+        missing: list[tuple[GalleryRef, GalleryError]] = []
+        for gref in run.galleries:  # try every gallery, so one error names all that are missing
+            try:
+                opened.append(_open(gref, open_local, open_server))
+            except GalleryError as exc:
+                missing.append((gref, exc))
+        if missing:
+            raise _needed_galleries(missing)
         ef = run.index.get("ef")
         result = (searcher or Searcher()).search(
             queries, [g for g, _ in opened], k=run.k, filters=list(run.filters),

@@ -17,6 +17,8 @@ only the faces added since, exactly, with the manifest's own models and queries:
   "Rank <= N" means the new face would enter the top N of the recorded list: its score beats the
   recorded N-th score, and at most N new faces are kept per run.
 - *Removed faces are noted*: the run counts faces that left each gallery since it last looked.
+- *A run that changes nothing writes nothing*: when every gallery is at the version the watch last saw, no
+  run is recorded (a daily schedule would otherwise add an audit entry per watch per day saying nothing).
 
 Limitation (stated, not hidden): on a server gallery "added since" is "face id above the last one seen";
 two pushes committing out of id order at the very moment of a run could hide a face from that delta.
@@ -353,6 +355,9 @@ def _store(ws: Workstation, t: _Task, user: str | None) -> dict[str, Any]:
         watch_records.record_run(t.case, t.watch, outcome=outcome, galleries=[], faces_searched=0, hits=[],
                                  new_state=list(t.watch.state.values()), reason=t.problem, user=user)
         return {**row, "outcome": outcome, "reason": t.problem, "hits": 0, "faces_searched": 0}
+    if all(t.watch.state.get(s.gallery_id) == s for s in t.state):  # every gallery as it last saw it
+        return {**row, "outcome": "nothing new", "run": None, "faces_searched": 0, "hits": 0, "galleries": t.seen,
+                "reason": "every gallery is at the version the watch last saw (nothing recorded)"}
     hits: list[NewHit] = []
     for gid, found in t.found.items():
         version = next(s.content_version for s in t.state if s.gallery_id == gid)

@@ -37,6 +37,8 @@ class CaseController(QObject):
         changed(object): a frozenset of what an operation changed (``OPENED`` for open/close/import).
         notice(str): something the examiner must be told that is not an error (a garbled case registry
             moved aside while the case list was read).
+        blind_review_changed(object): the search the acting examiner reviews blind (whose first examiner's
+            decisions every view withholds until the engine records the blind decisions), or None.
     """
 
     case_changed = Signal(object)
@@ -45,6 +47,7 @@ class CaseController(QObject):
     candidates_ready = Signal(int, object)
     changed = Signal(object)
     notice = Signal(str)
+    blind_review_changed = Signal(object)
 
     def __init__(self, runner: Runner, parent: QObject | None = None) -> None:
         super().__init__(parent)
@@ -54,6 +57,9 @@ class CaseController(QObject):
         self.sketches: list[Any] = []
         self.searches: list[Any] = []
         self.current_sketch_id: int | None = None
+        # A blind review under way: from its start until the engine has the blind decisions (or refuses),
+        # reads that could show the first examiner's decisions are withheld (ops.cases.blind_review_pending).
+        self.blind_review: int | None = None
 
     @property
     def case(self) -> Any:
@@ -96,6 +102,7 @@ class CaseController(QObject):
         return self._write(op, OPENED, opened)
 
     def _opened(self, state: CaseState) -> None:
+        self._set_blind(None)
         self.info = state.info
         self.current_sketch_id = state.sketches[-1].sketch_id if state.sketches else None
         self.case_changed.emit(state.info)
@@ -106,6 +113,7 @@ class CaseController(QObject):
         return self._write(case_ops.close(self.slot), OPENED, lambda _r: self._closed())
 
     def _closed(self) -> None:
+        self._set_blind(None)
         self.info = None
         self.current_sketch_id = None
         self.case_changed.emit(None)
@@ -215,15 +223,37 @@ class CaseController(QObject):
         return self._write(op, {DECISIONS}, recorded)
 
     def load_blind_candidates(self, search_id: int, on_error: ErrorFn | None = None) -> Job:
-        """The candidates with the first examiner's decisions withheld (blind review by the acting profile)."""
-        op = case_ops.blind_candidates(self.slot, search_id).failure(on_error)
+        """The candidates with the first examiner's decisions withheld (blind review by the acting profile).
+
+        From now on the audit and the report withhold them too, until the engine records the blind
+        decisions; when the engine refuses the blind review, that ends here before ``on_error`` runs.
+        """
+        def refused(exc: BaseException) -> None:
+            self._set_blind(None)
+            if on_error is not None:
+                on_error(exc)
+
+        self._set_blind(search_id)
+        op = case_ops.blind_candidates(self.slot, search_id).failure(refused)
         return op.success(lambda rows: self.candidates_ready.emit(search_id, rows)).run(self.runner)
+
+    def end_blind_review(self) -> None:
+        """The examiner left the blind review unrecorded (case closed, review refused): show everything."""
+        self._set_blind(None)
+
+    def _set_blind(self, search_id: int | None) -> None:
+        if search_id != self.blind_review:
+            self.blind_review = search_id
+            self.blind_review_changed.emit(search_id)
 
     def record_blind_review(self, search_id: int, items: list[dict[str, Any]],
                             on_result: Callable[[Any], None] | None = None, on_error: ErrorFn | None = None) -> Job:
-        """The acting reviewer's blind decisions (one signed entry); the full list follows."""
+        """The acting reviewer's blind decisions (one signed entry); the full list follows. When they are
+        not recorded, the blind review stays under way (nothing shows the first examiner's decisions)."""
         def recorded(res: tuple[list[Any], list[Any]]) -> None:
             rows, searches = res
+            if self.blind_review == search_id:
+                self._set_blind(None)
             self._set_searches(searches)
             self.candidates_ready.emit(search_id, rows)
             if on_result is not None:
@@ -259,8 +289,16 @@ class CaseController(QObject):
 
     def audit(self, on_result: Callable[[AuditView], None], expected: tuple[int, str] | None = None,
               on_error: ErrorFn | None = None) -> Job:
-        """Verify the record (against a printed ``(count, head)`` when given) and read its entries."""
-        return case_ops.audit(self.slot, expected).success(on_result).failure(on_error).run(self.runner)
+        """Verify the record (against a printed ``(count, head)`` when given) and read its entries (withheld
+        during a blind review). A reading made before the blind review started or ended is dropped: the
+        change is broadcast (``blind_review_changed``) and its listeners read again."""
+        blind = self.blind_review
+
+        def read(view: AuditView) -> None:
+            if blind == self.blind_review:
+                on_result(view)
+
+        return case_ops.audit(self.slot, expected, blind).success(read).failure(on_error).run(self.runner)
 
     def rerun(self, search_id: int, rerunner: Any, on_result: Callable[[Any], None],
               on_error: ErrorFn | None = None) -> Job:
@@ -274,8 +312,10 @@ class CaseController(QObject):
 
     def export_report(self, fmt: str, out: str | None, on_result: Callable[[Path], None],
                       on_error: ErrorFn | None = None) -> Job:
-        """Write a PDF, HTML or JSON report (default: the case's reports folder); it is audited."""
-        return self._write(case_ops.export_report(self.slot, fmt, out).failure(on_error), {REPORTS}, on_result)
+        """Write a PDF, HTML or JSON report (default: the case's reports folder); it is audited. Refused
+        during a blind review: a report lists the first examiner's decisions."""
+        op = case_ops.export_report(self.slot, fmt, out, self.blind_review)
+        return self._write(op.failure(on_error), {REPORTS}, on_result)
 
     def export_archive(self, out: str, on_result: Callable[[Any], None], on_error: ErrorFn | None = None) -> Job:
         return self._write(case_ops.export_archive(self.slot, out).failure(on_error), {REPORTS}, on_result)

@@ -242,20 +242,20 @@ class ExaminerFlow(QObject):
         record = next((s for s in self.cases.searches if s.id == search_id), None)
         keys = window_keys(record.manifest) if record is not None else {}
         rows = [ResultRow.from_candidate(c, folder, self.gallery_names, keys) for c in candidates]
-        if self.blind_search_id is not None and search_id != self.blind_search_id:
-            self._end_blind()
-        if search_id == self.blind_search_id:
-            self._blind_rows = rows
-            self.shown_search_id = search_id
-            self._show_blind()
-            return
         if search_id != self.shown_search_id:
             self.shown_search_id = search_id
             self.shown_query_png = None
             self.cases.query_images(search_id, self._query_images_read)
+        if search_id == self.blind_search_id:
+            self._blind_rows = rows
+            self._show_blind()
+            return
         elapsed = getattr(self.searches.last_result, "elapsed_ms", None)
         decided = sum(r.decision != "not_reviewed" for r in rows)
-        self._show(rows, search_id, self._summary(len(rows), elapsed, True) + f" {decided} of {len(rows)} decided.")
+        under_way = (f" Your blind review of search {self.blind_search_id} is still under way: show it again to "
+                     "go on." if self.blind_search_id is not None else "")
+        self._show(rows, search_id,
+                   self._summary(len(rows), elapsed, True) + f" {decided} of {len(rows)} decided.{under_way}")
 
     def _show(self, rows: list[ResultRow], search_id: int | None, summary: str) -> None:
         self.results.show_rows(rows, search_id, summary)
@@ -266,7 +266,13 @@ class ExaminerFlow(QObject):
             self.shown_query_png = images[0]
 
     def show_search(self, record: Any) -> Job:
+        """Show a recorded search; the one under blind review comes as the engine gives it to a blind
+        reviewer (the first examiner's decisions withheld), with this reviewer's blind decisions so far."""
         self.results.set_busy(f"Reading search {record.id}…")
+        if record.id == self.blind_search_id:
+            search_id = record.id
+            return self.cases.load_blind_candidates(search_id,
+                                                    on_error=lambda exc: self._blind_refused(search_id, exc))
         return self.cases.load_candidates(record.id)
 
     def set_galleries(self, infos: list[Any]) -> None:
@@ -328,6 +334,7 @@ class ExaminerFlow(QObject):
             self.blind_pending = {}
             self._blind_rows = []
             self.blind_review_changed.emit(None)
+        self.cases.end_blind_review()
 
     def _show_blind(self) -> None:
         rows = [replace(r, decision=self.blind_pending.get((r.case_gallery_id, r.face_id), "not_reviewed"),
@@ -354,11 +361,26 @@ class ExaminerFlow(QObject):
         search_id = self.blind_search_id
         if search_id is None or not self.blind_pending:
             return None
-        items = [{"gallery_id": g, "face_id": f, "decision": d} for (g, f), d in self.blind_pending.items()]
+        pending = dict(self.blind_pending)
+        items = [{"gallery_id": g, "face_id": f, "decision": d} for (g, f), d in pending.items()]
         self.blind_search_id = None
         self.blind_pending = {}
         self._blind_rows = []
         self.blind_review_changed.emit(None)
         self.results.set_busy("Recording your blind decisions…")
         return self.cases.record_blind_review(search_id, items,
-                                              on_error=lambda exc: self._blind_refused(search_id, exc))
+                                              on_error=lambda exc: self._blind_not_recorded(search_id, pending, exc))
+
+    def _blind_not_recorded(self, search_id: int, pending: dict[tuple[str, int], str], exc: BaseException) -> None:
+        """The blind decisions were not recorded (e.g. the reviewer's key is locked): say why and go on with
+        the blind review, the decisions made kept; the engine decides whether it may go on (if they are
+        recorded after all, it refuses and the ordinary list follows)."""
+        hint = getattr(exc, "hint", "")
+        self.ask.tell("Blind review", f"Your blind decisions were not recorded: {getattr(exc, 'message', None) or exc}"
+                      + (f" {hint}" if hint else ""))
+        self.blind_search_id = search_id
+        self.blind_pending = pending
+        self._blind_rows = []
+        self.blind_review_changed.emit(search_id)
+        self.results.set_busy("Reading the candidates for blind review…")
+        self.cases.load_blind_candidates(search_id, on_error=lambda e: self._blind_refused(search_id, e))

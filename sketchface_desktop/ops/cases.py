@@ -60,11 +60,16 @@ class CaseListing:
 
 @dataclass(frozen=True)
 class AuditView:
-    """The audit panel's content: the verification outcome and every entry."""
+    """The audit panel's content: the verification outcome and every entry.
+
+    ``withheld`` is non-empty (and ``entries`` empty) while the acting examiner reviews a search blind:
+    the entries carry the first examiner's decisions and notes, so only the verification is shown.
+    """
 
     report: AuditReport
     entries: list[AuditEntry]
     signoffs: list[Any]
+    withheld: str = ""
 
 
 def _state(case: Case) -> CaseState:
@@ -279,21 +284,42 @@ def rerun(slot: CaseSlot, search_id: int, rerunner: Any) -> Op[Any]:
 
 
 # -- record, reports and archives ----------------------------------------------------------------
-def audit(slot: CaseSlot, expected: tuple[int, str] | None = None) -> Op[AuditView]:
+def blind_review_pending(case: Case, blind_search_id: int | None) -> bool:
+    """True while the acting examiner reviews ``blind_search_id`` blind and the engine has no record of
+    their blind decisions on it yet: until then nothing may show the first examiner's decisions."""
+    from engine.cases import review
+
+    return blind_search_id is not None and not review.blind_review_recorded(case, blind_search_id)
+
+
+def audit(slot: CaseSlot, expected: tuple[int, str] | None = None,
+          blind_search_id: int | None = None) -> Op[AuditView]:
+    """Verify the record and read its entries; during a blind review (``blind_search_id``, see
+    :func:`blind_review_pending`) the entries are withheld and only the verification is returned."""
     def work() -> AuditView:
         from engine.cases import list_signoffs
 
         case = slot.get()
-        return AuditView(case.verify(expected), case.audit_entries(), list_signoffs(case))
+        report = case.verify(expected)
+        if blind_review_pending(case, blind_search_id):
+            return AuditView(report, [], list_signoffs(case), withheld=(
+                f"Entries withheld during your blind review of search {blind_search_id}: they include the first "
+                "examiner's decisions. They are shown again once your blind decisions are recorded."))
+        return AuditView(report, case.audit_entries(), list_signoffs(case))
 
     return _case("Verifying the case record", work)
 
 
-def export_report(slot: CaseSlot, fmt: str, out: str | None) -> Op[Path]:
+def export_report(slot: CaseSlot, fmt: str, out: str | None, blind_search_id: int | None = None) -> Op[Path]:
+    """Write a report; refused during a blind review (it lists the first examiner's decisions)."""
     def work(progress: Any, _c: Any) -> Path:
         from engine.cases import export_report as engine_export
         from engine.progress import ProgressEvent
 
+        if blind_review_pending(slot.get(), blind_search_id):
+            raise CaseError(f"The report lists the first examiner's decisions, so it is not written during your "
+                            f"blind review of search {blind_search_id}.",
+                            hint="Decide every candidate (or use Case > Record blind decisions), then export it.")
         progress(ProgressEvent(0, 2, f"Building the {fmt.upper()} report"))
         path = engine_export(slot.get(), fmt, out)
         progress(ProgressEvent(2, 2, "Written"))

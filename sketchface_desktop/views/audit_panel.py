@@ -1,7 +1,9 @@
 """AuditPanel: the case record's chain status, its entries, and a check against a head printed earlier.
 
 It follows every change the case controller broadcasts; "Verify" re-checks the chain, every record
-against it and the workstation's signed anchor, optionally against ``COUNT:HASH`` from a report.
+against it and the workstation's signed anchor, optionally against ``COUNT:HASH`` from a report. During
+a blind review the case controller's reading comes without entries (they carry the first examiner's
+decisions) and says so; the panel shows what it is given.
 """
 
 from __future__ import annotations
@@ -99,6 +101,7 @@ class AuditPanel(QWidget):
         layout.addWidget(self.table, 3)
         cases.case_changed.connect(lambda _info: self.refresh(quiet=True))
         cases.changed.connect(lambda _what: self.refresh(quiet=True))
+        cases.blind_review_changed.connect(self._blind_review_changed)
         self.verify_button.setEnabled(False)
 
     def refresh(self, quiet: bool = False) -> Any:
@@ -121,6 +124,13 @@ class AuditPanel(QWidget):
             return None
         return self.cases.audit(lambda view: self.show_view(view, expected), expected, self._failed)
 
+    def _blind_review_changed(self, search_id: int | None) -> None:
+        """A blind review began or ended: the entries shown now were read before, so they go at once
+        when one begins; the controller's next reading says what may be shown."""
+        if search_id is not None:
+            self.table.setRowCount(0)
+        self.refresh(quiet=True)
+
     def _failed(self, exc: BaseException) -> None:
         self.status.setText(f"The record could not be read: {getattr(exc, 'message', None) or exc}")
         self._style("audit-broken")
@@ -138,6 +148,8 @@ class AuditPanel(QWidget):
             self.status.setText(f"NOT INTACT — {len(rep.findings)} finding(s) in {rep.count} entries. Do not rely on "
                                 f"this record until the findings are explained. Anchors checked: {anchors}")
             self._style("audit-broken")
+        if view.withheld:
+            self.status.setText(f"{self.status.text()}\n{view.withheld}")
         self.status.setToolTip(f"Head {rep.count}:{rep.head}")
         self.copy_button.setEnabled(rep.ok)
         self.findings.clear()

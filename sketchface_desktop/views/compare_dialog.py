@@ -1,15 +1,18 @@
 """CompareDialog: the sketch and a candidate side by side, or overlaid with an opacity slider, plus the decision.
 
 Examiners compare features, not scores: side by side shows proportions, the overlay (sketch over the
-candidate's aligned face, same size) shows whether eyes, nose and mouth line up.
+candidate's aligned face, same size) shows whether eyes, nose and mouth line up. A recorded search's
+candidate also gets its comparison sheet beside the images
+(:class:`~sketchface_desktop.views.comparison_sheet.ComparisonSheet`); a click on either image places a
+mark, drawn at the same place on both (the crops are aligned, so the same fraction is the same spot).
 """
 
 from __future__ import annotations
 
 from typing import Any
 
-from PySide6.QtCore import QRectF, QSize, Qt, Signal
-from PySide6.QtGui import QColor, QImage, QPainter, QPaintEvent, QPixmap
+from PySide6.QtCore import QPointF, QRectF, QSize, Qt, Signal
+from PySide6.QtGui import QColor, QImage, QMouseEvent, QPainter, QPaintEvent, QPen, QPixmap
 from PySide6.QtWidgets import (
     QButtonGroup,
     QDialog,
@@ -26,10 +29,13 @@ from sketchface_desktop.views.ui import button, label
 
 
 class ComparePane(QWidget):
-    """Paints the two images side by side, or the sketch over the candidate at ``opacity``.
+    """Paints the two images side by side, or the sketch over the candidate at ``opacity``, with the marks.
 
-    Signals: none of its own (Qt's inherited ones only).
+    Signals:
+        mark_placed(float, float): a click on an image, as fractions (x, y) of that image's width and height.
     """
+
+    mark_placed = Signal(float, float)
 
     def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__(parent)
@@ -38,6 +44,40 @@ class ComparePane(QWidget):
         self.candidate = QImage()
         self.overlay = False
         self.opacity = 0.5
+        self.marks: list[tuple[float, float]] = []
+
+    def set_marks(self, marks: list[tuple[float, float]]) -> None:
+        self.marks = list(marks)
+        self.update()
+
+    def image_boxes(self) -> list[QRectF]:
+        """Where the images are drawn now: one square in overlay mode, else the sketch's and the candidate's."""
+        r = QRectF(self.rect()).adjusted(12, 12, -12, -12)
+        if self.overlay:
+            side = min(r.width(), r.height())
+            return [QRectF(r.center().x() - side / 2, r.center().y() - side / 2, side, side)]
+        half = QRectF(r.left(), r.top(), r.width() / 2 - 6, r.height())
+        return [self._fit(self.sketch, half), self._fit(self.candidate, half.translated(r.width() / 2 + 6, 0))]
+
+    def mousePressEvent(self, event: QMouseEvent) -> None:
+        pos = event.position()
+        for box in self.image_boxes():
+            if box.contains(pos) and box.width() > 0 and box.height() > 0:
+                self.mark_placed.emit((pos.x() - box.left()) / box.width(), (pos.y() - box.top()) / box.height())
+                return
+        super().mousePressEvent(event)
+
+    def _paint_marks(self, p: QPainter) -> None:
+        if not self.marks:
+            return
+        p.setOpacity(1.0)
+        p.setPen(QPen(QColor("#e0115f"), 2.5))
+        for box in self.image_boxes():
+            radius = max(5.0, box.width() * 0.03)
+            for i, (x, y) in enumerate(self.marks, 1):
+                centre = QPointF(box.left() + x * box.width(), box.top() + y * box.height())
+                p.drawEllipse(centre, radius, radius)
+                p.drawText(centre + QPointF(radius + 2, -radius), str(i))
 
     def _fit(self, image: QImage, box: QRectF) -> QRectF:
         if image.isNull():
@@ -65,6 +105,7 @@ class ComparePane(QWidget):
                 p.fillRect(area, QColor("#ffffff"))
                 if not image.isNull():
                     p.drawImage(self._fit(image, area), image)
+        self._paint_marks(p)
         p.end()
 
 
@@ -124,15 +165,26 @@ class CompareDialog(QDialog):
             b.setEnabled(can_decide)
             b.clicked.connect(lambda _=False, k=key: self._decide(k))
             decide.addWidget(b)
-        layout = QVBoxLayout(self)
-        layout.addLayout(modes)
-        layout.addWidget(self.pane, 1)
-        layout.addWidget(facts)
-        layout.addWidget(self.state)
-        layout.addLayout(decide)
+        self.sheet: Any = None
+        left = QVBoxLayout()
+        left.addLayout(modes)
+        left.addWidget(self.pane, 1)
+        left.addWidget(facts)
+        left.addWidget(self.state)
+        left.addLayout(decide)
         if not can_decide:
-            layout.addWidget(label("Open or create a case to record decisions.", "subtle"))
+            left.addWidget(label("Open or create a case to record decisions.", "subtle"))
+        self.body = QHBoxLayout(self)
+        self.body.addLayout(left, 1)
         self.resize(900, 620)
+
+    def attach_sheet(self, sheet: Any) -> None:
+        """Show a comparison sheet beside the images; marks placed on the pane go to it and back."""
+        self.sheet = sheet
+        self.body.addWidget(sheet, 1)
+        self.pane.mark_placed.connect(sheet.add_mark)
+        sheet.marks_changed.connect(self.pane.set_marks)
+        self.resize(1500, 860)
 
     def set_sketch(self, png: bytes) -> None:
         """Show the square of the sketch the encoder sees (the engine's crop), framed like the face crop."""

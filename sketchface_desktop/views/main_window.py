@@ -18,6 +18,7 @@ from PySide6.QtGui import QCloseEvent, QDesktopServices, QKeySequence, QPaintEve
 from PySide6.QtWidgets import QDockWidget, QMainWindow, QMenu, QMessageBox, QSplitter, QTabWidget, QWidget
 
 from sketchface_desktop.controllers.case_controller import CaseController
+from sketchface_desktop.controllers.exam_controller import ExamController
 from sketchface_desktop.controllers.examiner_flow import ExaminerFlow
 from sketchface_desktop.controllers.examiner_profiles import ExaminerProfiles
 from sketchface_desktop.controllers.gallery_controller import GalleryController
@@ -33,6 +34,7 @@ from sketchface_desktop.views.audit_panel import AuditPanel
 from sketchface_desktop.views.canvas import SketchPanel
 from sketchface_desktop.views.error_dialog import ErrorPresenter
 from sketchface_desktop.views.gallery_panel import GalleryPanel
+from sketchface_desktop.views.intake_dialog import IntakePrompt
 from sketchface_desktop.views.jobs_panel import JobsPanel
 from sketchface_desktop.views.lineup_dialog import ask_lineup_options, open_lineup_dialog
 from sketchface_desktop.views.navigator import NavigatorPanel
@@ -116,6 +118,10 @@ class MainWindow(QMainWindow):
         self.act_watch.triggered.connect(self.watches.watch_shown)
         self.watches.message.connect(lambda text: self.status.showMessage(text, 10_000))
         self.first_painted.connect(lambda _t: self.watches.start())  # a check at start, then on its timer
+        self.exam = ExamController(self.hub, self.cases, self.sketch.canvas, self)  # intake, sheets, conclusions
+        self.intake = IntakePrompt(self.exam, self, self.cases.default_witness, self.results.exam_notice,
+                                   (self.navigator.sketch_list, self.navigator.search_list),
+                                   lambda: self.flow.shown_search_id)
         self.wiring = WindowWiring(self)
         self.wiring.connect()
         self._restore_layout()
@@ -136,6 +142,9 @@ class MainWindow(QMainWindow):
         self.act_close_case = make_action(self, "case-close", "Close case", "Ctrl+Shift+W")
         self.act_new_sketch = make_action(self, "pen", "New sketch (another witness)…", "Ctrl+Shift+K",
                                           "Start a new sketch in this case, e.g. from another witness")
+        self.act_intake = make_action(self, "info", "Probe intake…", None,
+                                      "Record where the sketch on the sheet came from and whether it is fit to "
+                                      "search with, before its first search")
         self.act_search = make_action(self, "search", "Search with sketch", "Ctrl+Return",
                                       "Search the ticked galleries with the current sketch")
         self.act_search_photo = make_action(self, "photo", "Search with photo…", "Ctrl+Shift+Return")
@@ -224,6 +233,7 @@ class MainWindow(QMainWindow):
                 case.addAction(a)
         sketch = bar.addMenu("&Sketch")
         sketch.addAction(self.act_new_sketch)
+        sketch.addAction(self.act_intake)
         sketch.addSeparator()
         sp = self.sketch
         for group in ((sp.act_pen, sp.act_eraser, sp.act_pan, sp.act_smaller, sp.act_bigger),

@@ -15,6 +15,7 @@ from PySide6.QtGui import QAction, QKeySequence
 from PySide6.QtWidgets import (
     QButtonGroup,
     QCheckBox,
+    QComboBox,
     QHBoxLayout,
     QInputDialog,
     QLineEdit,
@@ -73,6 +74,13 @@ class ResultsPanel(QWidget):
         self.filters = QLineEdit()
         self.filters.setObjectName("SearchFilters")
         self.filters.setPlaceholderText("Filters, e.g. sex=M, birth_year>=1980, quality>=0.5")
+        # Scars, marks and tattoos: kind and text, searched in the gallery's annotations (tattoo=rose; * any).
+        self.marks_kind = QComboBox()
+        self.marks_kind.setObjectName("MarksKind")
+        self.marks_kind.addItems(["tattoo", "scar", "mark"])
+        self.marks_text = QLineEdit()
+        self.marks_text.setObjectName("MarksFilter")
+        self.marks_text.setPlaceholderText("Scar, mark or tattoo: location or description (* any)")
         self.group = QCheckBox("One row per subject")
         self.ranked = QPushButton("Ranked")
         self.ranked.setObjectName("ModeRanked")
@@ -104,6 +112,8 @@ class ResultsPanel(QWidget):
         row1.addStretch(1)
         row2 = QHBoxLayout()
         row2.addWidget(self.filters, 1)
+        row2.addWidget(self.marks_kind)
+        row2.addWidget(self.marks_text, 1)
         row3 = QHBoxLayout()
         row3.setSpacing(0)
         row3.addWidget(label("Review:", "subtle"))
@@ -121,6 +131,9 @@ class ResultsPanel(QWidget):
         self.blind_banner = label("", "blind", True)
         self.blind_banner.setObjectName("BlindBanner")
         self.blind_banner.hide()
+        self.exam_notice = label("", "baseline", True)  # probe intake missing, non-evidential probe
+        self.exam_notice.setObjectName("ExamNotice")
+        self.exam_notice.hide()
         self.summary = label("Draw a sketch (or load one), tick the galleries to search, then press Search.",
                              "placeholder", True)
         self.summary.setObjectName("ResultsSummary")
@@ -132,6 +145,7 @@ class ResultsPanel(QWidget):
         layout.addWidget(self.scope)
         layout.addWidget(self.banner)
         layout.addWidget(self.blind_banner)
+        layout.addWidget(self.exam_notice)
         layout.addWidget(self.summary)
         layout.addWidget(self.view, 1)
         self.can_decide = False
@@ -204,6 +218,8 @@ class ResultsPanel(QWidget):
     def options(self) -> SearchOptions:
         """The search options as set now."""
         filters = tuple(f.strip() for f in self.filters.text().split(",") if f.strip())
+        if self.marks_text.text().strip():
+            filters += (f"{self.marks_kind.currentText()}={self.marks_text.text().strip()}",)
         return SearchOptions(self.k.value(), filters, self.group.isChecked(), self.blind.isChecked(),
                              self.fuse.isChecked())
 

@@ -109,13 +109,16 @@ class WindowDialogs(QObject):
         return dialog
 
     def rows_shown(self, rows: list[ResultRow]) -> None:
-        """Keep an open compare view's decision in step with the grid."""
+        """Keep an open compare view's decision in step with the grid, and its note while the field still
+        shows the stored one (in a blind review the grid's rows carry no note: the first examiner's goes)."""
         dialog = self.compare
         if dialog is None:
             return
         match = next((r for r in rows if (r.gallery_id, r.face_id) == (dialog.row.gallery_id, dialog.row.face_id)),
                      None)
         if match is not None:
+            if dialog.note.text().strip() == dialog.row.note.strip():
+                dialog.note.setText(match.note)
             dialog.row = match
             dialog.state.setText(f"Decision: {match.decision.replace('_', ' ')} (saved)")
 

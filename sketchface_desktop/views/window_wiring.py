@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Any
 from sketchface_desktop.controllers.window_state import guide_dismissed
 from sketchface_desktop.ops import models as model_ops
 from sketchface_desktop.ops import settings as settings_ops
+from sketchface_desktop.views.comparison_sheet import attach_sheet
 from sketchface_desktop.views.first_run import ExaminerSetupDialog
 from sketchface_desktop.views.training_run import start_training
 
@@ -68,6 +69,10 @@ class WindowWiring:
         r.search_sketch_requested.connect(lambda: flow.search_sketch())
         r.search_photo_requested.connect(lambda: flow.search_photo())
         r.compare_requested.connect(dialogs.open_compare)
+        r.compare_requested.connect(  # after open_compare: the candidate's comparison sheet beside the images
+            lambda row: attach_sheet(dialogs.compare, w.exam, flow.shown_search_id if flow.can_decide else None, row))
+        w.act_intake.triggered.connect(lambda: w.intake.ask())
+        flow.rows_shown.connect(lambda _rows: w.intake.show_status(w.exam.status))
         r.decision_requested.connect(flow.decide)
         r.more_like_requested.connect(flow.more_like)
         r.exclude_requested.connect(flow.exclude)

@@ -75,7 +75,8 @@ def test_a_planted_person_is_flagged_exactly_once_with_the_right_thumbnail(setup
         assert case.verify().ok
         page = build_report(case, "html").decode()
         assert "Watch list: runs and hits" in page and f"face {gid}:{hit.face_id}" in page
-        assert f"acknowledged by {hit.acknowledged_by}" in page and "nothing new" in page
+        assert f"acknowledged by {hit.acknowledged_by}" in page
+        assert [r["outcome"] for r in watch_records.list_runs(case)] == ["searched"]  # unchanged runs: unrecorded
         assert build_report(case, "pdf").startswith(b"%PDF")
     ws.close()
 
@@ -189,4 +190,23 @@ def test_a_changed_sketch_encoder_file_refuses_the_watch_with_the_reason(
     with open_case("2026-0100") as case:
         assert watch_records.list_hits(case) == []
         assert [r["outcome"] for r in watch_records.list_runs(case)] == ["refused"]
+    ws.close()
+
+
+def test_a_forged_or_deleted_watch_record_fails_verification(setup: tuple[Workstation, str, Path]) -> None:
+    ws, gid, _ = setup
+    with open_case("2026-0100") as case:
+        watch_mod.add_watch(ws, case, 1, bar="rank<=1")
+        assert case.verify().ok
+        case.conn.execute("INSERT INTO watch_runs (watch_id, outcome, galleries, faces_searched, n_hits, reason, "
+                          "ran_at, ran_by) VALUES (1, 'searched', '[]', 1, 1, '', '2026-01-01T00:00:00Z', 'x')")
+        case.conn.execute("INSERT INTO watch_hits (watch_id, run_id, gallery_id, face_id, score, content_version, "
+                          "row) VALUES (1, 1, ?, 1, 0.99, 1, '{}')", (gid,))  # a hit nobody's run found
+        assert not case.verify().ok
+        case.conn.execute("DELETE FROM watch_hits")
+        case.conn.execute("DELETE FROM watch_runs")
+        assert case.verify().ok  # negative control: the record is whole again
+        for table in ("watch_hits", "watch_runs", "watch_state", "watches"):
+            case.conn.execute(f"DROP TABLE {table}")  # the watch the log recorded is gone
+        assert not case.verify().ok
     ws.close()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import json
 from pathlib import Path
 from typing import Any
@@ -11,6 +12,8 @@ import pytest
 from tests.trainer import synthetic
 from tests.trainer.conftest import tiny_cli_args
 from trainer.__main__ import main as trainer_main
+from trainer.ablation import AblationStudy
+from trainer.loop import Trainer
 
 
 def _steps(events: list[dict[str, Any]], recipe: str) -> dict[int, dict[str, Any]]:
@@ -69,3 +72,34 @@ def test_an_unknown_part_is_refused_with_the_list(tmp_path: Path, tiny_models_di
     assert trainer_main(["train", *args, "--ablate", "dropout"]) == 1
     err = json.loads(capsys.readouterr().out.splitlines()[-1])
     assert err["event"] == "error" and "dropout" in err["message"] and "coral" in err["message"]
+
+
+def test_a_stopped_study_ends_cancelled_and_continues_where_it_stopped(
+        tmp_path: Path, make_config: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    root, run = tmp_path / "ds", tmp_path / "run"
+    synthetic.write_dataset(root, 28, seed=22)
+    args = ("data.test_fraction=0.2", "optim.batch_size=8", "optim.epochs=2", "run.log_every=1")
+    cfg = make_config(root, run, *args)
+    cfg.run.ablate = ["coral"]
+    study = AblationStudy(cfg, stream=io.StringIO())
+    original = Trainer._optimizer_step
+
+    def stop_in_the_ablation(self: Trainer, micro: list[Any]) -> dict[str, float]:
+        out = original(self, micro)
+        if self.cfg.run.ablated == "coral" and self.step == 1:  # Stop pressed during the second run
+            study.request_stop()
+        return out
+
+    monkeypatch.setattr(Trainer, "_optimizer_step", stop_in_the_ablation)
+    summary = study.fit()
+    assert summary["cancelled"] and summary["recipe"] == "without coral" and study.table is None
+    events = [json.loads(line) for line in (run / "events.jsonl").read_text("utf-8").splitlines()]
+    assert events[-1]["event"] == "cancelled" and "done" not in [e["event"] for e in events]
+    assert (run / "ablation" / "coral" / "last.pt").is_file()
+    monkeypatch.setattr(Trainer, "_optimizer_step", original)
+    again = AblationStudy(make_config(root, run, *args, "run.ablate=['coral']"), stream=io.StringIO())
+    done = again.fit()
+    assert not done.get("cancelled") and again.table is not None
+    sub = again.trainers["coral"].reporter.history
+    assert next(e for e in sub if e["event"] == "resume")["step"] == 2  # the step it stopped after
+    assert [r["recipe"] for r in again.table["rows"][:2]] == ["full recipe", "without coral"]
