@@ -186,6 +186,23 @@ def _timed(search: Any, q: np.ndarray, x: np.ndarray, truth: np.ndarray, k: int)
             "p99_ms": round(float(np.percentile(times, 99)) * 1e3, 3)}
 
 
+def _batched(x: np.ndarray, q: np.ndarray, truth: np.ndarray, k: int, batch: int) -> dict[str, float]:
+    """Exact float32 scan of ``batch`` queries at once (one matrix product, one thread): the faster exact
+    variant for queued searches; per-query time is the batch's time over its size, and recall is checked."""
+    per_query, hits = [], 0
+    for start in range(0, len(q), batch):
+        block = q[start:start + batch]
+        t0 = time.perf_counter()
+        scores = block @ x.T
+        part = np.argpartition(-scores, k - 1, axis=1)[:, :k]
+        top = np.take_along_axis(part, np.argsort(-np.take_along_axis(scores, part, axis=1), axis=1), axis=1)
+        per_query += [(time.perf_counter() - t0) / len(block)] * len(block)
+        for i, found in enumerate(top):
+            hits += _hits(found, truth[start + i], scores[i], k)
+    return {"recall_at_k": round(hits / (len(q) * k), 4), "p50_ms": round(float(np.percentile(per_query, 50)) * 1e3, 3),
+            "p99_ms": round(float(np.percentile(per_query, 99)) * 1e3, 3)}
+
+
 def side_by_side(index: HnswIndex, x: np.ndarray, queries: dict[str, np.ndarray], args: argparse.Namespace,
                  hnsw_bytes: float) -> dict[str, Any]:
     """Exact (CPU float32, and GPU when there is one) and HNSW with exact re-rank, on the same queries."""
@@ -218,16 +235,24 @@ def side_by_side(index: HnswIndex, x: np.ndarray, queries: dict[str, np.ndarray]
             cand = index.query(v, pool)[0][0]
             return cand[np.argsort(-(x[cand] @ v))[:args.k]]  # exact re-rank from the stored vectors
 
+        row["exact_cpu_batched"] = {**_batched(x, q, truth, args.k, args.batch), "batch": args.batch,
+                                    "bytes_per_vector": round(cpu_bytes, 1)}
         row["hnsw"] = {**_timed(hnsw, q, x, truth, args.k), "ef": index.params["ef"],
                        "bytes_per_vector": round(hnsw_bytes, 1)}
-        row["exact_recall_is_1"] = all(row[m]["recall_at_k"] == 1.0 for m in scans)
+        row["exact_recall_is_1"] = all(row[m]["recall_at_k"] == 1.0 for m in (*scans, "exact_cpu_batched"))
         out[name] = row
     return out
 
 
 def compact(x: np.ndarray, queries: dict[str, np.ndarray], args: argparse.Namespace) -> dict[str, Any]:
-    """usearch int8 (engine.gallery.compact) + exact re-rank of ``--rerank`` candidates from the float32 vectors."""
+    """usearch int8 (engine.gallery.compact) + exact re-rank from the float32 vectors, its ef and re-rank depth
+    self-tuned by the gallery's own routine (engine.gallery.tuning.tune_ef) unless ``--no-compact-tune``."""
     from engine.gallery.compact import UsearchI8Index
+    from engine.gallery.tuning import RerankedQuery
+
+    class _Store:  # the stored float32 vectors, as a gallery's store hands them to the re-rank
+        def embeddings(self, ids: np.ndarray, dim: int = DIM) -> np.ndarray:
+            return x[ids]
 
     before = rss_bytes()
     t0 = time.perf_counter()
@@ -238,13 +263,22 @@ def compact(x: np.ndarray, queries: dict[str, np.ndarray], args: argparse.Namesp
                            "build_s": round(time.perf_counter() - t0, 2),
                            "bytes_per_vector": round((rss_bytes() - before) / len(x), 1),
                            "usearch_memory_usage_per_vector": round(index.memory_bytes / len(x), 1)}
+    reranked = RerankedQuery(index, _Store(), args.rerank)
+    if not args.no_compact_tune:
+        rng = np.random.default_rng(args.seed + 1)
+        sample = x[rng.choice(len(x), size=min(args.tune_probes, len(x)), replace=False)]
+        tuned = tune_ef(reranked, index.set_ef, sample,
+                        lambda: ((np.arange(s, min(len(x), s + CHUNK)), x[s:s + CHUNK]) for s in range(0, len(x), CHUNK)),
+                        len(x), target=args.target_recall, k=args.k, set_rerank=reranked.set_depth)
+        log(f"  compact: chose ef {tuned.ef}, re-rank depth {tuned.rerank}: probe recall photo "
+            f"{tuned.recall_photo}, sketch {tuned.recall_sketch} (reached: {tuned.reached})")
+        out.update({"ef": tuned.ef, "rerank": tuned.rerank, "tuning": tuned.to_dict()})
     for name, q in queries.items():
         truth = exact_topk(x, q, args.k)
         times, hits = [], 0
         for i in range(len(q)):
             t1 = time.perf_counter()
-            cand = index.query(q[i], args.rerank)[0][0]
-            top = cand[np.argsort(-(x[cand] @ q[i]))[:args.k]]
+            top = reranked(q[i:i + 1], args.k)[0]
             times.append(time.perf_counter() - t1)
             hits += len(set(top.tolist()) & set(truth[i].tolist()))
         out[name] = {"recall_at_k": round(hits / (len(q) * args.k), 4),
@@ -363,8 +397,12 @@ def main() -> None:
     p.add_argument("--target-recall", type=float, default=TARGET_RECALL, help="self-tuning target recall@k")
     p.add_argument("--tune-probes", type=int, default=200, help="stored vectors the tuning probes derive from")
     p.add_argument("--compact", action="store_true", help="also measure usearch int8 + exact re-rank")
-    p.add_argument("--rerank", type=int, default=50, help="candidates re-ranked exactly (compact index)")
+    p.add_argument("--rerank", type=int, default=50,
+                   help="candidates re-ranked exactly per top-k (compact index, with --no-compact-tune)")
+    p.add_argument("--no-compact-tune", action="store_true",
+                   help="compact index at its fixed ef 256 and --rerank instead of self-tuned")
     p.add_argument("--side-queries", type=int, default=200, help="queries per set in the side-by-side table")
+    p.add_argument("--batch", type=int, default=32, help="queries per matrix product in the batched exact scan")
     p.add_argument("--no-isotropic", action="store_true", help="skip the isotropic worst case (one index less)")
     p.add_argument("--seed", type=int, default=0)
     args = p.parse_args()
@@ -376,7 +414,7 @@ def main() -> None:
     else:
         sbs = out["side_by_side"]
         for name in ("photo", "sketch"):
-            for mode in ("exact_cpu", "exact_gpu", "hnsw"):
+            for mode in ("exact_cpu", "exact_cpu_batched", "exact_gpu", "hnsw"):
                 if mode in sbs[name]:
                     d = sbs[name][mode]
                     print(f"{name:>6} {mode:>9}: recall@{args.k} {d['recall_at_k']:.4f}  p50 {d['p50_ms']:.3f} ms  "

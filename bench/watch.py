@@ -38,13 +38,13 @@ import shutil  # noqa: E402
 import sqlite3  # noqa: E402
 import tempfile  # noqa: E402
 import time  # noqa: E402
-from datetime import UTC, datetime  # noqa: E402
 from pathlib import Path  # noqa: E402
 from typing import Any  # noqa: E402
 
 import numpy as np  # noqa: E402
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from engine.timestamps import utc_now_iso  # noqa: E402
 
 BATCH = 20_000
 
@@ -60,7 +60,7 @@ def unit(x: np.ndarray) -> np.ndarray:
 def insert_faces(db: Path, start: int, vectors: np.ndarray) -> None:
     """Append photos with one face each straight into the gallery's store (as an import would leave them)."""
     conn = sqlite3.connect(str(db))
-    now = datetime.now(UTC).isoformat(timespec="seconds")
+    now = utc_now_iso()
     try:
         conn.execute("BEGIN")
         for lo in range(0, len(vectors), BATCH):

@@ -22,7 +22,6 @@ import sys
 import threading
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -32,6 +31,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from engine import paths, workstation_key
 from engine.errors import CaseError
 from engine.fsutil import atomic_write_text
+from engine.timestamps import utc_now_iso
 
 log = logging.getLogger(__name__)
 
@@ -60,7 +60,7 @@ class NoExaminer(CaseError):
 
 
 def _now() -> str:
-    return datetime.now(UTC).replace(microsecond=0).isoformat().replace("+00:00", "Z")
+    return utc_now_iso()
 
 
 @dataclass(frozen=True)

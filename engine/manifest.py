@@ -235,6 +235,17 @@ def _short(v: Any) -> str:
     return plain(v)
 
 
+def _changed(a: Any, b: Any, prefix: str = "") -> str:
+    """``before → after`` of a changed value; for two mappings, only the entries that differ
+    (``recall.faces 11 → 17, ef 16 → 32``), so a grown gallery's re-measured recall does not repeat every
+    index parameter twice."""
+    if not (isinstance(a, Mapping) and isinstance(b, Mapping)):
+        return f"{prefix}{' ' if prefix else ''}{plain(a)} → {plain(b)}"
+    parts = [_changed(a.get(k), b.get(k), f"{prefix}.{k}" if prefix else str(k))
+             for k in sorted(a.keys() | b.keys(), key=str) if a.get(k) != b.get(k)]
+    return ", ".join(parts) or "unchanged"
+
+
 def _with_mode(index: Mapping[str, Any]) -> dict[str, Any]:
     return {"mode": HNSW_MODE, **index}
 
@@ -257,7 +268,7 @@ def _gallery_changes(old: Sequence[Mapping[str, Any]], new: Sequence[Mapping[str
         for key in sorted(a.keys() | b.keys()):
             if key in VOLATILE_KEYS or a.get(key) == b.get(key):
                 continue
-            msg = f"Gallery {name}: {key} {plain(a.get(key))} → {plain(b.get(key))}"
+            msg = f"Gallery {name}: {key} {_changed(a.get(key), b.get(key))}"
             if key == "face_count" and isinstance(a.get(key), int) and isinstance(b.get(key), int):
                 delta = b[key] - a[key]
                 msg += f" ({'grew' if delta > 0 else 'shrank'} by {abs(delta)} face{'s' if abs(delta) != 1 else ''})"
@@ -310,7 +321,7 @@ def compare_manifests(old: Mapping[str, Any] | RunManifest,
         elif key.endswith("sha256"):
             msg = f"{label} differs: {_short(a)} → {_short(b)} (model differs)"
         else:
-            msg = f"{label} changed: {plain(a)} → {plain(b)}"
+            msg = f"{label} changed: {_changed(a, b)}"
         out.append({"field": key, "before": a, "after": b, "message": msg})
     return out
 

@@ -16,6 +16,7 @@ from fpdf.enums import MethodReturnValue, WrapMode, XPos, YPos
 from PIL import Image
 
 from engine.paths import fonts_dir
+from engine.timestamps import parse_utc
 
 Cell = str | Image.Image | None
 GREY = (90, 90, 90)
@@ -28,7 +29,7 @@ DECISION_LABEL = {"possible": "possible", "excluded": "excluded", "not_reviewed"
 
 def _pdf_date(iso: str) -> datetime:
     try:
-        return datetime.fromisoformat(iso.replace("Z", "+00:00")).astimezone(UTC)
+        return parse_utc(iso)
     except ValueError:
         return datetime(2000, 1, 1, tzinfo=UTC)
 

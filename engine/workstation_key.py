@@ -20,7 +20,6 @@ import secrets
 import stat
 import threading
 from collections.abc import Iterator
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -31,6 +30,7 @@ from filelock import FileLock, Timeout
 from engine import paths
 from engine.errors import CaseError
 from engine.fsutil import atomic_write_text
+from engine.timestamps import utc_now_iso
 
 log = logging.getLogger(__name__)
 
@@ -209,7 +209,7 @@ def _note_key(key: Ed25519PrivateKey, *, replaces: list[str] | None = None, reas
 
 
 def _now() -> str:
-    return datetime.now(UTC).replace(microsecond=0).isoformat().replace("+00:00", "Z")
+    return utc_now_iso()
 
 
 def _refuse_replacing(where: str) -> None:

@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from engine.validate.stats import cmc as cmc_of_ranks
+
 
 def cmc(queries: np.ndarray, gallery: np.ndarray, truth: np.ndarray, max_rank: int = 50) -> np.ndarray:
     """Cumulative match characteristic: ``out[r-1]`` = share of queries whose match is in the top r.
@@ -22,8 +24,7 @@ def cmc(queries: np.ndarray, gallery: np.ndarray, truth: np.ndarray, max_rank: i
     true_sim = sims[np.arange(len(truth)), truth]
     # rank = 1 + number of gallery items strictly more similar than the true one (ties favour the truth)
     rank = 1 + (sims > true_sim[:, None]).sum(axis=1)
-    ranks = np.arange(1, min(max_rank, gallery.shape[0]) + 1)
-    return (rank[None, :] <= ranks[:, None]).mean(axis=1)
+    return cmc_of_ranks(rank, min(max_rank, gallery.shape[0]))  # the engine's one CMC
 
 
 def tpr_at_fpr(queries: np.ndarray, gallery: np.ndarray, truth: np.ndarray, negatives_per_query: int,

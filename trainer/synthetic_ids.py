@@ -307,6 +307,8 @@ def make_synthetic(cfg: Any, reporter: Any, reconstructor: Any = None) -> Synthe
 
     if cfg.synthetic.per_identity <= 0:
         raise ConfigError("synthetic.per_identity is 0: nothing to make.", hint="Set e.g. synthetic.per_identity=4.")
+    if not cfg.data.root:
+        raise ConfigError("No dataset: set data.root (a folder with real/ and sketch/).")
     dist = DistInfo(1, 0, 0, torch.device("cpu"))
     pairing = pair_dataset(cfg.data.root)
     reporter.emit("data", **pairing.summary())

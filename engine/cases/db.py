@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import sqlite3
-from datetime import UTC, datetime
 from pathlib import Path
 
 from engine.cases import exam_schema, lineup_schema, watch_schema
+from engine.timestamps import utc_now_iso
 from engine.workstation_key import canonical_json  # noqa: F401 - one definition, re-exported for the case modules
 
 SCHEMA_VERSION = 1
@@ -150,7 +150,7 @@ CREATE TABLE IF NOT EXISTS audit (
 
 def now_iso() -> str:
     """The current time as ISO 8601 UTC to the second: what every record and audit entry carries."""
-    return datetime.now(UTC).replace(microsecond=0).isoformat().replace("+00:00", "Z")
+    return utc_now_iso()
 
 
 def connect(path: Path) -> sqlite3.Connection:

@@ -16,6 +16,7 @@ from engine.errors import CaseError
 
 SOURCES = ("artist-sketch", "composite-software", "witness-drawn", "scan", "photo", "generated")
 _SOURCE_TYPE = {"photo": "photo", "generated": "generated"}  # every other source is a drawn or scanned sketch
+SYNTHETIC_LABEL = "SYNTHETIC"  # the window's label of a search with a generated face as a query image
 
 
 def source_probe_type(source: str) -> str:
@@ -35,10 +36,13 @@ def search_probe_type(conn: sqlite3.Connection, search_id: int) -> str:
 
     A query image is generated when it is one of the case's generated images or its intake says so,
     a sketch when it was searched as a sketch or its intake names a drawn or scanned source, else a photo.
+    A search the window labelled as a SYNTHETIC probe (a reconstruction or variation searched before it
+    was stored in the case) is held to the generated scale too: the label can only restrict, never lift.
     """
     intakes = latest_intakes(conn)
     generated = {str(r[0]) for r in conn.execute("SELECT sha256 FROM generated").fetchall()}
-    kind = "photo"
+    label = conn.execute("SELECT label FROM searches WHERE id = ?", (search_id,)).fetchone()
+    kind = "generated" if label is not None and SYNTHETIC_LABEL in str(label[0]).upper() else "photo"
     rows = conn.execute("SELECT kind, sha256 FROM search_queries WHERE search_id = ?", (search_id,)).fetchall()
     for q_kind, sha in rows:
         t = "sketch" if q_kind == "sketch" else "photo"

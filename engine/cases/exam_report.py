@@ -12,8 +12,8 @@ import html
 from typing import Any
 
 from engine.cases import authorization, exam_checks, examination, searches
-from engine.cases.pdf_layout import ReportPDF
 from engine.cases.store import Case
+from engine.pdf_layout import ReportPDF
 from engine.validate.calibration import NO_CALIBRATION, calibration_for
 
 LEADS_NOT_IDENTIFICATIONS = "A sketch search yields leads, not identifications."

@@ -13,13 +13,13 @@ order, each with the same caption.
 from __future__ import annotations
 
 import io
-from datetime import UTC, datetime
 from typing import TYPE_CHECKING
 
 from PIL import Image
 
 from engine import __version__
-from engine.cases.pdf_layout import GREY, ReportPDF
+from engine.pdf_layout import GREY, ReportPDF
+from engine.timestamps import utc_now_iso
 
 if TYPE_CHECKING:
     from engine.cases.lineup import Lineup
@@ -141,7 +141,7 @@ def administration_pdf(lineup: Lineup, thumbnails: dict[int, bytes], *, case_num
         thumbnails: each position's photo bytes (checked by the caller against the recorded digest).
         generated_at: the material's time stamp (default now; fixed by tests for identical bytes).
     """
-    stamp = generated_at or datetime.now(UTC).isoformat(timespec="seconds")
+    stamp = generated_at or utc_now_iso()
     pdf = _new_pdf(lineup, case_number, stamp)
     photos = [_photo(thumbnails[m.position]) for m in sorted(lineup.members, key=lambda m: m.position)]
     _instructions(pdf, lineup, mode)

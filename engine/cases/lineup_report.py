@@ -13,8 +13,8 @@ from typing import Any
 
 from engine.cases import lineup
 from engine.cases.lineup_fairness import FORMULAS
-from engine.cases.pdf_layout import RED, ReportPDF
 from engine.cases.store import Case
+from engine.pdf_layout import RED, ReportPDF
 
 SEALED = "SEALED — line-up key: not for the administrator or the witness"
 

@@ -94,6 +94,42 @@ def _number(value: Any) -> str:
         return str(value)
 
 
+def _one_mode(index: Mapping[str, Any], server: str) -> str:
+    """How one gallery was searched, from its manifest record (no ``mode``: recorded before exact search,
+    when every search ran HNSW with exact re-rank)."""
+    mode = str(index.get("mode") or "hnsw")
+    if mode == "exact":
+        return "Exact scan: every stored face scored (float32), no index"
+    params = f"M={index.get('M')}, ef_construction={index.get('ef_construction')}, ef={index.get('ef')}"
+    if server:
+        return f"Server pgvector HNSW ({params}) with exact re-rank"
+    raw = index.get("recall")
+    recall: Mapping[str, Any] = raw if isinstance(raw, Mapping) else {}
+    if index.get("kind") == "usearch_i8":
+        depth = f", {recall.get('rerank')} candidates per top-{recall.get('k')}" if recall.get("rerank") else ""
+        return f"Compact index (int8 HNSW, {params}) with exact re-rank{depth}"
+    return f"HNSW ({params}) with exact re-rank"
+
+
+def search_mode(manifest: Mapping[str, Any]) -> str:
+    """The search mode that ran, in words, read from the manifest once for every renderer: exact, HNSW with
+    exact re-rank, compact, or server pgvector; one line per gallery when they differ."""
+    raw = manifest.get("index")
+    top: Mapping[str, Any] = raw if isinstance(raw, Mapping) else {}
+    lines = []
+    for g in manifest.get("galleries") or []:
+        if not isinstance(g, Mapping):
+            continue
+        own = g.get("index")
+        index: Mapping[str, Any] = own if isinstance(own, Mapping) and own else top
+        lines.append((str(g.get("name") or g.get("id")), _one_mode(index, str(g.get("server") or ""))))
+    if not lines:
+        return _one_mode(top, "")
+    if len({text for _, text in lines}) == 1:
+        return lines[0][1]
+    return "\n".join(f"{name}: {text}" for name, text in lines)
+
+
 def _search_section(case: Case, s: searches.SearchRecord, top_n: int | None) -> dict[str, Any]:
     rows = review.candidates(case, s.id)
     hidden = bool(rows and rows[0].hidden) or (s.blind and s.revealed_at is None)
@@ -124,6 +160,7 @@ def _search_section(case: Case, s: searches.SearchRecord, top_n: int | None) -> 
         "id": s.id, "label": s.label, "created_at": s.created_at, "created_by": s.created_by,
         "blind": s.blind, "scores_hidden": hidden, "revealed_at": s.revealed_at, "mode": mode,
         "manifest": s.manifest, "manifest_sha256": s.manifest_sha256, "results_sha256": s.results_sha256,
+        "search_mode": search_mode(s.manifest),
         "queries": [{"kind": q.kind, "sha256": q.sha256, "weight": q.weight, "path": q.path,
                      "caption": f"Query image {q.idx + 1 if isinstance(q.idx, int) else q.idx} of search {s.id}: {q.kind}, weight {_number(q.weight)}\n"
                                 f"SHA-256 {q.sha256}"} for q in s.queries],

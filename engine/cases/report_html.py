@@ -91,7 +91,6 @@ def _kv(pairs: list[tuple[str, Any]], mono: tuple[str, ...] = ()) -> str:
 def _search(case: Case | None, s: dict[str, Any]) -> str:
     m = s["manifest"]
     emb = m.get("embedder") or {}
-    idx = m.get("index") or {}
     pairs: list[tuple[str, Any]] = [
         ("Run", f"{s['created_at']} by {s['created_by']}"), ("Review mode", s["mode"]),
         ("Query images", "\n".join(f"{q['kind']} ×{html.unescape(_fmt(q['weight'], 'g'))} {q['sha256']}"
@@ -99,7 +98,7 @@ def _search(case: Case | None, s: dict[str, Any]) -> str:
         ("Embedder", f"{emb.get('kind')} {emb.get('sha256') or '—'}"), ("ArcFace model", m.get("arcface_sha256")),
         ("Galleries", "\n".join(f"{g.get('name', g['id'])} ({g['id']}): content version {g.get('content_version')}, "
                                 f"{g.get('face_count')} faces" for g in m.get("galleries", []))),
-        ("Index", f"HNSW M={idx.get('M')}, ef_construction={idx.get('ef_construction')}, ef={idx.get('ef')}"),
+        ("Search mode", s["search_mode"]),
         ("Filters", "; ".join(str(f) for f in m["filters"]) if m.get("filters") else "none"),
         ("k / grouping", f"k={m.get('k')}, grouped by subject: {'yes' if m.get('group_by_subject') else 'no'}"),
         ("Engine version", m.get("engine_version")), ("Software", describe_software(m.get("software") or {})),

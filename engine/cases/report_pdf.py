@@ -9,11 +9,11 @@ from fpdf.enums import WrapMode, XPos, YPos
 
 from engine.cases import exam_report, lineup_report, watch_report
 from engine.cases.images import SYNTHETIC_STAMP, display_copy
-from engine.cases.pdf_layout import DECISION_LABEL, GREEN, GREY, RED, Cell, ReportPDF
 from engine.cases.report_data import disagreement_lines
 from engine.cases.store import Case
 from engine.environment import describe_software
 from engine.errors import CaseError
+from engine.pdf_layout import DECISION_LABEL, GREEN, GREY, RED, Cell, ReportPDF
 
 
 def _fmt(value: Any, spec: str) -> str:
@@ -69,7 +69,6 @@ def _search(pdf: ReportPDF, case: Case | None, s: dict[str, Any]) -> None:
     galleries = "\n".join(f"{g.get('name', g['id'])} ({g['id']}): content version {g.get('content_version')}, "
                           f"{g.get('face_count')} faces" for g in m.get("galleries", [])) or "—"
     queries = "\n".join(f"{q['kind']} ×{_fmt(q['weight'], 'g')}  {q['sha256']}" for q in s["queries"])
-    idx = m.get("index") or {}
     pairs = [
         ("Run", f"{s['created_at']} by {s['created_by']}"),
         ("Review mode", s["mode"]),
@@ -77,7 +76,7 @@ def _search(pdf: ReportPDF, case: Case | None, s: dict[str, Any]) -> None:
         ("Embedder", f"{emb.get('kind')}  {emb.get('sha256') or '—'}"),
         ("ArcFace model", str(m.get("arcface_sha256") or "—")),
         ("Galleries", galleries),
-        ("Index", f"HNSW M={idx.get('M')}, ef_construction={idx.get('ef_construction')}, ef={idx.get('ef')}"),
+        ("Search mode", s["search_mode"]),
         ("Filters", "; ".join(str(f) for f in m["filters"]) if m.get("filters") else "none"),
         ("k / grouping", f"k={m.get('k')}, grouped by subject: {'yes' if m.get('group_by_subject') else 'no'}"),
         ("Engine version", str(m.get("engine_version"))),

@@ -12,8 +12,8 @@ import html
 from typing import Any
 
 from engine.cases import watch_records
-from engine.cases.pdf_layout import ReportPDF
 from engine.cases.store import Case
+from engine.pdf_layout import ReportPDF
 
 TITLE = "Watch list: runs and hits"
 

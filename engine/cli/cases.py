@@ -264,10 +264,11 @@ def _cmd_report(args: argparse.Namespace) -> int:
 
 
 def _archive_path(out: str, case_number: str) -> Path:
-    """``--out`` as a file, or as a folder (an existing one, or a path ending in a separator) that gets
-    ``case_NUMBER.zip``, the name the window offers."""
+    """``--out`` as a file, or as a folder that gets ``case_NUMBER.zip``, the name the window offers: an
+    existing folder, a path ending in a separator, or a new path without a file suffix (``--out export``
+    makes the folder ``export``, not an archive named ``export`` that nothing would open as a zip)."""
     target = Path(out).expanduser()
-    if target.is_dir() or out.endswith((os.sep, "/")):
+    if target.is_dir() or out.endswith((os.sep, "/")) or (not target.exists() and not target.suffix):
         return target / f"case_{re.sub(r'[^A-Za-z0-9_.-]+', '-', case_number)}.zip"
     return target
 
@@ -535,7 +536,8 @@ def register(subparsers: Any) -> None:
     sp.add_argument("--out", help="output file (default: the case's reports/ folder)")
     sp.add_argument("--top", type=int, help="candidates per search (default: all)")
     sp = add("export", _cmd_export, "export the case as one archive", json_=True)
-    sp.add_argument("--out", required=True, help="archive file, or a folder to write case_NUMBER.zip into")
+    sp.add_argument("--out", required=True, help="archive file (NAME.zip), or a folder to write case_NUMBER.zip "
+                    "into (an existing one, or a new path without a suffix)")
     sp.add_argument("--allow-broken", action="store_true", help="export even if the audit chain is broken")
     sp = add("import", _cmd_import, "import a case archive", case=False)
     sp.add_argument("archive")

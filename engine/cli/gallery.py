@@ -97,8 +97,10 @@ def _info(args: argparse.Namespace) -> int:
         print_json(doc)
         return 0
     for key, value in info.to_dict().items():
-        if key != "hint":
+        if key not in ("hint", "recall_warning"):
             print(f"{key:>16}: {plain_value(value)}")
+    if info.recall_warning:
+        print(f"Warning: {info.recall_warning}")
     if info.hint:
         print(f"Hint: {info.hint}")
     for p, _s, r in bad:

@@ -38,6 +38,7 @@ from engine.gallery.index import MIN_CHUNK, HnswIndex
 from engine.gallery.indexfile import seal, seal_problem
 from engine.gallery.source import LocalSearchable
 from engine.gallery.store import GalleryStore
+from engine.gallery.tuning import stored_tuning, tune_gallery, tuning_note
 from engine.gallery.writerlock import WriterLock, writer_lock_path
 from engine.progress import CancelToken, ProgressCallback, Reporter, check
 from engine.settings import Settings
@@ -84,6 +85,7 @@ class GalleryInfo:
     recall: dict[str, Any] = field(default_factory=dict)  # the last ef self-measurement (engine.gallery.tuning)
     index_kind: str = "hnswlib"  # "hnswlib" (float32) or "usearch_i8" (compact, exact re-rank)
     hint: str = ""  # the offer of the compact index past its threshold ("" when none)
+    recall_warning: str = ""  # the index missed its recall target at its largest setting (tuning.tuning_note)
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -177,22 +179,16 @@ class Gallery:
     @property
     def ef(self) -> int:
         """Query ef: the self-tuned value once measured (engine.gallery.tuning), else the settings' default."""
-        from engine.gallery.tuning import stored_tuning
-
         tuned = stored_tuning(self.store.meta())
         return tuned.ef if tuned is not None else self.settings.hnsw_ef
 
     def recall_record(self) -> dict[str, Any]:
         """The last recall self-measurement ({} before the first import), for info and run manifests."""
-        from engine.gallery.tuning import stored_tuning
-
         tuned = stored_tuning(self.store.meta())
         return tuned.to_dict() if tuned is not None else {}
 
     def retune(self) -> None:
         """Measure recall against an exact scan and set ef to the smallest value reaching the target."""
-        from engine.gallery.tuning import tune_gallery
-
         with self.write_lock:
             tune_gallery(self)
 
@@ -216,7 +212,8 @@ class Gallery:
         return GalleryInfo(self.id, meta["name"], meta.get("created", ""), str(self.dir), meta.get("model_sha256"),
                            int(meta.get("content_version", 0)), counts["photos"], counts["faces"], counts["ok"],
                            counts["no_face"], counts["error"], counts["with_metadata"], params, size,
-                           self.recall_record(), self.index_kind, compact_hint(self.index_kind, counts["faces"], self.id))
+                           self.recall_record(), self.index_kind, compact_hint(self.index_kind, counts["faces"], self.id),
+                           tuning_note(self.recall_record()))
 
     # -- the index ---------------------------------------------------------------------------
     @property

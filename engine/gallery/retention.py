@@ -45,6 +45,7 @@ from engine.gallery.filters import parse_filters
 from engine.gallery.gallery import Gallery
 from engine.gallery.pg.gallery import PgGallery
 from engine.gallery.pg.schema import FILTER_COLUMNS, SCHEMA
+from engine.timestamps import format_utc, utc_now_iso
 
 LOG_FILE = "retention_log.jsonl"
 _FIELD_OK = set("abcdefghijklmnopqrstuvwxyz0123456789_")
@@ -140,7 +141,7 @@ def load_rules(path: Path | None = None) -> list[Rule]:
 
 def _local_photos(g: Gallery, rule: Rule, now: datetime) -> list[int]:
     if rule.older_than_days is not None:  # every photo, faces or none
-        return g.store.photos_added_before((now - timedelta(days=rule.older_than_days)).isoformat(timespec="seconds"))
+        return g.store.photos_added_before(format_utc(now - timedelta(days=rule.older_than_days)))
     text = f"{rule.field}<{now.date().isoformat()}" if rule.passed else f"{rule.field}={rule.equals}"
     faces = g.store.face_infos([int(i) for i in g.store.filtered_face_ids(parse_filters([text]))])
     return sorted({f.photo_id for f in faces.values()})
@@ -165,7 +166,7 @@ def retain_local(g: Gallery, rules: Sequence[Rule], *, dry_run: bool = False, wh
     if dry_run or not report.removals:
         return report
     g.remove([r.path for r in report.removals])
-    at = datetime.now(UTC).isoformat(timespec="seconds")
+    at = utc_now_iso()
     with open(g.dir / LOG_FILE, "a", encoding="utf-8") as log:
         for r in report.removals:
             log.write(json.dumps({"at": at, "who": who or os.environ.get("USER", ""), "gallery": g.id, **asdict(r)},

@@ -24,6 +24,7 @@ import numpy as np
 
 from engine.gallery.exact import EXACT, HNSW, choose_mode, exact_scan
 from engine.gallery.filters import Filter
+from engine.gallery.tuning import rerank_depth
 from engine.manifest import GalleryRef
 
 if TYPE_CHECKING:
@@ -107,8 +108,11 @@ def hnsw_candidates(g: Gallery, q: np.ndarray, n: int, allowed: np.ndarray | Non
     if allowed is not None and (len(allowed) <= PREFILTER_MAX or len(allowed) <= PREFILTER_FRACTION * live):
         return _stored_scan(g, q, allowed, n)
     members = set(allowed.tolist()) if allowed is not None else None
+    ask = n
+    if g.index_kind != "hnswlib":  # compact: the self-tuned re-rank depth (engine.gallery.tuning)
+        ask = rerank_depth(g.recall_record(), n)
     try:
-        labels, _ = index.query(q, min(n, live if members is None else len(members)),
+        labels, _ = index.query(q, min(ask, live if members is None else len(members)),
                                 allowed=members.__contains__ if members is not None else None)
     except RuntimeError:  # hnswlib found fewer than asked (tiny or heavily filtered graph): be exact
         return _stored_scan(g, q, allowed if allowed is not None else g.store.face_ids(), n)
@@ -116,7 +120,8 @@ def hnsw_candidates(g: Gallery, q: np.ndarray, n: int, allowed: np.ndarray | Non
     if not len(ids):
         return []
     scores = g.store.embeddings(ids) @ q  # exact re-rank from the stored truth
-    return [(int(i), float(s)) for i, s in zip(ids, scores, strict=True)]
+    keep = np.argsort(-scores, kind="stable")[:n]
+    return [(int(ids[i]), float(scores[i])) for i in keep]
 
 
 def _stored_scan(g: Gallery, q: np.ndarray, ids: np.ndarray, n: int) -> list[tuple[int, float]]:

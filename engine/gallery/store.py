@@ -17,7 +17,6 @@ import sqlite3
 import threading
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -26,6 +25,7 @@ import numpy as np
 from engine.errors import EngineError, GalleryError, IndexCorrupt
 from engine.fsutil import disk_error, folder_write_problem
 from engine.gallery.filters import Filter, to_sql
+from engine.timestamps import utc_now_iso
 
 SCHEMA_VERSION = 1
 STATUSES = ("ok", "no_face", "error")
@@ -76,7 +76,8 @@ CREATE INDEX IF NOT EXISTS photo_meta_subject ON photo_meta(subject_id);
 
 
 def now_iso() -> str:
-    return datetime.now(UTC).isoformat(timespec="seconds")
+    """New records' time in the one format (engine.timestamps); rows written earlier keep ``+00:00``."""
+    return utc_now_iso()
 
 
 @dataclass(frozen=True)

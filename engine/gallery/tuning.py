@@ -27,6 +27,9 @@ from typing import Any
 
 import numpy as np
 
+from engine.gallery.compact import rerank_pool
+from engine.timestamps import utc_now_iso
+
 TARGET_RECALL = 0.99
 TARGET_K = 10
 PROBES = 200
@@ -172,8 +175,6 @@ def tuning_note(record: dict[str, Any]) -> str:
 
 def rerank_depth(record: dict[str, Any], n: int) -> int:
     """Candidates a compact index is asked for so that ``n`` survive the exact re-rank at the tuned depth."""
-    from engine.gallery.compact import rerank_pool
-
     depth, k = int(record.get("rerank", 0) or 0), int(record.get("k", TARGET_K) or TARGET_K)
     if depth <= 0:
         return rerank_pool(n)

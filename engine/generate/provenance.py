@@ -12,7 +12,6 @@ from __future__ import annotations
 import io
 import json
 from collections.abc import Mapping
-from datetime import UTC, datetime
 from importlib import metadata
 from pathlib import Path
 from typing import Any
@@ -20,6 +19,7 @@ from typing import Any
 from PIL import Image, ImageDraw, ImageFont, PngImagePlugin
 
 from engine.fsutil import atomic_write_bytes, sha256_bytes
+from engine.timestamps import utc_now_iso
 
 PROVENANCE_KEY = "sketchface:provenance"
 SCHEMA = "sketchface.provenance/1"
@@ -61,7 +61,7 @@ def build_record(kind: str, *, parameters: Mapping[str, Any], seed: int | None,
         "label": MARK_LABEL,
         "digital_source_type": IPTC_SYNTHETIC,
         "kind": kind,
-        "created_utc": datetime.now(UTC).isoformat(timespec="seconds"),
+        "created_utc": utc_now_iso(),
         "software": f"SketchFace {__version__}",
         "libraries": _library_versions(),
         "seed": seed,

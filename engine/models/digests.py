@@ -33,7 +33,6 @@ import stat
 import threading
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -42,6 +41,7 @@ from engine.errors import ModelInvalid, ModelTampered
 from engine.fsutil import atomic_write_text
 from engine.models import get_spec
 from engine.progress import CancelToken, check
+from engine.timestamps import utc_now_iso
 
 log = logging.getLogger(__name__)
 
@@ -176,7 +176,7 @@ def _migrate(folders: dict[str, Any], key: str) -> dict[str, Any] | None:
         log.warning("The old model lock file %s is unreadable; it was not migrated (models without a published "
                     "digest will be pinned again when next imported or loaded).", legacy)
         return None
-    now = datetime.now(UTC).isoformat(timespec="seconds")
+    now = utc_now_iso()
     section = {"files": dict(sorted(files.items())), "migrated_from": str(legacy), "migrated_at": now}
     folders = {**folders, key: section}
     try:
@@ -261,7 +261,7 @@ def write_pins(pins: Iterable[Pin]) -> None:
     pins = list(pins)
     if not pins:
         return
-    now = datetime.now(UTC).isoformat(timespec="seconds")
+    now = utc_now_iso()
     key = _folder_key()
     with _mutex:
         book = load_pins()

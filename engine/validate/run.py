@@ -25,6 +25,7 @@ from engine.errors import BadImage, ModelMissing
 from engine.faces.decode import load_image
 from engine.gallery import Gallery, open_gallery
 from engine.progress import CancelToken, ProgressCallback, Reporter, check
+from engine.timestamps import utc_now_iso
 from engine.validate import stats
 from engine.validate.cases import ResolvedCase, SolvedCase, ValidationError, read_cases, resolve
 from engine.validate.ranking import HIST_BINS, GalleryMatrix, rank_queries
@@ -139,7 +140,7 @@ def validate_vectors(matrix: GalleryMatrix, cases: Sequence[ResolvedCase],
         reporter.step(len(cases), f"ranked {len(cases)} cases ({name})")
         outcomes[name] = EncoderOutcome(name, desc, out.ranks, out.true_scores, out.best_other, out.other_hist)
     return ValidationRun(gallery_summary(matrix.gallery, matrix), list(cases), list(unresolved), list(group_keys),
-                         group_values, outcomes, datetime.now(UTC).isoformat(timespec="seconds"),
+                         group_values, outcomes, utc_now_iso(),
                          len(cases) + len(unresolved) if found is None else found, list(notes))
 
 

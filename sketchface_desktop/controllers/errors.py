@@ -11,6 +11,7 @@ import traceback
 from dataclasses import dataclass
 
 from engine.errors import Cancelled, EngineError, ModelMissing
+from engine.examiners import NoExaminer
 
 # Headings for the engine's common error kinds; any other engine error carries its own ("Case is read-only").
 TITLES = {
@@ -23,6 +24,9 @@ TITLES = {
     "DiskFull": "Disk full",
     "ModelInvalid": "Model file problem",
 }
+# The engine's hint for a write with no examiner profile names the command line; the window has its own way.
+NO_EXAMINER_HINT = ("Choose who is working in the examiner switcher at the right of the status bar, or add your "
+                    "profile there (\"Add examiner…\") or in Tools > Settings > Examiners; then do it again.")
 
 
 @dataclass(frozen=True)
@@ -50,6 +54,8 @@ def error_text(exc: BaseException) -> ErrorText:
     """The wording of ``exc`` (see :class:`ErrorText`)."""
     if isinstance(exc, ModelMissing):
         return ErrorText("Model not installed", exc.message, exc.hint, True)
+    if isinstance(exc, NoExaminer):
+        return ErrorText(exc.title, exc.message, NO_EXAMINER_HINT, True)
     if isinstance(exc, EngineError):
         return ErrorText(TITLES.get(type(exc).__name__, exc.title), exc.message, exc.hint, True)
     details = "".join(traceback.format_exception(type(exc), exc, exc.__traceback__))

@@ -13,6 +13,7 @@ from typing import Any
 from PySide6.QtCore import QObject, Signal
 
 from sketchface_desktop.controllers.case_controller import CaseController
+from sketchface_desktop.controllers.errors import error_text
 from sketchface_desktop.controllers.ports import GalleryScope, Prompter, ResultsDisplay, SketchSource
 from sketchface_desktop.controllers.search_controller import SearchController
 from sketchface_desktop.engine_session import EngineSession
@@ -54,6 +55,7 @@ class ExaminerFlow(QObject):
         self.blind_search_id: int | None = None  # a second examiner's blind review of this search is under way
         self.blind_pending: dict[tuple[str, int], str] = {}  # (case gallery id, face id) -> blind decision
         self._blind_rows: list[ResultRow] = []
+        self._blind_examiner: str | None = None  # the key fingerprint of the profile reviewing blind
         searches.search_finished.connect(self._search_finished)
         cases.case_changed.connect(self._case_changed)
         cases.candidates_ready.connect(self._candidates)
@@ -283,6 +285,15 @@ class ExaminerFlow(QObject):
     def can_decide(self) -> bool:
         return self.cases.is_open and self.shown_search_id is not None
 
+    @property
+    def examinable_search_id(self) -> int | None:
+        """The recorded search whose candidates' comparison sheets the compare view may show: none while it
+        is under blind review until the engine records the blind decisions (a sheet carries the first
+        examiner's assessments, notes and conclusion)."""
+        if not self.can_decide or self.shown_search_id in (self.blind_search_id, self.cases.blind_review):
+            return None
+        return self.shown_search_id
+
     def decide(self, row: ResultRow, decision: str, note: str) -> Job | None:
         if not self.can_decide or self.shown_search_id is None:
             self.ask.tell("Decision", "Open or create a case before searching to record decisions.")
@@ -314,13 +325,33 @@ class ExaminerFlow(QObject):
         if not self.cases.is_open or self.shown_search_id is None:
             self.ask.tell("Blind review", "Open a recorded search of the case first: blind review is of one search.")
             return None
-        self.blind_search_id = self.shown_search_id
-        self.blind_pending = {}
+        return self._begin_blind(self.shown_search_id, {})
+
+    def _begin_blind(self, search_id: int, pending: dict[tuple[str, int], str]) -> Job:
+        """Ask the engine for the blind list of ``search_id`` (it refuses a profile that may not review it
+        blind), keeping the blind decisions ``pending`` made so far."""
+        acting = settings_ops.acting_examiner()
+        self._blind_examiner = acting.fingerprint if acting is not None else None
+        self.blind_search_id = search_id
+        self.blind_pending = pending
         self._blind_rows = []
-        self.blind_review_changed.emit(self.blind_search_id)
+        self.blind_review_changed.emit(search_id)
         self.results.set_busy("Reading the candidates for blind review…")
-        search_id = self.blind_search_id
         return self.cases.load_blind_candidates(search_id, on_error=lambda exc: self._blind_refused(search_id, exc))
+
+    def acting_changed(self, profile: Any) -> Job | None:
+        """Another examiner took over in the switcher: a blind review is its reviewer's own, so the blind
+        decisions made so far (not the new examiner's) are dropped, the examiner is told, and the review
+        starts again for the new profile, which the engine accepts or refuses."""
+        search_id = self.blind_search_id
+        if search_id is None or getattr(profile, "fingerprint", None) == self._blind_examiner:
+            return None  # no blind review, or the same examiner (the profiles were only read again)
+        if self.blind_pending:
+            who = f"{profile.name} ({profile.identifier})" if profile is not None else "nobody"
+            self.ask.tell("Blind review", f"The examiner changed to {who}: the {len(self.blind_pending)} blind "
+                          f"decision(s) made on search {search_id} before the change were not recorded, and the "
+                          "blind review starts again under the new examiner.")
+        return self._begin_blind(search_id, {})
 
     def _blind_refused(self, search_id: int, exc: BaseException) -> None:
         """Say why (the engine's words) and show the search's ordinary list again."""
@@ -375,12 +406,7 @@ class ExaminerFlow(QObject):
         """The blind decisions were not recorded (e.g. the reviewer's key is locked): say why and go on with
         the blind review, the decisions made kept; the engine decides whether it may go on (if they are
         recorded after all, it refuses and the ordinary list follows)."""
-        hint = getattr(exc, "hint", "")
-        self.ask.tell("Blind review", f"Your blind decisions were not recorded: {getattr(exc, 'message', None) or exc}"
-                      + (f" {hint}" if hint else ""))
-        self.blind_search_id = search_id
-        self.blind_pending = pending
-        self._blind_rows = []
-        self.blind_review_changed.emit(search_id)
-        self.results.set_busy("Reading the candidates for blind review…")
-        self.cases.load_blind_candidates(search_id, on_error=lambda e: self._blind_refused(search_id, e))
+        said = error_text(exc)  # the engine's words, with the window's way to choose an examiner
+        self.ask.tell("Blind review", f"Your blind decisions were not recorded: {said.message}"
+                      + (f" {said.details}" if said.expected and said.details else ""))
+        self._begin_blind(search_id, pending)

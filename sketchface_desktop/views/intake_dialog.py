@@ -13,7 +13,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from PySide6.QtCore import Qt, Signal
+from PySide6.QtCore import Qt, QTimer, Signal
 from PySide6.QtWidgets import (
     QComboBox,
     QDialog,
@@ -160,8 +160,16 @@ class IntakePrompt:
         self.sketch_list, self.search_list = lists
         self.shown_search = shown_search
         self.dialog: IntakeDialog | None = None
+        self._settle = QTimer(parent)  # the drawing changed: say whether it has an intake once strokes pause
+        self._settle.setSingleShot(True)
+        self._settle.setInterval(700)
+        self._settle.timeout.connect(lambda: self.show_status(self.exam.status))
         exam.status_changed.connect(self.show_status)
         exam.failed.connect(self._failed)
+
+    def sheet_changed(self) -> None:
+        """The drawing changed: its intake state is said again shortly (not on every stroke)."""
+        self._settle.start()
 
     def ask(self) -> IntakeDialog:
         """Open the intake form for the sketch on the sheet (non-modal to the work behind it)."""

@@ -62,6 +62,7 @@ class WindowDialogs(QObject):
         self.signoff: SignOffDialog | None = None
         self.rerun: RerunDialog | None = None
         self.demo_job: Job | None = None
+        cases.blind_review_changed.connect(self._blind_review_changed)
 
     # -- failures, guide, settings -------------------------------------------------------------
     def job_failed(self, job: Job, exc: BaseException) -> None:
@@ -107,6 +108,12 @@ class WindowDialogs(QObject):
             dialog.set_candidate).run(self.runner)
         dialog.open()
         return dialog
+
+    def _blind_review_changed(self, search_id: int | None) -> None:
+        """A compare view opened before a blind review began shows the first examiner's note and sheet:
+        it closes when one begins (the reviewer opens it again from the blind list)."""
+        if search_id is not None and self.compare is not None and self.compare.isVisible():
+            self.compare.close()
 
     def rows_shown(self, rows: list[ResultRow]) -> None:
         """Keep an open compare view's decision in step with the grid, and its note while the field still

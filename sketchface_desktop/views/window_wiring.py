@@ -61,6 +61,7 @@ class WindowWiring:
         w.status.add_examiner_requested.connect(lambda: self.ask_examiner(first_run=False))
         w.act_blind_review.triggered.connect(lambda: flow.start_blind_review())
         w.act_finish_blind.triggered.connect(lambda: flow.finish_blind_review())
+        w.profiles.acting_changed.connect(flow.acting_changed)  # a blind review is its reviewer's own
         flow.blind_review_changed.connect(lambda sid: w.act_finish_blind.setEnabled(sid is not None))
         w.act_finish_blind.setEnabled(False)
         w.jobs.active_count_changed.connect(w.status.set_jobs)
@@ -70,8 +71,9 @@ class WindowWiring:
         r.search_photo_requested.connect(lambda: flow.search_photo())
         r.compare_requested.connect(dialogs.open_compare)
         r.compare_requested.connect(  # after open_compare: the candidate's comparison sheet beside the images
-            lambda row: attach_sheet(dialogs.compare, w.exam, flow.shown_search_id if flow.can_decide else None, row))
+            lambda row: attach_sheet(dialogs.compare, w.exam, flow.examinable_search_id, row))  # none when blind
         w.act_intake.triggered.connect(lambda: w.intake.ask())
+        w.sketch.sketch_changed.connect(w.intake.sheet_changed)
         flow.rows_shown.connect(lambda _rows: w.intake.show_status(w.exam.status))
         r.decision_requested.connect(flow.decide)
         r.more_like_requested.connect(flow.more_like)

@@ -45,6 +45,7 @@ A_NOTE = "A-NOTE-7Q same ear shape"  # the first examiner's note: it must not be
 # A decision in words next to what it is: '"decision": "possible"' (an audit entry's details),
 # "Decision: Possible" (a compare view), "decision='excluded'" (a grid row), "first examiner possible".
 DECISION = re.compile(r"\b(?:decision|first examiner)\b[\s\"':=]{0,6}(?:possible|excluded)\b", re.IGNORECASE)
+CONCLUSION = re.compile(r"\bconclusion: [^\n]*\(by ", re.IGNORECASE)  # a comparison sheet's recorded conclusion
 ROLES = (Qt.ItemDataRole.DisplayRole, Qt.ItemDataRole.ToolTipRole, Qt.ItemDataRole.StatusTipRole,
          Qt.ItemDataRole.WhatsThisRole, Qt.ItemDataRole.UserRole, Qt.ItemDataRole.UserRole + 10)
 
@@ -114,7 +115,8 @@ def shown_texts() -> list[tuple[str, str]]:
 def first_examiner_shown() -> list[str]:
     """Every visible text that gives away a decision or the first examiner's note (B has decided nothing),
     as "widget: text"."""
-    return [f"{where}: {text}" for where, text in shown_texts() if A_NOTE in text or DECISION.search(text)]
+    return [f"{where}: {text}" for where, text in shown_texts()
+            if A_NOTE in text or DECISION.search(text) or CONCLUSION.search(text)]
 
 
 def assert_blind(when: str) -> None:
@@ -137,16 +139,24 @@ def _search(qtbot: Any, w: Any, shown_before: int | None) -> int:
 
 def _a_decides(qtbot: Any, w: Any) -> Any:
     """A: the candidates after the first excluded by key, then the first "possible" with a note in the
-    compare view, which is left open (it is window-modal, so it comes last)."""
+    compare view (opened as a double-click opens it, with the candidate's comparison sheet), where A also
+    assesses a component and concludes; the view is left open (it is window-modal, so it comes last)."""
     for row in range(1, w.results_model.rowCount()):
         w.results.view.setCurrentIndex(w.results_model.index(row))
         w.results.view.setFocus()
         QTest.keyClick(w.results.view, Qt.Key.Key_2)
         wait_idle(qtbot, w.hub)
-    dialog = w.dialogs.open_compare(w.results_model.row(0))
+    w.results.compare_requested.emit(w.results_model.row(0))  # what a double-click on the card sends
+    wait_idle(qtbot, w.hub)
+    dialog = w.dialogs.compare
     dialog.note.setText(A_NOTE)
     dialog.findChild(QPushButton, "Decide:possible").click()
     wait_idle(qtbot, w.hub)
+    w.exam.save_sheet([("eyes", "similar", "")], {"eyes": A_NOTE})  # what the sheet's buttons ask for
+    wait_idle(qtbot, w.hub)
+    w.exam.conclude(w.exam.shown.levels[0][0], A_NOTE)
+    wait_idle(qtbot, w.hub)
+    assert w.errors.shown == []
     n = w.results_model.rowCount()
     qtbot.waitUntil(lambda: _decisions(w) == ["possible"] + ["excluded"] * (n - 1))
     return dialog
@@ -187,20 +197,26 @@ def test_blind_review_hides_the_first_examiners_decisions_everywhere_until_recor
     assert any(s.startswith("QTableWidget:AuditEntries") and A_NOTE in s for s in shown), shown
     assert any(s.startswith("QLabel") and "Decision: possible" in s for s in shown), shown
     assert any(s.startswith("QLineEdit") and A_NOTE in s for s in shown), shown
+    assert any(CONCLUSION.search(s) and TEST_EXAMINER[0] in s for s in shown), "the sheet shows A's conclusion"
 
     # B reviews the search blind (the compare view A left open is still on screen).
     _b_acts(w)
     w.act_blind_review.trigger()
     wait_idle(qtbot, w.hub)
     qtbot.waitUntil(lambda: w.flow.blind_search_id == first and "BLIND REVIEW" in w.results.summary.text())
-    assert compare.isVisible()
     assert _decisions(w) == ["not_reviewed"] * n
     assert_blind("during B's blind review")
     assert w.audit.table.rowCount() == 0 and "blind review" in w.audit.status.text(), w.audit.status.text()
     assert "INTACT" in w.audit.status.text(), "the record is still verified while its entries are withheld"
 
-    # The sign-off and report dialogs, opened now, give nothing away either; a report (which lists A's
-    # decisions) is not written until B's blind decisions are recorded.
+    # A compare view B opens from the grid (with whatever the window puts beside it), the sign-off and the
+    # report dialogs give nothing away either; a report (which lists A's decisions) is not written until
+    # B's blind decisions are recorded.
+    w.results.compare_requested.emit(w.results_model.row(0))  # what a double-click on the card sends
+    wait_idle(qtbot, w.hub)
+    assert w.dialogs.compare is not compare and w.dialogs.compare.isVisible()
+    assert_blind("in the compare view B opened")
+    compare = w.dialogs.compare
     signoff = w.dialogs.sign_off()
     wait_idle(qtbot, w.hub)
     report = w.dialogs.export_report()
@@ -276,3 +292,43 @@ def test_a_blind_review_that_cannot_be_recorded_stays_blind(
     assert _decisions(w) == ["excluded"] * n, "B's own blind decisions are kept, A's are not shown"
     assert A_NOTE not in "\n".join(t for _w, t in shown_texts())
     assert w.audit.table.rowCount() == 0
+
+
+def test_a_blind_review_is_its_reviewers_own_when_the_examiner_changes(
+        qtbot: Any, window: Any, installed_models: Path, make_photos: Any) -> None:
+    """B's blind decisions so far are not recorded under C when C takes over in the switcher: they are
+    dropped (C is told) and C's review starts blind; re-reading the profiles with B still acting keeps them."""
+    w = window
+    w.flow.new_case(dict(CASE, case_number="2026-0933", examiner=TEST_EXAMINER[0]))
+    wait_idle(qtbot, w.hub)
+    build_gallery(qtbot, w, make_photos(6))
+    draw_face(w.sketch.canvas)
+    first = _search(qtbot, w, None)
+    n = w.results_model.rowCount()
+    _a_decides(qtbot, w).close()
+    _b_acts(w)
+    w.act_blind_review.trigger()
+    wait_idle(qtbot, w.hub)
+    qtbot.waitUntil(lambda: w.flow.blind_search_id == first and "BLIND REVIEW" in w.results.summary.text())
+    w.activateWindow()
+    qtbot.waitUntil(w.isActiveWindow)
+    for row in range(n - 1):  # all but one: nothing is recorded yet
+        w.results.view.setCurrentIndex(w.results_model.index(row))
+        w.results.view.setFocus()
+        QTest.keyClick(w.results.view, Qt.Key.Key_2)
+        wait_idle(qtbot, w.hub)
+    assert _decisions(w) == ["excluded"] * (n - 1) + ["not_reviewed"]
+    told: list[str] = []
+    w.prompter.tell = lambda title, text: told.append(text)  # the window's message, read instead of shown
+    w.profiles.refresh()  # control: the same examiner, read again, keeps the blind decisions
+    wait_idle(qtbot, w.hub)
+    assert told == [] and _decisions(w) == ["excluded"] * (n - 1) + ["not_reviewed"]
+    c = ensure_profile("C. Third", "C-3003")
+    w.profiles.refresh()
+    assert w.status.switch_examiner(c.fingerprint, passphrase=TEST_PASSPHRASE), w.status.examiner_error
+    wait_idle(qtbot, w.hub)
+    qtbot.waitUntil(lambda: bool(told) and w.flow.blind_search_id == first
+                    and _decisions(w) == ["not_reviewed"] * n)
+    assert "C. Third (C-3003)" in told[0] and f"{n - 1} blind decision(s)" in told[0] and "not recorded" in told[0]
+    assert first_examiner_shown() == [] and w.audit.table.rowCount() == 0
+

@@ -80,11 +80,12 @@ def test_intake_search_sheets_conclusion_sign_off_and_pdf(qtbot: Any, window: An
     build_gallery(qtbot, w, make_photos(6))
     draw_face(w.sketch.canvas)
     assert w.exam.sheet_has_intake() is False
-    w.intake.show_status(w.exam.status)
-    assert "No intake is recorded for the sketch on the sheet" in w.results.exam_notice.text()
+    qtbot.waitUntil(lambda: "No intake is recorded for the sketch on the sheet" in w.results.exam_notice.text())
+    assert w.results.exam_notice.isVisible(), "said before the first search, as soon as the drawing settles"
 
     _record_intake(qtbot, w)
     assert w.exam.sheet_has_intake() is True
+    qtbot.waitUntil(lambda: not w.results.exam_notice.isVisible())
     qtbot.waitUntil(lambda: "intake: limited" in w.navigator.sketch_list.item(0).text())
 
     search_id = _search(qtbot, w)
@@ -234,3 +235,51 @@ def test_search_before_intake_is_listed_and_marks_filter_narrows_to_the_tattoo(
     assert f"note: Search {search_id}, query image 1 (sketch" in out and "searched before intake" in out
     assert main(["case", "show", "2026-2202"]) == 0
     assert "searched before intake (no intake recorded)" in capsys.readouterr().out
+
+
+def _run(qtbot: Any, w: Any, request: Any, before: int | None) -> int:
+    w.flow.run_request(request)
+    wait_idle(qtbot, w.hub, timeout=120_000)
+    qtbot.waitUntil(lambda: w.flow.shown_search_id not in (None, before) and w.results_model.rowCount() >= 1,
+                    timeout=60_000)
+    wait_idle(qtbot, w.hub)
+    return int(w.flow.shown_search_id)
+
+
+def test_a_synthetic_probe_is_non_evidential_and_held_to_lead_outcomes(
+        qtbot: Any, window: Any, installed_models: Path, make_photos: Any) -> None:
+    """The request the Reconstruct tab's "Search with this face" builds (a SYNTHETIC photo query), run before
+    the generated image was stored in the case: marked non-evidential, and no photo-scale conclusion."""
+    from dataclasses import replace
+
+    from sketchface_desktop.ops.search import photo_request
+
+    w = window
+    w.flow.new_case(dict(CASE, case_number="2026-2203"))
+    wait_idle(qtbot, w.hub)
+    folder = make_photos(6)
+    build_gallery(qtbot, w, folder)
+    request = photo_request(str(folder / "person_0001.jpg"), w.navigator.checked_galleries(), 10, [])
+    photo_sid = _run(qtbot, w, request, None)
+    dialog = _open_sheet(qtbot, w, 0)
+    levels = [dialog.sheet.level.itemData(i) for i in range(dialog.sheet.level.count())]
+    assert "strong-support-same" in levels, "negative control: a photo probe is on the scale of support"
+    assert not dialog.sheet.banner.isVisible()
+    dialog.close()
+
+    synthetic = replace(request, queries=(replace(request.queries[0], name="SYNTHETIC reconstruction 1"),),
+                        label="SYNTHETIC probe: reconstruction 1")
+    sid = _run(qtbot, w, synthetic, photo_sid)
+    qtbot.waitUntil(lambda: w.exam.status.searches.get(sid, {}).get("non_evidential") is True)
+    assert w.exam.status.searches[photo_sid]["non_evidential"] is False
+    assert "NON-EVIDENTIAL (generated probe)" in w.navigator.search_list.item(0).text()
+    assert "NON-EVIDENTIAL (generated probe)" not in w.navigator.search_list.item(1).text()
+    assert "NON-EVIDENTIAL" in w.results.exam_notice.text()
+    dialog = _open_sheet(qtbot, w, 0)
+    sheet = dialog.sheet
+    assert [sheet.level.itemData(i) for i in range(sheet.level.count())] == ["lead", "not-supported", "insufficient"]
+    assert "NON-EVIDENTIAL" in sheet.banner.text()
+    w.exam.conclude("strong-support-same")
+    wait_idle(qtbot, w.hub)
+    qtbot.waitUntil(lambda: "not a conclusion a generated probe allows" in sheet.state.text())
+    assert sheet.view.conclusion is None

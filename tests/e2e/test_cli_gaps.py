@@ -39,9 +39,9 @@ def test_two_galleries_recorded_decided_reported_rerun_and_moved(
 
     small_photo_folder(tmp_path / "a", 5, seed=5)
     photos_b = small_photo_folder(tmp_path / "b", 5, seed=9)
-    for name, folder in (("galA", "a"), ("galB", "b")):
+    for name, sub in (("galA", "a"), ("galB", "b")):
         run(capsys, "gallery", "create", name)
-        run(capsys, "gallery", "add", name, str(tmp_path / folder))
+        run(capsys, "gallery", "add", name, str(tmp_path / sub))
     run(capsys, "case", "new", "2026-0042", "--title", "Two galleries", "--examiner", "A. Examiner")
     drawn = sketch(tmp_path / "sketch.png")
     out = run(capsys, "search", "-g", "galA", "-g", "galB", "--sketch", str(drawn), "--face-box", GUIDE,
@@ -79,7 +79,7 @@ def test_two_galleries_recorded_decided_reported_rerun_and_moved(
     # Both query images (the sketch and the photo) are in the PDF and the HTML report, as pixels.
     with open_case("2026-0042") as case:
         pdf, page = build_report(case, "pdf"), build_report(case, "html").decode("utf-8")
-    drawn_pixels = [im for im in pdf_images(pdf)]
+    drawn_pixels = pdf_images(pdf)
     for query in (drawn, photos_b[0]):
         shown_copy = np.asarray(display_copy(query.read_bytes(), 520))
         assert any(im.shape == shown_copy.shape and np.array_equal(im, shown_copy) for im in drawn_pixels), query
@@ -98,11 +98,21 @@ def test_two_galleries_recorded_decided_reported_rerun_and_moved(
     new_sid = int(out.split("stored as search ", 1)[1].split()[0])
     with open_case("2026-0042") as case:
         again = candidates(case, new_sid)
-        faces = {(c.gallery_id, c.face_id): case.read_file(c.thumbnail_path, c.thumbnail_sha256) for c in again}
+        assert all(c.thumbnail_path for c in again), "a stored re-run keeps its candidates' faces"
+        faces = {(c.gallery_id, c.face_id): case.read_file(str(c.thumbnail_path), c.thumbnail_sha256)
+                 for c in again}
     assert len(faces) == 12
     for (gallery_id, face_id), data in faces.items():
         with open_gallery(gallery_id) as g:
             assert g.thumbnail(face_id) == data, (gallery_id, face_id)
+
+    # A re-run after galA grew: the report names what changed, in words; an index change lists only the
+    # entries that differ (the re-measured recall), not every parameter twice, and no dict.
+    small_photo_folder(tmp_path / "c", 2, seed=13)
+    run(capsys, "gallery", "add", "galA", str(tmp_path / "c"))
+    out = run(capsys, "case", "rerun", "2026-0042", str(sid), code=3)
+    assert "the list changed" in out and "Gallery galA: content_version" in out, out
+    assert not RAW_DICT.search(out) and "recall=" not in out and "ef_construction=200" not in out, out
 
     # `gallery info` prints its index parameters and recall as words, not as a dict.
     info = run(capsys, "gallery", "info", "galA")
@@ -113,6 +123,10 @@ def test_two_galleries_recorded_decided_reported_rerun_and_moved(
     out = run(capsys, "case", "export", "2026-0042", "--out", str(folder))
     archive = folder / "case_2026-0042.zip"
     assert archive.is_file() and str(archive) in out
+    out = run(capsys, "case", "export", "2026-0042", "--out", str(tmp_path / "new_folder"))  # no suffix: a folder
+    assert (tmp_path / "new_folder" / "case_2026-0042.zip").is_file(), out
+    run(capsys, "case", "export", "2026-0042", "--out", str(tmp_path / "named.zip"))  # a file name: as given
+    assert (tmp_path / "named.zip").is_file()
 
     # A receiving workstation without either gallery: the re-run names both, with id and content version.
     receiving = tmp_path / "receiving_home"
