@@ -44,11 +44,16 @@ def private_dir(path: str | os.PathLike[str], mode: int = PRIVATE_DIR_MODE) -> P
     return path
 
 
-def sha256_file(path: str | os.PathLike[str]) -> str:
-    """SHA-256 hex digest of a file's bytes, read in chunks (works on multi-GB models)."""
+def sha256_file(path: str | os.PathLike[str], on_chunk: Callable[[int], None] | None = None) -> str:
+    """SHA-256 hex digest of a file's bytes, read in chunks (works on multi-GB models): the one file digest.
+
+    ``on_chunk(bytes read)`` runs before each chunk is hashed (progress, cancellation: it may raise).
+    """
     h = hashlib.sha256()
     with open(path, "rb") as f:
         while chunk := f.read(_CHUNK):
+            if on_chunk is not None:
+                on_chunk(len(chunk))
             h.update(chunk)
     return h.hexdigest()
 

@@ -5,8 +5,11 @@ This package is the whole command line. Each area contributes its sub-commands t
 ``_COMMAND_MODULES``); a handler is stored as ``func`` on the parsed arguments and returns the process
 exit code. Nothing in the engine core imports this package (an import-linter contract holds it).
 
-Shared CLI helpers live in :mod:`engine.cli.output`: ``print_json`` (``--json`` output), ``safe_text``
-(the terminal sanitiser), ``SafeStream`` / ``sanitised_output``. Command modules import them from there.
+Shared CLI helpers live in :mod:`engine.cli.output` (``print_json`` for ``--json`` output, ``safe_text``
+the terminal sanitiser, ``SafeStream`` / ``sanitised_output``) and :mod:`engine.cli.console`
+(``progress_bar``, ``sigint_cancels``). Command modules import them from there. Each option is declared
+where its command is declared (``gallery ... --server`` in :mod:`engine.cli.gallery`, ``search
+--server-gallery`` in :mod:`engine.cli.search`); no module edits another's parser.
 
 The edge: an engine error, an ``OSError`` or a ``sqlite3.DatabaseError`` that reaches here becomes one
 line on stderr and exit code 1; its traceback goes to the log file (``paths.log_dir()``), never to the

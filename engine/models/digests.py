@@ -25,7 +25,6 @@ from __future__ import annotations
 
 import contextlib
 import errno
-import hashlib
 import json
 import logging
 import os
@@ -38,7 +37,7 @@ from typing import Any
 
 from engine import paths, workstation_key
 from engine.errors import ModelInvalid, ModelTampered
-from engine.fsutil import atomic_write_text
+from engine.fsutil import atomic_write_text, sha256_file
 from engine.models import get_spec
 from engine.progress import CancelToken, check
 from engine.timestamps import utc_now_iso
@@ -312,15 +311,14 @@ def expected_digest(model_id: str, rel: str) -> tuple[str | None, str | None]:
 
 def hash_file(path: Path, on_bytes: Callable[[int], None] | None = None,
               cancel: CancelToken | None = None) -> str:
-    """SHA-256 of a file in chunks, reporting bytes read and honouring cancellation."""
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        while chunk := f.read(_CHUNK):
-            check(cancel)
-            h.update(chunk)
-            if on_bytes is not None:
-                on_bytes(len(chunk))
-    return h.hexdigest()
+    """SHA-256 of a file in chunks (:func:`engine.fsutil.sha256_file`), reporting bytes read and honouring
+    cancellation."""
+    def step(size: int) -> None:
+        check(cancel)
+        if on_bytes is not None:
+            on_bytes(size)
+
+    return sha256_file(path, step)
 
 
 def _identity(path: Path) -> tuple[int, ...]:

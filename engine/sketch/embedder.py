@@ -23,6 +23,7 @@ from engine.errors import InvalidRequest, ModelInvalid
 from engine.faces.pipeline import RECOGNIZER_ID, l2_normalize
 from engine.fsutil import sha256_bytes
 from engine.models.identity import FileRef, LoadedFile
+from engine.models.store import file_sha256  # the one home of an installed model file's digest
 from engine.sketch.config import (
     CONFIG_NAME,
     ONNX_NAME,
@@ -70,11 +71,6 @@ class SketchEmbedder(Protocol):
     def describe(self) -> dict[str, Any]:
         """Provenance for search records and reports."""
         ...
-
-
-def file_sha256(model_id: str, file: str | None = None) -> str:
-    """SHA-256 of an installed model file, checked against its pin and cached (a ``stat`` on repeated calls)."""
-    return models.digest(model_id, file)
 
 
 def installed_arcface_sha256() -> str | None:

@@ -30,12 +30,14 @@ class ExamController(QObject):
         status_changed(object): the case's ProbeStatus (intakes, non-evidential searches, searched before
             intake), after each change of the case; an empty one when no case is open.
         intake_recorded(object): the ProbeStatus right after an intake was recorded.
-        failed(str): the engine's words when it refused (nothing was recorded).
+        intake_failed(str): the engine's words when it refused an intake (nothing was recorded).
+        failed(str): the engine's words when it refused a sheet or a conclusion (nothing was recorded).
     """
 
     sheet_shown = Signal(object)
     status_changed = Signal(object)
     intake_recorded = Signal(object)
+    intake_failed = Signal(str)
     failed = Signal(str)
 
     def __init__(self, runner: Runner, cases: Any, sketch: SketchSource, parent: QObject | None = None) -> None:
@@ -84,7 +86,8 @@ class ExamController(QObject):
                 marks ("KIND:LOCATION[:DESCRIPTION]" strings), as the intake dialog gives them.
         """
         if not self.cases.is_open or self.sketch.is_blank():
-            self.failed.emit("Open a case and draw or load the sketch first: an intake is of a stored sketch.")
+            self.intake_failed.emit("Open a case and draw or load the sketch first: an intake is of a stored "
+                                    "sketch.")
             return None
         png = self.sketch.to_png_bytes()
         sha = hashlib.sha256(png).hexdigest()
@@ -108,7 +111,7 @@ class ExamController(QObject):
             self.intake_recorded.emit(status)
 
         return exam_ops.record_intake(self.cases.slot, version_id, values).success(done).failure(
-            self._error).run(self.runner)
+            lambda exc: self.intake_failed.emit(str(getattr(exc, "message", "") or exc))).run(self.runner)
 
     # -- the comparison sheet and the conclusion -----------------------------------------------
     def open_sheet(self, search_id: int | None, gallery_id: str, face_id: int) -> Job | None:

@@ -108,8 +108,8 @@ class IntakeDialog(QDialog):
         if v["source"] == "composite-software" and not v["software"]:
             self.error.setText("Name the composite software.")
             return
-        self.intake_given.emit(v)
         self.accept()
+        self.intake_given.emit(v)
 
 
 def _tag(text: str, tags: list[str]) -> str:
@@ -165,7 +165,7 @@ class IntakePrompt:
         self._settle.setInterval(700)
         self._settle.timeout.connect(lambda: self.show_status(self.exam.status))
         exam.status_changed.connect(self.show_status)
-        exam.failed.connect(self._failed)
+        exam.intake_failed.connect(self._failed)
 
     def sheet_changed(self) -> None:
         """The drawing changed: its intake state is said again shortly (not on every stroke)."""
@@ -181,8 +181,12 @@ class IntakePrompt:
         return dialog
 
     def _failed(self, text: str) -> None:
+        """The engine refused (nothing recorded): said in the open form, else above the results."""
         if self.dialog is not None and self.dialog.isVisible():
             self.dialog.error.setText(text)
+            return
+        self.notice.setText(f"Not recorded: {text}")
+        self.notice.show()
 
     def show_status(self, status: ProbeStatus) -> None:
         """Tag the lists, and say above the results what the sheet and the shown search lack."""

@@ -259,6 +259,10 @@ def test_a_synthetic_probe_is_non_evidential_and_held_to_lead_outcomes(
     wait_idle(qtbot, w.hub)
     folder = make_photos(6)
     build_gallery(qtbot, w, folder)
+    w.act_intake.trigger()  # nothing on the sheet: nothing to take in, and the window says so
+    w.intake.dialog.findChild(QPushButton, "IntakeOk").click()
+    qtbot.waitUntil(lambda: "Not recorded: Open a case and draw or load the sketch" in w.results.exam_notice.text())
+    assert w.exam.status.intakes == {}
     request = photo_request(str(folder / "person_0001.jpg"), w.navigator.checked_galleries(), 10, [])
     photo_sid = _run(qtbot, w, request, None)
     dialog = _open_sheet(qtbot, w, 0)
