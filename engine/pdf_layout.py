@@ -35,7 +35,9 @@ def _pdf_date(iso: str) -> datetime:
 
 
 class ReportPDF(FPDF):
-    """An A4 report page set with a running header and footer and table/section helpers."""
+    """An A4 report page set with a running header and footer and table/section helpers: the one PDF page
+    class. Other documents set ``running_title``, ``running_right`` and ``running_footer`` in ``data``
+    instead of drawing their own header and footer."""
 
     def __init__(self, data: dict[str, Any]) -> None:
         super().__init__(orientation="P", unit="mm", format="A4")
@@ -63,8 +65,8 @@ class ReportPDF(FPDF):
         case = self.data["case"]
         self.cell(self.epw / 2, 5, self.data.get("running_title", "SketchFace Workstation · Case report"),
                   new_x=XPos.RIGHT, new_y=YPos.TOP)
-        self.cell(self.epw / 2, 5, f"Case {case['case_number']} · {case['title']}"[:90], align="R",
-                  new_x=XPos.LMARGIN, new_y=YPos.NEXT)
+        right = self.data.get("running_right") or f"Case {case['case_number']} · {case['title']}"
+        self.cell(self.epw / 2, 5, right[:90], align="R", new_x=XPos.LMARGIN, new_y=YPos.NEXT)
         self.set_draw_color(*RULE)
         self.line(self.l_margin, self.y, self.w - self.r_margin, self.y)
         self.ln(3)

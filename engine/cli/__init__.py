@@ -22,6 +22,7 @@ every command except ``models download``, so no library phones home on its own.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import importlib
 import logging
 import logging.handlers
@@ -125,6 +126,26 @@ def _fail(exc: BaseException, text: str, argv: Sequence[str]) -> int:
     return 1
 
 
+def _closed_pipe(exc: BaseException) -> bool:
+    """Whether a closed output pipe is among the causes of ``exc``."""
+    seen: BaseException | None = exc
+    while seen is not None:
+        if isinstance(seen, BrokenPipeError):
+            return True
+        seen = seen.__cause__ or seen.__context__
+    return False
+
+
+def _reader_gone() -> int:
+    """The reader went away (``sketchface ... | head``): not an error of ours, so exit 0.
+
+    stdout is pointed at devnull so the interpreter's final flush does not raise again.
+    """
+    with contextlib.suppress(OSError, ValueError):  # stdout without a descriptor (a test's capture)
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+    return 0
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Run one ``sketchface`` command; its exit status. All its terminal output is sanitised."""
     with sanitised_output():
@@ -151,13 +172,12 @@ def _main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("Interrupted.", file=sys.stderr)
         return 130
-    except EngineError as exc:
-        return _fail(exc, str(exc), argv)
     except BrokenPipeError:
-        # The reader went away (``sketchface ... | head``): not an error of ours. Point stdout at devnull
-        # so the interpreter's final flush does not raise again.
-        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
-        return 0
+        return _reader_gone()
+    except EngineError as exc:
+        if _closed_pipe(exc):  # a command that words its own OSErrors met the closed pipe first
+            return _reader_gone()
+        return _fail(exc, str(exc), argv)
     except (OSError, sqlite3.DatabaseError) as exc:
         return _fail(exc, _one_line(exc), argv)
 

@@ -24,7 +24,8 @@ LIMITATIONS = [
 
 
 class ValidationPDF(ReportPDF):
-    """The case report layout with a validation header and footer."""
+    """The case report layout (:class:`engine.pdf_layout.ReportPDF`, its header and footer) with the
+    validation's running texts."""
 
     def __init__(self, doc: dict[str, Any]) -> None:
         # ReportPDF reads its title and creator from a case report's fields: give it the validation's.
@@ -32,31 +33,13 @@ class ValidationPDF(ReportPDF):
         super().__init__({"case": {"case_number": "validation", "title": f"Validation against {g['name']}",
                                    "examiner": ""},
                           "report": {"generator": f"SketchFace Workstation {engine.__version__}",
-                                     "generated_at": doc["created_at"]}})
+                                     "generated_at": doc["created_at"]},
+                          "running_title": "SketchFace Workstation · Validation report",
+                          "running_right": f"Gallery {g['name']} · {doc['created_at'][:10]}",
+                          "running_footer": "Measured on these solved cases and this gallery only; leads, not "
+                                            "identifications"})
         self.doc = doc
         self.set_title(f"Validation against {g['name']}")
-
-    def header(self) -> None:
-        """Running header: product and gallery on every page."""
-        self.set_font("DejaVu", "", 7.5)
-        self.set_text_color(*GREY)
-        self.cell(self.epw / 2, 5, "SketchFace Workstation · Validation report", new_x=XPos.RIGHT, new_y=YPos.TOP)
-        self.cell(self.epw / 2, 5, f"Gallery {self.doc['gallery']['name']} · {self.doc['created_at'][:10]}"[:90],
-                  align="R", new_x=XPos.LMARGIN, new_y=YPos.NEXT)
-        self.set_draw_color(200, 200, 200)
-        self.line(self.l_margin, self.y, self.w - self.r_margin, self.y)
-        self.ln(3)
-        self.set_text_color(0, 0, 0)
-
-    def footer(self) -> None:
-        """Running footer: the limitation in one line and the page number."""
-        self.set_y(-12)
-        self.set_font("DejaVu", "", 7)
-        self.set_text_color(*GREY)
-        self.cell(self.epw - 30, 5, "Measured on these solved cases and this gallery only; leads, not identifications",
-                  new_x=XPos.RIGHT, new_y=YPos.TOP)
-        self.cell(30, 5, f"Page {self.page_no()} of {{nb}}", align="R")
-        self.set_text_color(0, 0, 0)
 
     def figure(self, png: bytes | None, width: float | None = None) -> None:
         """A plot across the page (or ``width`` mm), moved to a new page when it does not fit."""

@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 
 from engine import cli, paths
+from engine.errors import EngineError
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -84,3 +85,34 @@ def test_a_reader_that_closes_the_pipe_early_is_not_an_error(tmp_path: Path) -> 
     err = proc.stderr.read().decode() if proc.stderr else ""
     assert proc.wait(timeout=120) == 0, err
     assert "error" not in err.lower() and "Traceback" not in err, err
+
+
+def test_a_closed_pipe_met_inside_a_command_that_words_its_own_errors_is_not_an_error(
+        monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
+    """A command that turns an OSError into its own one-line error must not report the reader going away.
+
+    Negative control: an EngineError from any other OSError is still reported, with exit 1.
+    """
+    def handler_for(cause: OSError):
+        def run(_args: object) -> int:
+            try:
+                raise cause
+            except OSError as exc:
+                raise EngineError(f"A file: {exc.strerror}") from exc
+        return run
+
+    real = cli.build_parser
+
+    def parser_with(cause: OSError):
+        def build():  # type: ignore[no-untyped-def]
+            parser = real()
+            parser.set_defaults(func=handler_for(cause))
+            return parser
+        return build
+
+    monkeypatch.setattr(cli, "build_parser", parser_with(BrokenPipeError(32, "Broken pipe")))
+    assert cli.main([]) == 0
+    assert "error" not in capsys.readouterr().err
+    monkeypatch.setattr(cli, "build_parser", parser_with(PermissionError(13, "Permission denied")))
+    assert cli.main([]) == 1
+    assert "error: A file: Permission denied" in capsys.readouterr().err
