@@ -5,7 +5,7 @@ from __future__ import annotations
 import sqlite3
 from pathlib import Path
 
-from engine.cases import exam_schema, lineup_schema, watch_schema
+from engine.cases import exam_schema, lineup_schema, watch_schema, witness_schema
 from engine.timestamps import utc_now_iso
 from engine.workstation_key import canonical_json  # noqa: F401 - one definition, re-exported for the case modules
 
@@ -200,6 +200,7 @@ def init_schema(conn: sqlite3.Connection) -> None:
     exam_schema.ensure_tables(conn)
     watch_schema.ensure_tables(conn)
     lineup_schema.ensure_tables(conn)
+    witness_schema.ensure_tables(conn)
 
 
 def get_meta(conn: sqlite3.Connection, key: str) -> str | None:

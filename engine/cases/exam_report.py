@@ -94,6 +94,12 @@ def searched_before_intake(case: Case) -> list[dict[str, Any]]:
     return out
 
 
+def _who(c: dict[str, Any]) -> str:
+    """A candidate as the examiner knows it: gallery name (and id, which names it for good) and face."""
+    name = c.get("gallery_name") or ""
+    return f"{name} ({c['gallery_id']}), face {c['face_id']}" if name else f"{c['gallery_id']}:{c['face_id']}"
+
+
 def examination_data(case: Case, search_sections: list[dict[str, Any]]) -> dict[str, Any]:
     """The examination part of the report data (JSON-ready)."""
     search_rows = searches.list_searches(case)
@@ -128,7 +134,8 @@ def examination_data(case: Case, search_sections: list[dict[str, Any]]) -> dict[
             meaning = (NO_CALIBRATION if cal is None else "Score hidden (blind review)." if score is None
                        else cal.note(float(score), rank if isinstance(rank, int) else None))
             cc = concl.get(key)
-            cands.append({"gallery_id": key[0], "face_id": key[1], "rank": rank, "score": score,
+            cands.append({"gallery_id": key[0], "gallery_name": str(c.get("gallery_name") or ""),
+                          "face_id": key[1], "rank": rank, "score": score,
                           "calibrated_meaning": meaning, "sheet": [r.to_dict() for r in rows],
                           "conclusion": cc.to_dict() if cc is not None else None})
         probe_labels = [i["label"] for i in intakes if i["label"] and any(q["sha256"] == i["probe_sha256"]
@@ -178,7 +185,7 @@ def pdf_section(pdf: ReportPDF) -> None:
         if not s["candidates"]:
             pdf.para("No comparison sheet or conclusion is recorded for this search.", 9)
         for c in s["candidates"]:
-            pdf.para(f"Candidate {c['gallery_id']}:{c['face_id']} (rank {c['rank'] if c['rank'] is not None else '—'})",
+            pdf.para(f"Candidate {_who(c)} (rank {c['rank'] if c['rank'] is not None else '—'})",
                      9.5, bold=True)
             cc = c["conclusion"]
             pdf.para(f"Conclusion: {cc['level_text'] + ' [' + cc['scale_id'] + ']' if cc else 'none recorded'}", 9)
@@ -203,7 +210,7 @@ def html_section(data: dict[str, Any]) -> str:
                      + f"<p>{e(_auth_text(s['authorization']))}</p>")
         for c in s["candidates"]:
             cc = c["conclusion"]
-            parts.append(f"<h4>Candidate {e(c['gallery_id'])}:{e(str(c['face_id']))}</h4><p>Conclusion: "
+            parts.append(f"<h4>Candidate {e(_who(c))}</h4><p>Conclusion: "
                          f"{e(cc['level_text']) if cc else 'none recorded'}</p><p>Score meaning: "
                          f"{e(c['calibrated_meaning'])}</p><ul>"
                          + "".join(f"<li>{e(_sheet_line(r))}</li>" for r in c["sheet"]) + "</ul>")

@@ -28,6 +28,7 @@ from engine.cases import (
     lineup_schema,
     records,
     watch_schema,
+    witness_schema,
 )
 from engine.errors import CaseError, EngineError
 from engine.fsutil import sha256_file
@@ -95,7 +96,7 @@ def schema_differences(conn: sqlite3.Connection) -> list[str]:
     finally:
         fresh.close()
     got = {(str(r[0]), str(r[1])): r[2] for r in conn.execute("SELECT type, name, sql FROM sqlite_master")}
-    lazy = {*exam_schema.TABLES, *watch_schema.TABLES, *lineup_schema.TABLES}  # older case: made on first use
+    lazy = {*exam_schema.TABLES, *watch_schema.TABLES, *lineup_schema.TABLES, *witness_schema.TABLES}  # older case: made on first use
     missing_lazy = {t for t in lazy if ("table", t) not in got}
     out = [f"a {kind} '{name}' that SketchFace never creates" for (kind, name) in sorted(got.keys() - want.keys())]
     out += [f"no {kind} '{name}'" for (kind, name) in sorted(want.keys() - got.keys())

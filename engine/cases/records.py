@@ -13,7 +13,7 @@ import sqlite3
 from collections.abc import Iterable
 from typing import Any
 
-from engine.cases import exam_schema, lineup_schema, watch_schema
+from engine.cases import exam_schema, lineup_schema, watch_schema, witness_schema
 from engine.cases.db import canonical_json
 
 # table -> (column that groups rows into one audited record, ordering column inside the group)
@@ -34,13 +34,14 @@ RECORD_TABLES: dict[str, tuple[str, str]] = {
     "authorizations": ("id", "id"),
     **watch_schema.RECORD_TABLES,
     **lineup_schema.RECORD_TABLES,
+    **witness_schema.RECORD_TABLES,
 }
 LABELS = {"case_info": "Case details", "sketches": "Sketch", "sketch_versions": "Sketch version",
           "searches": "Search", "search_queries": "Query images of search", "results": "Results of search",
           "decisions": "Decision", "generated": "Generated image", "attachments": "Attachment",
           "signoffs": "Sign-off", "intakes": "Probe intake", "comparison_rows": "Comparison sheet row",
           "conclusions": "Conclusion", "authorizations": "Search authorization",
-          **watch_schema.LABELS, **lineup_schema.LABELS}
+          **watch_schema.LABELS, **lineup_schema.LABELS, **witness_schema.LABELS}
 
 
 def _cell(value: Any) -> Any:
@@ -91,7 +92,8 @@ def all_records(conn: sqlite3.Connection) -> dict[str, str]:
     """Every record the database holds now, with its digest."""
     out: dict[str, str] = {}
     for table, (group, order) in RECORD_TABLES.items():
-        if table in (*exam_schema.TABLES, *watch_schema.TABLES, *lineup_schema.TABLES) and not exam_schema.present(conn, table):
+        if table in (*exam_schema.TABLES, *watch_schema.TABLES, *lineup_schema.TABLES,
+                      *witness_schema.TABLES) and not exam_schema.present(conn, table):
             continue  # a case made before examination records: nothing of that kind to verify
         cols = _columns(conn, table)
         gi = cols.index(group)

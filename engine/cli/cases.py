@@ -45,7 +45,7 @@ from engine.cases import (
 )
 from engine.cases.integrity import describe_signature
 from engine.cases.resign import resign
-from engine.cli import cases_exam
+from engine.cli import cases_exam, witness
 from engine.cli.examiner import ensure_examiner
 from engine.cli.output import print_json
 from engine.errors import CaseError
@@ -598,3 +598,4 @@ def register(subparsers: Any) -> None:
     sp.add_argument("file")
     sp.add_argument("--note", default="")
     cases_exam.register(add, _open, _gallery_of)
+    witness.register(add, _open)

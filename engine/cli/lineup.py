@@ -67,7 +67,12 @@ def _summary(lu: Lineup) -> dict[str, Any]:
             "distinctiveness_ratio": f["distinctiveness"]["ratio"],
             "mock_witness_suspect_share": f["mock_witness"]["suspect_share"],
             "effective_size": round(f["mock_witness"]["effective_size"], 2), "warning": lu.warning,
-            "swaps": len(lu.swaps)}
+            "swaps": len(lu.swaps), "witness": _witness_label(lu)}
+
+
+def _witness_label(lu: Lineup) -> str:
+    w = lu.params.get("witness")
+    return f"{w['id']} · {w['reference']} (taken {w['taken_on']})" if w else ""
 
 
 def _print(lu: Lineup, as_json: bool) -> None:
@@ -77,7 +82,7 @@ def _print(lu: Lineup, as_json: bool) -> None:
         return
     desc = ", ".join(f"{k}={v}" for k, v in s["description"].items()) or "none"
     print(f"Line-up {s['lineup']} of search {s['search']}: {s['photos']} photos ({s['mode']}), seed {s['seed']}.")
-    print(f"  description fitted: {desc}")
+    print(f"  description fitted: {desc}" + (f" (witness record {s['witness']})" if s["witness"] else ""))
     print(f"  similarity band [{s['band'][0]:.3f}, {s['band'][1]:.3f}] ({s['band_source']})")
     ratio = "undefined" if s["distinctiveness_ratio"] is None else f"{s['distinctiveness_ratio']:.2f}"
     print(f"  fairness: R = {ratio}; mock witnesses pick the suspect "
@@ -98,7 +103,7 @@ def _build(args: argparse.Namespace) -> int:
     rules = LineupRules(fillers=args.fillers, match=tuple(m.strip() for m in args.match.split(",") if m.strip()),
                         description=_description(args.describe or []), band=_band(args.band), mode=args.mode,
                         galleries=tuple(g.strip() for g in (args.galleries or "").split(",") if g.strip()),
-                        seed=args.seed)
+                        seed=args.seed, witness=args.witness)
     gallery, face = _face(args.candidate)
     with Workstation() as ws, open_case(args.case) as case:
         lu = build_lineup(ws, case, args.search, ws.gallery(gallery).id, face, rules)
@@ -175,8 +180,11 @@ def register(subparsers: Any) -> None:
     b.add_argument("--fillers", type=int, default=DEFAULT_FILLERS, help="fillers besides the suspect (default 5)")
     b.add_argument("--match", default=",".join(DEFAULT_MATCH),
                    help="description fields fillers must fit, comma-separated (default sex,age_band; '' for none)")
+    b.add_argument("--witness", metavar="W", help="take the description from this witness record of the case "
+                                                  "(its id or reference; see 'sketchface case witnesses CASE')")
     b.add_argument("--describe", action="append", metavar="FIELD=VALUE",
-                   help="the witness's value of a ticked field (default: the suspect's recorded value)")
+                   help="a value of a ticked field typed here (overrides the witness record; without one, the "
+                        "default is the suspect's recorded value)")
     b.add_argument("--band", metavar="LO:HI", help="cosine band to the suspect (default: 50th–99th percentile of "
                                                    "the non-mate scores)")
     b.add_argument("--galleries", help="local galleries to draw fillers from, comma-separated (default: the "

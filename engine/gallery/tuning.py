@@ -129,7 +129,7 @@ def tune_ef(query: QueryFn, set_ef: Callable[[int], None], sample: np.ndarray,
     truth = exact_topk(batches(), probes, k)
     n = len(photo)
     steps = [ef for ef in ladder if ef >= k] or [k]
-    depths = [d for d in rerank_ladder if d >= k] or [k] if set_rerank is not None else [0]
+    depths = ([d for d in rerank_ladder if d >= k] or [k]) if set_rerank is not None else [0]
     memo: dict[tuple[int, int], tuple[float, float]] = {}
 
     def measure(depth: int, ef: int) -> tuple[float, float]:

@@ -7,8 +7,11 @@ command line and the window build the same line-up the same way.
 How fillers are chosen (every rule and figure is recorded with the line-up):
 
 - *Description*: each ticked field (``match``: sex, age band, or any other metadata key) must hold the
-  witness's value. The value comes from ``description``; a ticked field the examiner gives no value for
-  takes the suspect's recorded value (which then fits the suspect by construction); the record says which.
+  witness's value. With a witness record named (``witness``, :mod:`engine.cases.witness`) the value comes
+  from that record, and a ticked field the record lacks is refused (never filled from the suspect); a
+  value typed in ``description`` overrides it and is recorded as typed. Without a witness record, a ticked
+  field the examiner gives no value for takes the suspect's recorded value (which then fits the suspect
+  by construction). The line-up records the source of each value and the witness record it used.
   Age band is the metadata ``age_band`` where present, else the decade of (photo year − birth year).
 - *Similarity band*: the cosine between the suspect's and a filler's stored ArcFace vectors must lie in
   [lo, hi]. By default lo and hi are the :data:`DEFAULT_QUANTILES` (50th and 99th percentiles) of the
@@ -36,6 +39,7 @@ import numpy as np
 
 from engine.cases import Case
 from engine.cases import lineup as records
+from engine.cases import witness as witness_records
 from engine.cases.lineup import FILLER, SUSPECT, Lineup, Member
 from engine.cases.lineup_fairness import assess, fits
 from engine.cases.lineup_pdf import administration_pdf
@@ -69,6 +73,7 @@ class LineupRules:
         band: (lo, hi) cosine to the suspect; None takes :attr:`quantiles` of the non-mate scores.
         galleries: local gallery references to draw fillers from (default: the suspect's gallery).
         seed: the random seed (default: drawn from the OS and recorded).
+        witness: the case's witness description to take the values from (its id or reference).
     """
 
     fillers: int = DEFAULT_FILLERS
@@ -79,6 +84,7 @@ class LineupRules:
     mode: str = "simultaneous"
     galleries: tuple[str, ...] = ()
     seed: int | None = None
+    witness: str | None = None
 
 
 def age_band(meta: Mapping[str, Any]) -> str | None:
@@ -174,7 +180,8 @@ def build_pool(galleries: Sequence[Gallery], q: np.ndarray, suspect_subject: str
     return Pool(eligible, (lo, hi), source, len(strangers), len(banded))
 
 
-def _description(rules: LineupRules, suspect_meta: Mapping[str, Any]) -> tuple[dict[str, str], dict[str, str]]:
+def _description(rules: LineupRules, suspect_meta: Mapping[str, Any],
+                 witness: witness_records.WitnessDescription | None = None) -> tuple[dict[str, str], dict[str, str]]:
     """(field -> value, field -> where the value came from) for every ticked field."""
     values, sources = {}, {}
     for key in rules.match:
@@ -183,7 +190,13 @@ def _description(rules: LineupRules, suspect_meta: Mapping[str, Any]) -> tuple[d
             continue
         given = rules.description.get(key)
         if given is not None and str(given).strip():
-            values[key], sources[key] = str(given).strip(), "witness description"
+            values[key] = str(given).strip()
+            sources[key] = "typed (overrides the witness record)" if witness else "witness description"
+        elif witness is not None:
+            if not str(witness.fields.get(key, "")).strip():
+                raise LineupError(f"Witness record {witness.id} ({witness.reference}) gives no value for {key!r}. "
+                                  "Nothing was built.", hint=f"Untick it, or type the value (--describe {key}=VALUE).")
+            values[key], sources[key] = str(witness.fields[key]).strip(), f"witness record {witness.id}"
         elif suspect_meta.get(key) is not None:
             values[key], sources[key] = str(suspect_meta[key]), "suspect's gallery record"
         else:
@@ -238,7 +251,8 @@ def build_lineup(ws: Workstation, case: Case, search_id: int, gallery_id: str, f
     sg = ws.gallery(gallery_id)
     q = _suspect_vector(sg, face_id)
     s_meta = member_metadata(sg.store.face_infos([face_id])[face_id].metadata)
-    description, sources = _description(rules, s_meta)
+    witness = witness_records.get_witness(case, rules.witness) if rules.witness is not None else None
+    description, sources = _description(rules, s_meta, witness)
     seed = rules.seed if rules.seed is not None else secrets.randbits(62)
     pool = build_pool(_galleries(ws, rules.galleries, gallery_id), q, suspect_subject,
                       records.case_subjects(case), description, rules)
@@ -266,6 +280,9 @@ def build_lineup(ws: Workstation, case: Case, search_id: int, gallery_id: str, f
               "galleries": [g.id for g in _galleries(ws, rules.galleries, gallery_id)],
               "eligible_subjects": len(pool.eligible), "non_mates": pool.non_mates, "in_band": pool.in_band,
               "excluded_case_subjects": len(records.case_subjects(case))}
+    if witness is not None:
+        params["witness"] = {"id": witness.id, "reference": witness.reference, "taken_on": witness.taken_on,
+                             "taken_by": witness.taken_by}
     return records.store_lineup(case, search_id, members, mode=rules.mode, seed=seed, description=description,
                                 params=params, fairness=fairness, warning=warning, user=user)
 

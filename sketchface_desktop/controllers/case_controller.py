@@ -195,15 +195,17 @@ class CaseController(QObject):
         return self._write(op, {GENERATED}, on_result)
 
     # -- searches and decisions ---------------------------------------------------------------
-    def store_search(self, finished: Any, *, blind: bool = False, label: str = "") -> Job:
+    def store_search(self, finished: Any, *, blind: bool = False, label: str = "",
+                     authorization: tuple[dict[str, str], str] | None = None) -> Job:
         """Record a finished search (the engine's ``FinishedSearch``) in the case through the engine's one
-        recording path; ``candidates_ready`` follows with its rows."""
+        recording path, with the policy's authorization when there is one; ``candidates_ready`` follows
+        with its rows."""
         def stored(res: tuple[int, list[Any], list[Any]]) -> None:
             sid, rows, searches = res
             self._set_searches(searches)
             self.candidates_ready.emit(sid, rows)
 
-        op = case_ops.record_search(self.slot, finished, blind=blind, label=label)
+        op = case_ops.record_search(self.slot, finished, blind=blind, label=label, authorization=authorization)
         return self._write(op, {SEARCHES}, stored)
 
     def load_candidates(self, search_id: int) -> Job:

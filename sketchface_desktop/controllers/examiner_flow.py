@@ -57,6 +57,7 @@ class ExaminerFlow(QObject):
         self._blind_rows: list[ResultRow] = []
         self._blind_examiner: str | None = None  # the key fingerprint of the profile reviewing blind
         searches.search_finished.connect(self._search_finished)
+        searches.submitted_later.connect(self._started)  # submitted once the policy's form was answered
         cases.case_changed.connect(self._case_changed)
         cases.candidates_ready.connect(self._candidates)
         results.set_can_decide(False)
@@ -177,8 +178,9 @@ class ExaminerFlow(QObject):
         others = self._other_sketches()
         if opts.fuse and others:
             return self.cases.read_versions(others, start)
-        start([])
-        return self.searches.job
+        req = sketch_request(png, box, ids, opts.k, list(opts.filters), group_by_subject=opts.group_by_subject,
+                             blind=opts.blind)
+        return self._started(self.searches.run(req))
 
     def _other_sketches(self) -> list[Any]:
         """The latest version of every other sketch of the case (other witnesses' drawings), for fusion."""
@@ -202,14 +204,16 @@ class ExaminerFlow(QObject):
         self.shown_query_png = req.queries[0].data
         return self._started(self.searches.run(req))
 
-    def run_request(self, request: Any, query_png: bytes | None = None) -> Job:
+    def run_request(self, request: Any, query_png: bytes | None = None) -> Job | None:
         """Run a prepared request (e.g. a probe with a synthetic face) and show it like any search."""
         if query_png is not None:
             self.shown_query_png = query_png
         return self._started(self.searches.run(request))
 
-    def _started(self, job: Job) -> Job:
-        self.results.set_busy(f"{job.title}…")
+    def _started(self, job: Job | None) -> Job | None:
+        """Say the search is running (None: the policy asked first or refused, and said so)."""
+        if job is not None:
+            self.results.set_busy(f"{job.title}…")
         return job
 
     def more_like(self, row: ResultRow) -> Job | None:
@@ -225,7 +229,8 @@ class ExaminerFlow(QObject):
     def _search_finished(self, request: Any, finished: Any) -> None:
         if self.cases.is_open:
             self.results.set_busy("Recording the search in the case…")
-            self.cases.store_search(finished, blind=request.blind, label=request.label)
+            self.cases.store_search(finished, blind=request.blind, label=request.label,
+                                    authorization=request.authorization)
             return
         result = finished.result
         keys = window_keys(result.manifest)

@@ -2,21 +2,67 @@
 
 Refining adds a candidate's photo as a further fused query ("more like this") or a
 ``photo_sha256!=`` filter ("exclude"); both are recorded in the run manifest.
+
+Under the agency's search policy (:mod:`sketchface_desktop.ops.policy`) every search, refinements
+included, passes one pre-search step before its job is submitted: the probe intake the policy may ask
+for, the candidate list capped at the policy's longest, and the authorization fields asked for through
+an :class:`AuthorizationPort` (a dialog, in the window) and checked by the engine. Without a policy
+file a search is submitted at once, as before.
 """
 
 from __future__ import annotations
 
-from dataclasses import replace
+import hashlib
+from collections.abc import Callable, Collection
+from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 from PySide6.QtCore import QObject, Signal
 
 from sketchface_desktop.engine_session import EngineSession
 from sketchface_desktop.ops import Runner
+from sketchface_desktop.ops import policy as policy_ops
 from sketchface_desktop.ops import search as search_ops
+from sketchface_desktop.ops.policy import PolicyRefused, PolicyView
 from sketchface_desktop.ops.search import QueryImage, SearchRequest
 from sketchface_desktop.workers import Job
+
+
+@dataclass(frozen=True)
+class AuthorizationAsk:
+    """What the authorization form asks for one search.
+
+    Attributes:
+        fields: (key, label) of each field the policy needs, in the policy's order.
+        prefill: values from the case's last authorized search (never a supervisor approval).
+        note: what the policy did to the search as asked (e.g. the capped list), "" when nothing.
+        title: the search's title.
+    """
+
+    fields: tuple[tuple[str, str], ...]
+    prefill: dict[str, str]
+    note: str
+    title: str
+
+
+class AuthorizationPort(Protocol):
+    """What the search controller needs of the view to apply the policy (a dialog, in the window)."""
+
+    def ask_authorization(self, ask: AuthorizationAsk, submit: Callable[[dict[str, str]], str | None]) -> None:
+        """Ask for the fields; ``submit(values)`` returns the engine's refusal ("" or None: submitted)."""
+
+    def ask_intake(self, text: str) -> None:
+        """The policy needs the probe's intake first: say ``text`` and offer the intake form."""
+
+
+class PolicyCase(Protocol):
+    """The open case, as the pre-search step reads it."""
+
+    @property
+    def is_open(self) -> bool: ...
+    @property
+    def slot(self) -> Any: ...
 
 
 class SearchController(QObject):
@@ -26,10 +72,14 @@ class SearchController(QObject):
         search_started(object): the SearchRequest being run.
         search_finished(object, object): the request and the engine's FinishedSearch (result, query
             images, and each candidate's thumbnail keyed by (gallery id, face id)).
+        submitted_later(object): the Job of a search submitted after the policy's form was answered.
+        policy_note(str): what the policy did or refused (a capped list, a refusal), for the examiner.
     """
 
     search_started = Signal(object)
     search_finished = Signal(object, object)
+    submitted_later = Signal(object)
+    policy_note = Signal(str)
 
     def __init__(self, runner: Runner, session: EngineSession, parent: QObject | None = None) -> None:
         super().__init__(parent)
@@ -38,8 +88,95 @@ class SearchController(QObject):
         self.last_request: SearchRequest | None = None
         self.last_result: Any = None
         self.job: Job | None = None
+        self.port: AuthorizationPort | None = None
+        self.case: PolicyCase | None = None
+        self.intakes: Callable[[], Collection[str]] = lambda: ()
 
-    def run(self, request: SearchRequest) -> Job:
+    def attach_policy(self, port: AuthorizationPort, case: PolicyCase,
+                      intakes: Callable[[], Collection[str]]) -> None:
+        """Where the pre-search step asks (the view), which case records the search, and the SHA-256s of
+        the case's probes that have an intake."""
+        self.port, self.case, self.intakes = port, case, intakes
+
+    def run(self, request: SearchRequest) -> Job | None:
+        """Submit ``request``, first through the agency's policy when there is one.
+
+        Returns the job, or None when the policy first asks the examiner (the job follows through
+        ``submitted_later``) or refuses (said through ``policy_note``).
+        """
+        try:
+            rules = policy_ops.current()  # one small file read, on the GUI thread (see ops.policy)
+        except PolicyRefused as exc:
+            self._refuse(exc.message + (f" {exc.hint}" if exc.hint else ""))
+            return None
+        if rules is None:
+            return self._submit(replace(request, authorization=None))
+        return self._apply_policy(rules, request)
+
+    def _refuse(self, text: str) -> None:
+        self.policy_note.emit(f"Search not run: {text}")
+
+    def _apply_policy(self, rules: PolicyView, request: SearchRequest) -> Job | None:
+        recorded = self.case is not None and self.case.is_open
+        if rules.require_intake:
+            missing = self._without_intake(request) if recorded else ["the probe"]
+            if missing:
+                text = (f"The agency's search policy requires an intake of each probe before it is searched; "
+                        f"{', '.join(missing)} has none in this case. The search was not run.")
+                if not recorded:
+                    text += " Intakes are recorded in a case: create or open one first."
+                self._refuse(text)
+                if recorded and self.port is not None and "the sketch on the sheet" in missing:
+                    self.port.ask_intake(text)
+                return None
+        k = rules.capped(request.k)
+        note = ""
+        if k != request.k:
+            note = f"The agency's search policy allows at most {k} candidates: this search lists {k}, not {request.k}."
+            request = replace(request, k=k, label=f"{request.title} (top {k}: the policy's longest list)")
+            self.policy_note.emit(note)
+        need = rules.needed(request.gallery_ids)
+        if not need or not recorded:
+            try:
+                fields = policy_ops.check(rules, {}, k=k, gallery_ids=request.gallery_ids, recorded=recorded)
+            except PolicyRefused as exc:
+                self._refuse(exc.message + (" Create or open a case first." if not recorded else ""))
+                return None
+            return self._submit(replace(request, authorization=(fields, rules.sha256) if recorded else None))
+        if self.port is None or self.case is None:
+            self._refuse("The agency's search policy requires authorization fields, and this window cannot ask "
+                         "for them here.")
+            return None
+        port, asked = self.port, request
+
+        def ask(prefill: dict[str, str]) -> None:
+            ask_ = AuthorizationAsk(tuple((f, policy_ops.FIELDS[f]) for f in need),
+                                    {f: v for f, v in prefill.items() if f in need}, note, asked.title)
+            port.ask_authorization(ask_, lambda values: self._authorized(rules, asked, values))
+
+        policy_ops.last_authorization(self.case.slot).success(ask).failure(lambda _e: ask({})).run(self.runner)
+        return None
+
+    def _without_intake(self, request: SearchRequest) -> list[str]:
+        """The query images that have no intake in the case (the sheet's drawing named as such)."""
+        have = set(self.intakes())
+        out = []
+        for i, q in enumerate(request.queries):
+            if hashlib.sha256(q.data).hexdigest() not in have:
+                out.append("the sketch on the sheet" if i == 0 and q.kind == "sketch" else (q.name or f"query {i + 1}"))
+        return out
+
+    def _authorized(self, rules: PolicyView, request: SearchRequest, values: dict[str, str]) -> str | None:
+        """The form's answer: the engine's refusal (nothing submitted), or None once the job is submitted."""
+        try:
+            fields = policy_ops.check(rules, values, k=request.k, gallery_ids=request.gallery_ids, recorded=True)
+        except PolicyRefused as exc:
+            self._refuse(exc.message)
+            return exc.message
+        self.submitted_later.emit(self._submit(replace(request, authorization=(fields, rules.sha256))))
+        return None
+
+    def _submit(self, request: SearchRequest) -> Job:
         self.search_started.emit(request)
         self.job = search_ops.search(self.session, request).success(
             lambda res: self._finished(request, res)).run(self.runner)

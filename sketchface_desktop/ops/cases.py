@@ -175,15 +175,24 @@ def add_generated(slot: CaseSlot, png: bytes, params: dict[str, Any], *, sketch_
 
 
 # -- searches and review -------------------------------------------------------------------------
-def record_search(slot: CaseSlot, finished: Any, *, blind: bool,
-                  label: str) -> Op[tuple[int, list[Any], list[SearchRecord]]]:
-    """Store a finished search through the engine's recording path, the one the command line uses."""
+def record_search(slot: CaseSlot, finished: Any, *, blind: bool, label: str,
+                  authorization: tuple[dict[str, str], str] | None = None,
+                  ) -> Op[tuple[int, list[Any], list[SearchRecord]]]:
+    """Store a finished search through the engine's recording path, the one the command line uses.
+
+    ``authorization`` (the policy's fields and the policy file's SHA-256) is recorded with the search in
+    the same transaction, as the command line records it.
+    """
     def work() -> tuple[int, list[Any], list[SearchRecord]]:
         from engine.cases import candidates, list_searches
+        from engine.cases.authorization import record_authorization
         from engine.workstation import record_finished
 
         case = slot.get()
-        rec = record_finished(case, finished, blind=blind, label=label)
+        with case.write():
+            rec = record_finished(case, finished, blind=blind, label=label)
+            if authorization is not None:
+                record_authorization(case, rec.id, authorization[0], authorization[1])
         return rec.id, candidates(case, rec.id), list_searches(case)
 
     return _case("Recording search in case", work)

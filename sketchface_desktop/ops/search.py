@@ -45,6 +45,9 @@ class SearchRequest:
     blind: bool = False
     label: str = ""
     excluded: tuple[str, ...] = field(default=())
+    # Under the agency's search policy: the authorization fields and the policy file's SHA-256, recorded
+    # with the search in its case (None: no policy, or the search is not recorded).
+    authorization: tuple[dict[str, str], str] | None = None
 
     @property
     def title(self) -> str:

@@ -56,6 +56,7 @@ class ComparisonSheet(QWidget):
         self.setObjectName("ComparisonSheet")
         self.key = key  # (search id, case gallery id, face id): views of other candidates are ignored
         self.view: SheetView | None = None
+        self.gallery_name = ""  # the candidate's gallery as the examiner knows it (set by attach_sheet)
         self.heading = label("Comparison sheet (reading…)", "heading", True)
         self.scale = label("", "subtle", True)
         self.scale.setObjectName("SheetScale")
@@ -129,7 +130,8 @@ class ComparisonSheet(QWidget):
             return
         first = self.view is None
         self.view = view
-        self.heading.setText(f"Comparison sheet — candidate {view.gallery_id}:{view.face_id} "
+        where = f"{self.gallery_name} ({view.gallery_id})" if self.gallery_name else view.gallery_id
+        self.heading.setText(f"Comparison sheet — {where}, face {view.face_id} "
                              f"({len(view.rows)} of {len(view.components)} components assessed)")
         self.banner.setText(view.non_evidential)
         self.banner.setVisible(bool(view.non_evidential))
@@ -221,6 +223,7 @@ def attach_sheet(dialog: Any, exam: ExamController, search_id: int | None, row: 
     if dialog is None or search_id is None:
         return None
     sheet = ComparisonSheet((search_id, row.case_gallery_id, row.face_id), dialog)
+    sheet.gallery_name = str(getattr(row, "gallery_name", "") or "")
     dialog.attach_sheet(sheet)
     sheet.save_requested.connect(exam.save_sheet)
     sheet.conclude_requested.connect(exam.conclude)

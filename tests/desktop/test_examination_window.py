@@ -153,7 +153,7 @@ def test_intake_search_sheets_conclusion_sign_off_and_pdf(qtbot: Any, window: An
     assert "recorded before its first search" in text and "searched before intake" not in text
     assert "tattoo — left forearm: rose" in text
     for g, f in keys:
-        assert f"Candidate {g}:{f}" in text
+        assert f"({g}), face {f}" in text, "each sheet names its candidate's own gallery and face"
     assert "Nose: similar — broad base in both" in text and "Ears: not-assessable (not in the sketch)" in text
     assert "Eyes: dissimilar" in text and "Eyes: similar" in text, "each candidate's own sheet"
     assert "[mark at 40%,60%]" in text
