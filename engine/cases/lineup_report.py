@@ -33,6 +33,9 @@ def lineup_data(case: Case) -> list[dict[str, Any]]:
 def _build_line(d: dict[str, Any]) -> str:
     p = d["params"]
     desc = ", ".join(f"{k} = {v} ({p['description_sources'].get(k, '')})" for k, v in d["description"].items())
+    w = p.get("witness")
+    if w:
+        desc += f"; witness record {w['id']}: {w['reference']}, taken {w['taken_on']} by {w['taken_by']}"
     return (f"Built {d['created_at']} by {d['created_by']} from search {d['search_id']}: {d['mode']}, "
             f"{len(d['members'])} photos, seed {d['seed']}. Description fitted: {desc or 'none ticked'}. Similarity band "
             f"[{p['band'][0]:.3f}, {p['band'][1]:.3f}] ({p['band_source']}); {p['eligible_subjects']} eligible subjects; "

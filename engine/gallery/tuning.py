@@ -226,11 +226,6 @@ class RerankedQuery:
         return out
 
 
-def reranked_query(index: Any, store: Any, depth: int = 0) -> QueryFn:
-    """:class:`RerankedQuery` as a plain query function (``depth`` 0: the search's default pool)."""
-    return RerankedQuery(index, store, depth)
-
-
 def tune_gallery(gallery: Any, target: float = TARGET_RECALL, k: int = TARGET_K, probes: int = PROBES) -> EfTuning | None:
     """Measure a local gallery's recall, set its index's ef and record the result in its metadata."""
     import json

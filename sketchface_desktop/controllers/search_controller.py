@@ -63,6 +63,8 @@ class PolicyCase(Protocol):
     def is_open(self) -> bool: ...
     @property
     def slot(self) -> Any: ...
+    @property
+    def info(self) -> Any: ...
 
 
 class SearchController(QObject):
@@ -147,12 +149,12 @@ class SearchController(QObject):
             self._refuse("The agency's search policy requires authorization fields, and this window cannot ask "
                          "for them here.")
             return None
-        port, asked = self.port, request
+        port, asked, case_number = self.port, request, self._case_number()
 
         def ask(prefill: dict[str, str]) -> None:
             ask_ = AuthorizationAsk(tuple((f, policy_ops.FIELDS[f]) for f in need),
                                     {f: v for f, v in prefill.items() if f in need}, note, asked.title)
-            port.ask_authorization(ask_, lambda values: self._authorized(rules, asked, values))
+            port.ask_authorization(ask_, lambda values: self._authorized(rules, asked, values, case_number))
 
         policy_ops.last_authorization(self.case.slot).success(ask).failure(lambda _e: ask({})).run(self.runner)
         return None
@@ -166,8 +168,22 @@ class SearchController(QObject):
                 out.append("the sketch on the sheet" if i == 0 and q.kind == "sketch" else (q.name or f"query {i + 1}"))
         return out
 
-    def _authorized(self, rules: PolicyView, request: SearchRequest, values: dict[str, str]) -> str | None:
-        """The form's answer: the engine's refusal (nothing submitted), or None once the job is submitted."""
+    def _case_number(self) -> str | None:
+        info = getattr(self.case, "info", None) if self.case is not None and self.case.is_open else None
+        return getattr(info, "case_number", None)
+
+    def _authorized(self, rules: PolicyView, request: SearchRequest, values: dict[str, str],
+                    case_number: str | None) -> str | None:
+        """The form's answer: the engine's refusal (nothing submitted), or None once the job is submitted.
+
+        The fields were given for the case open when Search was pressed: if another case (or none) is
+        open now, nothing is submitted.
+        """
+        if self._case_number() != case_number:
+            text = (f"The case changed while the authorization form was open; the fields were given for case "
+                    f"{case_number}. The search was not run.")
+            self._refuse(text)
+            return text
         try:
             fields = policy_ops.check(rules, values, k=request.k, gallery_ids=request.gallery_ids, recorded=True)
         except PolicyRefused as exc:

@@ -31,6 +31,7 @@ from sketchface_desktop.controllers.window_state import log_folder, window_setti
 from sketchface_desktop.engine_session import EngineSession
 from sketchface_desktop.views import assets
 from sketchface_desktop.views.audit_panel import AuditPanel
+from sketchface_desktop.views.authorization_dialog import AuthorizationPrompt
 from sketchface_desktop.views.canvas import SketchPanel
 from sketchface_desktop.views.error_dialog import ErrorPresenter
 from sketchface_desktop.views.gallery_panel import GalleryPanel
@@ -108,7 +109,7 @@ class MainWindow(QMainWindow):
         self.reconstruct_flow = ReconstructController(self.hub, self.session, self.cases, self.flow, self.reconstruct,
                                                       self.sketch.canvas, self.prompter, self)
         self.lineups = LineupController(self.hub, self.session, self.cases, lambda: self.flow.shown_search_id,
-                                        lambda: ask_lineup_options(self),
+                                        lambda witnesses: ask_lineup_options(self, witnesses),
                                         lambda c, shown: open_lineup_dialog(c, shown, self), self)
         self.results.lineup_requested.connect(self.lineups.build_for)
         self.lineups.failed.connect(self.results.set_busy)
@@ -122,6 +123,8 @@ class MainWindow(QMainWindow):
         self.intake = IntakePrompt(self.exam, self, self.cases.default_witness, self.results.exam_notice,
                                    (self.navigator.sketch_list, self.navigator.search_list),
                                    lambda: self.flow.shown_search_id)
+        self.authorization = AuthorizationPrompt(self, self.intake.ask, self.results.exam_notice)  # search policy
+        self.searches.attach_policy(self.authorization, self.cases, lambda: self.exam.status.intakes)
         self.wiring = WindowWiring(self)
         self.wiring.connect()
         self._restore_layout()

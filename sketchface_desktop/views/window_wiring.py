@@ -73,6 +73,8 @@ class WindowWiring:
         r.compare_requested.connect(  # after open_compare: the candidate's comparison sheet beside the images
             lambda row: attach_sheet(dialogs.compare, w.exam, flow.examinable_search_id, row))  # none when blind
         w.act_intake.triggered.connect(lambda: w.intake.ask())
+        w.searches.policy_note.connect(lambda text: w.status.showMessage(text, 15_000))  # the search policy's
+        w.searches.policy_note.connect(w.results.set_busy)  # cap or refusal, said where the search shows
         w.sketch.sketch_changed.connect(w.intake.sheet_changed)
         flow.rows_shown.connect(lambda _rows: w.intake.show_status(w.exam.status))
         r.decision_requested.connect(flow.decide)

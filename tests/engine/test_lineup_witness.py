@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from engine.cases import open_case, records
+from engine.cases import lineup_report, open_case, records
 from engine.cases import witness as witness_records
 from engine.cases.lineup import list_lineups
 from engine.cli import main
@@ -48,8 +48,11 @@ def test_the_description_comes_from_the_witness_record(ws: Workstation, setting:
     assert lu1.description == {"sex": "M", "age_band": "30-39"} and _fits(g, lu1, "M", "30-39")
     assert lu1.params["witness"] == {"id": w1.id, "reference": "W-01", "taken_on": "2026-12-01", "taken_by": "PC Smith"}
     assert set(lu1.params["description_sources"].values()) == {f"witness record {w1.id}"}
-    # control: same seed, another witness's record gives other fillers (all F, 20-29) ...
-    lu2 = build_lineup(ws, case, sid, g.id, fid, LineupRules(seed=7, witness=str(w2.id)))
+    section = lineup_report.html_section({"lineups": lineup_report.lineup_data(case)})
+    assert f"witness record {w1.id}: W-01, taken 2026-12-01 by PC Smith" in section
+    # control: same seed, another witness's record gives other fillers (all F, 20-29: none sit in the
+    # default band around an M 30-39 suspect, so the band is opened) ...
+    lu2 = build_lineup(ws, case, sid, g.id, fid, LineupRules(seed=7, witness=str(w2.id), band=(-1.0, 1.0)))
     assert lu2.description == {"sex": "F", "age_band": "20-29"} and _fits(g, lu2, "F", "20-29")
     assert {m.subject_id for m in lu1.members if m.role == "filler"}.isdisjoint(
         {m.subject_id for m in lu2.members if m.role == "filler"})
