@@ -20,7 +20,7 @@ from sketchface_desktop.views.ui import label
 PLACEHOLDERS = {"purpose": "Why this search is made, e.g. identify the suspect of a street robbery",
                 "legal_basis": "The offence or legal basis, e.g. robbery, s. 8 Theft Act 1968",
                 "requesting_officer": "Who asked for the search (name, rank or number)",
-                "supervisor_approval": "The approving supervisor (name and reference); never carried over"}
+                "supervisor_approval": "The approving supervisor (name and reference)"}
 
 
 class AuthorizationDialog(QDialog):

@@ -7,6 +7,7 @@ window tests, and the control below)."""
 
 from __future__ import annotations
 
+import os
 import shutil
 import time
 from pathlib import Path
@@ -26,6 +27,7 @@ from tests.desktop.test_case_workflow import export_pdf, pdf_text
 from tests.desktop.test_examiner_flow import CASE, build_gallery, draw_face
 
 pytestmark = pytest.mark.gui
+SHOTS = Path(os.environ.get("SKETCHFACE_SHOTS", "/tmp/shots"))
 
 POLICY = """required = ["purpose", "legal_basis", "requesting_officer", "supervisor_approval"]
 max_candidates = 3
@@ -84,6 +86,8 @@ def test_policy_asks_refuses_records_and_caps(qtbot: Any, window: Any, installed
         dialog.edits[key].setText(value)
     ok.click()  # all but the supervisor's approval
     assert dialog.isVisible() and "requires supervisor approval" in dialog.error.text(), dialog.error.text()
+    SHOTS.mkdir(parents=True, exist_ok=True)
+    dialog.grab().save(str(SHOTS / "policy_authorization_form.png"))
     wait_idle(qtbot, w.hub)
     assert w.searches.job is None and _searches("2026-2210") == []
 
