@@ -190,7 +190,7 @@ def test_the_compact_index_tunes_its_rerank_depth_and_search_uses_it(
         asked.append(n)
         return query(q, n, allowed)
 
-    g.index.query = spy  # type: ignore[method-assign]
+    g.index.query = spy  # type: ignore[method-assign, assignment]
     hits = hnsw_candidates(g, _face_like(1, 9)[0], 10, None, 0)
     assert asked == [max(rerank_pool(10), record["rerank"])] and len(hits) == 10  # depth asked, n kept
     manifest = build_manifest([], EmbedderRef("arcface", "x"), "x", [g], 0, [], 10, False)
