@@ -13,17 +13,15 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from engine import policy, settings
+from engine import policy
 from engine.cases import open_case
-from engine.cases.authorization import record_authorization
-from engine.cases.examination import intake_for
 from engine.cli.examiner import ensure_examiner
 from engine.cli.output import print_json
 from engine.errors import GalleryError
-from engine.fsutil import sha256_file
 from engine.gallery.exact import AUTO, EXACT_BUDGET_MS, MODES
 from engine.search import Query
 from engine.workstation import Workstation, server_key
+from engine.workstation.authorize import authorize
 
 
 class _QueryAction(argparse.Action):
@@ -66,63 +64,41 @@ def _weights(text: str | None, n: int) -> list[float]:
 
 
 def queries_from_args(args: argparse.Namespace) -> list[Any]:
-    """The queries of a ``search`` command line (weights, face boxes), after checking ``--case`` exists.
+    """The queries of a ``search`` command line (weights, face boxes), checked against the agency's policy.
 
-    Shared with the mixed local + server search, so both read the command line the same way.
+    ``--case`` must name a writable case and the examiner is settled, before any model loads. The
+    policy is applied by the engine (:func:`engine.workstation.authorize.authorize`); its authorization
+    (None without a policy file) is kept on ``args`` for the search and its record.
     """
     if not args.queries:
         raise GalleryError("Give at least one query: --photo FILE or --sketch FILE.")
     if (args.blind or args.label) and not args.case:
         raise GalleryError("--blind and --label describe a search recorded in a case: add --case CASE.")
-    _check_policy(args)  # the agency's authorization rules, before any model loads
-    if args.case:  # fail on an unknown case before any model loads
-        ensure_examiner(args)  # who is searching is settled before any model loads
-
-        with open_case(args.case) as case:  # and on a case that would refuse the record (tampered, read-only)
-            case.check_writable()
-            if args.policy is not None and args.policy.require_intake:
-                _require_intakes(case, args)
     weights = _weights(args.weights, len(args.queries))
-    return [Query.from_path(Path(p), kind, w, face_box=box)
-            for (kind, p, box), w in zip(args.queries, weights, strict=True)]
-
-
-def _check_policy(args: argparse.Namespace) -> None:
-    """Apply the agency's search policy (none: nothing changes); keeps the fields to record on ``args``."""
-    args.policy = rules = policy.load_policy()
-    args.authorization = {}
-    if rules is None:
-        return
-    fields = {f: getattr(args, f, None) or "" for f in policy.FIELDS}
-    args.authorization = policy.check_search(rules, fields, k=args.top, server=bool(getattr(args, "server_gallery",
-                                             None)), recorded=bool(args.case))
-    if args.top is None and rules.max_candidates is not None:
-        args.top = min(settings.load().search_top_k, rules.max_candidates)
-
-
-def _require_intakes(case: Any, args: argparse.Namespace) -> None:
-    """Under a policy that asks for it, every query image needs an intake in the case before it is searched."""
-    for _kind, path, _box in args.queries:
-        if intake_for(case, sha256_file(Path(path))) is None:
-            raise policy.SearchRefused(f"The agency's search policy requires an intake of each probe before it is "
-                                       f"searched; {Path(path).name} has none in this case. The search was not run.",
-                                       hint="Store it ('sketchface case add-sketch') and record its intake "
-                                            "('sketchface case intake').")
+    queries = [Query.from_path(Path(p), kind, w, face_box=box)
+               for (kind, p, box), w in zip(args.queries, weights, strict=True)]
+    fields = {f: getattr(args, f, None) for f in policy.FIELDS}
+    server = bool(getattr(args, "server_gallery", None))
+    if not args.case:
+        args.authorization = authorize(fields, k=args.top, server=server, case=None, queries=queries)
+        return queries
+    ensure_examiner(args)  # who is searching is settled before any model loads
+    with open_case(args.case) as case:  # fail on an unknown case, or one that would refuse the record
+        case.check_writable()
+        args.authorization = authorize(fields, k=args.top, server=server, case=case, queries=queries)
+    return queries
 
 
 def record_in_case(args: argparse.Namespace, workstation: Any, finished: Any) -> Any:
     """Store the search in ``--case`` with its query images and candidate thumbnails; the stored record.
 
-    Under a search policy, its authorization fields are recorded in the same transaction.
+    Under a search policy, its authorization is recorded in the same transaction (by the workstation).
     """
     kinds = " + ".join(sorted({q.kind for q in finished.result.run.query}))
     label = args.label or f"{kinds.capitalize()} search (command line)"
-    rules = getattr(args, "policy", None)
-    with open_case(args.case) as case, case.write():
-        record = workstation.record(case, finished, label=label, blind=args.blind, user=args.user)
-        if rules is not None:
-            record_authorization(case, record.id, getattr(args, "authorization", {}), rules.sha256, user=args.user)
-        return record
+    with open_case(args.case) as case:
+        return workstation.record(case, finished, label=label, blind=args.blind, user=args.user,
+                                  authorization=getattr(args, "authorization", None))
 
 
 def gallery_refs(args: argparse.Namespace) -> list[str]:
@@ -143,7 +119,8 @@ def _search(args: argparse.Namespace) -> int:
     queries = queries_from_args(args)
     with Workstation() as workstation:
         finished = workstation.search(queries, refs, k=args.top, filters=args.filter or [],
-                                      group_by_subject=args.group_by_subject, ef=args.ef, mode=args.mode)
+                                      group_by_subject=args.group_by_subject, ef=args.ef, mode=args.mode,
+                                      authorization=args.authorization)
         record = record_in_case(args, workstation, finished) if args.case else None
     return report_search(args, finished.result, record)
 

@@ -6,12 +6,18 @@ search without it. :func:`authorize` loads the policy file, checks the authoriza
 candidate list, checks the intake-before-search rule, and hands back an immutable
 :class:`Authorization` the search and its record carry; it raises :class:`SearchRefused` with the
 policy's reason otherwise. Without a policy file it returns None and nothing changes.
+
+:meth:`Workstation.search` calls :func:`enforce` (no authorization, one for another policy file, or one
+stretched to more candidates or a server gallery is refused) and :meth:`Workstation.record` calls
+:func:`check_recordable` and keeps the authorization with the search in one transaction. Re-runs and
+watch runs of an already recorded search keep the original search's authorization: they repeat what
+was authorized and are not asked again.
 """
 
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass
 
 from engine import policy
@@ -21,7 +27,8 @@ from engine.cases.examination import intake_for
 from engine.policy import SearchRefused
 from engine.search.core import Query
 
-__all__ = ["Authorization", "SearchRefused", "authorize"]
+__all__ = ["Authorization", "SearchRefused", "authorize", "authorize_with_intakes", "check_recordable", "enforce",
+           "require_intakes"]
 
 
 @dataclass(frozen=True)
@@ -67,29 +74,97 @@ def authorize(fields: Mapping[str, str | None], *, k: int | None, server: bool, 
         SearchRefused: a rule fails; the message names it and what to add. ConfigError: the policy file
             is unreadable or wrong (searches are refused until it is fixed).
     """
+    return authorize_with_intakes(fields, k=k, server=server, recorded=case is not None, queries=queries,
+                                  intakes=lambda: _case_intakes(case, queries), default_k=default_k)
+
+
+def authorize_with_intakes(fields: Mapping[str, str | None], *, k: int | None, server: bool, recorded: bool,
+                           queries: Sequence[Query], intakes: Callable[[], Collection[str]],
+                           default_k: int | None = None) -> Authorization | None:
+    """:func:`authorize` for a caller that already knows which probes have an intake in the case.
+
+    Why: the window must not read the case on its GUI thread; it keeps the SHA-256s of the case's probes
+    that have an intake and passes them as ``intakes`` (called only when the policy asks for intakes).
+    ``recorded`` says whether the search will be recorded in a case.
+    """
     rules = policy.load_policy()
     if rules is None:
         return None
     given = policy.check_search(rules, {f: str(fields.get(f) or "") for f in policy.FIELDS}, k=k, server=server,
-                                recorded=case is not None)
+                                recorded=recorded)
     effective = k
     if effective is None and rules.max_candidates is not None:
         base = default_k if default_k is not None else settings_mod.load().search_top_k
         effective = min(base, rules.max_candidates)
     if rules.require_intake:
-        _require_intakes(case, queries)
-    return Authorization(rules.sha256, tuple(sorted(given.items())), effective, server, case is not None)
+        require_intakes(queries, intakes() if recorded else None)
+    return Authorization(rules.sha256, tuple(sorted(given.items())), effective, server, recorded)
 
 
-def _require_intakes(case: Case | None, queries: Sequence[Query]) -> None:
-    """Under a policy that asks for it, every query image needs an intake in the case before it is searched."""
-    if case is None:
+def require_intakes(queries: Sequence[Query], intakes: Collection[str] | None) -> None:
+    """Under a policy that asks for it, every query image needs an intake in the case before it is searched.
+
+    Args:
+        intakes: the SHA-256s of the case's probes that have an intake (None: no case, where intakes are kept).
+
+    Raises:
+        SearchRefused: naming every query image without an intake.
+    """
+    if intakes is None:
         raise SearchRefused("The agency's search policy requires an intake of each probe before it is searched, "
                             "and intakes are kept in a case; the search was not run.", hint="Add --case CASE.")
-    for i, q in enumerate(queries, 1):
-        if intake_for(case, hashlib.sha256(q.data).hexdigest()) is None:
-            name = q.name or f"query image {i}"
-            raise SearchRefused(f"The agency's search policy requires an intake of each probe before it is "
-                                f"searched; {name} has none in this case. The search was not run.",
-                                hint="Store it ('sketchface case add-sketch') and record its intake "
-                                     "('sketchface case intake').")
+    have = set(intakes)
+    missing = [q.name or f"query image {i}" for i, q in enumerate(queries, 1)
+               if hashlib.sha256(q.data).hexdigest() not in have]
+    if missing:
+        raise SearchRefused(f"The agency's search policy requires an intake of each probe before it is "
+                            f"searched; {', '.join(missing)} has none in this case. The search was not run.",
+                            hint="Store it ('sketchface case add-sketch') and record its intake "
+                                 "('sketchface case intake').")
+
+
+def _case_intakes(case: Case | None, queries: Sequence[Query]) -> set[str]:
+    """The SHA-256s of ``queries`` that have an intake in ``case`` (only asked when there is a case)."""
+    if case is None:
+        return set()
+    shas = {hashlib.sha256(q.data).hexdigest() for q in queries}
+    return {sha for sha in shas if intake_for(case, sha) is not None}
+
+
+def enforce(authorization: Authorization | None, *, k: int | None, server: bool) -> int | None:
+    """The check :meth:`Workstation.search` makes; the candidate list length to search with.
+
+    Without a policy file nothing changes (``k`` is returned as asked). With one, a search needs an
+    authorization from :func:`authorize` checked against the same file (its SHA-256 still matches), and
+    the policy's rules are checked again on the fields it carries, for the galleries and list length
+    actually searched: a caller cannot widen what was authorized. Without an authorization the policy's
+    own reason is given (the fields it asks for), else a plain refusal.
+
+    Raises:
+        SearchRefused: no authorization, one for another policy file, or a rule that no longer holds.
+    """
+    rules = policy.load_policy()
+    if rules is None:
+        return k
+    if authorization is None:
+        policy.check_search(rules, {}, k=k, server=server, recorded=False)
+        raise SearchRefused("The agency's search policy applies to every search, and this one was not "
+                            "authorized; the search was not run.",
+                            hint="Check it against the policy first (engine.workstation.authorize).")
+    if authorization.policy_sha256 != rules.sha256:
+        raise SearchRefused("The agency's search policy file changed after this search was authorized; the search "
+                            "was not run.", hint="Authorize the search again.")
+    effective = authorization.k if k is None else k
+    policy.check_search(rules, authorization.fields, k=effective, server=server, recorded=authorization.recorded)
+    return effective
+
+
+def check_recordable(authorization: Authorization | None) -> None:
+    """The check :meth:`Workstation.record` makes: under a policy file, a search is recorded with its
+    authorization (a search authorized without a case carries none of the fields a case keeps)."""
+    if policy.load_policy() is None:
+        return
+    if authorization is None or not authorization.recorded:
+        raise SearchRefused("The agency's search policy requires the authorization a search was run under to be "
+                            "recorded with it; the search was not recorded.",
+                            hint="Authorize the search for this case first (engine.workstation.authorize).")

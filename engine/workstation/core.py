@@ -43,6 +43,7 @@ from engine.search.record import FinishedSearch, finish_search
 from engine.search.rerun import rerun_for_case
 from engine.settings import Settings
 from engine.validate.run import DEFAULT_GROUP_KEYS, ValidationRun, validate
+from engine.workstation.authorize import Authorization, check_recordable, enforce
 from engine.workstation.record import record_finished
 
 if TYPE_CHECKING:
@@ -200,8 +201,16 @@ class Workstation:
     # -- use cases -----------------------------------------------------------------------------
     def search(self, queries: Sequence[Query], galleries: Sequence[str], *, k: int | None = None,
                filters: Sequence[str] = (), group_by_subject: bool = False, ef: int | None = None,
-               mode: str = AUTO, cancel: CancelToken | None = None) -> FinishedSearch:
+               mode: str = AUTO, cancel: CancelToken | None = None,
+               authorization: Authorization | None = None) -> FinishedSearch:
         """One search over local galleries, server galleries or both, ready to record.
+
+        Under the agency's search policy file every search needs ``authorization`` from
+        :func:`engine.workstation.authorize.authorize` (checked here against the same file, for these
+        galleries; its capped list length is used when ``k`` is None), else SearchRefused with the
+        policy's reason: the policy binds the use case, not only the front-ends. Without a policy file
+        nothing changes. Re-runs and watch runs of a recorded search (:meth:`rerun`) keep the original
+        search's authorization and are not asked again.
 
         Args:
             galleries: references (local name or id; ``pg:PROFILE:GALLERY`` for a server gallery).
@@ -212,6 +221,7 @@ class Workstation:
         Returns:
             the result with its query images and each candidate's own thumbnail (keyed by gallery and face).
         """
+        k = enforce(authorization, k=k, server=any(is_server_key(ref) for ref in galleries))
         opened = [self.open_any(ref) for ref in galleries]
         searcher = self.searcher(sketch=any(q.kind == "sketch" for q in queries))
         result = searcher.search(queries, opened, k=k, filters=list(filters), group_by_subject=group_by_subject,
@@ -219,9 +229,14 @@ class Workstation:
         return finish_search(result, queries)
 
     def record(self, case: Case, finished: FinishedSearch, *, label: str = "", blind: bool = False,
-               user: str | None = None) -> SearchRecord:
-        """Store a finished search in ``case`` (one audited entry; the one recording path)."""
-        return record_finished(case, finished, label=label, blind=blind, user=user)
+               user: str | None = None, authorization: Authorization | None = None) -> SearchRecord:
+        """Store a finished search in ``case`` (one audited entry; the one recording path).
+
+        Under the agency's search policy file the search's ``authorization`` (for a recorded search) is
+        required and kept with it in the same transaction.
+        """
+        check_recordable(authorization)
+        return record_finished(case, finished, label=label, blind=blind, user=user, authorization=authorization)
 
     def rerunner(self) -> Callable[[Mapping[str, Any], list[bytes]], Any]:
         """The case re-runner on this workstation's models and gallery objects; it returns the candidates'

@@ -15,19 +15,27 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from engine.cases import Case, SearchRecord, add_search
+from engine.cases.authorization import record_authorization
 from engine.search.core import Query, SearchResult
 from engine.search.record import FinishedSearch, ThumbnailSource, finish_search
+from engine.workstation.authorize import Authorization
 
 
 def record_finished(case: Case, finished: FinishedSearch, *, label: str = "", blind: bool = False,
-                    user: str | None = None) -> SearchRecord:
+                    user: str | None = None, authorization: Authorization | None = None) -> SearchRecord:
     """Store a finished search in ``case`` (one audited entry) with its query images and thumbnails.
 
     Args:
         blind: store for blind review (shuffled, scores hidden until every candidate is decided).
+        authorization: the policy's authorization the search ran under, kept with it in the same
+            transaction (both commit together or neither does).
     """
-    return add_search(case, finished.result.run, finished.matches, list(finished.query_images),
-                      thumbnails=finished.thumbnails, blind=blind, label=label, user=user)
+    with case.write():
+        record = add_search(case, finished.result.run, finished.matches, list(finished.query_images),
+                            thumbnails=finished.thumbnails, blind=blind, label=label, user=user)
+        if authorization is not None:
+            record_authorization(case, record.id, authorization.fields, authorization.policy_sha256, user=user)
+    return record
 
 
 def record_search(case: Case, result: SearchResult, queries: Sequence[Query],

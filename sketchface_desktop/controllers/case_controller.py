@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from PySide6.QtCore import QObject, Signal
 
@@ -18,6 +18,9 @@ from sketchface_desktop.ops import Runner
 from sketchface_desktop.ops import cases as case_ops
 from sketchface_desktop.ops.cases import AuditView, CaseListing, CaseSlot, CaseState
 from sketchface_desktop.workers import Job
+
+if TYPE_CHECKING:
+    from engine.workstation.authorize import Authorization
 
 ErrorFn = Callable[[BaseException], None]
 # What a change touched (the payload of ``changed``).
@@ -196,7 +199,7 @@ class CaseController(QObject):
 
     # -- searches and decisions ---------------------------------------------------------------
     def store_search(self, finished: Any, *, blind: bool = False, label: str = "",
-                     authorization: tuple[dict[str, str], str] | None = None) -> Job:
+                     authorization: Authorization | None = None) -> Job:
         """Record a finished search (the engine's ``FinishedSearch``) in the case through the engine's one
         recording path, with the policy's authorization when there is one; ``candidates_ready`` follows
         with its rows."""

@@ -6,13 +6,14 @@ Refining adds a candidate's photo as a further fused query ("more like this") or
 Under the agency's search policy (:mod:`sketchface_desktop.ops.policy`) every search, refinements
 included, passes one pre-search step before its job is submitted: the probe intake the policy may ask
 for, the candidate list capped at the policy's longest, and the authorization fields asked for through
-an :class:`AuthorizationPort` (a dialog, in the window) and checked by the engine. Without a policy
+an :class:`AuthorizationPort` (a dialog, in the window). Every rule is the engine's
+(:func:`sketchface_desktop.ops.policy.authorize` asks :mod:`engine.workstation.authorize`), and the
+search carries the engine's authorization, which the engine's search checks again. Without a policy
 file a search is submitted at once, as before.
 """
 
 from __future__ import annotations
 
-import hashlib
 from collections.abc import Callable, Collection
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -120,16 +121,13 @@ class SearchController(QObject):
 
     def _apply_policy(self, rules: PolicyView, request: SearchRequest) -> Job | None:
         recorded = self.case is not None and self.case.is_open
-        if rules.require_intake:
-            missing = self._without_intake(request) if recorded else ["the probe"]
-            if missing:
-                text = (f"The agency's search policy requires an intake of each probe before it is searched; "
-                        f"{', '.join(missing)} has none in this case. The search was not run.")
-                if not recorded:
-                    text += " Intakes are recorded in a case: create or open one first."
-                self._refuse(text)
-                if recorded and self.port is not None and "the sketch on the sheet" in missing:
-                    self.port.ask_intake(text)
+        if rules.require_intake:  # asked first, so the intake form is offered before any field
+            try:
+                policy_ops.require_intakes(request.queries, self.intakes() if recorded else None)
+            except PolicyRefused as exc:
+                self._refuse(exc.message + ("" if recorded else " Create or open a case first."))
+                if recorded and self.port is not None and "the sketch on the sheet" in exc.message:
+                    self.port.ask_intake(exc.message)
                 return None
         k = rules.capped(request.k)
         note = ""
@@ -140,11 +138,11 @@ class SearchController(QObject):
         need = rules.needed(request.gallery_ids)
         if not need or not recorded:
             try:
-                fields = policy_ops.check(rules, {}, k=k, gallery_ids=request.gallery_ids, recorded=recorded)
+                auth = self._authorize(request, {}, recorded=recorded)
             except PolicyRefused as exc:
                 self._refuse(exc.message + (" Create or open a case first." if not recorded else ""))
                 return None
-            return self._submit(replace(request, authorization=(fields, rules.sha256) if recorded else None))
+            return self._submit(replace(request, authorization=auth))
         if self.port is None or self.case is None:
             self._refuse("The agency's search policy requires authorization fields, and this window cannot ask "
                          "for them here.")
@@ -154,26 +152,21 @@ class SearchController(QObject):
         def ask(prefill: dict[str, str]) -> None:
             ask_ = AuthorizationAsk(tuple((f, policy_ops.FIELDS[f]) for f in need),
                                     {f: v for f, v in prefill.items() if f in need}, note, asked.title)
-            port.ask_authorization(ask_, lambda values: self._authorized(rules, asked, values, case_number))
+            port.ask_authorization(ask_, lambda values: self._authorized(asked, values, case_number))
 
         policy_ops.last_authorization(self.case.slot).success(ask).failure(lambda _e: ask({})).run(self.runner)
         return None
 
-    def _without_intake(self, request: SearchRequest) -> list[str]:
-        """The query images that have no intake in the case (the sheet's drawing named as such)."""
-        have = set(self.intakes())
-        out = []
-        for i, q in enumerate(request.queries):
-            if hashlib.sha256(q.data).hexdigest() not in have:
-                out.append("the sketch on the sheet" if i == 0 and q.kind == "sketch" else (q.name or f"query {i + 1}"))
-        return out
+    def _authorize(self, request: SearchRequest, values: dict[str, str], *, recorded: bool) -> Any:
+        """The engine's authorization of ``request`` (PolicyRefused with its reason)."""
+        return policy_ops.authorize(values, k=request.k, gallery_ids=request.gallery_ids, recorded=recorded,
+                                    queries=request.queries, intakes=self.intakes)
 
     def _case_number(self) -> str | None:
         info = getattr(self.case, "info", None) if self.case is not None and self.case.is_open else None
         return getattr(info, "case_number", None)
 
-    def _authorized(self, rules: PolicyView, request: SearchRequest, values: dict[str, str],
-                    case_number: str | None) -> str | None:
+    def _authorized(self, request: SearchRequest, values: dict[str, str], case_number: str | None) -> str | None:
         """The form's answer: the engine's refusal (nothing submitted), or None once the job is submitted.
 
         The fields were given for the case open when Search was pressed: if another case (or none) is
@@ -185,11 +178,11 @@ class SearchController(QObject):
             self._refuse(text)
             return text
         try:
-            fields = policy_ops.check(rules, values, k=request.k, gallery_ids=request.gallery_ids, recorded=True)
+            auth = self._authorize(request, values, recorded=True)
         except PolicyRefused as exc:
             self._refuse(exc.message)
             return exc.message
-        self.submitted_later.emit(self._submit(replace(request, authorization=(fields, rules.sha256))))
+        self.submitted_later.emit(self._submit(replace(request, authorization=auth)))
         return None
 
     def _submit(self, request: SearchRequest) -> Job:

@@ -18,6 +18,7 @@ from sketchface_desktop.ops.base import Op
 
 if TYPE_CHECKING:
     from engine.cases import AuditEntry, AuditReport, Case, CaseInfo, SearchRecord, SketchVersion
+    from engine.workstation.authorize import Authorization
 
 
 class CaseSlot:
@@ -176,23 +177,19 @@ def add_generated(slot: CaseSlot, png: bytes, params: dict[str, Any], *, sketch_
 
 # -- searches and review -------------------------------------------------------------------------
 def record_search(slot: CaseSlot, finished: Any, *, blind: bool, label: str,
-                  authorization: tuple[dict[str, str], str] | None = None,
+                  authorization: Authorization | None = None,
                   ) -> Op[tuple[int, list[Any], list[SearchRecord]]]:
     """Store a finished search through the engine's recording path, the one the command line uses.
 
-    ``authorization`` (the policy's fields and the policy file's SHA-256) is recorded with the search in
-    the same transaction, as the command line records it.
+    ``authorization`` (the engine's, under the agency's policy) is recorded with the search in the same
+    transaction by that path, as the command line records it.
     """
     def work() -> tuple[int, list[Any], list[SearchRecord]]:
         from engine.cases import candidates, list_searches
-        from engine.cases.authorization import record_authorization
         from engine.workstation import record_finished
 
         case = slot.get()
-        with case.write():
-            rec = record_finished(case, finished, blind=blind, label=label)
-            if authorization is not None:
-                record_authorization(case, rec.id, authorization[0], authorization[1])
+        rec = record_finished(case, finished, blind=blind, label=label, authorization=authorization)
         return rec.id, candidates(case, rec.id), list_searches(case)
 
     return _case("Recording search in case", work)

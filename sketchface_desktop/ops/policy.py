@@ -3,23 +3,28 @@
 The policy is the engine's (:mod:`engine.policy`): an administrator's file that names the authorization
 fields a search needs, the longest candidate list, whether server galleries need supervisor approval
 and whether each probe needs an intake first. The window reads it with :func:`current` and checks the
-examiner's answers with :func:`check`, both the engine's own functions, so the window and the command
-line refuse the same searches with the same words.
+examiner's answers with :func:`authorize`, both the engine's own functions (the engine's use case,
+:func:`engine.workstation.authorize.authorize_with_intakes`), so the window and the command line
+refuse the same searches with the same words; the window keeps only its form (which fields to ask,
+the cap note).
 
 Why on the GUI thread: reading the policy is one small TOML file read and :func:`check` is pure, a few
 milliseconds at most (see the test module for the figure), and the dialog that follows needs the answer
-at once. Reading the last authorization of a case is a case read, so it is an op in the case lane.
+at once. The intake rule is checked against the SHA-256s the window already keeps, never a case read. Reading the last authorization of a case is a case read, so it is an op in the case lane.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Collection, Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 from engine import policy as engine_policy
 from engine.errors import EngineError
+from engine.search.core import Query
 from engine.workstation import is_server_key
+from engine.workstation.authorize import Authorization, authorize_with_intakes
+from engine.workstation.authorize import require_intakes as engine_require_intakes
 from sketchface_desktop.ops.base import Op
 
 FIELDS: dict[str, str] = dict(engine_policy.FIELDS)  # field key -> the words the engine uses for it
@@ -44,7 +49,7 @@ class PolicyView:
     server_galleries_need_approval: bool
     require_intake: bool
     sha256: str
-    source: Any  # the engine's SearchPolicy, handed back to :func:`check`
+    source: Any  # the engine's SearchPolicy
 
     def needed(self, gallery_ids: Iterable[str]) -> tuple[str, ...]:
         """The fields a search of these galleries needs (server galleries may add supervisor approval)."""
@@ -75,17 +80,37 @@ def current() -> PolicyView | None:
                       rules.require_intake, rules.sha256, rules)
 
 
-def check(view: PolicyView, fields: dict[str, str], *, k: int, gallery_ids: Iterable[str],
-          recorded: bool) -> dict[str, str]:
-    """The authorization fields to record, checked by the engine; PolicyRefused with its reason otherwise.
+def authorize(fields: dict[str, str], *, k: int, gallery_ids: Iterable[str], recorded: bool,
+              queries: Sequence[Any], intakes: Callable[[], Collection[str]]) -> Authorization | None:
+    """The engine's authorization of a search as the window asks it (None without a policy file).
 
-    ``k`` is the already capped list length, so the cap itself never refuses in the window.
+    The engine applies every rule (:func:`engine.workstation.authorize.authorize_with_intakes`); the
+    window passes the SHA-256s it keeps of the case's probes that have an intake (``intakes``), so the
+    GUI thread never reads the case. ``k`` is the already capped list length, so the cap itself never
+    refuses in the window. PolicyRefused with the engine's reason otherwise.
     """
     server = any(is_server_key(g) for g in gallery_ids)
     try:
-        return engine_policy.check_search(view.source, fields, k=k, server=server, recorded=recorded)
+        return authorize_with_intakes(fields, k=k, server=server, recorded=recorded, queries=_named(queries),
+                                      intakes=intakes)
+    except EngineError as exc:
+        raise PolicyRefused(str(getattr(exc, "message", "") or exc), str(getattr(exc, "hint", "") or "")) from exc
+
+
+def require_intakes(queries: Sequence[Any], intakes: Collection[str] | None) -> None:
+    """The engine's intake-before-search check on the window's query images (None: no case open);
+    PolicyRefused with its reason, naming each query image without an intake."""
+    try:
+        engine_require_intakes(_named(queries), intakes)
     except engine_policy.SearchRefused as exc:
         raise PolicyRefused(exc.message, str(getattr(exc, "hint", "") or "")) from exc
+
+
+def _named(queries: Sequence[Any]) -> list[Query]:
+    """The window's query images as the engine checks them, named as the window shows them (the first
+    sketch is the one on the sheet)."""
+    return [Query(q.kind, q.data, q.weight, "the sketch on the sheet" if i == 0 and q.kind == "sketch"
+                  else (q.name or f"query {i + 1}"), face_box=q.face_box) for i, q in enumerate(queries)]
 
 
 def last_authorization(slot: Any) -> Op[dict[str, str]]:

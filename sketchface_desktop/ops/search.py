@@ -17,6 +17,7 @@ from sketchface_desktop.ops.galleries import open_any, server_key
 
 if TYPE_CHECKING:
     from engine.search.record import FinishedSearch
+    from engine.workstation.authorize import Authorization
     from sketchface_desktop.engine_session import EngineSession
 
 Box = tuple[float, float, float, float]
@@ -45,9 +46,9 @@ class SearchRequest:
     blind: bool = False
     label: str = ""
     excluded: tuple[str, ...] = field(default=())
-    # Under the agency's search policy: the authorization fields and the policy file's SHA-256, recorded
-    # with the search in its case (None: no policy, or the search is not recorded).
-    authorization: tuple[dict[str, str], str] | None = None
+    # Under the agency's search policy: the engine's authorization (fields, effective list length, the
+    # policy file's SHA-256), checked by the engine's search and recorded with it in its case (None: no policy).
+    authorization: Authorization | None = None
 
     @property
     def title(self) -> str:
@@ -159,7 +160,8 @@ def run_search(session: EngineSession, request: SearchRequest, cancel: Any) -> F
     queries = [Query(q.kind, q.data, q.weight, q.name, face_box=q.face_box) for q in request.queries]
     filters = list(request.filters) + [f"photo_sha256!={sha}" for sha in request.excluded]
     return session.search(queries, list(request.gallery_ids), k=request.k, filters=filters,
-                          group_by_subject=request.group_by_subject, cancel=cancel)
+                          group_by_subject=request.group_by_subject, cancel=cancel,
+                          authorization=request.authorization)
 
 
 def search(session: EngineSession, request: SearchRequest) -> Op[FinishedSearch]:

@@ -42,7 +42,8 @@ def test_six_concurrent_case_new_processes_lose_nothing(tmp_path: Path, sketchfa
     assert len({e["path"] for e in registered.values()}) == 6
     for case_id in registered:  # and each is signed by the one workstation key the six shared
         with open_case(case_id) as case:
-            assert case.verify().ok
+            report = case.verify()
+            assert report.ok, [f.message for f in report.findings]
 
 
 def test_same_number_from_two_processes_makes_one_case(tmp_path: Path, sketchface_home: Path) -> None:

@@ -59,14 +59,45 @@ def test_without_a_policy_file_a_script_searches_and_records(installed_models: P
     assert _searches() == 1
 
 
-@pytest.mark.xfail(strict=True, reason="Workstation.search/record do not enforce the policy yet: the front-ends "
-                                       "still apply it on their own (issue 22, migration not finished)")
 def test_a_script_over_the_engine_is_refused_without_supervisor_approval(installed_models: Path,
                                                                          tmp_path: Path) -> None:
     _write_policy(POLICY)
     with pytest.raises(SearchRefused, match="requires .*supervisor approval"):
         _script_search_and_record(tmp_path)
     assert _searches() == 0
+
+
+GIVEN = {"purpose": "robbery", "supervisor_approval": "Sgt. Dunn #17"}
+
+
+def test_an_authorized_script_search_is_recorded_with_it_and_cannot_be_widened(installed_models: Path,
+                                                                               tmp_path: Path) -> None:
+    """The engine path with the engine's authorization: capped, recorded with its fields; nothing else passes."""
+    from engine.cases.authorization import authorization
+
+    _write_policy(POLICY)
+    small_photo_folder(tmp_path / "photos", 5, seed=3)
+    create_case(CASE, "Robbery", witnesses=["W1"]).close()
+    with Workstation() as ws, open_case(CASE) as case:
+        ws.add_photos(ws.create_gallery("Mugshots").id, [tmp_path / "photos"])
+        queries = [Query.from_path(next(iter(sorted((tmp_path / "photos").iterdir()))), "photo")]
+        auth = authorize(GIVEN, k=None, server=False, case=case, queries=queries)
+        assert auth is not None
+        finished = ws.search(queries, ["Mugshots"], authorization=auth)
+        assert len(finished.result.matches) == 3  # the policy's longest list
+        with pytest.raises(SearchRefused, match="at most 3 candidates"):
+            ws.search(queries, ["Mugshots"], k=5, authorization=auth)  # a longer list than authorized
+        with pytest.raises(SearchRefused, match="run under to be recorded"):
+            ws.record(case, finished, label="script")  # recorded without its authorization
+        record = ws.record(case, finished, label="script", authorization=auth)
+        kept = authorization(case, record.id)
+        assert kept is not None and kept["fields"] == GIVEN and kept["policy_sha256"] == auth.policy_sha256
+        _write_policy(POLICY + "# amended by the administrator\n")
+        with pytest.raises(SearchRefused, match="changed after this search was authorized"):
+            ws.search(queries, ["Mugshots"], authorization=auth)
+        (paths.config_dir() / "search_policy.toml").unlink()  # control: without the file nothing is asked
+        assert len(ws.search(queries, ["Mugshots"]).result.matches) > 3
+    assert _searches() == 1
 
 
 # -- the engine function ------------------------------------------------------------------------------
