@@ -43,7 +43,7 @@ from engine.search.record import FinishedSearch, finish_search
 from engine.search.rerun import rerun_for_case
 from engine.settings import Settings
 from engine.validate.run import DEFAULT_GROUP_KEYS, ValidationRun, validate
-from engine.workstation.authorize import Authorization, check_recordable, enforce
+from engine.workstation.authorize import Authorization, enforce
 from engine.workstation.record import record_finished
 
 if TYPE_CHECKING:
@@ -235,7 +235,6 @@ class Workstation:
         Under the agency's search policy file the search's ``authorization`` (for a recorded search) is
         required and kept with it in the same transaction.
         """
-        check_recordable(authorization)
         return record_finished(case, finished, label=label, blind=blind, user=user, authorization=authorization)
 
     def rerunner(self) -> Callable[[Mapping[str, Any], list[bytes]], Any]:

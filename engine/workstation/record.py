@@ -18,7 +18,7 @@ from engine.cases import Case, SearchRecord, add_search
 from engine.cases.authorization import record_authorization
 from engine.search.core import Query, SearchResult
 from engine.search.record import FinishedSearch, ThumbnailSource, finish_search
-from engine.workstation.authorize import Authorization
+from engine.workstation.authorize import Authorization, check_recordable
 
 
 def record_finished(case: Case, finished: FinishedSearch, *, label: str = "", blind: bool = False,
@@ -28,8 +28,10 @@ def record_finished(case: Case, finished: FinishedSearch, *, label: str = "", bl
     Args:
         blind: store for blind review (shuffled, scores hidden until every candidate is decided).
         authorization: the policy's authorization the search ran under, kept with it in the same
-            transaction (both commit together or neither does).
+            transaction (both commit together or neither does). Under the agency's search policy
+            file it is required: every front-end records through here, so none can skip it.
     """
+    check_recordable(authorization)
     with case.write():
         record = add_search(case, finished.result.run, finished.matches, list(finished.query_images),
                             thumbnails=finished.thumbnails, blind=blind, label=label, user=user)

@@ -74,6 +74,7 @@ def test_an_authorized_script_search_is_recorded_with_it_and_cannot_be_widened(i
                                                                                tmp_path: Path) -> None:
     """The engine path with the engine's authorization: capped, recorded with its fields; nothing else passes."""
     from engine.cases.authorization import authorization
+    from engine.workstation import record_finished
 
     _write_policy(POLICY)
     small_photo_folder(tmp_path / "photos", 5, seed=3)
@@ -89,6 +90,8 @@ def test_an_authorized_script_search_is_recorded_with_it_and_cannot_be_widened(i
             ws.search(queries, ["Mugshots"], k=5, authorization=auth)  # a longer list than authorized
         with pytest.raises(SearchRefused, match="run under to be recorded"):
             ws.record(case, finished, label="script")  # recorded without its authorization
+        with pytest.raises(SearchRefused, match="run under to be recorded"):
+            record_finished(case, finished, label="window path")  # the recording path the window's ops use
         record = ws.record(case, finished, label="script", authorization=auth)
         kept = authorization(case, record.id)
         assert kept is not None and kept["fields"] == GIVEN and kept["policy_sha256"] == auth.policy_sha256
