@@ -437,21 +437,36 @@ def revoke(fingerprint: str, *, reason: str = "", by: Profile | None = None) -> 
     return row
 
 
+def labeller() -> Callable[[str, str], tuple[str, str, bool]]:
+    """:func:`label` over one reading of the trust list and the profiles.
+
+    Verifying a case labels every entry; reading both files once per verification, not once per entry,
+    keeps a write (which verifies the record first) cheap on a long case.
+    """
+    keys, ok = _read_trust()
+    own_profiles = profiles()
+
+    def label_at(fingerprint: str, signed_at: str) -> tuple[str, str, bool]:
+        if not ok:
+            return UNKNOWN, "the trust list of this workstation does not verify", False
+        row = next((k for k in keys if k.get("fingerprint") == fingerprint), None)
+        own = next((p for p in own_profiles if p.fingerprint == fingerprint), None)
+        if row is None and own is not None:
+            return KNOWN, f"{own.name} ({own.identifier}), a profile of this workstation", False
+        if row is None:
+            return UNKNOWN, "this key is on no trust list of this workstation", False
+        who = f"{row.get('name')} ({row.get('identifier')})"
+        revoked = str(row.get("revoked_at") or "")
+        if not revoked:
+            return KNOWN, who, False
+        if signed_at and signed_at < revoked:
+            return REVOKED, f"{who}; signed before the key was revoked on {revoked}, still valid", False
+        return (REVOKED, f"{who}; signed after the key was revoked on {revoked} "
+                f"({row.get('revoke_reason') or 'no reason'})", True)
+
+    return label_at
+
+
 def label(fingerprint: str, signed_at: str) -> tuple[str, str, bool]:
     """(label, note, finding) for a signature by ``fingerprint`` made at ``signed_at`` (ISO time, UTC)."""
-    keys, ok = _read_trust()
-    if not ok:
-        return UNKNOWN, "the trust list of this workstation does not verify", False
-    row = next((k for k in keys if k.get("fingerprint") == fingerprint), None)
-    own = next((p for p in profiles() if p.fingerprint == fingerprint), None)
-    if row is None and own is not None:
-        return KNOWN, f"{own.name} ({own.identifier}), a profile of this workstation", False
-    if row is None:
-        return UNKNOWN, "this key is on no trust list of this workstation", False
-    who = f"{row.get('name')} ({row.get('identifier')})"
-    revoked = str(row.get("revoked_at") or "")
-    if not revoked:
-        return KNOWN, who, False
-    if signed_at and signed_at < revoked:
-        return REVOKED, f"{who}; signed before the key was revoked on {revoked}, still valid", False
-    return REVOKED, f"{who}; signed after the key was revoked on {revoked} ({row.get('revoke_reason') or 'no reason'})", True
+    return labeller()(fingerprint, signed_at)

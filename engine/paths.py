@@ -9,6 +9,7 @@ Finer overrides: ``SKETCHFACE_DATA_DIR``, ``SKETCHFACE_CONFIG_DIR``,
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 from pathlib import Path
 
 import platformdirs
@@ -25,31 +26,40 @@ def _home() -> Path | None:
     return Path(home).expanduser() if home else None
 
 
-def _pick(env: str, sub: str, default: str) -> Path:
+def _pick(env: str, sub: str, default: Callable[[str], str]) -> Path:
+    """The folder from ``env``, else under ``SKETCHFACE_HOME``, else the platform's default.
+
+    ``default`` is called only when needed: these functions run on every case write (the trust list
+    and profiles live in the config folder), and the platform lookup is the costly part.
+    """
     explicit = os.environ.get(env)
     if explicit:
         path = Path(explicit).expanduser()
     elif (home := _home()) is not None:
         path = home / sub
     else:
-        path = Path(default)
+        path = Path(default(APP_NAME))
     return private_dir(path)
 
 
+def _platform(where: Callable[..., str]) -> Callable[[str], str]:
+    return lambda app: where(app, appauthor=False)
+
+
 def data_dir() -> Path:
-    return _pick("SKETCHFACE_DATA_DIR", "data", platformdirs.user_data_dir(APP_NAME, appauthor=False))
+    return _pick("SKETCHFACE_DATA_DIR", "data", _platform(platformdirs.user_data_dir))
 
 
 def config_dir() -> Path:
-    return _pick("SKETCHFACE_CONFIG_DIR", "config", platformdirs.user_config_dir(APP_NAME, appauthor=False))
+    return _pick("SKETCHFACE_CONFIG_DIR", "config", _platform(platformdirs.user_config_dir))
 
 
 def log_dir() -> Path:
-    return _pick("SKETCHFACE_LOG_DIR", "logs", platformdirs.user_log_dir(APP_NAME, appauthor=False))
+    return _pick("SKETCHFACE_LOG_DIR", "logs", _platform(platformdirs.user_log_dir))
 
 
 def cache_dir() -> Path:
-    return _pick("SKETCHFACE_CACHE_DIR", "cache", platformdirs.user_cache_dir(APP_NAME, appauthor=False))
+    return _pick("SKETCHFACE_CACHE_DIR", "cache", _platform(platformdirs.user_cache_dir))
 
 
 def models_dir() -> Path:

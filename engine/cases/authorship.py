@@ -12,6 +12,7 @@ until ``sketchface case resign`` records, in a signed entry, which of them an ex
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -73,9 +74,10 @@ def describe(author: dict[str, Any] | None) -> str:
     return f"{author.get('name')} ({author.get('identifier')}), key {str(author.get('fingerprint'))[:16]}"
 
 
-def _note_key(out: Authorship, author: dict[str, Any], seq: int, ts: str) -> dict[str, Any]:
+def _note_key(out: Authorship, author: dict[str, Any], seq: int, ts: str,
+              label: Callable[[str, str], tuple[str, str, bool]]) -> dict[str, Any]:
     fp = str(author.get("fingerprint", ""))
-    lab, note, finding = examiners.label(fp, ts)
+    lab, note, finding = label(fp, ts)
     row = out.keys.setdefault(fp, {"fingerprint": fp, "name": author.get("name"),
                                    "identifier": author.get("identifier"), "label": lab, "note": note,
                                    "entries": 0})
@@ -104,6 +106,7 @@ def check(case_id: str, entries: list[audit.AuditEntry], *, skip: set[int | None
                 if isinstance(r, dict):
                     resigned.add((int(r.get("seq", 0) or 0), str(r.get("hash", ""))))
     signing_began = False
+    label = examiners.labeller()  # the trust list and profiles read once for the whole record
     for e in entries:
         author = e.details.get(audit.AUTHOR)
         if not isinstance(author, dict):
@@ -127,7 +130,7 @@ def check(case_id: str, entries: list[audit.AuditEntry], *, skip: set[int | None
                                               "altered after the fact."))
             continue
         out.signed += 1
-        out.by_entry[e.seq] = _note_key(out, author, e.seq, e.ts)
+        out.by_entry[e.seq] = _note_key(out, author, e.seq, e.ts, label)
         review = e.details.get("review_file")
         if isinstance(review, dict):
             if not review_signature_ok(review):
@@ -136,7 +139,7 @@ def check(case_id: str, entries: list[audit.AuditEntry], *, skip: set[int | None
                                                   "a valid signature by the reviewer it names."))
             else:
                 reviewer = review["reviewer"]
-                info = _note_key(out, reviewer, e.seq, str(review.get("signed_at", e.ts)))
+                info = _note_key(out, reviewer, e.seq, str(review.get("signed_at", e.ts)), label)
                 out.by_entry[e.seq] = {**out.by_entry[e.seq], "reviewer": info}
     if out.legacy:
         left = out.legacy - out.resigned
