@@ -87,8 +87,24 @@ def _zip_write(zf: zipfile.ZipFile, name: str, src: Path | bytes) -> None:
         shutil.copyfileobj(f, dst, 1 << 20)
 
 
+def _refuse_existing(target: Path) -> None:
+    """An archive handed over with its SHA-256 is evidence: never replace one the caller did not mean to."""
+    if target.is_dir():
+        raise CaseError(f"{target} is a folder, not an archive file; nothing was exported.",
+                        hint="Give a file name ending in .zip, or the folder itself to write case_NUMBER.zip into.")
+    if target.exists() or target.is_symlink():
+        try:
+            held = f"its current SHA-256 is {sha256_file(target)}"
+        except OSError as exc:
+            held = f"its SHA-256 could not be read ({exc.strerror or exc})"
+        raise CaseError(f"{target} already exists ({held}); it was not replaced.",
+                        hint="Choose another file name, move the existing archive away, or export again with "
+                             "--overwrite (in the window: pick the file in the save dialog and confirm replacing "
+                             "it) to replace it; the earlier archive is then lost.")
+
+
 def export_case(case: Case, out: str | os.PathLike[str], *, allow_broken: bool = False,
-                user: str | None = None) -> ExportResult:
+                user: str | None = None, overwrite: bool = False) -> ExportResult:
     """Write the whole case (a consistent database snapshot plus every file) as one zip archive.
 
     Args:
@@ -96,7 +112,14 @@ def export_case(case: Case, out: str | os.PathLike[str], *, allow_broken: bool =
         allow_broken: export even if the audit chain does not verify (for investigating tampering);
             the manifest then says so and an import will refuse it. Such a case is read-only, so the
             export is not recorded in it (``recorded`` is False).
+        overwrite: replace ``out`` if it already exists. Off by default: an earlier archive may already
+            have been handed to someone with its SHA-256, so replacing it silently would lose evidence.
+            The check runs before anything is written; a file created at ``out`` by another program
+            during the export is still replaced (not guarded against).
     """
+    target = Path(out).expanduser()
+    if not overwrite:
+        _refuse_existing(target)
     report = case.verify()
     if not report.ok and not allow_broken:
         raise CaseError("The case's audit chain does not verify; it was not exported.",
@@ -114,7 +137,6 @@ def export_case(case: Case, out: str | os.PathLike[str], *, allow_broken: bool =
                     "exported_by": user, "audit": {"count": count, "head": head, "verified": report.ok,
                                                    "signature": report.signature},
                     "files": listed}
-        target = Path(out).expanduser()
         with atomic_path(target) as tmp_zip, zipfile.ZipFile(tmp_zip, "w") as zf:
             _zip_write(zf, MANIFEST_NAME, json.dumps(manifest, indent=2, sort_keys=True).encode("utf-8"))
             for name, p in files:

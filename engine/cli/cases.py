@@ -276,7 +276,7 @@ def _archive_path(out: str, case_number: str) -> Path:
 def _cmd_export(args: argparse.Namespace) -> int:
     with _open(args.case) as case:
         res = export_case(case, _archive_path(args.out, case.info.case_number), allow_broken=args.allow_broken,
-                          user=args.user)
+                          user=args.user, overwrite=args.overwrite)
     if args.json:
         print_json({"path": str(res.path), "sha256": res.sha256, "files": res.files,
                     "audit_count": res.audit_count, "audit_head": res.audit_head})
@@ -539,6 +539,8 @@ def register(subparsers: Any) -> None:
     sp.add_argument("--out", required=True, help="archive file (NAME.zip), or a folder to write case_NUMBER.zip "
                     "into (an existing one, or a new path without a suffix)")
     sp.add_argument("--allow-broken", action="store_true", help="export even if the audit chain is broken")
+    sp.add_argument("--overwrite", action="store_true", help="replace the archive if it already exists "
+                    "(refused otherwise: an archive already handed over with its SHA-256 would be lost)")
     sp = add("import", _cmd_import, "import a case archive", case=False)
     sp.add_argument("archive")
     sp.add_argument("--location", help="parent folder for the case")

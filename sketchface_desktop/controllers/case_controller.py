@@ -322,8 +322,10 @@ class CaseController(QObject):
         op = case_ops.export_report(self.slot, fmt, out, self.blind_review)
         return self._write(op.failure(on_error), {REPORTS}, on_result)
 
-    def export_archive(self, out: str, on_result: Callable[[Any], None], on_error: ErrorFn | None = None) -> Job:
-        return self._write(case_ops.export_archive(self.slot, out).failure(on_error), {REPORTS}, on_result)
+    def export_archive(self, out: str, on_result: Callable[[Any], None], on_error: ErrorFn | None = None,
+                       overwrite: bool = False) -> Job:
+        op = case_ops.export_archive(self.slot, out, overwrite)
+        return self._write(op.failure(on_error), {REPORTS}, on_result)
 
     def shutdown(self) -> None:
         """Close the case from the GUI thread at exit, after the case lane has stopped."""

@@ -334,11 +334,13 @@ def export_report(slot: CaseSlot, fmt: str, out: str | None, blind_search_id: in
     return Op(f"Exporting {fmt.upper()} report", work, lane="case", cancellable=False)
 
 
-def export_archive(slot: CaseSlot, out: str) -> Op[Any]:
+def export_archive(slot: CaseSlot, out: str, overwrite: bool = False) -> Op[Any]:
+    """Write the case archive; an existing file at ``out`` is refused unless ``overwrite`` (the window
+    passes it only when its save dialog has already asked the examiner to confirm replacing it)."""
     def work() -> Any:
         from engine.cases import export_case
 
-        return export_case(slot.get(), out)
+        return export_case(slot.get(), out, overwrite=overwrite)
 
     return _case(f"Exporting case archive {Path(out).name}", work, visible=True)
 

@@ -164,11 +164,13 @@ class WindowDialogs(QObject):
     def export_archive(self, path: str | None = None) -> Job | None:
         if not self._need_case("Export case archive"):
             return None
+        confirmed = False  # replacing an existing archive only after the save dialog asked about it
         if path is None:
             default = f"case_{self.cases.info.case_number}.zip".replace("/", "-")
             path, _ = QFileDialog.getSaveFileName(self.window, "Export case archive", default, "Case archive (*.zip)")
             if not path:
                 return None
+            confirmed = True  # the save dialog confirms overwriting an existing file (Qt's default)
 
         def done(res: Any) -> None:
             box = QMessageBox(QMessageBox.Icon.Information, "Case archive written",
@@ -180,7 +182,7 @@ class WindowDialogs(QObject):
             box.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
             box.open()
 
-        return self.cases.export_archive(path, done)
+        return self.cases.export_archive(path, done, overwrite=confirmed)
 
     def import_archive(self, path: str | None = None, sha256: str | None = None,
                        expected_key: str | None = None) -> Job | None:
