@@ -324,7 +324,8 @@ class CaseController(QObject):
 
     def export_archive(self, out: str, on_result: Callable[[Any], None], on_error: ErrorFn | None = None,
                        overwrite: bool = False) -> Job:
-        op = case_ops.export_archive(self.slot, out, overwrite)
+        """Write the case archive; refused during a blind review (it holds the first examiner's decisions)."""
+        op = case_ops.export_archive(self.slot, out, overwrite, self.blind_review)
         return self._write(op.failure(on_error), {REPORTS}, on_result)
 
     def shutdown(self) -> None:

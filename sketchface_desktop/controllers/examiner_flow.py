@@ -330,7 +330,27 @@ class ExaminerFlow(QObject):
         if not self.cases.is_open or self.shown_search_id is None:
             self.ask.tell("Blind review", "Open a recorded search of the case first: blind review is of one search.")
             return None
-        return self._begin_blind(self.shown_search_id, {})
+        search_id, under_way = self.shown_search_id, self.blind_search_id
+        if under_way == search_id:  # the same review again: the blind decisions made so far are kept
+            return self._begin_blind(search_id, dict(self.blind_pending))
+        if under_way is None:
+            return self._begin_blind(search_id, {})
+        # Another search's blind review is under way and its decisions are not recorded: ask before dropping it.
+        self.ask.confirm(
+            "ReplaceBlindReview", "Blind review",
+            f"Your blind review of search {under_way} is still under way: its {len(self.blind_pending)} blind "
+            f"decision(s) are not recorded. Start a blind review of search {search_id} and drop them?",
+            "To keep them, cancel, show that search again and decide the rest (or use Case > Record blind "
+            "decisions).", "Start blind review",
+            lambda: self._replace_blind(under_way, search_id), accept_name="StartBlindReview")
+        return None
+
+    def _replace_blind(self, under_way: int, search_id: int) -> Job | None:
+        """The examiner accepted dropping the blind review of ``under_way``; nothing starts if it changed
+        meanwhile (recorded, or ended by a case change)."""
+        if self.blind_search_id != under_way or not self.cases.is_open:
+            return None
+        return self._begin_blind(search_id, {})
 
     def _begin_blind(self, search_id: int, pending: dict[tuple[str, int], str]) -> Job:
         """Ask the engine for the blind list of ``search_id`` (it refuses a profile that may not review it

@@ -334,12 +334,18 @@ def export_report(slot: CaseSlot, fmt: str, out: str | None, blind_search_id: in
     return Op(f"Exporting {fmt.upper()} report", work, lane="case", cancellable=False)
 
 
-def export_archive(slot: CaseSlot, out: str, overwrite: bool = False) -> Op[Any]:
+def export_archive(slot: CaseSlot, out: str, overwrite: bool = False,
+                   blind_search_id: int | None = None) -> Op[Any]:
     """Write the case archive; an existing file at ``out`` is refused unless ``overwrite`` (the window
-    passes it only when its save dialog has already asked the examiner to confirm replacing it)."""
+    passes it only when its save dialog has already asked the examiner to confirm replacing it). Refused
+    during a blind review (``blind_search_id``): the archive holds the first examiner's decisions."""
     def work() -> Any:
         from engine.cases import export_case
 
+        if blind_review_pending(slot.get(), blind_search_id):
+            raise CaseError(f"The case archive holds the first examiner's decisions, so it is not written during "
+                            f"your blind review of search {blind_search_id}.",
+                            hint="Decide every candidate (or use Case > Record blind decisions), then export it.")
         return export_case(slot.get(), out, overwrite=overwrite)
 
     return _case(f"Exporting case archive {Path(out).name}", work, visible=True)

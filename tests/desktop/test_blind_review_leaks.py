@@ -332,3 +332,124 @@ def test_a_blind_review_is_its_reviewers_own_when_the_examiner_changes(
     assert "C. Third (C-3003)" in told[0] and f"{n - 1} blind decision(s)" in told[0] and "not recorded" in told[0]
     assert first_examiner_shown() == [] and w.audit.table.rowCount() == 0
 
+
+
+def _show_search(qtbot: Any, w: Any, search_id: int) -> None:
+    """Double-click a recorded search under Searches in the navigator, and wait until it is on show."""
+    record = next(s for s in w.cases.searches if s.id == search_id)
+    w.navigator.search_activated.emit(record)
+    wait_idle(qtbot, w.hub)
+    qtbot.waitUntil(lambda: w.flow.shown_search_id == search_id and w.results_model.rowCount() >= 2)
+
+
+def _decide_by_key(qtbot: Any, w: Any, rows: range) -> None:
+    """Exclude the candidates in ``rows`` from the keyboard, as the examiner does in the grid."""
+    w.activateWindow()
+    qtbot.waitUntil(w.isActiveWindow)
+    for row in rows:
+        w.results.view.setCurrentIndex(w.results_model.index(row))
+        w.results.view.setFocus()
+        QTest.keyClick(w.results.view, Qt.Key.Key_2)
+        wait_idle(qtbot, w.hub)
+
+
+def test_the_case_archive_is_not_exported_during_a_blind_review(
+        qtbot: Any, window: Any, installed_models: Path, make_photos: Any, tmp_path: Path) -> None:
+    """The archive holds the first examiner's decisions: Case > Export case archive is refused with a clear
+    message while B's blind review is not recorded, and writes the archive once it is (control)."""
+    w = window
+    w.flow.new_case(dict(CASE, case_number="2026-0934", examiner=TEST_EXAMINER[0]))
+    wait_idle(qtbot, w.hub)
+    build_gallery(qtbot, w, make_photos(6))
+    draw_face(w.sketch.canvas)
+    first = _search(qtbot, w, None)
+    n = w.results_model.rowCount()
+    _a_decides(qtbot, w).close()
+    _b_acts(w)
+    w.act_blind_review.trigger()
+    wait_idle(qtbot, w.hub)
+    qtbot.waitUntil(lambda: w.flow.blind_search_id == first and "BLIND REVIEW" in w.results.summary.text())
+
+    during = tmp_path / "during-blind.zip"
+    w.dialogs.export_archive(str(during))  # what Case > Export case archive does once the file is chosen
+    wait_idle(qtbot, w.hub)
+    qtbot.waitUntil(lambda: bool(w.errors.shown), timeout=30_000)
+    said = str(w.errors.shown[-1])
+    assert "archive" in said and f"blind review of search {first}" in said, said
+    assert not during.exists()
+    assert_blind("after the refused archive export")
+
+    # B's blind decisions are recorded: the archive is written again (control).
+    _decide_by_key(qtbot, w, range(n))
+    qtbot.waitUntil(lambda: w.flow.blind_search_id is None and _decisions(w).count("possible") == 1)
+    wait_idle(qtbot, w.hub)
+    after = tmp_path / "after-blind.zip"
+    w.dialogs.export_archive(str(after))
+    wait_idle(qtbot, w.hub, timeout=60_000)
+    qtbot.waitUntil(after.exists, timeout=60_000)
+    assert len(w.errors.shown) == 1, w.errors.shown
+
+
+def _confirm_box(qtbot: Any, w: Any) -> QMessageBox:
+    found: list[QMessageBox] = []
+
+    def shown() -> bool:
+        box = w.findChild(QMessageBox, "ReplaceBlindReview")
+        if box is not None and box.isVisible():
+            found[:] = [box]
+        return bool(found)
+
+    qtbot.waitUntil(shown, timeout=10_000)
+    return found[0]
+
+
+def test_starting_a_second_blind_review_asks_before_dropping_the_first(
+        qtbot: Any, window: Any, installed_models: Path, make_photos: Any) -> None:
+    """B's blind decisions on one search are not dropped without a word when B starts a blind review of
+    another search: B is asked first; declining keeps the first review and its decisions, accepting
+    starts the second."""
+    w = window
+    w.flow.new_case(dict(CASE, case_number="2026-0935", examiner=TEST_EXAMINER[0]))
+    wait_idle(qtbot, w.hub)
+    build_gallery(qtbot, w, make_photos(6))
+    draw_face(w.sketch.canvas)
+    first = _search(qtbot, w, None)
+    n = w.results_model.rowCount()
+    _a_decides(qtbot, w).close()
+    second = _search(qtbot, w, first)  # A's second search
+    _b_acts(w)
+    _show_search(qtbot, w, first)
+    w.act_blind_review.trigger()
+    wait_idle(qtbot, w.hub)
+    qtbot.waitUntil(lambda: w.flow.blind_search_id == first and "BLIND REVIEW" in w.results.summary.text())
+    _decide_by_key(qtbot, w, range(n - 1))  # all but one: nothing is recorded yet
+    kept = ["excluded"] * (n - 1) + ["not_reviewed"]
+    assert _decisions(w) == kept
+
+    # B shows the second search and starts a blind review of it: asked, B declines.
+    _show_search(qtbot, w, second)
+    w.act_blind_review.trigger()
+    box = _confirm_box(qtbot, w)
+    assert f"search {first}" in box.text() and f"{n - 1} blind decision(s)" in box.text(), box.text()
+    assert w.flow.blind_search_id == first, "nothing is dropped before B answers"
+    cancel = box.button(QMessageBox.StandardButton.Cancel)
+    assert cancel is not None
+    cancel.click()
+    wait_idle(qtbot, w.hub)
+    assert w.flow.blind_search_id == first and len(w.flow.blind_pending) == n - 1
+    _show_search(qtbot, w, first)
+    qtbot.waitUntil(lambda: "BLIND REVIEW" in w.results.summary.text())
+    assert _decisions(w) == kept, "declining keeps the first blind review and B's decisions on it"
+
+    # Asked again, B accepts: the blind review of the second search starts.
+    _show_search(qtbot, w, second)
+    w.act_blind_review.trigger()
+    box = _confirm_box(qtbot, w)
+    accept = box.findChild(QAbstractButton, "StartBlindReview")
+    assert accept is not None
+    accept.click()
+    wait_idle(qtbot, w.hub)
+    qtbot.waitUntil(lambda: w.flow.blind_search_id == second and f"BLIND REVIEW of search {second}"
+                    in w.results.summary.text())
+    assert w.flow.blind_pending == {} and set(_decisions(w)) == {"not_reviewed"}
+    assert w.errors.shown == []
