@@ -22,8 +22,11 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import platformdirs
 
+from engine import examiners
 from engine.errors import ConfigError
+from engine.models import import_bundle
 from engine.progress import CancelToken, ProgressCallback, ProgressEvent, check
 
 DEMO_NOTICE = ("DEMO: tiny models with RANDOM weights and sample photos. Every score is meaningless; "
@@ -71,8 +74,6 @@ def default_demo_home() -> Path:
     explicit = os.environ.get("SKETCHFACE_DEMO_HOME")
     if explicit:
         return Path(explicit).expanduser()
-    import platformdirs
-
     return Path(platformdirs.user_data_dir("SketchFace Demo", appauthor=False))
 
 
@@ -202,12 +203,11 @@ def prepare_demo(home: Path | None = None, progress: ProgressCallback | None = N
 
 
 def _build(home: Path, report: Callable[[int, str], None], cancel: CancelToken | None) -> DemoInfo:
-    from engine import demo_models
-    from engine.cases import add_sketch, create_case
-    from engine.gallery import create_gallery
-    from engine.models import import_bundle
-    from engine.search import Query, Searcher
-    from engine.workstation import record_search
+    from engine import demo_models  # lazy: pulls onnx
+    from engine.cases import add_sketch, create_case  # lazy: pulls cv2
+    from engine.gallery import create_gallery  # lazy: pulls cv2
+    from engine.search import Query, Searcher  # lazy: pulls cv2
+    from engine.workstation import record_search  # lazy: pulls cv2
 
     report(0, "Building the tiny demo models (random weights)")
     bundle = home / "demo-model-bundle"
@@ -225,7 +225,6 @@ def _build(home: Path, report: Callable[[int, str], None], cancel: CancelToken |
     try:
         gallery.add([home / "sample-photos"], pipeline=searcher.pipeline, cancel=cancel)
         report(4, "Opening the demo case and running a demo search")
-        from engine import examiners
 
         if not examiners.profiles():  # the demo's own examiner, in the demo home only
             examiners.add(DEMO_EXAMINER, DEMO_EXAMINER_ID, passphrase=DEMO_PASSPHRASE)

@@ -30,6 +30,8 @@ import numpy as np
 import onnx
 from onnx import TensorProto, helper, numpy_helper
 
+from engine.fsutil import sha256_file
+
 OPSET = 13
 IR_VERSION = 8
 DET_SIZE = 640
@@ -204,7 +206,7 @@ TINY_HEAD_HIDDEN = 128
 
 def tiny_config(arcface_sha256: str | None = None) -> Any:
     """The :class:`EncoderConfig` of the tiny encoder."""
-    from engine.sketch.config import EncoderConfig, PreprocessConfig
+    from engine.sketch.config import EncoderConfig, PreprocessConfig  # lazy: pulls cv2
 
     return EncoderConfig(architecture="tiny-vit-test", model_cfg=copy.deepcopy(TINY_MODEL_CFG),
                          head_hidden=TINY_HEAD_HIDDEN, preprocess=PreprocessConfig(input_size=TINY_INPUT),
@@ -216,10 +218,9 @@ def build_sketch_encoder(out: Path, seed: int = 0, with_onnx: bool = True) -> Pa
     """Write the tiny sketch encoder to ``out/sketch_encoder`` and return that folder."""
     import torch
 
-    from engine.fsutil import sha256_file
-    from engine.sketch.checkpoint import save_encoder
-    from engine.sketch.model import build_encoder
-    from engine.sketch.onnx_export import export_onnx
+    from engine.sketch.checkpoint import save_encoder  # lazy: pulls cv2
+    from engine.sketch.model import build_encoder  # lazy: pulls torch
+    from engine.sketch.onnx_export import export_onnx  # lazy: pulls cv2
 
     out = Path(out)
     arcface = out / "buffalo_l.w600k_r50" / "w600k_r50.onnx"

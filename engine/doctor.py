@@ -16,7 +16,9 @@ import sys
 from importlib import metadata
 from typing import Any
 
-from engine import environment
+from engine import environment, models, paths, runtime, settings
+from engine.errors import ConfigError
+from engine.generate import memory
 
 LIBRARIES = ("sketchface", "torch", "torchvision", "diffusers", "transformers", "peft", "accelerate",
              "onnxruntime-gpu", "onnxruntime", "insightface", "open_clip_torch", "hnswlib", "numpy",
@@ -34,8 +36,6 @@ def _versions() -> dict[str, str]:
 
 
 def _torch(preference: str) -> dict[str, Any]:
-    from engine import runtime
-
     info: dict[str, Any] = {"torch_device": runtime.resolve_device(preference), "cuda_version": None,
                             "gpu": None, "vram_free_gb": None, "vram_total_gb": None}
     try:
@@ -45,8 +45,6 @@ def _torch(preference: str) -> dict[str, Any]:
     info["cuda_version"] = torch.version.cuda
     info["torch_cuda_available"] = bool(torch.cuda.is_available())
     if info["torch_device"] == "cuda":
-        from engine.generate import memory
-
         info["gpu"] = torch.cuda.get_device_name(0)
         vram = memory.read_vram()
         if vram is not None:
@@ -55,8 +53,6 @@ def _torch(preference: str) -> dict[str, Any]:
 
 
 def _onnx(preference: str) -> dict[str, Any]:
-    from engine import runtime
-
     try:
         status = runtime.onnx_status(preference)
     except ImportError as exc:
@@ -73,8 +69,6 @@ def _onnx(preference: str) -> dict[str, Any]:
 
 
 def _models() -> list[dict[str, Any]]:
-    from engine import models
-
     rows = []
     for st in models.status():
         rows.append({"id": st.id, "installed": st.installed, "trust": st.verified,
@@ -85,8 +79,6 @@ def _models() -> list[dict[str, Any]]:
 
 
 def _folders() -> dict[str, dict[str, Any]]:
-    from engine import paths
-
     out = {}
     for name, fn in (("data", paths.data_dir), ("models", paths.models_dir), ("galleries", paths.galleries_dir),
                      ("cases", paths.cases_dir), ("config", paths.config_dir), ("logs", paths.log_dir)):
@@ -101,9 +93,6 @@ def _folders() -> dict[str, dict[str, Any]]:
 
 def collect() -> dict[str, Any]:
     """Everything the report shows, as a JSON-ready dict (keys documented in ``sketchface doctor --help``)."""
-    from engine import settings
-    from engine.errors import ConfigError
-    from engine.generate import memory
 
     try:
         s = settings.load()

@@ -29,6 +29,7 @@ from engine import paths
 from engine.errors import ConfigError
 from engine.fsutil import atomic_write_text
 from engine.gallery.pg.gallery import PgGallery
+from engine.gallery.pg.schema import SCHEMA, UNIT_PREFIX
 
 KEYRING_SERVICE = "SketchFace gallery server"
 PASSWORD_ENV = "SKETCHFACE_SERVER_PASSWORD"
@@ -213,7 +214,6 @@ def test_profile(profile: ServerProfile) -> dict[str, Any]:
     """Connect once and report server, pgvector and schema versions, TLS use and the user's units."""
     import psycopg
 
-    from engine.gallery.pg.schema import SCHEMA, UNIT_PREFIX
 
     try:
         with psycopg.connect(conninfo(profile)) as conn:

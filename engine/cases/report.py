@@ -9,6 +9,7 @@ from pathlib import Path
 
 from engine.cases.db import now_iso
 from engine.cases.report_data import build_report_data
+from engine.cases.report_html import render_html
 from engine.cases.store import Case, resolve_user
 from engine.errors import CaseError
 from engine.fsutil import atomic_write_bytes, sha256_bytes
@@ -32,10 +33,8 @@ def build_report(case: Case, fmt: str, *, top_n: int | None = None, generated_at
     if fmt == "json":
         return (json.dumps(data, indent=2, sort_keys=True, ensure_ascii=False) + "\n").encode("utf-8")
     if fmt == "html":
-        from engine.cases.report_html import render_html
-
         return render_html(data, case)
-    from engine.cases.report_pdf import render_pdf  # fpdf2 loads only when a PDF is wanted
+    from engine.cases.report_pdf import render_pdf  # lazy: fpdf2 loads only when a PDF is wanted
 
     return render_pdf(data, case)
 

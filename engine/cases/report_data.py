@@ -19,6 +19,7 @@ from engine.cases.db import now_iso
 from engine.cases.images import SYNTHETIC_STAMP
 from engine.cases.store import Case
 from engine.models import MODELS
+from engine.validate.calibration import NO_CALIBRATION, calibration_for
 
 REPORT_FORMAT_VERSION = 1
 
@@ -145,7 +146,6 @@ def _search_section(case: Case, s: searches.SearchRecord, top_n: int | None) -> 
     history = Counter((d.gallery_id, d.face_id) for d in review.decision_history(case, s.id))
     signers = _decision_signers(case, s.id)
     emb = s.manifest.get("embedder") or {}
-    from engine.validate.calibration import NO_CALIBRATION, calibration_for
 
     cal = calibration_for(emb)  # what scores meant in the agency's own validation; None: no claim
     cands = []

@@ -144,7 +144,7 @@ def load_engine_rerunner() -> Rerunner:
     It also returns the candidates' thumbnails, so the stored re-run shows its faces.
     """
     try:
-        from engine.search import rerun_for_case
+        from engine.search import rerun_for_case  # lazy: optional part, imported on demand
     except ImportError as exc:
         raise CaseError("Re-running a search needs the search engine (engine.search.rerun_for_case), "
                         f"which this installation does not provide ({exc}).",

@@ -23,7 +23,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
-from engine import examiners
+from engine import examiners, settings
 from engine.cases import anchor, audit, authorship, db, integrity, ledger, records, registry
 from engine.errors import CaseError, ConfigError, EngineError
 from engine.fsutil import atomic_write_bytes, fsync_dir, private_dir, sha256_bytes
@@ -56,8 +56,6 @@ def resolve_user(user: str | None) -> str:
     if profile is not None:
         return profile.name
     try:
-        from engine import settings
-
         name = settings.load().examiner
     except (ConfigError, OSError):
         name = ""

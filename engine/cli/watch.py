@@ -12,7 +12,7 @@ import argparse
 import getpass
 from typing import Any
 
-from engine.cases import open_case, watch_records
+from engine.cases import list_cases, open_case, watch_records
 from engine.cli.output import print_json
 from engine.errors import CaseError
 from engine.gallery import retention
@@ -40,8 +40,6 @@ def _add(args: argparse.Namespace) -> int:
 
 
 def _cases(ref: str | None) -> list[str]:
-    from engine.cases import list_cases
-
     return [ref] if ref else [c["case_id"] for c in list_cases() if c.get("available")]
 
 

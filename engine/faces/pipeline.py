@@ -20,6 +20,7 @@ import cv2
 import numpy as np
 
 from engine import models, runtime
+from engine import settings as settings_mod
 from engine.errors import ModelInvalid, NoFaceFound
 from engine.faces.quality import blur_score, face_quality
 from engine.models.identity import DETECTOR, RECOGNIZER, FileRef, LoadedFile, ModelLocator, load_path
@@ -196,8 +197,6 @@ def load_pipeline(device: str | None = None, *, settings: Settings | None = None
         det_thresh: minimum detector score for a face.
     """
     if device is None or det_size is None:
-        from engine import settings as settings_mod
-
         settings = settings or settings_mod.load()
         device = device or settings.device
         det_size = det_size or settings.det_size

@@ -22,7 +22,7 @@ from typing import Any, cast
 
 import numpy as np
 
-from engine.errors import IndexCorrupt
+from engine.errors import GalleryError, IndexCorrupt
 from engine.fsutil import atomic_save_with_digest
 from engine.gallery.index import MAX_LEVEL, RWLock
 from engine.gallery.indexfile import IndexFileRefused, checked_file
@@ -52,7 +52,6 @@ def same_vector(kind: str, indexed: np.ndarray, stored: np.ndarray) -> bool:
 
 def parse_index_kind(name: str) -> str:
     """The canonical kind for a user's spelling (``compact`` / ``hnsw`` ...); ``GalleryError`` otherwise."""
-    from engine.errors import GalleryError
 
     kind = _KIND_NAMES.get(name.strip().lower())
     if kind is None:

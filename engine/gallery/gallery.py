@@ -36,6 +36,8 @@ from engine.fsutil import disk_error, sha256_file
 from engine.gallery.compact import INDEX_FILES, UsearchI8Index, compact_hint, parse_index_kind, same_vector
 from engine.gallery.index import MIN_CHUNK, HnswIndex
 from engine.gallery.indexfile import seal, seal_problem
+from engine.gallery.ingest import ingest
+from engine.gallery.metadata import import_metadata
 from engine.gallery.source import LocalSearchable
 from engine.gallery.store import GalleryStore
 from engine.gallery.tuning import stored_tuning, tune_gallery, tuning_note
@@ -365,7 +367,6 @@ class Gallery:
             progress: ProgressCallback | None = None, cancel: CancelToken | None = None,
             workers: int | None = None, batch: int | None = None) -> IngestReport:
         """Import image files and folders (recursively); see :func:`engine.gallery.ingest.ingest`."""
-        from engine.gallery.ingest import ingest
 
         report = ingest(self, [Path(f) for f in folders], pipeline=pipeline, progress=progress, cancel=cancel,
                         workers=workers, batch=batch)
@@ -461,8 +462,6 @@ class Gallery:
                             [int(x) for x in missing[:20]], extra[:20], len(picked), mismatched, problems)
 
     def import_metadata(self, csv_path: Path | str, skip_bad: bool = False) -> MetadataReport:
-        from engine.gallery.metadata import import_metadata
-
         return import_metadata(self, Path(csv_path), skip_bad=skip_bad)
 
     def searchable(self, mode: str = "auto") -> LocalSearchable:

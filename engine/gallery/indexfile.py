@@ -24,6 +24,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
+from engine import workstation_key
 from engine.errors import EngineError, IndexCorrupt
 
 log = logging.getLogger(__name__)
@@ -55,7 +56,6 @@ def seal(gallery_id: str, kind: str, file_name: str, sha256: str) -> str | None:
 
     Without a signature the next load rebuilds the index from the stored embeddings: slower, never unsafe.
     """
-    from engine import workstation_key
 
     try:
         return workstation_key.sign(SEAL_PURPOSE, _payload(gallery_id, kind, file_name, sha256))
@@ -67,7 +67,6 @@ def seal(gallery_id: str, kind: str, file_name: str, sha256: str) -> str | None:
 
 def seal_problem(gallery_id: str, kind: str, file_name: str, sha256: str | None, signature: str | None) -> str | None:
     """Why the recorded digest of an index file cannot be trusted, or None when this workstation signed it."""
-    from engine import workstation_key
 
     if sha256 is None:
         return "the index file has no recorded SHA-256 (saved by an older version)"

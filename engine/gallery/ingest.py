@@ -44,7 +44,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from engine.errors import BadImage, GalleryError
-from engine.faces import blur_score, encode_jpeg, face_quality, is_image_name, load_image
+from engine.faces import blur_score, encode_jpeg, face_quality, is_image_name, load_image, load_pipeline
 from engine.faces.decode import integrity_problem
 from engine.fsutil import sha256_bytes
 from engine.gallery.modelhash import recognizer_sha256
@@ -369,8 +369,6 @@ def ingest(gallery: Gallery, folders: list[Path], pipeline: FacePipeline | None 
             else:
                 todo.append((path, k))
         if todo and pipeline is None:
-            from engine.faces import load_pipeline
-
             pipeline = load_pipeline(settings=settings)
         run = _Run(gallery, pipeline, len(files), progress, batch)
         run.report.failed += unnamed

@@ -20,6 +20,7 @@ pair reaches it, the record says ``reached: false`` and :func:`tuning_note` word
 
 from __future__ import annotations
 
+import json
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import asdict, dataclass
@@ -186,7 +187,6 @@ META_KEY = "ef_tuning"
 
 def stored_tuning(meta: dict[str, str]) -> EfTuning | None:
     """The last self-measurement recorded in a gallery's metadata (None before the first import)."""
-    import json
 
     raw = meta.get(META_KEY)
     if not raw:
@@ -228,7 +228,6 @@ class RerankedQuery:
 
 def tune_gallery(gallery: Any, target: float = TARGET_RECALL, k: int = TARGET_K, probes: int = PROBES) -> EfTuning | None:
     """Measure a local gallery's recall, set its index's ef and record the result in its metadata."""
-    import json
 
     store, index = gallery.store, gallery.index
     ids = store.face_ids()

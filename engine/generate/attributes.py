@@ -18,6 +18,7 @@ import numpy as np
 
 from engine import runtime
 from engine.errors import InvalidRequest
+from engine.generate import memory
 from engine.generate.imaging import to_pil_rgb
 from engine.generate.model_set import ATTRIBUTES, ModelLocator, loading_checked
 from engine.generate.types import ImageInput
@@ -135,7 +136,6 @@ def prompt_from_attributes(attrs: SketchAttributes | None, min_confidence: float
 def placement(preference: str = "auto") -> str:
     """Where the attribute model runs: in fp16 on the GPU only when the memory plan keeps everything
     resident; else on the CPU (one image per sketch: ~0.1 s there), leaving the GPU to diffusion."""
-    from engine.generate import memory
 
     device = runtime.resolve_device(preference)
     if device != "cuda" or preference == "cuda":

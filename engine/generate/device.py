@@ -16,6 +16,7 @@ import logging
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
+from importlib import metadata
 from pathlib import Path
 from typing import Any
 
@@ -68,7 +69,6 @@ def dtype_kwargs(torch_dtype: Any) -> dict[str, Any]:
 
 def transformers_dtype_kwargs(torch_dtype: Any) -> dict[str, Any]:
     """``from_pretrained`` dtype argument for transformers models (renamed to ``dtype`` in 4.56)."""
-    from importlib import metadata
 
     from packaging.version import Version
 

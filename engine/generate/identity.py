@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import logging
 import threading
+import warnings
 from collections.abc import Callable
 from typing import Any
 
@@ -49,7 +50,7 @@ class FaceTools:
     def _fp(self) -> Any:
         with self._lock:
             if self._pipeline is None:
-                from engine.faces import load_pipeline
+                from engine.faces import load_pipeline  # lazy: pulls cv2
 
                 self._pipeline = load_pipeline(self.device)
             return self._pipeline
@@ -79,13 +80,12 @@ class FaceTools:
 
     def crop(self, bgr: np.ndarray, size: int = 224) -> np.ndarray:
         """The face aligned to the ArcFace template at ``size`` (as FaceID Plus was trained), else centred."""
-        from engine.faces import centre_crop
+        from engine.faces import centre_crop  # lazy: pulls cv2
 
         fp = self._fp()
         boxes = fp.detect(bgr)
         if not boxes:
             return centre_crop(bgr, size)
-        import warnings
 
         from insightface.utils import face_align
 

@@ -15,6 +15,7 @@ The user can override every choice (Settings > Generation); the plan says why it
 
 from __future__ import annotations
 
+import gc
 import logging
 import threading
 from collections.abc import Callable
@@ -23,6 +24,7 @@ from typing import Any
 
 from engine import runtime
 from engine.errors import InvalidRequest
+from engine.generate.types import RuntimeOptions
 
 log = logging.getLogger(__name__)
 
@@ -162,7 +164,6 @@ def set_tiling(pipe: Any, plan: MemoryPlan, width: int, height: int) -> bool:
 
 def free_cuda_cache() -> None:
     """Return cached GPU blocks to the driver (after models were dropped)."""
-    import gc
 
     gc.collect()
     if runtime.cuda_usable():
@@ -176,7 +177,6 @@ def runtime_options(settings: Any, *, allow_cpu: bool = False, **overrides: Any)
 
     One place for the mapping, so the desktop, the CLI and ``sketchface doctor`` run the same options.
     """
-    from engine.generate.types import RuntimeOptions
 
     budget = float(getattr(settings, "gen_vram_budget_gb", 0.0) or 0.0)
     values: dict[str, Any] = {

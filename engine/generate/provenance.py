@@ -18,6 +18,7 @@ from typing import Any
 
 from PIL import Image, ImageDraw, ImageFont, PngImagePlugin
 
+from engine import __version__
 from engine.fsutil import atomic_write_bytes, sha256_bytes
 from engine.timestamps import utc_now_iso
 
@@ -53,7 +54,6 @@ def build_record(kind: str, *, parameters: Mapping[str, Any], seed: int | None,
         sources: identifiers of the inputs, e.g. {"sketch_sha256": ..., "base_image_sha256": ...}.
         extra: anything else to record (identity score, device).
     """
-    from engine import __version__
 
     return {
         "schema": SCHEMA,

@@ -16,6 +16,7 @@ from typing import Any
 import numpy as np
 from PIL import Image
 
+from engine.generate import device as dev
 from engine.generate.model_set import SAFETY, ModelLocator, loading_checked
 
 log = logging.getLogger(__name__)
@@ -48,7 +49,6 @@ class SafetyChecker:
                 from diffusers.pipelines.stable_diffusion.safety_checker import StableDiffusionSafetyChecker
                 from transformers import CLIPImageProcessor
 
-                from engine.generate import device as dev
 
                 folder = self.locator.require(SAFETY, "screening generated images (or switch the safety "
                                                       "checker off in Settings > Generation)")

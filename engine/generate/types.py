@@ -15,6 +15,7 @@ import numpy as np
 from PIL import Image
 
 from engine.errors import EngineError
+from engine.generate.provenance import save_png
 
 ImageInput = Image.Image | np.ndarray
 
@@ -166,7 +167,6 @@ class Candidate:
 
     def save(self, path: str | Path) -> str:
         """Write the PNG with its provenance metadata (atomically); returns the file's SHA-256."""
-        from engine.generate.provenance import save_png
 
         return save_png(self.image, self.provenance, path)
 
@@ -218,7 +218,6 @@ class VariationResult:
         """Write the PNG with its provenance metadata; returns the file's SHA-256."""
         if self.image is None:
             raise EngineError(f"Variation {self.spec.label!r} has no image: {self.error}")
-        from engine.generate.provenance import save_png
 
         return save_png(self.image, self.provenance, path)
 

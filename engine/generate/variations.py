@@ -27,6 +27,7 @@ from engine.generate.attributes import SketchAttributes, flags
 from engine.generate.imaging import array_sha256, to_bgr, to_pil_rgb
 from engine.generate.model_set import EDITOR, ModelLocator, loading_checked
 from engine.generate.provenance import add_mark, build_record
+from engine.generate.reconstruct import out_of_memory
 from engine.generate.safety import OFF_RECORD, SafetyChecker
 from engine.generate.steps import StepController, run_pipeline
 from engine.generate.types import EditSpec, ImageInput, RuntimeOptions, VariationReport, VariationResult
@@ -186,8 +187,6 @@ class LocalEditor:
                                num_inference_steps=o.steps, guidance_scale=o.guidance_scale,
                                image_guidance_scale=o.image_guidance_scale, generator=generator)[0]
         except Exception as exc:
-            from engine.generate.reconstruct import out_of_memory
-
             oom = out_of_memory(exc, self.rt.plan)
             if oom is None:
                 raise

@@ -201,7 +201,7 @@ class ModelLocator:
         Hashes by path (through the stat-keyed cache): right for reporting and for loaders that can only
         take a path; a loader that can take bytes uses :meth:`load` instead.
         """
-        from engine.models.digests import sha256_cached
+        from engine.models.digests import sha256_cached  # lazy: tests swap digests.sha256_cached at runtime
 
         path = self.folder(model_id) / rel
         return self._judge(model_id, rel, sha256_cached(path), path.stat().st_size)
@@ -212,7 +212,7 @@ class ModelLocator:
         ModelMissing says how to get a missing file; ModelTampered refuses bytes that differ from the
         pin. The bytes returned are the ones hashed, so nothing swapped in afterwards can be loaded.
         """
-        from engine.models.digests import read_once, remember
+        from engine.models.digests import read_once, remember  # lazy: tests swap digests.read_once at runtime
 
         rel = rel or get_spec(model_id).primary.path
         path = self.folder(model_id) / rel
@@ -230,7 +230,7 @@ class ModelLocator:
 
     def _judge(self, model_id: str, rel: str, actual: str, size: int, resolved: Path | None = None) -> FileRef:
         """The reference of a file whose bytes have digest ``actual``, or ModelTampered when they are not the pinned ones."""
-        from engine.models.digests import (
+        from engine.models.digests import (  # lazy: cycle, digests imports engine.models
             FIRST_LOAD_SOURCE,
             UNTRUSTED,
             Pin,
@@ -343,7 +343,7 @@ def load_path(path: Path, model_id: str) -> LoadedFile:
     For loaders given a path (tests, benchmarks, a model outside the models folder): the bytes returned
     are the ones hashed and recorded either way.
     """
-    from engine.models.digests import read_once
+    from engine.models.digests import read_once  # lazy: tests swap digests.read_once at runtime
 
     found = model_file_of(path)
     if found is not None:

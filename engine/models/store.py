@@ -28,7 +28,7 @@ from engine.models.digests import (
     remember,
     sha256_cached,
 )
-from engine.models.identity import PINNED, PUBLISHED, UNPINNED, ModelLocator, trust_label
+from engine.models.identity import PINNED, PUBLISHED, UNPINNED, ModelLocator, digest, trust_label
 from engine.models.install import stepper
 from engine.progress import CancelToken, ProgressCallback, Reporter, check
 
@@ -250,6 +250,5 @@ def file_sha256(model_id: str, file: str | None = None) -> str:
     inode, so repeated calls cost a ``stat``. Raises ``ModelMissing`` (with what to do) when absent and
     ``ModelTampered`` when the file no longer matches its pin.
     """
-    from engine.models.identity import digest
 
     return digest(model_id, file)

@@ -37,7 +37,7 @@ from engine import environment
 from engine import settings as settings_mod
 from engine.arcface import recognizer_sha256, require_same_arcface
 from engine.errors import GalleryError
-from engine.faces import l2_normalize, load_image
+from engine.faces import l2_normalize, load_image, load_pipeline
 from engine.fsutil import sha256_bytes
 from engine.gallery import open_gallery, parse_filters
 from engine.gallery.exact import AUTO, HNSW
@@ -167,8 +167,6 @@ class Searcher:
     @property
     def pipeline(self) -> FacePipeline:
         if self._pipeline is None:
-            from engine.faces import load_pipeline
-
             self._pipeline = load_pipeline(settings=self.settings)
         return self._pipeline
 

@@ -80,7 +80,7 @@ def load_encoder(ckpt_dir: str | os.PathLike[str], device: str = "cpu", *, weigh
     from safetensors import SafetensorError
     from safetensors.torch import load, load_file
 
-    from engine.sketch.model import build_encoder
+    from engine.sketch.model import build_encoder  # lazy: pulls torch
 
     ckpt = Path(ckpt_dir)
     cfg = load_config(ckpt, config_data)
@@ -134,7 +134,7 @@ def export_train_state(state_path: str | os.PathLike[str], out_dir: str | os.Pat
             trainer), "ema" (the mean teacher) or "student".
         metrics: evaluation results to record (defaults to those saved in the state).
     """
-    from engine.sketch.model import build_encoder
+    from engine.sketch.model import build_encoder  # lazy: pulls torch
 
     if weights not in ("best", "ema", "student"):
         raise ModelInvalid(f"Unknown weights {weights!r}: choose 'best', 'ema' or 'student'.")

@@ -16,6 +16,7 @@ from typing import Any
 
 from engine.arcface import require_same_arcface
 from engine.errors import ModelInvalid
+from engine.fsutil import atomic_write_text
 
 FORMAT = "sketchface.sketch_encoder"
 FORMAT_VERSION = 1
@@ -144,8 +145,6 @@ class EncoderConfig:
         return cfg
 
     def save(self, path: str | os.PathLike[str]) -> None:
-        from engine.fsutil import atomic_write_text
-
         atomic_write_text(path, json.dumps(self.to_dict(), indent=2, sort_keys=False) + "\n")
 
     @classmethod

@@ -17,13 +17,16 @@ from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
 import numpy as np
 
-from engine import models
+from engine import models, runtime
 from engine.arcface import recognizer_sha256, require_same_arcface
 from engine.errors import InvalidRequest, ModelInvalid
-from engine.faces.pipeline import RECOGNIZER_ID, l2_normalize
+from engine.faces.decode import load_image
+from engine.faces.pipeline import RECOGNIZER_ID, l2_normalize, load_pipeline
 from engine.fsutil import sha256_bytes
+from engine.models import digests
 from engine.models.identity import FileRef, LoadedFile
 from engine.models.store import file_sha256  # the one home of an installed model file's digest
+from engine.sketch.checkpoint import load_config, load_encoder
 from engine.sketch.config import (
     CONFIG_NAME,
     ONNX_NAME,
@@ -92,9 +95,6 @@ class TrainedSketchEmbedder:
 
     def __init__(self, ckpt_dir: str | Path, device: str = "auto", backend: str = "auto",
                  model_sha256: str | None = None, read: Callable[[str], bytes] | None = None) -> None:
-        from engine import runtime
-        from engine.sketch.checkpoint import load_config
-
         self.ckpt_dir = Path(ckpt_dir)
         # read: a file's checked bytes by name (installed models): loaded from memory, never reopened.
         config_data = read(CONFIG_NAME) if read is not None else None
@@ -119,22 +119,18 @@ class TrainedSketchEmbedder:
             self.backend = "onnxruntime"
             self._model: Any = None
         else:
-            from engine.sketch.checkpoint import load_encoder
-
             self._model, _ = load_encoder(self.ckpt_dir, device=self.device, config_data=config_data,
                                           weights_data=read(WEIGHTS_NAME) if read is not None else None)
             self._session = None
             self.backend = "torch"
         if model_sha256 is None:
-            from engine.models.digests import sha256_cached
-
-            model_sha256 = sha256_cached(self.ckpt_dir / WEIGHTS_NAME)
+            model_sha256 = digests.sha256_cached(self.ckpt_dir / WEIGHTS_NAME)
         self.model_sha256: str | None = model_sha256
         self.onnx_sha256: str | None = None
         if use_onnx:
-            from engine.models.digests import sha256_cached
-
-            self.onnx_sha256 = sha256_bytes(onnx_data) if onnx_data is not None else sha256_cached(onnx_path)
+            # through the module: tests swap digests.sha256_cached at runtime
+            self.onnx_sha256 = (sha256_bytes(onnx_data) if onnx_data is not None
+                                else digests.sha256_cached(onnx_path))
 
     @property
     def preprocess_config(self) -> PreprocessConfig:
@@ -213,7 +209,6 @@ def embed_sketch(embedder: SketchEmbedder, image: np.ndarray | bytes, face_box: 
     The one path from a sketch to ArcFace space for search, reconstruction and attributes, so the same
     sketch with the same guide gives the same encoder input everywhere.
     """
-    from engine.faces.decode import load_image
 
     bgr = load_image(bytes(image)) if isinstance(image, bytes | bytearray) else np.asarray(image)
     vec = np.asarray(embedder.embed(bgr, check_face_box(face_box)), dtype=np.float32).reshape(-1)
@@ -254,7 +249,6 @@ def load_sketch_embedder(device: str = "auto", *, expected_arcface_sha256: str |
         embedder.model_files = tuple(loaded[f].ref if f in loaded else ref for f, ref in refs.items())
         check_arcface_compatible(embedder.arcface_sha256, expected_arcface_sha256, against=against)
         return embedder
-    from engine.faces.pipeline import load_pipeline
 
     pipeline = load_pipeline(device)
     installed_sha = file_sha256(RECOGNIZER_ID)

@@ -21,9 +21,12 @@ import numpy as np
 from engine import models, paths
 from engine.errors import ModelInvalid, ModelMissing
 from engine.fsutil import atomic_write_bytes, fsync_dir, sha256_bytes, sha256_file
+from engine.models.digests import Pin, write_pins
 from engine.progress import CancelToken, ProgressCallback, ProgressEvent, check
+from engine.sketch.checkpoint import export_train_state, load_encoder
 from engine.sketch.config import CONFIG_NAME, ONNX_NAME, WEIGHTS_NAME, check_arcface_compatible
 from engine.sketch.embedder import MODEL_ID, installed_arcface_sha256
+from engine.sketch.onnx_export import export_onnx, parity_inputs
 
 
 @dataclass(frozen=True)
@@ -44,7 +47,6 @@ class InstallReport:
 
 def resolve_source(src: Path, work: Path) -> Path:
     """An engine checkpoint folder for ``src``: itself, or converted from a trainer state / run folder."""
-    from engine.sketch.checkpoint import export_train_state
 
     src = Path(src)
     if src.is_file() and src.suffix in (".pt", ".pth"):
@@ -67,8 +69,6 @@ def verify_checkpoint(ckpt_dir: Path) -> dict[str, Any]:
     """Load strictly and embed the parity inputs: vectors must be finite and of unit length."""
     import torch
 
-    from engine.sketch.checkpoint import load_encoder
-    from engine.sketch.onnx_export import parity_inputs
 
     encoder, cfg = load_encoder(ckpt_dir, device="cpu")
     with torch.inference_mode():
@@ -94,7 +94,6 @@ def _swap_in(staging: Path, dest: Path) -> None:
 
 def _pin(dest: Path, source: str) -> None:
     """Record the installed files' digests in the models lock file (tampering is then detected)."""
-    from engine.models.digests import Pin, write_pins
 
     pins = [Pin(MODEL_ID, p.name, sha256_file(p), p.stat().st_size, source)
             for p in sorted(dest.iterdir()) if p.is_file()]
@@ -115,7 +114,6 @@ def install_checkpoint(src: str | os.PathLike[str], *, onnx: bool = True, tolera
     Raises:
         ModelInvalid: the checkpoint fails a check (the current encoder is left untouched).
     """
-    from engine.sketch.onnx_export import export_onnx
 
     def step(i: int, msg: str) -> None:
         check(cancel)
@@ -163,9 +161,6 @@ def export_installed_onnx(tolerance: float = 1e-4, opset: int = 17) -> dict[str,
     folder and read back once; those bytes are installed and pinned. The other files keep the pins they
     were installed with (re-pinning them would sign whatever is in the folder now).
     """
-    from engine.models.digests import Pin, write_pins
-    from engine.sketch.checkpoint import load_encoder
-    from engine.sketch.onnx_export import export_onnx
 
     locator = models.ModelLocator()
     purpose = "exporting the sketch encoder to ONNX"

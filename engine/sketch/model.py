@@ -17,7 +17,9 @@ import torch  # noqa: TID253 - only imported when a model is built (engine.sketc
 import torch.nn.functional as F  # noqa: TID253
 from torch import nn  # noqa: TID253
 
+from engine import models
 from engine.errors import ConfigError, ModelInvalid
+from engine.fsutil import sha256_file
 from engine.sketch.config import EMBED_DIM, EncoderConfig
 
 log = logging.getLogger(__name__)
@@ -243,8 +245,6 @@ def resolve_pretrained(source: str, architecture: str, tag: str = "") -> Pretrai
         architecture: the open_clip architecture being trained.
         tag: the pretrained tag a local file was trained as (for its activation).
     """
-    from engine import models
-    from engine.fsutil import sha256_file
 
     if source == NO_PRETRAINED:
         return PretrainedSource(NO_PRETRAINED, "none (random initialisation)", architecture=architecture)

@@ -18,6 +18,7 @@ import cv2
 import numpy as np
 
 from engine.errors import BadImage
+from engine.faces.decode import load_image
 from engine.sketch.config import PreprocessConfig
 
 Box = tuple[float, float, float, float]
@@ -168,7 +169,6 @@ def crop_sketch(image: np.ndarray, face_box: Sequence[float] | None,
 
 def crop_sketch_png(png: bytes, face_box: Sequence[float] | None, cfg: PreprocessConfig | None = None) -> bytes:
     """:func:`crop_sketch` of an encoded image, as a grayscale PNG (for front-ends that show the crop)."""
-    from engine.faces.decode import load_image
 
     ok, buf = cv2.imencode(".png", crop_sketch(load_image(png), face_box, cfg))
     if not ok:  # pragma: no cover - encoding a valid uint8 array does not fail

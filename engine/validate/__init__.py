@@ -22,6 +22,7 @@ from engine.validate.calibration import (
     save,
 )
 from engine.validate.cases import ResolvedCase, SolvedCase, ValidationError, read_cases, resolve
+from engine.validate.outputs import write_outputs as _write
 from engine.validate.ranking import GalleryMatrix, rank_queries, subject_key
 from engine.validate.run import ValidationRun, validate, validate_vectors
 from engine.validate.stats import REPORT_RANKS, Rate, cmc, hit_rates, wilson
@@ -29,7 +30,6 @@ from engine.validate.stats import REPORT_RANKS, Rate, cmc, hit_rates, wilson
 
 def write_outputs(run: ValidationRun, out_dir: str | Path) -> dict[str, str]:
     """Write validation.json, the PNG plots and validation.pdf into ``out_dir``; returns name -> path."""
-    from engine.validate.outputs import write_outputs as _write
 
     return _write(run, out_dir)
 

@@ -26,8 +26,12 @@ from typing import Any
 
 import numpy as np
 
-from engine import paths
+from engine import models, paths
+from engine.faces.pipeline import RECOGNIZER_ID
 from engine.fsutil import atomic_write_text
+from engine.models.digests import cached_digest
+from engine.sketch.config import WEIGHTS_NAME
+from engine.sketch.embedder import MODEL_ID
 from engine.validate import stats
 from engine.validate.cases import ValidationError
 
@@ -205,11 +209,6 @@ def installed_encoder_sha256(baseline: bool) -> str | None:
     Never hashes (safe in a GUI thread): None when the model is not installed or its digest is not cached
     yet (any search caches it), and then no calibration is claimed.
     """
-    from engine import models
-    from engine.faces.pipeline import RECOGNIZER_ID
-    from engine.models.digests import cached_digest
-    from engine.sketch.config import WEIGHTS_NAME
-    from engine.sketch.embedder import MODEL_ID
 
     model_id = RECOGNIZER_ID if baseline else MODEL_ID
     if not models.installed(model_id):

@@ -19,7 +19,9 @@ from typing import Any
 
 import numpy as np
 
+from engine.arcface import recognizer_sha256
 from engine.errors import BadImage
+from engine.faces import FacePipeline
 from engine.faces.decode import IMAGE_SUFFIXES, load_image
 from engine.progress import CancelToken, ProgressCallback, Reporter, check
 from engine.validate.cases import ValidationError
@@ -145,8 +147,6 @@ def eval_pairs(pairs_file: Path | str, images_dir: Path | str, pipeline: Any = N
     if not images_dir.is_dir():
         raise ValidationError(f"No images folder at {images_dir}.")
     if pipeline is None:
-        from engine.faces import FacePipeline
-
         pipeline = FacePipeline.from_models(device=device)
     wanted = sorted({p.a for p in pairs} | {p.b for p in pairs})
     paths = {key: image_path(images_dir, *key) for key in wanted}
@@ -165,7 +165,6 @@ def eval_pairs(pairs_file: Path | str, images_dir: Path | str, pipeline: Any = N
         vecs[key] = np.asarray(vec, np.float32)
         reporter.step(1, paths[key].name)
     scores = [float(vecs[p.a] @ vecs[p.b]) for p in pairs]
-    from engine.arcface import recognizer_sha256
 
     out = evaluate(scores, pairs)
     out.update({"pairs_file": str(pairs_file), "images": len(wanted), "header": [folds, per],

@@ -18,9 +18,12 @@ import numpy as np
 
 from engine.errors import BadImage
 from engine.faces.decode import load_image
-from engine.generate.identity import cosine
+from engine.generate import ReconstructionRequest, Reconstructor, RuntimeOptions
+from engine.generate.identity import FaceTools, cosine
 from engine.progress import CancelToken, ProgressCallback, ProgressEvent, check
+from engine.sketch import load_sketch_embedder
 from engine.validate.cases import ValidationError, image_files
+from engine.validate.plots import distribution_png
 
 PROMPT = "RAW photo, frontal portrait of a person, neutral expression, plain background, natural light"
 
@@ -54,18 +57,11 @@ def identity_check(sketch_dir: Path | str, *, photos_dir: Path | str | None = No
     pdir = Path(photos_dir) if photos_dir else root / "photos"
     photos = image_files(pdir) if pdir.is_dir() else {}
     if embedder is None:
-        from engine.sketch import load_sketch_embedder
-
         embedder = load_sketch_embedder(device)
     if identity is None:
-        from engine.generate.identity import FaceTools
-
         identity = FaceTools(device).embed
     if reconstructor is None:
-        from engine.generate import Reconstructor, RuntimeOptions
-
         reconstructor = Reconstructor(runtime=RuntimeOptions(), identity=identity)
-    from engine.generate import ReconstructionRequest
 
     rows: list[dict[str, Any]] = []
     to_sketch: list[float] = []
@@ -118,7 +114,6 @@ def identity_check(sketch_dir: Path | str, *, photos_dir: Path | str | None = No
 
 def identity_png(result: dict[str, Any]) -> bytes:
     """The distributions of the identity check as a PNG."""
-    from engine.validate.plots import distribution_png
 
     values = {"generated face → sketch embedding": [], "generated face → true photo": [],
               "sketch embedding → true photo": []}  # type: dict[str, list[float]]

@@ -22,9 +22,11 @@ import engine
 from engine import models
 from engine.arcface import recognizer_sha256, require_same_arcface
 from engine.errors import BadImage, ModelMissing
+from engine.faces import FacePipeline
 from engine.faces.decode import load_image
 from engine.gallery import Gallery, open_gallery
 from engine.progress import CancelToken, ProgressCallback, Reporter, check
+from engine.sketch import MODEL_ID, ArcFaceBaselineEmbedder, load_sketch_embedder
 from engine.timestamps import utc_now_iso
 from engine.validate import stats
 from engine.validate.cases import ResolvedCase, SolvedCase, ValidationError, read_cases, resolve
@@ -147,7 +149,6 @@ def validate_vectors(matrix: GalleryMatrix, cases: Sequence[ResolvedCase],
 def load_embedders(encoder: str, gallery: Gallery, device: str = "auto",
                    pipeline: Any = None) -> tuple[dict[str, Any], list[str]]:
     """The sketch embedders to validate, by name, and notes (e.g. no trained encoder installed)."""
-    from engine.sketch import MODEL_ID, ArcFaceBaselineEmbedder, load_sketch_embedder
 
     if encoder not in ENCODERS:
         raise ValidationError(f"Unknown encoder {encoder!r}: use trained, baseline or both.")
@@ -165,8 +166,6 @@ def load_embedders(encoder: str, gallery: Gallery, device: str = "auto",
             notes.append("No trained sketch encoder is installed: only the ArcFace baseline was validated.")
     if encoder in ("baseline", "both"):
         if pipeline is None:
-            from engine.faces import FacePipeline
-
             pipeline = FacePipeline.from_models(device=device)
         arcface = recognizer_sha256(pipeline)
         require_same_arcface(expected, arcface, what=f"gallery '{gallery.name}'", against="installed ArcFace model")

@@ -38,6 +38,7 @@ import numpy as np
 from engine.cases import Case, list_cases, open_case, searches, watch_records
 from engine.cases.watch_records import GalleryState, NewHit, Watch
 from engine.errors import EngineError, GalleryError
+from engine.gallery.filters import parse_filters
 from engine.gallery.pg.gallery import PgGallery
 from engine.gallery.pg.schema import SCHEMA
 from engine.manifest import ARCFACE, EmbedderRef, RunManifest, compare_manifests
@@ -265,8 +266,6 @@ def _note(t: _Task, gid: str, name: str, last: GalleryState, version: int, top: 
 
 
 def _parse(filters: list[str]) -> Any:
-    from engine.gallery.filters import parse_filters
-
     return parse_filters(filters)
 
 

@@ -17,7 +17,9 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from engine import paths
+from engine.gallery.gallery import DB_FILE, DIM, Gallery
 from engine.gallery.pg.gallery import PgGallery, PushReport, UploadFace, UploadPhoto
+from engine.gallery.store import GalleryStore
 from engine.progress import CancelToken, ProgressCallback, Reporter, check
 
 if TYPE_CHECKING:
@@ -75,8 +77,6 @@ def push_gallery(local: Gallery, remote: PgGallery, progress: ProgressCallback |
 
 def staging_gallery(server: str, remote: PgGallery) -> Gallery:
     """The local staging gallery of a server gallery (created on first use, under the data folder)."""
-    from engine.gallery.gallery import DB_FILE, DIM, Gallery
-    from engine.gallery.store import GalleryStore
 
     safe = re.sub(r"[^A-Za-z0-9_.-]", "_", server) or "server"
     folder = paths.data_dir() / "server-staging" / f"{safe}-{remote.id}"
