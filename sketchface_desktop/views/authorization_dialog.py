@@ -31,7 +31,7 @@ class AuthorizationDialog(QDialog):
         super().__init__(parent)
         self.setObjectName("AuthorizationDialog")
         self.setWindowTitle("Search authorization")
-        self.submit = submit
+        self.send_fields = submit
         self.edits: dict[str, QLineEdit] = {}
         form = QFormLayout()
         for key, words in ask.fields:
@@ -65,7 +65,7 @@ class AuthorizationDialog(QDialog):
         return {k: e.text().strip() for k, e in self.edits.items()}
 
     def _accept(self) -> None:
-        refused = self.submit(self.values())
+        refused = self.send_fields(self.values())
         if refused:
             self.error.setText(refused)  # the engine's reason; the form stays open, nothing was submitted
             return
