@@ -76,6 +76,10 @@ class TrainingJob(Job):
         for key, value in {"PYTHONUNBUFFERED": "1", **(env or {})}.items():
             penv.insert(key, value)
         self.process.setProcessEnvironment(penv)
+        if os.name == "posix":
+            # Cancel is SIGINT: a window started with SIGINT ignored (nohup, a background job, some
+            # launchers) would pass that on to the trainer, which would then run on until the kill.
+            self.process.setUnixProcessParameters(QProcess.UnixProcessFlag.ResetSignalHandlers)
         self.process.readyReadStandardOutput.connect(self._read_stdout)
         self.process.readyReadStandardError.connect(self._read_stderr)
         self.process.finished.connect(self._process_finished)

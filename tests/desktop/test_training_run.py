@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import signal
 import sys
 
 import pytest
@@ -106,3 +107,17 @@ def test_the_dataset_check_is_an_op_in_the_io_lane(tmp_path, monkeypatch) -> Non
     job = training_run.start_training(runner, None, str(config))
     assert runner.submitted == [("Checking the training dataset", "io")]
     assert job is runner.jobs[0] and started == []  # training waits for the report and the examiner's yes
+
+
+def test_cancel_works_when_the_window_was_started_with_sigint_ignored(qtbot, hub: JobHub) -> None:
+    """``nohup sketchface &`` or a launcher that ignores SIGINT: the trainer must not inherit that."""
+    previous = signal.signal(signal.SIGINT, signal.SIG_IGN)
+    try:
+        job = hub.start_process(fake("slow"))
+    finally:
+        signal.signal(signal.SIGINT, previous)
+    qtbot.waitUntil(lambda: job.last_progress.done > 0, timeout=20_000)
+    job.cancel()
+    wait_job(qtbot, hub, job, timeout=30_000)
+    assert job.state is JobState.CANCELLED
+    assert job.events[-1]["event"] == "cancelled", "stopped by its own SIGINT handling, not by the later kill"
